@@ -1,0 +1,232 @@
+"""Checkpoint folders of a run, the metrics at each one, and their files."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .jsonl import Entry, History, read_history
+from .paths import file_cache, is_inside, loads_lenient, read_json_object, realpath
+
+CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+FINAL_MODEL = "final_model"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str
+    step: int | None
+    is_final: bool
+    path: Path
+    metrics: Mapping[str, float]
+    metrics_step: int | None
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class TrainerState:
+    """The few fields of `trainer_state.json` the dashboard uses."""
+
+    global_step: int | None
+    max_steps: int | None
+    best_metric: float | None
+    best_model_checkpoint: str | None
+
+
+def checkpoint_steps(run_dir: Path, root: Path) -> list[int]:
+    """Steps of the `checkpoints/checkpoint-N` folders, ascending."""
+    steps = []
+    try:
+        entries = list(os.scandir(run_dir / "checkpoints"))
+    except OSError:
+        return []
+    for entry in entries:
+        m = CHECKPOINT_NAME.fullmatch(entry.name)
+        if m is None:
+            continue
+        try:
+            if not entry.is_dir():
+                continue
+        except OSError:
+            continue
+        if entry.is_symlink() and not is_inside(entry.path, root):
+            continue
+        steps.append(int(m.group(1)))
+    steps.sort()
+    return steps
+
+
+def has_final_model(run_dir: Path, root: Path) -> bool:
+    path = run_dir / FINAL_MODEL
+    return path.is_dir() and (not path.is_symlink() or is_inside(path, root))
+
+
+def metrics_at(history: History, step: int | None) -> tuple[Entry, int | None]:
+    """The merged entry at `step`, or at the nearest earlier logged step."""
+    if step is None or not history.steps:
+        return {}, None
+    i = bisect.bisect_right(history.steps, step)
+    if i == 0:
+        return {}, None
+    found = history.steps[i - 1]
+    return history.entries[found], found
+
+
+def build_checkpoints(
+    run_dir: Path, root: Path, history: History, steps: list[int], final: bool
+) -> list[Checkpoint]:
+    """Final model first, then checkpoints by step."""
+    result = []
+    if final:
+        last = history.last_step
+        metrics, metrics_step = metrics_at(history, last)
+        result.append(
+            Checkpoint(FINAL_MODEL, last, True, run_dir / FINAL_MODEL, metrics, metrics_step)
+        )
+    for step in steps:
+        metrics, metrics_step = metrics_at(history, step)
+        name = f"checkpoint-{step}"
+        result.append(
+            Checkpoint(name, step, False, run_dir / "checkpoints" / name, metrics, metrics_step)
+        )
+    return result
+
+
+def list_checkpoints(run_dir: Path, root: Path | None = None) -> list[Checkpoint]:
+    root = root or realpath(run_dir)
+    history = read_history(run_dir, root)
+    steps = checkpoint_steps(run_dir, root)
+    return build_checkpoints(run_dir, root, history, steps, has_final_model(run_dir, root))
+
+
+def _state_summary(data: bytes) -> TrainerState | None:
+    obj = loads_lenient(data)
+    if not isinstance(obj, dict):
+        return None
+
+    def as_int(v: Any) -> int | None:
+        return v if type(v) is int else None
+
+    best = obj.get("best_metric")
+    best_ckpt = obj.get("best_model_checkpoint")
+    return TrainerState(
+        global_step=as_int(obj.get("global_step")),
+        max_steps=as_int(obj.get("max_steps")),
+        best_metric=float(best) if type(best) in (int, float) else None,
+        best_model_checkpoint=best_ckpt if isinstance(best_ckpt, str) and best_ckpt else None,
+    )
+
+
+def read_trainer_state(checkpoint_dir: Path) -> TrainerState | None:
+    return file_cache.get(checkpoint_dir / "trainer_state.json", "trainer_state", _state_summary)
+
+
+def newest_trainer_state(run_dir: Path, steps: list[int]) -> TrainerState | None:
+    """The state of the newest checkpoint that has one (the newest may still be being written)."""
+    for step in reversed(steps):
+        state = read_trainer_state(run_dir / "checkpoints" / f"checkpoint-{step}")
+        if state is not None:
+            return state
+    return None
+
+
+def checkpoint_basename(path: str) -> str:
+    """`best_model_checkpoint` holds a training-time path, possibly from Windows."""
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1]
+
+
+def read_adapter_config(checkpoint_dir: Path) -> dict[str, Any] | None:
+    return read_json_object(checkpoint_dir / "adapter_config.json")
+
+
+def list_files(checkpoint_dir: Path, root: Path) -> list[FileInfo]:
+    """Files directly in a checkpoint folder with their sizes; links out of the root are left out."""
+    files = []
+    try:
+        entries = list(os.scandir(checkpoint_dir))
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            if entry.is_symlink() and not is_inside(entry.path, root):
+                continue
+            st = entry.stat()
+        except OSError:
+            continue
+        if entry.is_dir():
+            files.append(FileInfo(entry.name + "/", _tree_size(Path(entry.path), root)))
+        else:
+            files.append(FileInfo(entry.name, st.st_size))
+    files.sort(key=lambda f: f.name)
+    return files
+
+
+def _tree_size(path: Path, root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, names in os.walk(path):
+        for name in names:
+            p = os.path.join(dirpath, name)
+            try:
+                if os.path.islink(p) and not is_inside(p, root):
+                    continue
+                total += os.stat(p).st_size
+            except OSError:
+                continue
+    return total
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """The seed's checkpoint record: `score()` is higher-is-better for `max()`."""
+
+    path: Path
+    step: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    is_final: bool = False
+
+    def score(self, training_type: str) -> float:
+        m = self.metrics
+        if training_type.lower() == "kto":
+            margin, kl = m.get("rewards/margins"), m.get("kl")
+            if _finite(margin) and _finite(kl) and kl > 0:
+                return margin / kl
+            return -math.inf
+        loss = m.get("loss")
+        return -loss if _finite(loss) else -math.inf
+
+
+def _finite(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+class CheckpointDiscovery:
+    """The seed's API over `list_checkpoints` and `read_history`."""
+
+    @staticmethod
+    def load_metrics(run_dir: Path) -> dict[int, dict[str, Any]]:
+        run_dir = Path(run_dir)
+        history = read_history(run_dir, realpath(run_dir))
+        return {step: dict(history.entries[step]) for step in history.steps}
+
+    @staticmethod
+    def discover(run_dir: Path) -> list[CheckpointInfo]:
+        return [
+            CheckpointInfo(
+                path=c.path,
+                step=-1 if c.is_final else c.step,
+                metrics=dict(c.metrics),
+                is_final=c.is_final,
+            )
+            for c in list_checkpoints(Path(run_dir))
+        ]

@@ -1,0 +1,267 @@
+"""Trainers and their runs: found by layout, ordered by start time, with status."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .checkpoints import (
+    Checkpoint,
+    build_checkpoints,
+    checkpoint_steps,
+    has_final_model,
+    newest_trainer_state,
+    read_adapter_config,
+)
+from .jsonl import History, log_files, read_history
+from .paths import is_inside, is_safe_name, read_json_object, realpath
+from .ranking import Ranking, rank
+
+OUTPUT_DIR = re.compile(r"(?P<type>[A-Za-z0-9]+)_output_(?P<platform>.+)")
+RUN_STAMP = re.compile(r"(\d{8}_\d{6})")
+RUNNING_WINDOW_S = 600.0
+STATUSES = ("running", "completed", "stopped")
+
+
+@dataclass(frozen=True)
+class Trainer:
+    id: str
+    type: str
+    platform: str
+    output_dir: Path
+
+
+@dataclass(frozen=True)
+class Run:
+    trainer: Trainer
+    name: str
+    path: Path
+    started_at: datetime
+    status: str
+    has_final_model: bool
+    checkpoint_steps: tuple[int, ...]
+    last_activity: float
+
+    @property
+    def type(self) -> str:
+        return self.trainer.type
+
+    @property
+    def id(self) -> str:
+        return f"{self.trainer.id}/{self.name}"
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """A run with everything its page shows: checkpoints, ranking, lineage, progress."""
+
+    run: Run
+    history: History
+    checkpoints: tuple[Checkpoint, ...]
+    ranking: Ranking
+    lineage: dict[str, Any] | None
+    base_model: str | None
+    max_steps: int | None
+
+    @property
+    def best(self) -> Checkpoint | None:
+        return next((c for c in self.checkpoints if c.name == self.ranking.best), None)
+
+    @property
+    def best_score(self) -> float | None:
+        return self.ranking.score_of(self.checkpoints, self.ranking.best or "")
+
+
+def list_trainers(root: Path) -> list[Trainer]:
+    """Every `Trainers/<platform>_<type>/<type>_output_<platform>/` folder."""
+    trainers = []
+    base = root / "Trainers"
+    for entry in _scandirs(base, root):
+        for child in _scandirs(Path(entry.path), root):
+            m = OUTPUT_DIR.fullmatch(child.name)
+            if m and entry.name == f"{m['platform']}_{m['type']}":
+                trainers.append(
+                    Trainer(entry.name, m["type"].lower(), m["platform"], Path(child.path))
+                )
+    trainers.sort(key=lambda t: t.id)
+    return trainers
+
+
+def get_trainer(root: Path, trainer_id: str) -> Trainer | None:
+    if not is_safe_name(trainer_id):
+        return None
+    return next((t for t in list_trainers(root) if t.id == trainer_id), None)
+
+
+def _scandirs(path: Path, root: Path) -> list[os.DirEntry[str]]:
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return []
+    result = []
+    for e in entries:
+        try:
+            if not e.is_dir():
+                continue
+        except OSError:
+            continue
+        if e.is_symlink() and not is_inside(e.path, root):
+            continue
+        result.append(e)
+    return result
+
+
+def started_at(name: str, mtime: float) -> datetime:
+    m = RUN_STAMP.search(name)
+    if m:
+        try:
+            return datetime.strptime(m.group(1), "%Y%m%d_%H%M%S")
+        except ValueError:
+            pass
+    return datetime.fromtimestamp(mtime)
+
+
+def _mtime(path: Path | str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _last_activity(run_dir: Path, root: Path, steps: list[int]) -> float:
+    paths = [*log_files(run_dir, root), run_dir / "checkpoints"]
+    paths += [run_dir / "checkpoints" / f"checkpoint-{s}" for s in steps[-2:]]
+    return max((_mtime(p) for p in paths), default=0.0)
+
+
+def read_run(
+    trainer: Trainer,
+    entry_path: Path,
+    root: Path,
+    now: float | None = None,
+    running_window: float = RUNNING_WINDOW_S,
+) -> Run | None:
+    """A run folder, or None when it has neither a final model nor a checkpoint."""
+    steps = checkpoint_steps(entry_path, root)
+    final = has_final_model(entry_path, root)
+    if not steps and not final:
+        return None
+    activity = _last_activity(entry_path, root, steps)
+    if final or (entry_path / "training_lineage.json").exists():
+        status = "completed"
+    elif (now if now is not None else time.time()) - activity <= running_window:
+        status = "running"
+    else:
+        status = "stopped"
+    return Run(
+        trainer=trainer,
+        name=entry_path.name,
+        path=entry_path,
+        started_at=started_at(entry_path.name, _mtime(entry_path)),
+        status=status,
+        has_final_model=final,
+        checkpoint_steps=tuple(steps),
+        last_activity=activity,
+    )
+
+
+def list_runs(
+    root: Path,
+    trainer_type: str | None = None,
+    now: float | None = None,
+    running_window: float = RUNNING_WINDOW_S,
+) -> list[Run]:
+    """Runs of every trainer (or one type), newest start first."""
+    runs = []
+    for trainer in list_trainers(root):
+        if trainer_type and trainer.type != trainer_type.lower():
+            continue
+        for entry in _scandirs(trainer.output_dir, root):
+            run = read_run(trainer, Path(entry.path), root, now, running_window)
+            if run is not None:
+                runs.append(run)
+    runs.sort(key=lambda r: (r.started_at, r.trainer.id, r.name), reverse=True)
+    return runs
+
+
+def get_run(
+    root: Path,
+    trainer_id: str,
+    run_name: str,
+    now: float | None = None,
+    running_window: float = RUNNING_WINDOW_S,
+) -> Run | None:
+    trainer = get_trainer(root, trainer_id)
+    if trainer is None or not is_safe_name(run_name):
+        return None
+    path = trainer.output_dir / run_name
+    if not path.is_dir() or not is_inside(path, root):
+        return None
+    return read_run(trainer, path, root, now, running_window)
+
+
+def read_lineage(run_dir: Path) -> dict[str, Any] | None:
+    return read_json_object(run_dir / "training_lineage.json")
+
+
+def base_model(run: Run, lineage: dict[str, Any] | None) -> str | None:
+    model = (lineage or {}).get("model")
+    if isinstance(model, dict) and isinstance(model.get("base_model"), str):
+        return model["base_model"]
+    dirs = [run.path / "final_model"] if run.has_final_model else []
+    dirs += [run.path / "checkpoints" / f"checkpoint-{s}" for s in reversed(run.checkpoint_steps)]
+    for d in dirs:
+        adapter = read_adapter_config(d)
+        if adapter and isinstance(adapter.get("base_model_name_or_path"), str):
+            return adapter["base_model_name_or_path"]
+    return None
+
+
+def detail(
+    run: Run, root: Path, rank_metric: str | None = None, rank_order: str | None = None
+) -> RunDetail:
+    history = read_history(run.path, root)
+    steps = list(run.checkpoint_steps)
+    checkpoints = tuple(build_checkpoints(run.path, root, history, steps, run.has_final_model))
+    state = newest_trainer_state(run.path, steps)
+    ranking = rank(
+        run.type,
+        checkpoints,
+        trainer_best=state.best_model_checkpoint if state else None,
+        metric=rank_metric,
+        order=rank_order,
+    )
+    lineage = read_lineage(run.path)
+    max_steps = state.max_steps if state and state.max_steps else None
+    if max_steps is None:
+        training = (lineage or {}).get("training")
+        if isinstance(training, dict) and type(training.get("max_steps")) is int:
+            max_steps = training["max_steps"]
+    return RunDetail(
+        run=run,
+        history=history,
+        checkpoints=checkpoints,
+        ranking=ranking,
+        lineage=lineage,
+        base_model=base_model(run, lineage),
+        max_steps=max_steps if max_steps and max_steps > 0 else None,
+    )
+
+
+class TrainingRunDiscovery:
+    """The seed's API: run folders of one trainer type, newest first."""
+
+    def __init__(self, repo_root: Path | str | None = None) -> None:
+        self.repo_root = Path(repo_root) if repo_root is not None else Path.cwd()
+
+    def discover(self, trainer_type: str, limit: int | None = None) -> list[Path]:
+        if not self.repo_root.is_dir():
+            return []
+        runs = list_runs(realpath(self.repo_root), trainer_type)
+        paths = [r.path for r in runs]
+        return paths[:limit] if limit is not None else paths

@@ -1,0 +1,135 @@
+"""Server-rendered SVG line charts: raw values, a moving average, checkpoint marks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+WIDTH, HEIGHT = 720, 220
+PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 12, 28
+COLORS = ("#2563eb", "#d97706", "#059669", "#9333ea")
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    color: str
+    raw: str
+    smooth: str
+    points: int
+    window: int
+
+
+@dataclass(frozen=True)
+class Mark:
+    x: float
+    label: str
+    best: bool
+
+
+@dataclass(frozen=True)
+class Tick:
+    pos: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    series: tuple[Series, ...]
+    marks: tuple[Mark, ...]
+    x_ticks: tuple[Tick, ...]
+    y_ticks: tuple[Tick, ...]
+    width: int = WIDTH
+    height: int = HEIGHT
+    plot_left: int = PAD_L
+    plot_right: int = WIDTH - PAD_R
+    plot_top: int = PAD_T
+    plot_bottom: int = HEIGHT - PAD_B
+
+
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    out, total, queue = [], 0.0, []
+    for v in values:
+        queue.append(v)
+        total += v
+        if len(queue) > window:
+            total -= queue.pop(0)
+        out.append(total / len(queue))
+    return out
+
+
+def smoothing_window(n: int) -> int:
+    return max(1, min(50, n // 20))
+
+
+def _fmt(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 1000 or abs(v) < 0.01:
+        return f"{v:.1e}"
+    return f"{v:.3g}"
+
+
+def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / count
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.ceil(lo / step) * step
+    ticks, t = [], start
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 12))
+        t += step
+    return ticks
+
+
+def line_chart(
+    title: str,
+    steps: Sequence[int],
+    columns: dict[str, Sequence[float | None]],
+    checkpoint_steps: Sequence[int] = (),
+    best_step: int | None = None,
+) -> Chart | None:
+    """A chart of the finite values of each column; None when nothing is plottable."""
+    data = {}
+    for name, values in columns.items():
+        pts = [(s, v) for s, v in zip(steps, values, strict=True) if v is not None and math.isfinite(v)]
+        if pts:
+            data[name] = pts
+    if not data:
+        return None
+    xs = [s for pts in data.values() for s, _ in pts]
+    ys = [v for pts in data.values() for _, v in pts]
+    x0, x1 = min(xs), max(max(xs), *(checkpoint_steps or [0]))
+    y0, y1 = min(ys), max(ys)
+    if y0 == y1:
+        y0, y1 = y0 - 1, y1 + 1
+    pad = (y1 - y0) * 0.05
+    y0, y1 = y0 - pad, y1 + pad
+    if x0 == x1:
+        x1 = x0 + 1
+    left, right, top, bottom = PAD_L, WIDTH - PAD_R, PAD_T, HEIGHT - PAD_B
+
+    def sx(x: float) -> float:
+        return round(left + (x - x0) / (x1 - x0) * (right - left), 1)
+
+    def sy(y: float) -> float:
+        return round(bottom - (y - y0) / (y1 - y0) * (bottom - top), 1)
+
+    series = []
+    for i, (name, pts) in enumerate(data.items()):
+        # Per series: eval losses are logged far less often than training losses.
+        window = smoothing_window(len(pts))
+        raw = " ".join(f"{sx(s)},{sy(v)}" for s, v in pts)
+        avg = moving_average([v for _, v in pts], window)
+        smooth = " ".join(f"{sx(s)},{sy(v)}" for (s, _), v in zip(pts, avg, strict=True))
+        series.append(Series(name, COLORS[i % len(COLORS)], raw, smooth, len(pts), window))
+    marks = tuple(
+        Mark(sx(s), f"checkpoint-{s}", s == best_step) for s in checkpoint_steps if x0 <= s <= x1
+    )
+    x_ticks = tuple(Tick(sx(t), f"{t:g}") for t in _nice_ticks(x0, x1) if x0 <= t <= x1)
+    y_ticks = tuple(Tick(sy(t), _fmt(t)) for t in _nice_ticks(y0, y1) if y0 <= t <= y1)
+    return Chart(title, tuple(series), marks, x_ticks, y_ticks)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .views.common import BadQuery, WorkspaceMissing, error_response, is_api
+
+
+def require_login(get_response: Callable[[HttpRequest], HttpResponse]):
+    """With TUNER_REQUIRE_LOGIN, every page, partial and API route needs a logged-in user."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if (
+            settings.TUNER_REQUIRE_LOGIN
+            and not request.user.is_authenticated
+            and not request.path.startswith(("/admin/", "/static/"))
+        ):
+            if is_api(request):
+                return error_response(request, 401, "Log in first: this dashboard requires it.")
+            return redirect_to_login(request.get_full_path())
+        return get_response(request)
+
+    return middleware
+
+
+class ErrorPages:
+    """Turns the exceptions views raise on bad input into clear 400 and 503 pages."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if isinstance(exc, Http404):
+            # Here rather than handler404 so DEBUG answers JSON routes with JSON too.
+            message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else "Nothing here."
+            return error_response(request, 404, message)
+        if isinstance(exc, BadQuery):
+            return error_response(request, 400, str(exc))
+        if isinstance(exc, WorkspaceMissing):
+            message = (
+                f"The training workspace {exc} is missing or unreadable. Set TUNER_WORKSPACE "
+                "to a checkout of the training project (the folder with Trainers/ and "
+                "Evaluator/), or unset it to use the demo workspace."
+            )
+            if is_api(request):
+                return error_response(request, 503, message)
+            return render(request, "workspace_missing.html", {"message": message}, status=503)
+        return None

@@ -1,0 +1,124 @@
+"""JSON shapes of the API; the CLI prints the same ones. orjson writes NaN/Infinity as null."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.urls import reverse
+
+from discovery.checkpoints import Checkpoint, FileInfo
+from discovery.runs import Run, RunDetail
+
+
+def finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def run_url(run: Run) -> str:
+    return reverse("tuner-run-detail", args=[run.trainer.id, run.name])
+
+
+def checkpoint_url(run: Run, name: str) -> str:
+    return reverse("tuner-checkpoint-detail", args=[run.trainer.id, run.name, name])
+
+
+def best_json(d: RunDetail) -> dict[str, Any] | None:
+    best = d.best
+    if best is None:
+        return None
+    return {
+        "name": best.name,
+        "step": best.step,
+        "score": finite(d.best_score),
+        "rule": d.ranking.rule,
+        "url": checkpoint_url(d.run, best.name),
+    }
+
+
+def progress(d: RunDetail) -> float | None:
+    last = d.history.last_step
+    if last is None or not d.max_steps:
+        return None
+    return min(last / d.max_steps, 1.0)
+
+
+def run_summary(d: RunDetail) -> dict[str, Any]:
+    r = d.run
+    return {
+        "trainer": r.trainer.id,
+        "type": r.type,
+        "run": r.name,
+        "url": run_url(r),
+        "status": r.status,
+        "started_at": r.started_at.isoformat(),
+        "base_model": d.base_model,
+        "checkpoint_count": len(r.checkpoint_steps),
+        "has_final_model": r.has_final_model,
+        "last_step": d.history.last_step,
+        "max_steps": d.max_steps,
+        "progress": finite(progress(d)),
+        "best_checkpoint": best_json(d),
+        "skipped_log_lines": d.history.skipped,
+    }
+
+
+def metrics_json(metrics: dict[str, float] | Any) -> dict[str, float | None]:
+    return {k: finite(v) for k, v in metrics.items()}
+
+
+def checkpoint_row(d: RunDetail, c: Checkpoint, score: float | None) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "step": c.step,
+        "is_final": c.is_final,
+        "metrics": metrics_json(c.metrics),
+        "metrics_step": c.metrics_step,
+        "score": finite(score),
+        "best": c.name == d.ranking.best,
+        "url": checkpoint_url(d.run, c.name),
+    }
+
+
+def run_detail(d: RunDetail) -> dict[str, Any]:
+    ranking = d.ranking
+    return {
+        **run_summary(d),
+        "rank": {"rule": ranking.rule, "metric": ranking.metric, "order": ranking.order},
+        "rank_notes": list(ranking.notes),
+        "lineage": d.lineage,
+        "checkpoints": [
+            checkpoint_row(d, c, s) for c, s in zip(d.checkpoints, ranking.scores, strict=True)
+        ],
+    }
+
+
+def checkpoint_detail(
+    d: RunDetail, c: Checkpoint, files: list[FileInfo], adapter: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "trainer": d.run.trainer.id,
+        "run": d.run.name,
+        "name": c.name,
+        "step": c.step,
+        "is_final": c.is_final,
+        "metrics": metrics_json(c.metrics),
+        "metrics_step": c.metrics_step,
+        "best": c.name == d.ranking.best,
+        "path": str(c.path),
+        "files": [{"name": f.name, "size": f.size} for f in files],
+        "adapter": adapter,
+        "url": checkpoint_url(d.run, c.name),
+        "run_url": run_url(d.run),
+    }
+
+
+def history_json(d: RunDetail) -> dict[str, Any]:
+    h = d.history
+    names = h.metric_names()
+    return {
+        "steps": list(h.steps),
+        "series": {
+            name: [finite(h.entries[s].get(name)) for s in h.steps] for name in names
+        },
+    }

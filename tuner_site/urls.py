@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from .views import runs
+
+# /runs/… pages and their /api/runs/… JSON twins share the same paths.
+run_patterns = [
+    path("", runs.run_list, name="tuner-run-list"),
+    path("<str:trainer>/<str:run>/", runs.run_detail, name="tuner-run-detail"),
+    path(
+        "<str:trainer>/<str:run>/<str:checkpoint>/",
+        runs.checkpoint_detail,
+        name="tuner-checkpoint-detail",
+    ),
+]
+
+api_run_patterns = [
+    path("", runs.api_run_list, name="tuner-api-run-list"),
+    path("<str:trainer>/<str:run>/", runs.api_run_detail, name="tuner-api-run-detail"),
+    path("<str:trainer>/<str:run>/metrics/", runs.api_run_metrics, name="tuner-api-run-metrics"),
+    path(
+        "<str:trainer>/<str:run>/<str:checkpoint>/",
+        runs.api_checkpoint_detail,
+        name="tuner-api-checkpoint-detail",
+    ),
+]
+
+urlpatterns = [
+    path("", runs.overview, name="tuner-overview"),
+    path("runs/", include(run_patterns)),
+    path("api/runs/", include(api_run_patterns)),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "tuner_site.views.errors.not_found"
+handler500 = "tuner_site.views.errors.server_error"

@@ -1,0 +1,258 @@
+"""Runs and checkpoints: pages, their htmx fragments, and their JSON twins."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.paginator import Page, Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from discovery.checkpoints import Checkpoint, list_files, read_adapter_config
+from discovery.paths import is_safe_name
+from discovery.runs import STATUSES, RunDetail, detail, get_run, list_runs, list_trainers
+
+from .. import serializers
+from ..charts import Chart, line_chart
+from .common import (
+    BadQuery,
+    HtmxHttpRequest,
+    choice_param,
+    int_param,
+    json_response,
+    workspace_root,
+)
+
+SortKey = Callable[[RunDetail], Any]
+SORT_KEYS: dict[str, SortKey] = {
+    "trainer": lambda d: d.run.trainer.id,
+    "type": lambda d: d.run.type,
+    "run": lambda d: d.run.name,
+    "status": lambda d: d.run.status,
+    "started": lambda d: d.run.started_at,
+    "base_model": lambda d: d.base_model,
+    "checkpoints": lambda d: len(d.run.checkpoint_steps),
+    "last_step": lambda d: d.history.last_step,
+    "best_score": lambda d: d.best_score,
+}
+SORTS = tuple(s for k in SORT_KEYS for s in (k, f"-{k}"))
+CHART_GROUPS = (
+    ("Loss", ("loss", "eval_loss")),
+    ("Reward margin", ("rewards/margins", "eval_rewards/margins")),
+    ("KL", ("kl",)),
+    ("Reward", ("reward",)),
+)
+
+
+@dataclass(frozen=True)
+class RunListing:
+    page: Page
+    count: int
+    params: dict[str, str]
+    types: list[str]
+
+
+def _sorted(details: list[RunDetail], sort: str) -> list[RunDetail]:
+    key = SORT_KEYS[sort.lstrip("-")]
+    known = [d for d in details if key(d) is not None]
+    unknown = [d for d in details if key(d) is None]
+    known.sort(key=key, reverse=sort.startswith("-"))
+    return known + unknown  # runs without a value stay last in either direction
+
+
+def _run_listing(request: HttpRequest, root: Path) -> RunListing:
+    types = sorted({t.type for t in list_trainers(root)})
+    run_type = choice_param(request, "type", types)
+    status = choice_param(request, "status", STATUSES)
+    sort = choice_param(request, "sort", SORTS) or "-started"
+    q = request.GET.get("q", "").strip()
+    page_number = int_param(request, "page", 1)
+    runs = [
+        r
+        for r in list_runs(root, run_type, running_window=settings.TUNER_RUNNING_WINDOW)
+        if status is None or r.status == status
+    ]
+    details = [detail(r, root) for r in runs]
+    if q:
+        needle = q.lower()
+        details = [
+            d for d in details if needle in d.run.id.lower() or needle in (d.base_model or "").lower()
+        ]
+    paginator = Paginator(_sorted(details, sort), settings.TUNER_RUNS_PER_PAGE)
+    if page_number > max(paginator.num_pages, 1):
+        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {page_number}.")
+    params = {k: v for k, v in {"type": run_type, "status": status, "q": q}.items() if v}
+    if sort != "-started":
+        params["sort"] = sort
+    return RunListing(paginator.page(page_number), paginator.count, params, types)
+
+
+@require_GET
+def run_list(request: HtmxHttpRequest) -> HttpResponse:
+    listing = _run_listing(request, workspace_root())
+    template = "runs/list.html"
+    if request.htmx:
+        template += "#runs-table"
+    return render(request, template, {"listing": listing, "statuses": STATUSES})
+
+
+@require_GET
+def api_run_list(request: HttpRequest) -> HttpResponse:
+    listing = _run_listing(request, workspace_root())
+    page = listing.page
+    return json_response(
+        {
+            "count": listing.count,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "runs": [serializers.run_summary(d) for d in page.object_list],
+        }
+    )
+
+
+def _get_detail_or_404(request: HttpRequest, trainer: str, run: str) -> RunDetail:
+    root = workspace_root()
+    found = get_run(root, trainer, run, running_window=settings.TUNER_RUNNING_WINDOW)
+    if found is None:
+        raise Http404(f"No run {trainer}/{run} in this workspace.")
+    metric = request.GET.get("rank") or None
+    order = choice_param(request, "order", ("min", "max"))
+    d = detail(found, root)
+    if metric is not None:
+        logged = d.history.metric_names()
+        if metric not in logged:
+            raise BadQuery(
+                f"rank must be a metric this run logged: {', '.join(sorted(logged))}. Got {metric!r}."
+            )
+        d = detail(found, root, rank_metric=metric, rank_order=order)
+    elif order is not None:
+        raise BadQuery("order applies with rank=<metric>; give both, e.g. ?rank=loss&order=min.")
+    return d
+
+
+def _charts(d: RunDetail) -> list[Chart]:
+    h = d.history
+    best = d.best
+    charts = []
+    names = set(h.metric_names())
+    groups = list(CHART_GROUPS)
+    if d.ranking.rule == "requested" and not any(d.ranking.metric in g for _, g in groups):
+        groups.append((d.ranking.metric, (d.ranking.metric,)))
+    for title, group in groups:
+        present = [n for n in group if n in names]
+        if not present:
+            continue
+        columns = {n: [h.entries[s].get(n) for s in h.steps] for n in present}
+        chart = line_chart(
+            title, h.steps, columns, d.run.checkpoint_steps, best.step if best else None
+        )
+        if chart is not None:
+            charts.append(chart)
+    return charts
+
+
+def _metric_columns(d: RunDetail) -> list[str]:
+    """Metrics logged at any checkpoint, the ones people read first in front."""
+    first = ("loss", "eval_loss", "rewards/margins", "kl", "reward", "mean_token_accuracy")
+    seen: dict[str, None] = {}
+    for c in d.checkpoints:
+        seen.update(dict.fromkeys(c.metrics))
+    rest = sorted(k for k in seen if k not in first)
+    return [k for k in first if k in seen] + rest
+
+
+@require_GET
+def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
+    d = _get_detail_or_404(request, trainer, run)
+    rows = [
+        {"checkpoint": c, "score": s, "best": c.name == d.ranking.best}
+        for c, s in zip(d.checkpoints, d.ranking.scores, strict=True)
+    ]
+    context = {
+        "d": d,
+        "rows": rows,
+        "columns": _metric_columns(d),
+        "charts": _charts(d),
+        "progress": serializers.progress(d),
+        "rankable": sorted(d.history.metric_names()),
+    }
+    template = "runs/detail.html"
+    if request.htmx:
+        template += "#live"
+    return render(request, template, context)
+
+
+@require_GET
+def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
+    return json_response(serializers.run_detail(_get_detail_or_404(request, trainer, run)))
+
+
+@require_GET
+def api_run_metrics(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
+    return json_response(serializers.history_json(_get_detail_or_404(request, trainer, run)))
+
+
+def _get_checkpoint_or_404(
+    request: HttpRequest, trainer: str, run: str, checkpoint: str
+) -> tuple[RunDetail, Checkpoint, int]:
+    d = _get_detail_or_404(request, trainer, run)
+    if is_safe_name(checkpoint):
+        for i, c in enumerate(d.checkpoints):
+            if c.name == checkpoint:
+                return d, c, i
+    raise Http404(f"No checkpoint {checkpoint} in run {trainer}/{run}.")
+
+
+@require_GET
+def checkpoint_detail(request: HttpRequest, trainer: str, run: str, checkpoint: str) -> HttpResponse:
+    root = workspace_root()
+    d, c, i = _get_checkpoint_or_404(request, trainer, run, checkpoint)
+    files = list_files(c.path, root)
+    context = {
+        "d": d,
+        "c": c,
+        "files": files,
+        "total_size": sum(f.size for f in files),
+        "adapter": read_adapter_config(c.path),
+        "prev": d.checkpoints[i - 1] if i > 0 else None,
+        "next": d.checkpoints[i + 1] if i + 1 < len(d.checkpoints) else None,
+        "score": d.ranking.scores[i],
+        "metrics": sorted(c.metrics.items()),
+    }
+    return render(request, "runs/checkpoint.html", context)
+
+
+@require_GET
+def api_checkpoint_detail(
+    request: HttpRequest, trainer: str, run: str, checkpoint: str
+) -> HttpResponse:
+    root = workspace_root()
+    d, c, _ = _get_checkpoint_or_404(request, trainer, run, checkpoint)
+    adapter = read_adapter_config(c.path)
+    return json_response(serializers.checkpoint_detail(d, c, list_files(c.path, root), adapter))
+
+
+@require_GET
+def overview(request: HttpRequest) -> HttpResponse:
+    root = workspace_root()
+    runs = list_runs(root, running_window=settings.TUNER_RUNNING_WINDOW)
+    running = [detail(r, root) for r in runs if r.status == "running"]
+    newest: dict[str, list[RunDetail]] = {}
+    for r in runs:
+        group = newest.setdefault(r.trainer.id, [])
+        if len(group) < 5:
+            group.append(detail(r, root))
+    context = {
+        "running": [(d, serializers.progress(d)) for d in running],
+        "newest": sorted(newest.items()),
+        "run_count": len(runs),
+    }
+    return render(request, "overview.html", context)
+
+

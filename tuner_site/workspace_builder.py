@@ -1,0 +1,278 @@
+"""Builds training workspaces in the upstream layout, for the demo and for tests."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+BASE_MODELS = (
+    "unsloth/mistral-7b-v0.3-bnb-4bit",
+    "unsloth/Qwen2.5-7B-Instruct-bnb-4bit",
+    "unsloth/llama-3.1-8b-instruct-bnb-4bit",
+)
+
+
+def output_dir(root: Path, run_type: str, platform: str = "rtx3090") -> Path:
+    return root / "Trainers" / f"{platform}_{run_type}" / f"{run_type}_output_{platform}"
+
+
+def write_json(path: Path, data: Any, indent: int | None = 2) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # json, not orjson: trainers write NaN and Infinity, and so must our fixtures.
+    path.write_text(json.dumps(data, indent=indent, sort_keys=True))
+    return path
+
+
+def write_log(run_dir: Path, lines: Iterable[dict[str, Any] | str], stamp: str) -> Path:
+    """A `logs/training_<stamp>.jsonl` written like upstream's MetricsTableCallback."""
+    path = run_dir / "logs" / f"training_{stamp}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        for line in lines:
+            f.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+    return path
+
+
+def link_latest(run_dir: Path, log: Path) -> None:
+    link = run_dir / "logs" / "training_latest.jsonl"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(log.name)
+
+
+def adapter_config(base_model: str, r: int = 32, alpha: int = 64) -> dict[str, Any]:
+    return {
+        "base_model_name_or_path": base_model,
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": r,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.05,
+        "bias": "none",
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "modules_to_save": None,
+        "inference_mode": True,
+    }
+
+
+def add_checkpoint(
+    run_dir: Path,
+    step: int,
+    base_model: str = BASE_MODELS[0],
+    max_steps: int | None = None,
+    best_model_checkpoint: str | None = None,
+    log_history: list[dict[str, Any]] | None = None,
+    state: bool = True,
+) -> Path:
+    ckpt = run_dir / "checkpoints" / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    write_json(ckpt / "adapter_config.json", adapter_config(base_model))
+    (ckpt / "adapter_model.safetensors").write_bytes(b"\0" * 4096)
+    if state:
+        write_json(
+            ckpt / "trainer_state.json",
+            {
+                "best_metric": None,
+                "best_model_checkpoint": best_model_checkpoint,
+                "epoch": step / (max_steps or step or 1),
+                "global_step": step,
+                "max_steps": max_steps or step,
+                "log_history": log_history or [],
+                "logging_steps": 5,
+                "save_steps": 50,
+            },
+        )
+    return ckpt
+
+
+def add_final_model(run_dir: Path, base_model: str = BASE_MODELS[0]) -> Path:
+    final = run_dir / "final_model"
+    final.mkdir(parents=True, exist_ok=True)
+    write_json(final / "adapter_config.json", adapter_config(base_model))
+    (final / "adapter_model.safetensors").write_bytes(b"\0" * 8192)
+    write_json(final / "tokenizer_config.json", {"model_max_length": 2048})
+    (final / "README.md").write_text(f"# LoRA adapter for {base_model}\n")
+    return final
+
+
+def lineage(run_type: str, run_dir: Path, base_model: str, max_steps: int, lr: float) -> dict:
+    return {
+        "training_type": run_type.upper(),
+        "timestamp": datetime.now().isoformat(),
+        "run_directory": f"{run_type}_output_rtx3090/{run_dir.name}",
+        "model": {"base_model": base_model, "max_seq_length": 2048, "load_in_4bit": True},
+        "lora": {"rank": 32, "alpha": 64, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
+        "training": {
+            "batch_size": 4,
+            "gradient_accumulation_steps": 2,
+            "effective_batch_size": 8,
+            "learning_rate": lr,
+            "num_epochs": 2,
+            "max_steps": max_steps,
+        },
+        "dataset": {"source": f"data/{run_type}_toolset.jsonl", "train_examples": 2400},
+    }
+
+
+def metric_line(run_type: str, step: int, max_steps: int, rng: random.Random, lr: float) -> dict:
+    """One training log line with plausible, noisy curves for the trainer type."""
+    progress = step / max_steps
+    line: dict[str, Any] = {
+        "step": step,
+        "timestamp": "",
+        "interval_time": round(rng.uniform(25, 40), 3),
+    }
+    if run_type == "kto":
+        margin = 4.5 * (1 - math.exp(-4 * progress)) + rng.gauss(0, 0.25)
+        chosen = margin * 0.4 + rng.gauss(0, 0.1)
+        line |= {
+            "loss": round(max(0.5 * math.exp(-3 * progress) + rng.gauss(0, 0.02), 0.01), 4),
+            "grad_norm": abs(rng.gauss(0.6, 0.2)),
+            "learning_rate": lr * (1 - progress),
+            "rewards/chosen": chosen,
+            "rewards/rejected": chosen - margin,
+            "rewards/margins": margin,
+            "logps/chosen": -120 + rng.gauss(0, 8),
+            "logps/rejected": -300 + rng.gauss(0, 12),
+            "kl": max(0.0, 0.2 + 1.6 * progress + rng.gauss(0, 0.1)),
+        }
+    else:
+        line |= {
+            "loss": round(1.9 * math.exp(-2.5 * progress) + 0.25 + rng.gauss(0, 0.04), 4),
+            "grad_norm": abs(rng.gauss(1.2, 0.3)),
+            "learning_rate": lr * (1 - progress),
+            "mean_token_accuracy": min(0.99, 0.55 + 0.4 * progress + rng.gauss(0, 0.01)),
+        }
+    line["epoch"] = round(2 * progress, 4)
+    return line
+
+
+def make_run(
+    root: Path,
+    run_type: str,
+    started: datetime,
+    *,
+    max_steps: int = 300,
+    done: int | None = None,
+    log_every: int = 5,
+    save_every: int = 50,
+    keep: int | None = None,
+    completed: bool = True,
+    eval_every: int | None = None,
+    base_model: str = BASE_MODELS[0],
+    lr: float = 2e-4,
+    seed: int = 0,
+    mtime: float | None = None,
+) -> Path:
+    """A run folder with checkpoints, a log, and (when completed) final model and lineage."""
+    rng = random.Random(seed)
+    done = max_steps if done is None else done
+    run_dir = output_dir(root, run_type) / started.strftime("%Y%m%d_%H%M%S")
+    stamp = (started + timedelta(minutes=2)).strftime("%Y%m%d_%H%M%S")
+    lines = []
+    for step in range(log_every, done + 1, log_every):
+        line = metric_line(run_type, step, max_steps, rng, lr)
+        line["timestamp"] = (started + timedelta(seconds=30 * step)).isoformat()
+        lines.append(line)
+        if eval_every and step % eval_every == 0:
+            # Held-out loss that bottoms out and climbs again: the model starts to overfit.
+            eval_loss = lines[-1].get("loss", 1.0) * 1.05 + 0.9 * (step / max_steps) ** 3
+            lines.append({"step": step, "eval_loss": round(eval_loss, 4), "epoch": line["epoch"]})
+    if completed and lines:
+        lines.append(
+            {
+                "step": done,
+                "timestamp": (started + timedelta(seconds=30 * done + 20)).isoformat(),
+                "train_runtime": 30.0 * done,
+                "train_loss": sum(x.get("loss", 0) for x in lines) / len(lines),
+                "epoch": lines[-1]["epoch"],
+            }
+        )
+    log = write_log(run_dir, lines, stamp)
+    link_latest(run_dir, log)
+    saves = list(range(save_every, done + 1, save_every))
+    if keep:
+        saves = saves[-keep:]
+    history = [x for x in lines if "loss" in x]
+    for step in saves:
+        add_checkpoint(
+            run_dir,
+            step,
+            base_model,
+            max_steps,
+            log_history=[x for x in history if x["step"] <= step][-20:],
+        )
+    if completed:
+        add_final_model(run_dir, base_model)
+        write_json(run_dir / "training_lineage.json", lineage(run_type, run_dir, base_model, max_steps, lr))
+    if mtime is not None:
+        for dirpath, dirs, files in os.walk(run_dir):
+            for name in [*dirs, *files]:
+                os.utime(os.path.join(dirpath, name), (mtime, mtime), follow_symlinks=False)
+            os.utime(dirpath, (mtime, mtime))
+    return run_dir
+
+
+def prompt_case(i: int, prefix: str, tags: list[str], tools: list[str]) -> dict[str, Any]:
+    return {
+        "id": f"{prefix}_{i:03d}",
+        "question": f"Case {i}: use the workspace tools to {tags[0]} the notes in project {i}.",
+        "tags": tags,
+        "expected_tools": tools,
+        "system": "<session_context>sessionId: session_demo</session_context>",
+        "expected_context": {"session_id": "session_demo", "workspace_id": "ws_demo"},
+    }
+
+
+def write_prompt_sets(root: Path) -> None:
+    prompts = root / "Evaluator" / "prompts"
+    tags = [["search", "memory"], ["create", "folder"], ["search"], ["archive", "memory"]]
+    tools = [["searchContent"], ["createFolder"], ["searchContent", "readFile"], ["archiveNote"]]
+    write_json(
+        prompts / "tool_prompts.json",
+        [prompt_case(i, "tool", tags[i % 4], tools[i % 4]) for i in range(12)],
+    )
+    write_json(
+        prompts / "behavior_prompts.json",
+        [prompt_case(i, "IH", ["behavior", *tags[i % 4][:1]], tools[i % 4]) for i in range(8)],
+    )
+
+
+def build_demo(root: Path, now: datetime | None = None) -> Path:
+    """A small realistic workspace: SFT and KTO runs, one of them training right now."""
+    now = now or datetime.now()
+    if (root / "Trainers").exists():
+        shutil.rmtree(root / "Trainers")
+    old = time.mktime((now - timedelta(days=1)).timetuple())
+    specs = [
+        ("sft", 9, dict(max_steps=400, save_every=50, eval_every=50, seed=1)),
+        ("sft", 6, dict(max_steps=300, save_every=50, seed=2, base_model=BASE_MODELS[1])),
+        ("sft", 3, dict(max_steps=400, done=230, save_every=50, completed=False, seed=3)),
+        ("kto", 8, dict(max_steps=300, save_every=25, keep=3, seed=4, lr=2e-7)),
+        ("kto", 5, dict(max_steps=300, save_every=25, seed=5, lr=2e-7, base_model=BASE_MODELS[2])),
+    ]
+    for run_type, days, kwargs in specs:
+        started = (now - timedelta(days=days)).replace(microsecond=0)
+        make_run(root, run_type, started, mtime=old, **kwargs)
+    # The running run: started 90 minutes ago, its log written a moment ago.
+    make_run(
+        root,
+        "kto",
+        (now - timedelta(minutes=90)).replace(microsecond=0),
+        max_steps=300,
+        done=170,
+        save_every=25,
+        completed=False,
+        seed=6,
+        lr=2e-7,
+    )
+    write_prompt_sets(root)
+    return root
