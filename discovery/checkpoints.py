@@ -151,7 +151,7 @@ def read_adapter_config(checkpoint_dir: Path) -> dict[str, Any] | None:
 
 
 def list_files(checkpoint_dir: Path, root: Path) -> list[FileInfo]:
-    """Files directly in a checkpoint folder with their sizes; links out of the root are left out."""
+    """Files in a checkpoint folder with their sizes, leaving out links that leave the root."""
     files = []
     try:
         entries = list(os.scandir(checkpoint_dir))

@@ -106,10 +106,15 @@ class LogReader:
                 identity = (st.st_dev, st.st_ino)
                 with self._lock:
                     old = self._states.get(key)
-                    if old is not None and old.identity == identity and (
-                        old.size,
-                        old.mtime_ns,
-                    ) == (st.st_size, st.st_mtime_ns):
+                    if (
+                        old is not None
+                        and old.identity == identity
+                        and (
+                            old.size,
+                            old.mtime_ns,
+                        )
+                        == (st.st_size, st.st_mtime_ns)
+                    ):
                         return old
                     if (
                         old is None
@@ -132,7 +137,9 @@ class LogReader:
                     f.seek(state.offset)
                     state.feed(f.read(max(st.st_size - state.offset, 0)))
                     state.size, state.mtime_ns = st.st_size, st.st_mtime_ns
-                    state.fingerprint = _read_at(f, max(state.offset - 64, 0), min(state.offset, 64))
+                    state.fingerprint = _read_at(
+                        f, max(state.offset - 64, 0), min(state.offset, 64)
+                    )
                     self._states[key] = state
                     return state
         except OSError:
@@ -217,7 +224,9 @@ def read_history(run_dir: Path, root: Path) -> History:
     files = log_files(run_dir, root)
     states = [s for s in (reader.read(p) for p in files) if s is not None]
     entries, skipped = merge(states)
-    return History(entries=entries, steps=tuple(sorted(entries)), skipped=skipped, files=tuple(files))
+    return History(
+        entries=entries, steps=tuple(sorted(entries)), skipped=skipped, files=tuple(files)
+    )
 
 
 def is_finite(value: float | None) -> bool:

@@ -114,9 +114,14 @@ def rank(
     if trainer_best:
         name = checkpoint_basename(trainer_best)
         if any(c.name == name and not c.is_final for c in checkpoints):
-            return Ranking("trainer", rule, rule_order, scores, name, (
-                f"trainer_state.json names {name} as best_model_checkpoint.",
-            ))
+            return Ranking(
+                "trainer",
+                rule,
+                rule_order,
+                scores,
+                name,
+                (f"trainer_state.json names {name} as best_model_checkpoint.",),
+            )
         notes.append(
             f"trainer_state.json names {name} as best, but that folder is gone "
             "(save_total_limit rotates checkpoints away); ranked by "

@@ -96,7 +96,9 @@ def line_chart(
     """A chart of the finite values of each column; None when nothing is plottable."""
     data = {}
     for name, values in columns.items():
-        pts = [(s, v) for s, v in zip(steps, values, strict=True) if v is not None and math.isfinite(v)]
+        pts = [
+            (s, v) for s, v in zip(steps, values, strict=True) if v is not None and math.isfinite(v)
+        ]
         if pts:
             data[name] = pts
     if not data:

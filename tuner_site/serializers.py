@@ -118,7 +118,5 @@ def history_json(d: RunDetail) -> dict[str, Any]:
     names = h.metric_names()
     return {
         "steps": list(h.steps),
-        "series": {
-            name: [finite(h.entries[s].get(name)) for s in h.steps] for name in names
-        },
+        "series": {name: [finite(h.entries[s].get(name)) for s in h.steps] for name in names},
     }

@@ -212,7 +212,9 @@ def make_run(
         )
     if completed:
         add_final_model(run_dir, base_model)
-        write_json(run_dir / "training_lineage.json", lineage(run_type, run_dir, base_model, max_steps, lr))
+        write_json(
+            run_dir / "training_lineage.json", lineage(run_type, run_dir, base_model, max_steps, lr)
+        )
     if mtime is not None:
         for dirpath, dirs, files in os.walk(run_dir):
             for name in [*dirs, *files]:
@@ -253,11 +255,25 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
         shutil.rmtree(root / "Trainers")
     old = time.mktime((now - timedelta(days=1)).timetuple())
     specs = [
-        ("sft", 9, dict(max_steps=400, save_every=50, eval_every=50, seed=1)),
-        ("sft", 6, dict(max_steps=300, save_every=50, seed=2, base_model=BASE_MODELS[1])),
-        ("sft", 3, dict(max_steps=400, done=230, save_every=50, completed=False, seed=3)),
-        ("kto", 8, dict(max_steps=300, save_every=25, keep=3, seed=4, lr=2e-7)),
-        ("kto", 5, dict(max_steps=300, save_every=25, seed=5, lr=2e-7, base_model=BASE_MODELS[2])),
+        ("sft", 9, {"max_steps": 400, "save_every": 50, "eval_every": 50, "seed": 1}),
+        ("sft", 6, {"max_steps": 300, "save_every": 50, "seed": 2, "base_model": BASE_MODELS[1]}),
+        (
+            "sft",
+            3,
+            {"max_steps": 400, "done": 230, "save_every": 50, "completed": False, "seed": 3},
+        ),
+        ("kto", 8, {"max_steps": 300, "save_every": 25, "keep": 3, "seed": 4, "lr": 2e-7}),
+        (
+            "kto",
+            5,
+            {
+                "max_steps": 300,
+                "save_every": 25,
+                "seed": 5,
+                "lr": 2e-7,
+                "base_model": BASE_MODELS[2],
+            },
+        ),
     ]
     for run_type, days, kwargs in specs:
         started = (now - timedelta(days=days)).replace(microsecond=0)

@@ -60,13 +60,17 @@ def int_param(request: HttpRequest, name: str, default: int, minimum: int = 1) -
     try:
         value = int(raw)
     except ValueError:
-        raise BadQuery(f"{name} must be a whole number of at least {minimum}, not {raw!r}.") from None
+        raise BadQuery(
+            f"{name} must be a whole number of at least {minimum}, not {raw!r}."
+        ) from None
     if value < minimum:
         raise BadQuery(f"{name} must be a whole number of at least {minimum}, not {raw!r}.")
     return value
 
 
-def choice_param(request: HttpRequest, name: str, choices: list[str] | tuple[str, ...]) -> str | None:
+def choice_param(
+    request: HttpRequest, name: str, choices: list[str] | tuple[str, ...]
+) -> str | None:
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return None

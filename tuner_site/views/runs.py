@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from django_htmx.http import push_url
 
 from discovery.checkpoints import Checkpoint, list_files, read_adapter_config
 from discovery.paths import is_safe_name
 from discovery.runs import STATUSES, RunDetail, detail, get_run, list_runs, list_trainers
+from tuner_site import serializers
+from tuner_site.charts import Chart, line_chart
 
-from .. import serializers
-from ..charts import Chart, line_chart
 from .common import (
     BadQuery,
     HtmxHttpRequest,
@@ -82,7 +83,9 @@ def _run_listing(request: HttpRequest, root: Path) -> RunListing:
     if q:
         needle = q.lower()
         details = [
-            d for d in details if needle in d.run.id.lower() or needle in (d.base_model or "").lower()
+            d
+            for d in details
+            if needle in d.run.id.lower() or needle in (d.base_model or "").lower()
         ]
     paginator = Paginator(_sorted(details, sort), settings.TUNER_RUNS_PER_PAGE)
     if page_number > max(paginator.num_pages, 1):
@@ -99,7 +102,14 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     template = "runs/list.html"
     if request.htmx:
         template += "#runs-table"
-    return render(request, template, {"listing": listing, "statuses": STATUSES})
+    response = render(request, template, {"listing": listing, "statuses": STATUSES})
+    if request.htmx:
+        # The canonical URL, without the form's empty fields, is the one worth sharing.
+        params = dict(listing.params)
+        if listing.page.number > 1:
+            params["page"] = str(listing.page.number)
+        push_url(response, request.path + (f"?{urlencode(params)}" if params else ""))
+    return response
 
 
 @require_GET
@@ -127,9 +137,8 @@ def _get_detail_or_404(request: HttpRequest, trainer: str, run: str) -> RunDetai
     if metric is not None:
         logged = d.history.metric_names()
         if metric not in logged:
-            raise BadQuery(
-                f"rank must be a metric this run logged: {', '.join(sorted(logged))}. Got {metric!r}."
-            )
+            accepted = ", ".join(sorted(logged))
+            raise BadQuery(f"rank must be a metric this run logged: {accepted}. Got {metric!r}.")
         d = detail(found, root, rank_metric=metric, rank_order=order)
     elif order is not None:
         raise BadQuery("order applies with rank=<metric>; give both, e.g. ?rank=loss&order=min.")
@@ -210,7 +219,9 @@ def _get_checkpoint_or_404(
 
 
 @require_GET
-def checkpoint_detail(request: HttpRequest, trainer: str, run: str, checkpoint: str) -> HttpResponse:
+def checkpoint_detail(
+    request: HttpRequest, trainer: str, run: str, checkpoint: str
+) -> HttpResponse:
     root = workspace_root()
     d, c, i = _get_checkpoint_or_404(request, trainer, run, checkpoint)
     files = list_files(c.path, root)
@@ -254,5 +265,3 @@ def overview(request: HttpRequest) -> HttpResponse:
         "run_count": len(runs),
     }
     return render(request, "overview.html", context)
-
-

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from discovery.jsonl import reader
+from discovery.paths import file_cache
+from tuner_site import workspace_builder as wb
+
+SHARED_UPSTREAM = Path(__file__).resolve().parent.parent.parent / "shared" / "upstream"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    # Caches are keyed by path and file identity; clearing keeps tests independent anyway.
+    reader.clear()
+    file_cache.clear()
+    yield
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty workspace with the upstream top-level folders."""
+    root = tmp_path / "ws"
+    (root / "Trainers").mkdir(parents=True)
+    (root / "Evaluator" / "prompts").mkdir(parents=True)
+    return root.resolve()
+
+
+@pytest.fixture
+def demo_workspace(tmp_path: Path) -> Path:
+    return wb.build_demo((tmp_path / "demo").resolve())
+
+
+@pytest.fixture
+def use_workspace(settings, workspace: Path) -> Path:
+    settings.TUNER_WORKSPACE = workspace
+    return workspace
+
+
+def run_dir(root: Path, run_type: str, name: str) -> Path:
+    path = wb.output_dir(root, run_type) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def age(path: Path, seconds: float) -> None:
+    """Set mtimes of `path` and everything below it to `seconds` ago."""
+    t = time.time() - seconds
+    for dirpath, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            os.utime(os.path.join(dirpath, name), (t, t), follow_symlinks=False)
+        os.utime(dirpath, (t, t))
+
+
+def started(s: str) -> datetime:
+    return datetime.strptime(s, "%Y%m%d_%H%M%S")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("TUNER_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing; install Debian's chromium package.")
+        pytest.skip(
+            f"{CHROMIUM} is missing; install Debian's chromium package to run browser tests."
+        )
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
+    # inside one unless told it is safe, which it is here (one thread, the test's own).
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    yield pg
+    context.close()

@@ -1,0 +1,116 @@
+"""What users click on the run pages, in headless Chromium against a live server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tuner_site import workspace_builder as wb
+
+from .conftest import age, started
+
+KTO = "20251108_100000"
+SFT = "20251101_100000"
+RUNNING = "20251109_100000"
+
+
+@pytest.fixture
+def ws(use_workspace: Path) -> Path:
+    wb.make_run(use_workspace, "sft", started(SFT), max_steps=100, save_every=25, seed=1)
+    wb.make_run(use_workspace, "kto", started(KTO), max_steps=100, save_every=25, seed=2)
+    for path in (use_workspace / "Trainers").iterdir():
+        age(path, 7200)
+    wb.make_run(
+        use_workspace,
+        "kto",
+        started(RUNNING),
+        max_steps=100,
+        done=40,
+        save_every=20,
+        completed=False,
+        seed=3,
+    )
+    return use_workspace
+
+
+def test_filtering_the_run_list_swaps_the_table_and_changes_the_url(page, live_server, ws):
+    page.goto(f"{live_server.url}/runs/")
+    page.evaluate("window.notReloaded = true")
+    assert page.locator("#runs-table tbody tr").count() == 3
+    page.select_option("select[name=type]", "sft")
+    page.wait_for_url(re.compile(r"/runs/\?type=sft$"))
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 1")
+    assert SFT in page.locator("#runs-table").inner_text()
+    page.fill("#filter-q", "nothing-matches")
+    page.wait_for_url(re.compile(r"q=nothing-matches"))
+    page.wait_for_selector("text=No runs match")
+    assert page.evaluate("window.notReloaded") is True
+    # The pushed URL is shareable: opening it fresh shows the same filtered table.
+    page.goto(f"{live_server.url}/runs/?type=sft")
+    assert page.locator("#runs-table tbody tr").count() == 1
+
+
+def test_sorting_by_a_column_header_pushes_the_sort_into_the_url(page, live_server, ws):
+    page.goto(f"{live_server.url}/runs/")
+    page.click("th >> text=Run")
+    page.wait_for_url(re.compile(r"sort=run"))
+    page.wait_for_function(
+        f"document.querySelector('#runs-table tbody tr td:nth-child(3)').innerText === '{SFT}'"
+    )
+
+
+def test_opening_a_run_highlights_the_best_row_and_names_its_rule(page, live_server, ws):
+    page.goto(f"{live_server.url}/runs/")
+    page.click(f"text={KTO}")
+    page.wait_for_url(f"**/runs/rtx3090_kto/{KTO}/")
+    best = page.locator("tr.best")
+    assert best.count() == 1
+    assert "best · margin/kl" in best.inner_text()
+    color = best.locator("td").nth(1).evaluate("e => getComputedStyle(e).backgroundColor")
+    plain = (
+        page.locator("table.checkpoints tbody tr:not(.best) td")
+        .nth(1)
+        .evaluate("e => getComputedStyle(e).backgroundColor")
+    )
+    assert color != plain
+    assert "rewards/margins ÷ kl" in page.locator("p.rule").inner_text()
+    assert page.locator("figure.chart svg polyline").count() >= 2
+
+
+def test_reranking_from_the_page_keeps_a_shareable_url(page, live_server, ws):
+    page.goto(f"{live_server.url}/runs/rtx3090_kto/{KTO}/")
+    page.select_option("select[name=rank]", "loss")
+    page.wait_for_url(re.compile(r"rank=loss"))
+    assert "ranked by loss" in page.locator("p.rule").inner_text()
+    assert "best · requested" in page.locator("tr.best").inner_text()
+
+
+def test_opening_a_checkpoint_shows_its_metrics_files_and_path(page, live_server, ws):
+    page.goto(f"{live_server.url}/runs/rtx3090_kto/{KTO}/")
+    page.click("table.checkpoints >> text=checkpoint-50")
+    page.wait_for_url(f"**/runs/rtx3090_kto/{KTO}/checkpoint-50/")
+    assert page.locator("h1").inner_text().startswith("checkpoint-50")
+    assert "adapter_model.safetensors" in page.content()
+    assert page.locator("#ckpt-path").inner_text().endswith("checkpoints/checkpoint-50")
+    page.click("a[rel=next]")
+    page.wait_for_url("**/checkpoint-75/")
+
+
+def test_a_running_runs_table_updates_without_a_reload_when_its_log_grows(page, live_server, ws):
+    run = wb.output_dir(ws, "kto") / RUNNING
+    page.goto(f"{live_server.url}/runs/rtx3090_kto/{RUNNING}/")
+    page.evaluate("window.notReloaded = true")
+    assert page.locator("text=checkpoint-60").count() == 0
+    wb.write_log(
+        run,
+        [{"step": s, "loss": 0.05, "rewards/margins": 9.0, "kl": 1.0} for s in (45, 50, 55, 60)],
+        (started(RUNNING).replace(minute=2)).strftime("%Y%m%d_%H%M%S"),
+    )
+    wb.add_checkpoint(run, 60, max_steps=100)
+    page.wait_for_selector("table.checkpoints >> text=checkpoint-60", timeout=10_000)
+    assert "best · margin/kl" in page.locator("tr.best").inner_text()
+    assert "checkpoint-60" in page.locator("tr.best").inner_text()
+    assert "step 60 / 100" in page.locator(".facts").inner_text()
+    assert page.evaluate("window.notReloaded") is True

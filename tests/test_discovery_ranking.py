@@ -1,0 +1,138 @@
+"""The best checkpoint: each rule in turn, non-finite inputs, ties, and requested metrics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from discovery.checkpoints import Checkpoint
+from discovery.ranking import rank
+from discovery.runs import detail, get_run
+from tuner_site import workspace_builder as wb
+
+from .conftest import run_dir
+
+
+def ckpts(*metrics: dict[str, float], final: dict[str, float] | None = None) -> list[Checkpoint]:
+    result = []
+    if final is not None:
+        result.append(Checkpoint("final_model", 10 * len(metrics), True, Path("f"), final, 1))
+    for i, m in enumerate(metrics, start=1):
+        result.append(Checkpoint(f"checkpoint-{10 * i}", 10 * i, False, Path(f"c{i}"), m, 10 * i))
+    return result
+
+
+def test_sft_takes_the_lowest_loss():
+    r = rank("sft", ckpts({"loss": 0.5}, {"loss": 0.3}, {"loss": 0.4}))
+    assert (r.rule, r.metric, r.order, r.best) == ("loss", "loss", "min", "checkpoint-20")
+
+
+def test_sft_prefers_eval_loss_when_any_checkpoint_has_one():
+    r = rank(
+        "sft",
+        ckpts({"loss": 0.1}, {"loss": 0.3, "eval_loss": 0.6}, {"loss": 0.2, "eval_loss": 0.7}),
+    )
+    assert (r.rule, r.best) == ("eval_loss", "checkpoint-20")
+    assert r.scores == (None, 0.6, 0.7)
+
+
+def test_unknown_types_rank_like_sft():
+    assert rank("mystery", ckpts({"loss": 0.5}, {"loss": 0.3})).best == "checkpoint-20"
+
+
+def test_kto_takes_the_highest_margin_over_kl_among_positive_kl():
+    r = rank(
+        "kto",
+        ckpts(
+            {"rewards/margins": 5.0, "kl": 0.0},  # kl clamped at 0: no score
+            {"rewards/margins": 0.3, "kl": 0.1},  # 3.0
+            {"rewards/margins": 4.0, "kl": 2.0},  # 2.0
+            {"rewards/margins": 1.0},  # no kl: no score
+        ),
+    )
+    assert (r.rule, r.order, r.best) == ("margin/kl", "max", "checkpoint-20")
+    assert r.scores[0] is None and r.scores[3] is None
+    assert r.scores[1] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("run_type", ["dpo", "orpo"])
+def test_dpo_and_orpo_take_the_highest_reward_margin(run_type):
+    r = rank(run_type, ckpts({"rewards/margins": 1.0}, {"rewards/margins": 2.0}, {"loss": 0.1}))
+    assert (r.rule, r.best) == ("rewards/margins", "checkpoint-20")
+
+
+def test_grpo_takes_the_highest_reward():
+    r = rank("grpo", ckpts({"reward": 0.2}, {"reward": 0.9}, {"reward": 0.5}))
+    assert (r.rule, r.best) == ("reward", "checkpoint-20")
+
+
+def test_non_finite_inputs_get_no_score_and_cannot_win():
+    r = rank("sft", ckpts({"loss": math.nan}, {"loss": -math.inf}, {"loss": 0.4}))
+    assert r.scores[:2] == (None, None)
+    assert r.best == "checkpoint-30"
+    k = rank(
+        "kto", ckpts({"rewards/margins": math.inf, "kl": 1.0}, {"rewards/margins": 1.0, "kl": 1.0})
+    )
+    assert k.best == "checkpoint-20"
+
+
+def test_ties_go_to_the_earlier_step_and_to_a_numbered_folder_over_final_model():
+    r = rank("sft", ckpts({"loss": 0.3}, {"loss": 0.3}, final={"loss": 0.3}))
+    assert r.best == "checkpoint-10"
+    r = rank("sft", ckpts({"loss": 0.5}, {"loss": 0.3}, final={"loss": 0.3}))
+    assert r.best == "checkpoint-20"
+
+
+def test_no_scorable_checkpoint_means_no_best_and_says_why():
+    r = rank("kto", ckpts({"rewards/margins": 1.0, "kl": 0.0}))
+    assert r.best is None
+    assert "no checkpoint has a finite margin/kl" in r.notes[0].lower()
+
+
+def test_a_requested_metric_and_order_override_the_rule():
+    c = ckpts({"loss": 0.5, "grad_norm": 2.0}, {"loss": 0.3, "grad_norm": 1.0})
+    assert rank("sft", c, metric="grad_norm", order="max").best == "checkpoint-10"
+    r = rank("sft", c, metric="grad_norm")
+    assert (r.rule, r.order, r.best) == ("requested", "min", "checkpoint-20")
+    assert (
+        rank(
+            "kto",
+            ckpts({"rewards/margins": 1.0}, {"rewards/margins": 2.0}),
+            metric="rewards/margins",
+        ).order
+        == "max"
+    )
+
+
+def trainer_run(workspace: Path, best: str | None) -> Path:
+    run = run_dir(workspace, "sft", "20251101_100000")
+    wb.write_log(run, [{"step": s, "loss": 1.0 / s} for s in range(10, 101, 10)], "20251101_100100")
+    for step in (30, 60):
+        wb.add_checkpoint(run, step)
+    wb.add_checkpoint(run, 90, best_model_checkpoint=best)
+    return run
+
+
+def test_the_trainers_own_best_model_checkpoint_wins_when_that_folder_exists(workspace):
+    # A training-time path from another machine, as trainer_state.json keeps it.
+    run = trainer_run(
+        workspace, "C:\\runs\\sft_output\\20251101_100000\\checkpoints\\checkpoint-30"
+    )
+    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    assert (d.ranking.rule, d.ranking.best) == ("trainer", "checkpoint-30")
+
+
+def test_a_deleted_trainer_best_is_reported_and_the_next_rule_applies(workspace):
+    run = trainer_run(workspace, "/old/box/checkpoints/checkpoint-20")
+    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    assert (d.ranking.rule, d.ranking.best) == ("loss", "checkpoint-90")
+    assert "checkpoint-20" in d.ranking.notes[0] and "gone" in d.ranking.notes[0]
+
+
+def test_the_newest_checkpoint_state_is_read_even_if_the_newest_folder_is_half_written(workspace):
+    run = trainer_run(workspace, "checkpoints/checkpoint-60")
+    wb.add_checkpoint(run, 120, state=False)  # being saved: no trainer_state.json yet
+    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    assert (d.ranking.rule, d.ranking.best) == ("trainer", "checkpoint-60")

@@ -1,0 +1,122 @@
+"""Trainers and runs: layout, order, status, base model, progress, confinement."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from discovery.runs import detail, get_run, list_runs, list_trainers
+from tuner_site import workspace_builder as wb
+
+from .conftest import age, run_dir, started
+
+
+def test_it_finds_every_platform_and_type_of_trainer(workspace):
+    for folder in ("rtx3090_sft", "rtx3090_kto", "a100_dpo", "h100_grpo"):
+        platform, run_type = folder.split("_")
+        (workspace / "Trainers" / folder / f"{run_type}_output_{platform}").mkdir(parents=True)
+    (workspace / "Trainers" / "mistral_lora_mac" / "checkpoints").mkdir(parents=True)
+    (workspace / "Trainers" / "rtx3090_sft" / "notes").mkdir()
+    trainers = {t.id: t.type for t in list_trainers(workspace)}
+    assert trainers == {
+        "a100_dpo": "dpo",
+        "h100_grpo": "grpo",
+        "rtx3090_kto": "kto",
+        "rtx3090_sft": "sft",
+    }
+
+
+def test_it_lists_only_folders_with_a_final_model_or_a_valid_checkpoint(workspace):
+    wb.make_run(workspace, "sft", started("20251101_100000"), completed=True)
+    partial = wb.make_run(workspace, "sft", started("20251102_100000"), completed=False)
+    empty = run_dir(workspace, "sft", "20251103_100000")
+    (empty / "checkpoints" / "checkpoint-final").mkdir(parents=True)  # not checkpoint-<int>
+    (empty / "checkpoints" / "checkpoint-10.bak").mkdir()
+    wb.write_log(empty, [{"step": 5, "loss": 1.0}], "20251103_100100")
+    names = [r.name for r in list_runs(workspace)]
+    assert names == ["20251102_100000", "20251101_100000"]
+    assert partial.name in names
+
+
+def test_it_orders_runs_newest_first_by_the_stamp_in_the_name_else_mtime(workspace):
+    a = wb.make_run(workspace, "sft", started("20251101_100000"))
+    b = wb.make_run(workspace, "kto", started("20251105_100000"))
+    custom = wb.output_dir(workspace, "sft") / "my-experiment"
+    wb.add_final_model(custom)
+    t = time.mktime((2025, 11, 3, 0, 0, 0, 0, 0, -1))
+    os.utime(custom, (t, t))
+    os.utime(a, (time.time(), time.time()))  # mtime must not beat the name
+    assert [r.name for r in list_runs(workspace)] == [b.name, "my-experiment", a.name]
+
+
+def test_it_tells_completed_running_and_stopped_runs_apart(workspace):
+    done = wb.make_run(workspace, "sft", started("20251101_100000"), completed=True)
+    lineage_only = wb.make_run(workspace, "sft", started("20251101_110000"), completed=False)
+    wb.write_json(lineage_only / "training_lineage.json", {"training_type": "SFT"})
+    running = wb.make_run(workspace, "sft", started("20251102_100000"), completed=False)
+    stopped = wb.make_run(workspace, "sft", started("20251103_100000"), completed=False)
+    for path in (done, lineage_only, stopped):
+        age(path, 3600)
+    age(running, 3600)
+    wb.write_log(running, [{"step": 999, "loss": 0.1}], "20251102_100200")  # a fresh write
+    status = {r.name: r.status for r in list_runs(workspace)}
+    assert status == {
+        done.name: "completed",
+        lineage_only.name: "completed",
+        running.name: "running",
+        stopped.name: "stopped",
+    }
+
+
+def test_the_running_window_is_configurable(workspace):
+    run = wb.make_run(workspace, "sft", started("20251102_100000"), completed=False)
+    age(run, 120)
+    assert list_runs(workspace, running_window=600)[0].status == "running"
+    assert list_runs(workspace, running_window=60)[0].status == "stopped"
+
+
+def test_it_reports_base_model_from_lineage_else_adapter_config(workspace):
+    with_lineage = wb.make_run(workspace, "sft", started("20251101_100000"), base_model="a/b")
+    wb.write_json(with_lineage / "training_lineage.json", {"model": {"base_model": "from/lineage"}})
+    no_lineage = wb.make_run(
+        workspace, "sft", started("20251102_100000"), completed=False, base_model="from/adapter"
+    )
+    runs = {r.name: detail(r, workspace) for r in list_runs(workspace)}
+    assert runs[with_lineage.name].base_model == "from/lineage"
+    assert runs[no_lineage.name].base_model == "from/adapter"
+
+
+def test_it_reports_progress_from_trainer_state(workspace):
+    run = wb.make_run(
+        workspace, "sft", started("20251101_100000"), max_steps=400, done=230, completed=False
+    )
+    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    assert d.max_steps == 400
+    assert d.history.last_step == 230
+
+
+def test_it_does_not_follow_run_or_checkpoint_links_out_of_the_workspace(workspace, tmp_path):
+    outside = tmp_path / "elsewhere"
+    wb.make_run(outside, "sft", started("20251101_100000"))
+    src = wb.output_dir(outside, "sft") / "20251101_100000"
+    out = wb.output_dir(workspace, "sft")
+    out.mkdir(parents=True)
+    (out / "20251101_100000").symlink_to(src)
+    inside = wb.make_run(workspace, "sft", started("20251102_100000"), completed=False)
+    (inside / "checkpoints" / "checkpoint-9999").symlink_to(src / "checkpoints" / "checkpoint-300")
+    runs = list_runs(workspace)
+    assert [r.name for r in runs] == [inside.name]
+    assert 9999 not in runs[0].checkpoint_steps
+    assert get_run(workspace, "rtx3090_sft", "20251101_100000") is None
+
+
+def test_get_run_refuses_names_that_are_not_plain_folder_names(workspace):
+    wb.make_run(workspace, "sft", started("20251101_100000"))
+    for bad in ("..", ".", "../sft_output_rtx3090", "a/b", "x\x00", ""):
+        assert get_run(workspace, "rtx3090_sft", bad) is None
+        assert get_run(workspace, bad, "20251101_100000") is None
+
+
+def test_a_missing_workspace_has_no_runs(tmp_path: Path):
+    assert list_runs(tmp_path / "nope") == []

@@ -1,0 +1,313 @@
+"""Run and checkpoint pages, their JSON twins, and their errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tuner_site import workspace_builder as wb
+
+from .conftest import age, started
+
+pytestmark = pytest.mark.django_db
+
+KTO = "20251108_100000"
+SFT = "20251101_100000"
+RUNNING = "20251109_100000"
+
+
+@pytest.fixture
+def ws(use_workspace: Path) -> Path:
+    wb.make_run(
+        use_workspace, "sft", started(SFT), max_steps=100, save_every=25, eval_every=25, seed=1
+    )
+    wb.make_run(use_workspace, "kto", started(KTO), max_steps=100, save_every=25, seed=2)
+    for path in (use_workspace / "Trainers").iterdir():
+        age(path, 7200)
+    wb.make_run(
+        use_workspace,
+        "kto",
+        started(RUNNING),
+        max_steps=100,
+        done=40,
+        save_every=20,
+        completed=False,
+        seed=3,
+    )
+    return use_workspace
+
+
+def get_json(client, url: str, status: int = 200):
+    response = client.get(url)
+    assert response.status_code == status, response.content[:500]
+    assert response["Content-Type"] == "application/json"
+    return json.loads(response.content)
+
+
+def test_the_run_list_shows_every_run_with_status_and_best(client, ws):
+    html = client.get("/runs/").content.decode()
+    for name in (SFT, KTO, RUNNING):
+        assert f'href="/runs/rtx3090_{"sft" if name == SFT else "kto"}/{name}/"' in html
+    assert "running" in html and "completed" in html
+    assert "eval_loss" in html and "margin/kl" in html
+
+
+def test_the_run_list_json_has_the_contract_fields(client, ws):
+    data = get_json(client, "/api/runs/")
+    assert data["count"] == 3
+    run = data["runs"][0]
+    assert {
+        "trainer",
+        "type",
+        "run",
+        "url",
+        "status",
+        "started_at",
+        "base_model",
+        "checkpoint_count",
+        "has_final_model",
+        "last_step",
+        "best_checkpoint",
+    } <= set(run)
+    assert [r["run"] for r in data["runs"]] == [RUNNING, KTO, SFT]
+    assert run["status"] == "running" and run["last_step"] == 40 and run["has_final_model"] is False
+    sft = data["runs"][2]
+    assert sft["best_checkpoint"]["rule"] == "eval_loss"
+    assert sft["started_at"] == "2025-11-01T10:00:00"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("type=kto", [RUNNING, KTO]),
+        ("status=completed", [KTO, SFT]),
+        ("status=running", [RUNNING]),
+        ("q=20251101", [SFT]),
+        ("q=MISTRAL", [RUNNING, KTO, SFT]),
+        ("sort=started", [SFT, KTO, RUNNING]),
+        ("sort=-last_step&type=kto", [KTO, RUNNING]),
+        ("sort=run", [SFT, KTO, RUNNING]),
+    ],
+)
+def test_the_run_list_filters_and_sorts_by_query_parameters(client, ws, query, expected):
+    data = get_json(client, f"/api/runs/?{query}")
+    assert [r["run"] for r in data["runs"]] == expected
+    assert data["count"] == len(expected)
+
+
+def test_the_run_list_paginates(client, ws, settings):
+    settings.TUNER_RUNS_PER_PAGE = 2
+    first = get_json(client, "/api/runs/")
+    second = get_json(client, "/api/runs/?page=2")
+    assert first["count"] == second["count"] == 3
+    assert [r["run"] for r in first["runs"] + second["runs"]] == [RUNNING, KTO, SFT]
+    html = client.get("/runs/").content.decode()
+    assert "?page=2" in html
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("type=nope", "type must be one of: kto, sft"),
+        ("status=done", "status must be one of: running, completed, stopped"),
+        ("sort=size", "sort must be one of"),
+        ("page=abc", "page must be a whole number"),
+        ("page=0", "page must be a whole number"),
+        ("page=99", "page must be between 1 and 1"),
+    ],
+)
+def test_bad_run_list_parameters_are_a_400_that_says_what_is_accepted(client, ws, query, says):
+    assert says in get_json(client, f"/api/runs/?{query}", status=400)["error"]
+    response = client.get(f"/runs/?{query}")
+    assert response.status_code == 400
+    assert says in response.content.decode()
+
+
+def test_an_htmx_request_gets_just_the_table_fragment(client, ws):
+    response = client.get("/runs/?type=kto", headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="runs-table">')
+    assert "<html" not in html and RUNNING in html and SFT not in html
+
+
+def test_the_run_page_highlights_the_best_checkpoint_and_names_its_rule(client, ws):
+    html = client.get(f"/runs/rtx3090_kto/{KTO}/").content.decode()
+    data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/")
+    best = data["best_checkpoint"]["name"]
+    assert '<tr class="best"' in html
+    assert "best · margin/kl" in html
+    assert "checkpoint-detail" not in html  # names only, no template leftovers
+    assert html.index('class="best"') < html.index(f'/{best}/">{best}</a> <span class="best-badge"')
+    assert "<svg" in html and "polyline" in html
+
+
+def test_the_run_json_has_the_contract_fields(client, ws):
+    data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/")
+    assert {
+        "trainer",
+        "type",
+        "run",
+        "url",
+        "status",
+        "best_checkpoint",
+        "rank",
+        "skipped_log_lines",
+        "checkpoints",
+    } <= set(data)
+    assert data["rank"] == {"rule": "margin/kl", "metric": "margin/kl", "order": "max"}
+    names = [c["name"] for c in data["checkpoints"]]
+    assert names == [
+        "final_model",
+        "checkpoint-25",
+        "checkpoint-50",
+        "checkpoint-75",
+        "checkpoint-100",
+    ]
+    cp = data["checkpoints"][1]
+    assert set(cp) >= {
+        "name",
+        "step",
+        "is_final",
+        "metrics",
+        "metrics_step",
+        "score",
+        "best",
+        "url",
+    }
+    assert sum(c["best"] for c in data["checkpoints"]) == 1
+    assert cp["url"] == f"/runs/rtx3090_kto/{KTO}/checkpoint-25/"
+
+
+def test_rank_and_order_rerank_the_table(client, ws):
+    data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/?rank=loss&order=max")
+    assert data["rank"] == {"rule": "requested", "metric": "loss", "order": "max"}
+    losses = {c["name"]: c["metrics"]["loss"] for c in data["checkpoints"] if not c["is_final"]}
+    assert data["best_checkpoint"]["name"] == max(losses, key=losses.get)
+    html = client.get(f"/runs/rtx3090_kto/{KTO}/?rank=loss&order=max").content.decode()
+    assert "ranked by <code>loss</code>, highest wins" in html
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("rank=accuracy", "rank must be a metric this run logged"),
+        ("rank=loss&order=up", "order must be one of: min, max"),
+        ("order=min", "order applies with rank"),
+    ],
+)
+def test_bad_rank_parameters_are_a_400(client, ws, query, says):
+    assert says in get_json(client, f"/api/runs/rtx3090_kto/{KTO}/?{query}", status=400)["error"]
+    assert client.get(f"/runs/rtx3090_kto/{KTO}/?{query}").status_code == 400
+
+
+def test_the_metrics_json_aligns_every_series_with_steps(client, ws):
+    data = get_json(client, f"/api/runs/rtx3090_sft/{SFT}/metrics/")
+    assert data["steps"] == sorted(data["steps"]) and data["steps"][-1] == 100
+    for values in data["series"].values():
+        assert len(values) == len(data["steps"])
+    eval_loss = data["series"]["eval_loss"]
+    assert [s for s, v in zip(data["steps"], eval_loss, strict=True) if v is not None] == [
+        25,
+        50,
+        75,
+        100,
+    ]
+
+
+def test_the_checkpoint_page_shows_metrics_files_adapter_path_and_neighbours(client, ws):
+    html = client.get(f"/runs/rtx3090_kto/{KTO}/checkpoint-50/").content.decode()
+    assert "adapter_model.safetensors" in html and "4.0\xa0KB" in html
+    assert "rewards/margins" in html
+    assert (
+        str(ws / "Trainers/rtx3090_kto/kto_output_rtx3090" / KTO / "checkpoints/checkpoint-50")
+        in html
+    )
+    assert f'href="/runs/rtx3090_kto/{KTO}/checkpoint-25/" rel="prev"' in html
+    assert f'href="/runs/rtx3090_kto/{KTO}/checkpoint-75/" rel="next"' in html
+
+
+def test_the_checkpoint_json_has_the_contract_fields(client, ws):
+    data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/final_model/")
+    assert {
+        "trainer",
+        "run",
+        "name",
+        "step",
+        "is_final",
+        "metrics",
+        "metrics_step",
+        "files",
+        "adapter",
+    } <= set(data)
+    assert data["is_final"] is True and data["step"] == 100
+    assert {"name": "adapter_model.safetensors", "size": 8192} in data["files"]
+    assert data["adapter"]["r"] == 32
+
+
+def test_non_finite_metrics_are_null_in_json_and_spelled_out_in_html(client, use_workspace):
+    run = use_workspace / "Trainers/rtx3090_sft/sft_output_rtx3090" / SFT
+    wb.write_log(run, ['{"step": 10, "loss": NaN, "grad_norm": Infinity}'], "20251101_100100")
+    wb.add_checkpoint(run, 10)
+    data = get_json(client, f"/api/runs/rtx3090_sft/{SFT}/")
+    assert data["checkpoints"][0]["metrics"] == {"loss": None, "grad_norm": None}
+    assert data["checkpoints"][0]["score"] is None and data["best_checkpoint"] is None
+    html = client.get(f"/runs/rtx3090_sft/{SFT}/").content.decode()
+    assert ">NaN<" in html and ">∞<" in html
+    series = get_json(client, f"/api/runs/rtx3090_sft/{SFT}/metrics/")["series"]
+    assert series == {"loss": [None], "grad_norm": [None]}
+
+
+def test_skipped_log_lines_are_reported(client, use_workspace):
+    run = use_workspace / "Trainers/rtx3090_sft/sft_output_rtx3090" / SFT
+    wb.write_log(run, ['{"step": 10, "loss": 1}', "garbage", '{"step": 20, "lo'], "20251101_100100")
+    wb.add_checkpoint(run, 10)
+    assert get_json(client, f"/api/runs/rtx3090_sft/{SFT}/")["skipped_log_lines"] == 2
+    assert (
+        "2 log lines could not be read" in client.get(f"/runs/rtx3090_sft/{SFT}/").content.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "runs/rtx3090_xxx/20251101_100000/",
+        f"runs/rtx3090_sft/{KTO}/",
+        f"runs/rtx3090_kto/{KTO}/checkpoint-26/",
+        f"runs/rtx3090_kto/{KTO}/checkpoints/",
+        f"runs/rtx3090_kto/{KTO}/optimizer.pt/",
+    ],
+)
+def test_unknown_trainers_runs_and_checkpoints_are_404s(client, ws, path):
+    assert "error" in get_json(client, f"/api/{path}", status=404)
+    response = client.get(f"/{path}")
+    assert response.status_code == 404
+    assert 'href="/runs/"' in response.content.decode()
+
+
+def test_the_overview_shows_running_runs_with_progress_and_newest_per_trainer(client, ws):
+    html = client.get("/").content.decode()
+    training_now = html[html.index("Training now") : html.index("rtx3090_kto</a></h2>")]
+    assert RUNNING in training_now and KTO not in training_now
+    assert "step 40 / 100" in training_now and 'role="progressbar"' in training_now
+    assert "rtx3090_sft" in html and SFT in html
+
+
+def test_the_running_run_page_polls_and_a_finished_one_does_not(client, ws):
+    running = client.get(f"/runs/rtx3090_kto/{RUNNING}/").content.decode()
+    assert 'hx-trigger="every 3s"' in running
+    done = client.get(f"/runs/rtx3090_kto/{KTO}/").content.decode()
+    assert "hx-trigger" not in done
+    fragment = client.get(
+        f"/runs/rtx3090_kto/{RUNNING}/", headers={"HX-Request": "true"}
+    ).content.decode()
+    assert fragment.lstrip().startswith('<div id="run-live"') and "<html" not in fragment
+
+
+def test_a_missing_workspace_is_a_clear_page_not_a_500(client, settings, tmp_path):
+    settings.TUNER_WORKSPACE = tmp_path / "missing"
+    response = client.get("/runs/")
+    assert response.status_code == 503
+    assert "TUNER_WORKSPACE" in response.content.decode()
+    assert "TUNER_WORKSPACE" in get_json(client, "/api/runs/", status=503)["error"]

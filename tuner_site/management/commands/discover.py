@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from discovery.runs import detail, get_run, list_runs
+from tuner_site import serializers
+from tuner_site.templatetags.tuner import metric
+from tuner_site.views.common import WorkspaceMissing, workspace_root
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = "List what the dashboard discovers in the workspace, as a table or as the API's JSON."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="what", required=True, parser_class=CommandParser)
+        runs = sub.add_parser("runs", help="training runs, newest first")
+        runs.add_argument("--type", help="only this trainer type (sft, kto, …)")
+        runs.add_argument("--limit", type=int, help="at most this many runs")
+        runs.add_argument("--json", action="store_true", help="print the API's JSON")
+        ckpts = sub.add_parser("checkpoints", help="checkpoints of one run, best marked")
+        ckpts.add_argument("run", help="<trainer>/<run>, e.g. rtx3090_sft/20251128_113853")
+        ckpts.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    def handle(self, *args: Any, what: str, **options: Any) -> None:
+        try:
+            root = workspace_root()
+        except WorkspaceMissing as exc:
+            raise CommandError(
+                f"The workspace {exc} is missing or unreadable: set TUNER_WORKSPACE."
+            ) from None
+        getattr(self, f"handle_{what.replace('-', '_')}")(root, **options)
+
+    def emit(self, data: Any) -> None:
+        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
+    def handle_runs(
+        self, root: Any, type: str | None, limit: int | None, json: bool, **_: Any
+    ) -> None:
+        if limit is not None and limit < 1:
+            raise CommandError("--limit must be at least 1.")
+        runs = list_runs(root, type, running_window=settings.TUNER_RUNNING_WINDOW)
+        details = [detail(r, root) for r in runs[:limit]]
+        if json:
+            self.emit(
+                {"count": len(details), "runs": [serializers.run_summary(d) for d in details]}
+            )
+            return
+        rows = [
+            [
+                d.run.trainer.id,
+                d.run.name,
+                d.run.status,
+                d.base_model or "—",
+                str(len(d.run.checkpoint_steps)) + (" + final" if d.run.has_final_model else ""),
+                metric(d.history.last_step),
+                d.best.name if d.best else "—",
+                f"{metric(d.best_score)} ({d.ranking.rule})" if d.best else "—",
+            ]
+            for d in details
+        ]
+        headers = ["trainer", "run", "status", "base model", "ckpts", "last step", "best", "score"]
+        self.stdout.write(table(headers, rows))
+        self.stdout.write(f"\n{len(details)} run(s) in {root}")
+
+    def handle_checkpoints(self, root: Any, run: str, json: bool, **_: Any) -> None:
+        trainer, _, name = run.strip("/").partition("/")
+        found = get_run(root, trainer, name, running_window=settings.TUNER_RUNNING_WINDOW)
+        if found is None:
+            raise CommandError(
+                f"No run {run!r}: give <trainer>/<run> as `discover runs` lists them."
+            )
+        d = detail(found, root)
+        if json:
+            self.emit(serializers.run_detail(d))
+            return
+        r = d.ranking
+        rows = [
+            [
+                ("* " if c.name == r.best else "  ") + c.name,
+                metric(c.step),
+                metric(c.metrics_step),
+                metric(s),
+                metric(c.metrics.get("loss")),
+            ]
+            for c, s in zip(d.checkpoints, r.scores, strict=True)
+        ]
+        self.stdout.write(
+            table(["checkpoint", "step", "metrics@", f"score ({r.metric})", "loss"], rows)
+        )
+        best = f"{r.best} by rule {r.rule} ({r.order} {r.metric})" if r.best else "none"
+        self.stdout.write(f"\n{found.id} · {found.status} · best: {best}")
+        for note in r.notes:
+            self.stdout.write(f"note: {note}")
+        if d.history.skipped:
+            self.stdout.write(
+                f"note: {d.history.skipped} log line(s) could not be read and were skipped"
+            )
