@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from .checkpoints import Checkpoint, CheckpointDiscovery, CheckpointInfo, list_checkpoints
 from .jsonl import History, read_history
+from .models import Backend, BackendStatus, ModelDiscovery, ModelInfo
 from .ranking import Ranking, rank
 from .runs import Run, RunDetail, Trainer, TrainingRunDiscovery, detail, get_run, list_runs
 
 __all__ = [
+    "Backend",
+    "BackendStatus",
     "Checkpoint",
     "CheckpointDiscovery",
     "CheckpointInfo",
     "History",
+    "ModelDiscovery",
+    "ModelInfo",
     "Ranking",
     "Run",
     "RunDetail",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from discovery.jsonl import reader
+from discovery.models import cache as backend_cache
 from discovery.paths import file_cache
 from tuner_site import workspace_builder as wb
 
@@ -21,7 +22,17 @@ def _fresh_caches() -> Iterator[None]:
     # Caches are keyed by path and file identity; clearing keeps tests independent anyway.
     reader.clear()
     file_cache.clear()
+    backend_cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _no_real_backends(settings) -> None:
+    # Whatever runs on this machine's default ports must not leak into tests.
+    settings.OLLAMA_HOST = ""
+    settings.LMSTUDIO_HOST = ""
+    settings.TUNER_OPENAI_BACKENDS = ""
+    settings.TUNER_BACKEND_CACHE_SECONDS = 0
 
 
 @pytest.fixture

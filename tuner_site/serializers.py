@@ -8,6 +8,7 @@ from typing import Any
 from django.urls import reverse
 
 from discovery.checkpoints import Checkpoint, FileInfo
+from discovery.models import BackendStatus, ModelInfo
 from discovery.runs import Run, RunDetail
 
 
@@ -119,4 +120,36 @@ def history_json(d: RunDetail) -> dict[str, Any]:
     return {
         "steps": list(h.steps),
         "series": {name: [finite(h.entries[s].get(name)) for s in h.steps] for name in names},
+    }
+
+
+def model_json(m: ModelInfo) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "loaded": m.loaded,
+        "size": m.size,
+        "quantization": m.quantization,
+        "family": m.family,
+        "parameter_size": m.parameter_size,
+        "context_length": m.context_length,
+        "size_vram": m.size_vram,
+        "modified_at": m.modified_at,
+        "expires_at": m.expires_at,
+        "format": m.format,
+        "type": m.type,
+        "parent": m.parent,
+    }
+
+
+def backend_json(s: BackendStatus) -> dict[str, Any]:
+    return {
+        "name": s.backend.name,
+        "kind": s.backend.kind,
+        "url": s.backend.url,
+        "available": s.available,
+        "error": s.error,
+        "version": s.version,
+        "latency_ms": s.latency_ms,
+        "api": s.api,
+        "models": [model_json(m) for m in s.models],
     }

@@ -9,6 +9,8 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from discovery import models as _backends
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("TUNER_DATA_DIR") or BASE_DIR / "var")
 
@@ -79,13 +81,19 @@ TUNER_WORKSPACE = Path(os.environ.get("TUNER_WORKSPACE") or DATA_DIR / "demo-wor
 TUNER_RUNNING_WINDOW = envint("TUNER_RUNNING_WINDOW", "600")
 TUNER_REQUIRE_LOGIN = envbool("TUNER_REQUIRE_LOGIN", "0")
 TUNER_RUNS_PER_PAGE = envint("TUNER_RUNS_PER_PAGE", "50")
+# How often open pages poll for running runs and inference servers.
+TUNER_REFRESH_SECONDS = envint("TUNER_REFRESH_SECONDS", "3")
 
 # Inference servers. An empty value switches one off.
 OLLAMA_HOST = os.environ.get("OLLAMA_HOST", "127.0.0.1:11434")
 LMSTUDIO_HOST = os.environ.get("LMSTUDIO_HOST", "127.0.0.1:1234")
 TUNER_OPENAI_BACKENDS = os.environ.get("TUNER_OPENAI_BACKENDS", "")
-TUNER_BACKEND_TIMEOUT = float(envint("TUNER_BACKEND_TIMEOUT_MS", "1500")) / 1000
+TUNER_BACKEND_TIMEOUT = min(envint("TUNER_BACKEND_TIMEOUT_MS", "1500"), 2000) / 1000
 TUNER_BACKEND_CACHE_SECONDS = envint("TUNER_BACKEND_CACHE_SECONDS", "3")
+try:
+    _backends.configured(OLLAMA_HOST, LMSTUDIO_HOST, TUNER_OPENAI_BACKENDS)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"Inference server settings: {exc}") from None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -128,6 +136,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tuner_site.context_processors.dashboard",
             ],
         },
     }

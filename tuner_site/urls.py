@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import runs
+from .views import backends, runs
 
 # /runs/… pages and their /api/runs/… JSON twins share the same paths.
 run_patterns = [
@@ -31,6 +31,8 @@ urlpatterns = [
     path("", runs.overview, name="tuner-overview"),
     path("runs/", include(run_patterns)),
     path("api/runs/", include(api_run_patterns)),
+    path("backends/", backends.backend_list, name="tuner-backend-list"),
+    path("api/backends/", backends.api_backend_list, name="tuner-api-backend-list"),
     path("admin/", admin.site.urls),
 ]
 

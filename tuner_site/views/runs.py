@@ -21,6 +21,7 @@ from discovery.runs import STATUSES, RunDetail, detail, get_run, list_runs, list
 from tuner_site import serializers
 from tuner_site.charts import Chart, line_chart
 
+from .backends import backend_statuses
 from .common import (
     BadQuery,
     HtmxHttpRequest,
@@ -260,6 +261,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         if len(group) < 5:
             group.append(detail(r, root))
     context = {
+        "statuses": backend_statuses(),
         "running": [(d, serializers.progress(d)) for d in running],
         "newest": sorted(newest.items()),
         "run_count": len(runs),

@@ -6,10 +6,12 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.template.defaultfilters import filesizeformat
 
 from discovery.runs import detail, get_run, list_runs
 from tuner_site import serializers
 from tuner_site.templatetags.tuner import metric
+from tuner_site.views.backends import backend_statuses
 from tuner_site.views.common import WorkspaceMissing, workspace_root
 
 
@@ -35,8 +37,14 @@ class Command(BaseCommand):
         ckpts = sub.add_parser("checkpoints", help="checkpoints of one run, best marked")
         ckpts.add_argument("run", help="<trainer>/<run>, e.g. rtx3090_sft/20251128_113853")
         ckpts.add_argument("--json", action="store_true", help="print the API's JSON")
+        models = sub.add_parser("models", help="inference servers and their models")
+        models.add_argument("--backend", help="only this backend (ollama, lmstudio, or a name)")
+        models.add_argument("--json", action="store_true", help="print the API's JSON")
 
     def handle(self, *args: Any, what: str, **options: Any) -> None:
+        if what == "models":
+            self.handle_models(**options)
+            return
         try:
             root = workspace_root()
         except WorkspaceMissing as exc:
@@ -44,6 +52,41 @@ class Command(BaseCommand):
                 f"The workspace {exc} is missing or unreadable: set TUNER_WORKSPACE."
             ) from None
         getattr(self, f"handle_{what.replace('-', '_')}")(root, **options)
+
+    def handle_models(self, backend: str | None, json: bool, **_: Any) -> None:
+        found = backend_statuses()
+        if backend is not None:
+            found = [s for s in found if s.backend.name == backend]
+            if not found:
+                names = ", ".join(s.backend.name for s in backend_statuses()) or "none"
+                raise CommandError(f"No backend {backend!r}; configured: {names}.")
+        if json:
+            self.emit({"backends": [serializers.backend_json(s) for s in found]})
+            return
+        for s in found:
+            state = (
+                f"available · {s.version or s.api} · {s.latency_ms:.0f} ms"
+                if s.available
+                else "unavailable"
+            )
+            self.stdout.write(f"{s.backend.name} ({s.backend.kind}, {s.backend.url}): {state}")
+            if not s.available:
+                self.stdout.write(f"  {s.error}")
+                continue
+            rows = [
+                [
+                    m.id,
+                    "loaded" if m.loaded else ("?" if m.loaded is None else "-"),
+                    filesizeformat(m.size) if m.size else "—",
+                    m.quantization or "—",
+                    m.parameter_size or "—",
+                    str(m.context_length or "—"),
+                ]
+                for m in s.models
+            ]
+            headers = ["model", "state", "size", "quant", "params", "context"]
+            self.stdout.write(table(headers, rows) if rows else "  no models")
+            self.stdout.write("")
 
     def emit(self, data: Any) -> None:
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")

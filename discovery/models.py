@@ -1,0 +1,222 @@
+"""Inference servers and their models: configured backends, concurrent probes, a short cache."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+from .http import BackendError, Deadline
+
+KINDS = ("ollama", "lmstudio", "openai")
+DEFAULT_TIMEOUT_S = 1.5
+DEFAULT_CACHE_S = 3.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    loaded: bool | None
+    size: int | None = None
+    quantization: str | None = None
+    family: str | None = None
+    parameter_size: str | None = None
+    context_length: int | None = None
+    size_vram: int | None = None
+    modified_at: str | None = None
+    expires_at: str | None = None
+    format: str | None = None
+    type: str | None = None
+    owned_by: str | None = None
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one successful round of requests to a server returned."""
+
+    version: str | None
+    api: str
+    models: list[ModelInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    kind: str
+    url: str
+
+    @property
+    def address(self) -> str:
+        parts = urlsplit(self.url)
+        return parts.netloc or self.url
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    backend: Backend
+    available: bool
+    error: str | None
+    version: str | None
+    latency_ms: float | None
+    models: tuple[ModelInfo, ...]
+    api: str | None = None
+    checked_at: float = 0.0
+
+    @property
+    def loaded_count(self) -> int:
+        return sum(1 for m in self.models if m.loaded)
+
+
+def normalize_url(value: str, default_port: int) -> str:
+    """`host`, `host:port` or a URL (Ollama's OLLAMA_HOST convention) → a base URL."""
+    value = value.strip().rstrip("/")
+    if "://" not in value:
+        value = f"http://{value}"
+    parts = urlsplit(value)
+    if not parts.hostname:
+        raise ValueError(f"no host in {value!r}")
+    port = parts.port or (default_port if parts.scheme == "http" else None)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{port}" if port else host
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+def configured(
+    ollama_host: str | None = None,
+    lmstudio_host: str | None = None,
+    openai_backends: str | None = None,
+) -> list[Backend]:
+    """Backends from settings (or the environment); an empty value switches one off."""
+    env = os.environ
+    ollama = env.get("OLLAMA_HOST", "127.0.0.1:11434") if ollama_host is None else ollama_host
+    lmstudio = (
+        env.get("LMSTUDIO_HOST", "127.0.0.1:1234") if lmstudio_host is None else lmstudio_host
+    )
+    others = env.get("TUNER_OPENAI_BACKENDS", "") if openai_backends is None else openai_backends
+    backends = []
+    if ollama.strip():
+        backends.append(Backend("ollama", "ollama", normalize_url(ollama, 11434)))
+    if lmstudio.strip():
+        backends.append(Backend("lmstudio", "lmstudio", normalize_url(lmstudio, 1234)))
+    for pair in others.split(","):
+        if not pair.strip():
+            continue
+        name, sep, url = pair.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            raise ValueError(f"TUNER_OPENAI_BACKENDS wants name=url pairs, got {pair.strip()!r}")
+        backends.append(Backend(name.strip(), "openai", normalize_url(url, 8000)))
+    return backends
+
+
+def _message(backend: Backend, error: BackendError, timeout: float) -> str:
+    where = backend.address
+    label = {"ollama": "Ollama", "lmstudio": "LM Studio"}.get(backend.kind, backend.name)
+    fix = {
+        "ollama": "Start it with `ollama serve`, or set `OLLAMA_HOST`.",
+        "lmstudio": (
+            "Start its server (Developer tab, or `lms server start`), or set `LMSTUDIO_HOST`."
+        ),
+        "openai": f"Start it, or fix `{backend.name}=…` in `TUNER_OPENAI_BACKENDS`.",
+    }[backend.kind]
+    if error.kind == "refused":
+        return f"{label} is not running at {where}. {fix}"
+    if error.kind == "timeout":
+        return f"{label} at {where} did not answer within {timeout:g} s. It may be busy; {fix}"
+    if error.kind == "http":
+        return f"{label} at {where} answered with an error ({error.detail}). Check its log."
+    if error.kind == "not_json":
+        return (
+            f"{label} at {where} answered with something that is not JSON. "
+            f"Is another program using that port? {fix}"
+        )
+    return f"{label} at {where} answered JSON of an unexpected shape ({error.detail}). {fix}"
+
+
+def probe(backend: Backend, timeout: float = DEFAULT_TIMEOUT_S) -> BackendStatus:
+    """Query one backend within `timeout` seconds in all; failures become a status, not a raise."""
+    from . import lmstudio, ollama, openai_compat
+
+    fetch = {"ollama": ollama.fetch, "lmstudio": lmstudio.fetch, "openai": openai_compat.fetch}
+    started = time.monotonic()
+    deadline = Deadline(timeout)
+    try:
+        with httpx.Client(follow_redirects=False, trust_env=False) as client:
+            result = fetch[backend.kind](client, backend.url, deadline)
+    except BackendError as exc:
+        return BackendStatus(
+            backend, False, _message(backend, exc, timeout), None, None, (), None, time.time()
+        )
+    latency = round((time.monotonic() - started) * 1000, 1)
+    # Loaded models first, then by name, so the panel answers "what is in memory now" first.
+    models = tuple(sorted(result.models, key=lambda m: (not m.loaded, m.id.lower())))
+    return BackendStatus(
+        backend, True, None, result.version, latency, models, result.api, time.time()
+    )
+
+
+class _Cache:
+    """Results per backend list for a few seconds; one refresh at a time, others wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: tuple[tuple[Backend, ...], float, list[BackendStatus]] | None = None
+
+    def get(self, backends: list[Backend], timeout: float, max_age: float) -> list[BackendStatus]:
+        key = tuple(backends)
+        with self._lock:
+            hit = self._value
+            if hit and hit[0] == key and time.monotonic() - hit[1] < max_age:
+                return hit[2]
+            statuses = probe_all(backends, timeout)
+            self._value = (key, time.monotonic(), statuses)
+            return statuses
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+cache = _Cache()
+
+
+def probe_all(backends: list[Backend], timeout: float = DEFAULT_TIMEOUT_S) -> list[BackendStatus]:
+    if not backends:
+        return []
+    with ThreadPoolExecutor(max_workers=len(backends)) as pool:
+        return list(pool.map(lambda b: probe(b, timeout), backends))
+
+
+def statuses(
+    backends: list[Backend], timeout: float = DEFAULT_TIMEOUT_S, max_age: float = DEFAULT_CACHE_S
+) -> list[BackendStatus]:
+    if max_age <= 0:
+        return probe_all(backends, timeout)
+    return cache.get(backends, timeout, max_age)
+
+
+class ModelDiscovery:
+    """The seed's API: model names per backend, `[]` when it fails or is unknown."""
+
+    @staticmethod
+    def status(backend_name: str, timeout: float = DEFAULT_TIMEOUT_S) -> BackendStatus | None:
+        """The richer call: availability, the error message and every model's details."""
+        try:
+            backends = configured()
+        except ValueError:
+            return None
+        found = next((b for b in backends if b.name == backend_name), None)
+        return probe(found, timeout) if found else None
+
+    @staticmethod
+    def discover(backend_name: str, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
+        result = ModelDiscovery.status(backend_name, timeout)
+        return [m.id for m in result.models] if result and result.available else []
+
+
+__all__ = ["Backend", "BackendStatus", "ModelDiscovery", "ModelInfo", "Probe"]

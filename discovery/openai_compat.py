@@ -1,0 +1,41 @@
+"""OpenAI-compatible servers (vLLM, llama.cpp's llama-server, …): GET /v1/models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .http import BackendError, Deadline, as_int, as_str, get_json
+from .models import ModelInfo, Probe
+
+
+def _params(n: Any) -> str | None:
+    n = as_int(n)
+    return f"{n / 1e9:.1f}B" if n else None
+
+
+def fetch(client: httpx.Client, base: str, deadline: Deadline) -> Probe:
+    payload = get_json(client, f"{base}/v1/models", deadline)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        raise BackendError("shape", "/v1/models has no data list")
+    models = []
+    for m in data:
+        if not isinstance(m, dict) or not as_str(m.get("id")):
+            continue
+        meta = (
+            m.get("meta") if isinstance(m.get("meta"), dict) else {}
+        )  # llama.cpp; null while loading
+        models.append(
+            ModelInfo(
+                id=m["id"],
+                loaded=True,  # these servers list what they serve
+                size=as_int(meta.get("size")),
+                parameter_size=_params(meta.get("n_params")),
+                context_length=as_int(m.get("max_model_len")) or as_int(meta.get("n_ctx_train")),
+                owned_by=as_str(m.get("owned_by")),
+                parent=as_str(m.get("parent")),  # vLLM: the base model of a LoRA adapter
+            )
+        )
+    return Probe(version=None, api="openai", models=models)

@@ -1,0 +1,283 @@
+"""Real HTTP servers on 127.0.0.1 that speak Ollama's, LM Studio's and OpenAI-style APIs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+OLLAMA_TAGS = {
+    "models": [
+        {
+            "name": "gemma3:latest",
+            "model": "gemma3:latest",
+            "modified_at": "2025-10-03T23:34:03.409490317-07:00",
+            "size": 3338801804,
+            "digest": "a2af6cc3eb7fa8be8504abaf9b04e88f17a119ec3f04a3addf55f92841195f5a",
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": "gemma3",
+                "families": ["gemma3"],
+                "parameter_size": "4.3B",
+                "quantization_level": "Q4_K_M",
+            },
+        },
+        {
+            "name": "nexus-tools-sft:q8",
+            "model": "nexus-tools-sft:q8",
+            "modified_at": "2025-11-20T10:00:00.123456789Z",
+            "size": 7695857000,
+            "digest": "b1c2",
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": "llama",
+                "families": None,
+                "parameter_size": "7.2B",
+                "quantization_level": "Q8_0",
+            },
+        },
+    ]
+}
+OLLAMA_PS = {
+    "models": [
+        {
+            **OLLAMA_TAGS["models"][1],
+            "expires_at": "2025-11-28T12:05:00.000000000Z",
+            "size_vram": 5772392750,
+            "context_length": 8192,
+        }
+    ]
+}
+LMSTUDIO_V1 = {
+    "models": [
+        {
+            "type": "llm",
+            "publisher": "lmstudio-community",
+            "key": "qwen2.5-7b-instruct",
+            "display_name": "Qwen2.5 7B Instruct",
+            "architecture": "qwen2",
+            "quantization": {"name": "Q4_K_M", "bits_per_weight": 4.8},
+            "size_bytes": 4683073504,
+            "params_string": "7B",
+            "max_context_length": 32768,
+            "format": "gguf",
+            "capabilities": {"vision": False, "trained_for_tool_use": True},
+            "loaded_instances": [{"id": "qwen2.5-7b-instruct", "config": {"context_length": 8192}}],
+        },
+        {
+            "type": "llm",
+            "publisher": "mlx-community",
+            "key": "mistral-7b-instruct-v0.3",
+            "display_name": "Mistral 7B",
+            "architecture": "mistral",
+            "quantization": {"name": "4bit", "bits_per_weight": 4},
+            "size_bytes": 4080000000,
+            "params_string": "7B",
+            "max_context_length": 32768,
+            "format": "mlx",
+            "capabilities": {"vision": False, "trained_for_tool_use": False},
+            "loaded_instances": [],
+        },
+    ]
+}
+LMSTUDIO_V0 = {
+    "object": "list",
+    "data": [
+        {
+            "id": "meta-llama-3.1-8b-instruct",
+            "object": "model",
+            "type": "llm",
+            "publisher": "lmstudio-community",
+            "arch": "llama",
+            "compatibility_type": "gguf",
+            "quantization": "Q4_K_M",
+            "state": "loaded",
+            "max_context_length": 131072,
+        },
+        {
+            "id": "text-embedding-nomic-embed-text-v1.5",
+            "object": "model",
+            "type": "embeddings",
+            "publisher": "nomic-ai",
+            "arch": "nomic-bert",
+            "compatibility_type": "gguf",
+            "quantization": "Q4_0",
+            "state": "not-loaded",
+            "max_context_length": 2048,
+        },
+    ],
+}
+OPENAI_IDS = {
+    "data": [{"id": "qwen2.5-7b-instruct", "object": "model", "owned_by": "organization_owner"}],
+    "object": "list",
+}
+VLLM = {
+    "object": "list",
+    "data": [
+        {
+            "id": "mistralai/Mistral-7B-v0.3",
+            "object": "model",
+            "created": 1732000000,
+            "owned_by": "vllm",
+            "root": "mistralai/Mistral-7B-v0.3",
+            "parent": None,
+            "max_model_len": 32768,
+            "permission": [],
+        },
+        {
+            "id": "nexus-kto",
+            "object": "model",
+            "created": 1732000000,
+            "owned_by": "vllm",
+            "root": "/adapters/nexus-kto",
+            "parent": "mistralai/Mistral-7B-v0.3",
+            "max_model_len": 32768,
+            "permission": [],
+        },
+    ],
+}
+LLAMACPP = {
+    "object": "list",
+    "data": [
+        {
+            "id": "models/nexus-tools-Q4_K_M.gguf",
+            "object": "model",
+            "created": 1732000000,
+            "owned_by": "llamacpp",
+            "meta": {
+                "vocab_type": 2,
+                "n_vocab": 128256,
+                "n_ctx_train": 131072,
+                "n_embd": 4096,
+                "n_params": 8030261312,
+                "size": 4912898304,
+            },
+        }
+    ],
+}
+UNEXPECTED = {"error": "Unexpected endpoint or method. (GET {path})"}
+
+
+def routes(kind: str, variant: str) -> dict[str, Any]:
+    if kind == "ollama":
+        table = {
+            "/api/version": {"version": "0.12.6"},
+            "/api/tags": OLLAMA_TAGS,
+            "/api/ps": OLLAMA_PS,
+        }
+        if variant == "old":  # no "model" key, no /api/ps
+            tags = [{k: v for k, v in m.items() if k != "model"} for m in OLLAMA_TAGS["models"]]
+            table = {"/api/version": {"version": "0.1.20"}, "/api/tags": {"models": tags}}
+        if variant == "idle":
+            table["/api/ps"] = {"models": []}
+        return table
+    if kind == "lmstudio":
+        # LM Studio answers endpoints it lacks with 200 and an error object.
+        return {
+            "v1": {
+                "/api/v1/models": LMSTUDIO_V1,
+                "/api/v0/models": LMSTUDIO_V0,
+                "/v1/models": OPENAI_IDS,
+            },
+            "v0": {
+                "/api/v1/models": UNEXPECTED,
+                "/api/v0/models": LMSTUDIO_V0,
+                "/v1/models": OPENAI_IDS,
+            },
+            "openai": {
+                "/api/v1/models": UNEXPECTED,
+                "/api/v0/models": UNEXPECTED,
+                "/v1/models": OPENAI_IDS,
+            },
+        }[variant]
+    if kind == "vllm":
+        return {"/v1/models": VLLM}
+    if kind == "llamacpp":
+        if variant == "loading":
+            return {
+                "/v1/models": {"object": "list", "data": [{**LLAMACPP["data"][0], "meta": None}]}
+            }
+        return {"/v1/models": LLAMACPP, "/health": {"status": "ok"}}
+    raise ValueError(kind)
+
+
+class FakeServer:
+    """A server of one kind; `mode` makes it misbehave: slow, error, html, shape."""
+
+    def __init__(self, kind: str, variant: str = "", mode: str = "ok", port: int = 0) -> None:
+        self.kind, self.variant, self.mode = kind, variant, mode
+        self.port = port
+        self.hits: list[str] = []
+        self.slow_seconds = 5.0
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> FakeServer:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.hits.append(self.path)
+                if fake.mode == "slow":
+                    time.sleep(fake.slow_seconds)
+                if fake.mode == "error":
+                    return self._send(500, b"Internal Server Error", "text/plain")
+                if fake.mode == "html":
+                    return self._send(200, b"<html><body>Router login</body></html>", "text/html")
+                if fake.mode == "shape":
+                    return self._send(200, b'{"result": [1, 2, 3]}', "application/json")
+                table = routes(fake.kind, fake.variant)
+                path = self.path.split("?")[0]
+                if path not in table:
+                    return self._send(404, b"404 page not found", "text/plain")
+                body = table[path]
+                if body is UNEXPECTED:
+                    body = {"error": UNEXPECTED["error"].format(path=path)}
+                self._send(200, json.dumps(body).encode(), "application/json")
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
