@@ -142,7 +142,7 @@ def metric_line(run_type: str, step: int, max_steps: int, rng: random.Random, lr
             "rewards/margins": margin,
             "logps/chosen": -120 + rng.gauss(0, 8),
             "logps/rejected": -300 + rng.gauss(0, 12),
-            "kl": max(0.0, 0.2 + 1.6 * progress + rng.gauss(0, 0.1)),
+            "kl": max(0.0, 0.5 + 0.8 * progress + rng.gauss(0, 0.05)),
         }
     else:
         line |= {

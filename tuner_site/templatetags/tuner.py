@@ -6,6 +6,8 @@ from typing import Any
 
 from django import template
 from django.http import QueryDict
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -51,3 +53,12 @@ def query(context: dict[str, Any], **changes: Any) -> str:
         params.pop("page", None)
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def codespans(text: str | None) -> SafeString:
+    """Escape a message and show its `backticked` parts as code."""
+    parts = escape(text or "").split("`")
+    return mark_safe(
+        "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    )
