@@ -211,7 +211,7 @@ def test_the_parsers_accept_a_mock_transport_too():
 
 
 @pytest.fixture
-def configured_servers(settings, serve):
+def configured_servers(settings, serve, db):
     ollama, lms = serve("ollama"), serve("lmstudio", "v1")
     down = fs.free_port()
     settings.OLLAMA_HOST = ollama.host
@@ -281,6 +281,7 @@ def test_the_refresh_endpoint_renders_the_same_fragment_the_page_includes(
     assert _normalize(fragment) == _normalize(_region(page, tag, fragment))
 
 
+@pytest.mark.django_db
 def test_pages_answer_quickly_when_a_backend_hangs(client, settings, serve):
     hanging = serve("ollama", mode="slow")
     settings.OLLAMA_HOST = hanging.host

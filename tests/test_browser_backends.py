@@ -6,6 +6,9 @@ import pytest
 
 from . import fake_servers as fs
 
+# The live server runs in another thread, so tests' data must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @pytest.fixture
 def ollama(settings):

@@ -11,6 +11,9 @@ from tuner_site import workspace_builder as wb
 
 from .conftest import age, started
 
+# The live server runs in another thread, so tests' data must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 KTO = "20251108_100000"
 SFT = "20251101_100000"
 RUNNING = "20251109_100000"

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from django.urls import reverse
 
 from discovery.checkpoints import Checkpoint, FileInfo
 from discovery.models import BackendStatus, ModelInfo
+from discovery.prompt_sets import Case
 from discovery.runs import Run, RunDetail
+
+if TYPE_CHECKING:
+    from tuner_site.prompt_sets import Listed
 
 
 def finite(value: float | None) -> float | None:
@@ -152,4 +157,28 @@ def backend_json(s: BackendStatus) -> dict[str, Any]:
         "latency_ms": s.latency_ms,
         "api": s.api,
         "models": [model_json(m) for m in s.models],
+    }
+
+
+def prompt_set_json(item: Listed) -> dict[str, Any]:
+    s = item.set
+    return {
+        "name": s.name,
+        "description": item.description,
+        "count": s.count,
+        "error": s.error,
+        "url": reverse("tuner-prompt-set-detail", args=[s.name]),
+        "file": s.filename,
+        "size": s.size,
+        "modified_at": datetime.fromtimestamp(s.modified, tz=UTC).isoformat(),
+        "top_tags": [{"tag": t, "count": n} for t, n in s.top_tags()],
+    }
+
+
+def case_json(c: Case) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "question": c.question,
+        "tags": list(c.tags),
+        "expected_tools": list(c.expected_tools),
     }

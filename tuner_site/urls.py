@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import backends, runs
+from .views import backends, prompt_sets, runs
 
 # /runs/… pages and their /api/runs/… JSON twins share the same paths.
 run_patterns = [
@@ -33,6 +33,14 @@ urlpatterns = [
     path("api/runs/", include(api_run_patterns)),
     path("backends/", backends.backend_list, name="tuner-backend-list"),
     path("api/backends/", backends.api_backend_list, name="tuner-api-backend-list"),
+    path("prompt-sets/", prompt_sets.prompt_set_list, name="tuner-prompt-set-list"),
+    path("prompt-sets/<str:name>/", prompt_sets.prompt_set_detail, name="tuner-prompt-set-detail"),
+    path("api/prompt-sets/", prompt_sets.api_prompt_set_list, name="tuner-api-prompt-set-list"),
+    path(
+        "api/prompt-sets/<str:name>/",
+        prompt_sets.api_prompt_set_detail,
+        name="tuner-api-prompt-set-detail",
+    ),
     path("admin/", admin.site.urls),
 ]
 

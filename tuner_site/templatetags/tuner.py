@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from django import template
@@ -59,6 +60,9 @@ def query(context: dict[str, Any], **changes: Any) -> str:
 def codespans(text: str | None) -> SafeString:
     """Escape a message and show its `backticked` parts as code."""
     parts = escape(text or "").split("`")
-    return mark_safe(
-        "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-    )
+    return mark_safe("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
+
+
+@register.filter
+def timestamp(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)

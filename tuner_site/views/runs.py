@@ -20,6 +20,7 @@ from discovery.paths import is_safe_name
 from discovery.runs import STATUSES, RunDetail, detail, get_run, list_runs, list_trainers
 from tuner_site import serializers
 from tuner_site.charts import Chart, line_chart
+from tuner_site.prompt_sets import listed
 
 from .backends import backend_statuses
 from .common import (
@@ -262,6 +263,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             group.append(detail(r, root))
     context = {
         "statuses": backend_statuses(),
+        "prompt_sets": listed(root),
         "running": [(d, serializers.progress(d)) for d in running],
         "newest": sorted(newest.items()),
         "run_count": len(runs),

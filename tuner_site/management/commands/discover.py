@@ -10,6 +10,7 @@ from django.template.defaultfilters import filesizeformat
 
 from discovery.runs import detail, get_run, list_runs
 from tuner_site import serializers
+from tuner_site.prompt_sets import listed
 from tuner_site.templatetags.tuner import metric
 from tuner_site.views.backends import backend_statuses
 from tuner_site.views.common import WorkspaceMissing, workspace_root
@@ -37,6 +38,8 @@ class Command(BaseCommand):
         ckpts = sub.add_parser("checkpoints", help="checkpoints of one run, best marked")
         ckpts.add_argument("run", help="<trainer>/<run>, e.g. rtx3090_sft/20251128_113853")
         ckpts.add_argument("--json", action="store_true", help="print the API's JSON")
+        sets = sub.add_parser("prompt-sets", help="prompt sets in Evaluator/prompts/")
+        sets.add_argument("--json", action="store_true", help="print the API's JSON")
         models = sub.add_parser("models", help="inference servers and their models")
         models.add_argument("--backend", help="only this backend (ollama, lmstudio, or a name)")
         models.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -119,6 +122,21 @@ class Command(BaseCommand):
         headers = ["trainer", "run", "status", "base model", "ckpts", "last step", "best", "score"]
         self.stdout.write(table(headers, rows))
         self.stdout.write(f"\n{len(details)} run(s) in {root}")
+
+    def handle_prompt_sets(self, root: Any, json: bool, **_: Any) -> None:
+        items = listed(root)
+        if json:
+            self.emit({"prompt_sets": [serializers.prompt_set_json(x) for x in items]})
+            return
+        rows = [
+            [
+                x.set.name,
+                str(x.set.count) if x.set.count is not None else "error",
+                x.description if not x.set.error else f"{x.description} ({x.set.error})",
+            ]
+            for x in items
+        ]
+        self.stdout.write(table(["name", "cases", "description"], rows))
 
     def handle_checkpoints(self, root: Any, run: str, json: bool, **_: Any) -> None:
         trainer, _, name = run.strip("/").partition("/")

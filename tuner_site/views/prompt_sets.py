@@ -1,0 +1,74 @@
+"""Prompt sets: the list, one set's cases filtered by tag, and their JSON twins."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from discovery.prompt_sets import get_prompt_set
+from tuner_site import serializers
+from tuner_site.models import PromptSetNote
+from tuner_site.prompt_sets import Listed, describe, listed
+
+from .common import BadQuery, HtmxHttpRequest, int_param, json_response, workspace_root
+
+CASES_PER_PAGE = 25
+
+
+def _get_set_or_404(name: str) -> Listed:
+    found = get_prompt_set(workspace_root(), name)
+    if found is None:
+        raise Http404(f"No prompt set {name!r} in Evaluator/prompts/.")
+    return describe(found, PromptSetNote.objects.filter(name=name).first())
+
+
+def _tag(request: HttpRequest, item: Listed) -> str | None:
+    tag = request.GET.get("tag") or None
+    known = {t for c in item.set.cases or () for t in c.tags}
+    if tag is not None and tag not in known:
+        raise BadQuery(f"tag must be one this set uses: {', '.join(sorted(known)) or 'none'}.")
+    return tag
+
+
+@require_GET
+def prompt_set_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "prompt_sets/list.html", {"prompt_sets": listed(workspace_root())})
+
+
+@require_GET
+def api_prompt_set_list(request: HttpRequest) -> HttpResponse:
+    items = listed(workspace_root())
+    return json_response({"prompt_sets": [serializers.prompt_set_json(x) for x in items]})
+
+
+@require_GET
+def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    item = _get_set_or_404(name)
+    tag = _tag(request, item)
+    cases = [c for c in item.set.cases or () if tag is None or tag in c.tags]
+    paginator = Paginator(cases, CASES_PER_PAGE)
+    number = int_param(request, "page", 1)
+    if number > max(paginator.num_pages, 1):
+        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
+    context = {
+        "item": item,
+        "tag": tag,
+        "page": paginator.page(number),
+        "tags": item.set.top_tags(50),
+    }
+    template = "prompt_sets/detail.html"
+    if request.htmx:
+        template += "#cases"
+    return render(request, template, context)
+
+
+@require_GET
+def api_prompt_set_detail(request: HttpRequest, name: str) -> HttpResponse:
+    item = _get_set_or_404(name)
+    tag = _tag(request, item)
+    cases = [c for c in item.set.cases or () if tag is None or tag in c.tags]
+    return json_response(
+        {**serializers.prompt_set_json(item), "cases": [serializers.case_json(c) for c in cases]}
+    )
