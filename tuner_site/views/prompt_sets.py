@@ -9,8 +9,7 @@ from django.views.decorators.http import require_GET
 
 from discovery.prompt_sets import get_prompt_set
 from tuner_site import serializers
-from tuner_site.models import PromptSetNote
-from tuner_site.prompt_sets import Listed, describe, listed
+from tuner_site.prompt_sets import Listed, describe, listed, notes
 
 from .common import BadQuery, HtmxHttpRequest, int_param, json_response, workspace_root
 
@@ -21,7 +20,7 @@ def _get_set_or_404(name: str) -> Listed:
     found = get_prompt_set(workspace_root(), name)
     if found is None:
         raise Http404(f"No prompt set {name!r} in Evaluator/prompts/.")
-    return describe(found, PromptSetNote.objects.filter(name=name).first())
+    return describe(found, notes().get(name))
 
 
 def _tag(request: HttpRequest, item: Listed) -> str | None:
