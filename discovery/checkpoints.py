@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import math
 import os
 import re
@@ -11,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .jsonl import Entry, History, read_history
+from .history import LogSummary, read_summary
+from .jsonl import Entry, read_history
 from .paths import file_cache, is_inside, loads_lenient, read_json_object, realpath
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
@@ -23,9 +23,16 @@ class Checkpoint:
     name: str
     step: int | None
     is_final: bool
-    path: Path
+    run_dir: Path
     metrics: Mapping[str, float]
     metrics_step: int | None
+
+    @property
+    def path(self) -> Path:
+        # Built on demand: a run list touches tens of thousands of checkpoints.
+        if self.is_final:
+            return self.run_dir / FINAL_MODEL
+        return self.run_dir / "checkpoints" / self.name
 
 
 @dataclass(frozen=True)
@@ -72,41 +79,34 @@ def has_final_model(run_dir: Path, root: Path) -> bool:
     return path.is_dir() and (not path.is_symlink() or is_inside(path, root))
 
 
-def metrics_at(history: History, step: int | None) -> tuple[Entry, int | None]:
+def metrics_at(history: LogSummary, step: int | None) -> tuple[Entry, int | None]:
     """The merged entry at `step`, or at the nearest earlier logged step."""
-    if step is None or not history.steps:
+    found = history.nearest(step)
+    if found is None:
         return {}, None
-    i = bisect.bisect_right(history.steps, step)
-    if i == 0:
-        return {}, None
-    found = history.steps[i - 1]
-    return history.entries[found], found
+    return history.entries.get(found, {}), found
 
 
 def build_checkpoints(
-    run_dir: Path, root: Path, history: History, steps: list[int], final: bool
+    run_dir: Path, root: Path, history: LogSummary, steps: list[int], final: bool
 ) -> list[Checkpoint]:
     """Final model first, then checkpoints by step."""
     result = []
     if final:
         last = history.last_step
         metrics, metrics_step = metrics_at(history, last)
-        result.append(
-            Checkpoint(FINAL_MODEL, last, True, run_dir / FINAL_MODEL, metrics, metrics_step)
-        )
+        result.append(Checkpoint(FINAL_MODEL, last, True, run_dir, metrics, metrics_step))
     for step in steps:
         metrics, metrics_step = metrics_at(history, step)
         name = f"checkpoint-{step}"
-        result.append(
-            Checkpoint(name, step, False, run_dir / "checkpoints" / name, metrics, metrics_step)
-        )
+        result.append(Checkpoint(name, step, False, run_dir, metrics, metrics_step))
     return result
 
 
 def list_checkpoints(run_dir: Path, root: Path | None = None) -> list[Checkpoint]:
     root = root or realpath(run_dir)
-    history = read_history(run_dir, root)
     steps = checkpoint_steps(run_dir, root)
+    history = read_summary(run_dir, root, steps)
     return build_checkpoints(run_dir, root, history, steps, has_final_model(run_dir, root))
 
 

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,11 +93,12 @@ class LogState:
 
 
 class LogReader:
-    """Per-file cache of parsed logs; an appended file is read from where it was left."""
+    """Fully parsed logs for charts, a bounded number of them; growth is read from the offset."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_files: int = 64) -> None:
         self._lock = threading.Lock()
-        self._states: dict[str, LogState] = {}
+        self._states: OrderedDict[str, LogState] = OrderedDict()
+        self.max_files = max_files
 
     def read(self, path: Path) -> LogState | None:
         key = str(path)
@@ -141,6 +143,9 @@ class LogReader:
                         f, max(state.offset - 64, 0), min(state.offset, 64)
                     )
                     self._states[key] = state
+                    self._states.move_to_end(key)
+                    while len(self._states) > self.max_files:
+                        self._states.popitem(last=False)
                     return state
         except OSError:
             return None

@@ -18,7 +18,8 @@ from .checkpoints import (
     newest_trainer_state,
     read_adapter_config,
 )
-from .jsonl import History, log_files, read_history
+from .history import LogSummary, read_summary
+from .jsonl import log_files
 from .paths import is_inside, is_safe_name, read_json_object, realpath
 from .ranking import Ranking, rank
 
@@ -61,7 +62,7 @@ class RunDetail:
     """A run with everything its page shows: checkpoints, ranking, lineage, progress."""
 
     run: Run
-    history: History
+    history: LogSummary
     checkpoints: tuple[Checkpoint, ...]
     ranking: Ranking
     lineage: dict[str, Any] | None
@@ -225,8 +226,8 @@ def base_model(run: Run, lineage: dict[str, Any] | None) -> str | None:
 def detail(
     run: Run, root: Path, rank_metric: str | None = None, rank_order: str | None = None
 ) -> RunDetail:
-    history = read_history(run.path, root)
     steps = list(run.checkpoint_steps)
+    history = read_summary(run.path, root, steps)
     checkpoints = tuple(build_checkpoints(run.path, root, history, steps, run.has_final_model))
     state = newest_trainer_state(run.path, steps)
     ranking = rank(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from discovery.jsonl import reader
+from discovery.logindex import indexer
 from discovery.models import cache as backend_cache
 from discovery.paths import file_cache
 from tuner_site import workspace_builder as wb
@@ -21,6 +22,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 def _fresh_caches() -> Iterator[None]:
     # Caches are keyed by path and file identity; clearing keeps tests independent anyway.
     reader.clear()
+    indexer.clear()
     file_cache.clear()
     backend_cache.clear()
     yield

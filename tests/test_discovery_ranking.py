@@ -18,9 +18,9 @@ from .conftest import run_dir
 def ckpts(*metrics: dict[str, float], final: dict[str, float] | None = None) -> list[Checkpoint]:
     result = []
     if final is not None:
-        result.append(Checkpoint("final_model", 10 * len(metrics), True, Path("f"), final, 1))
+        result.append(Checkpoint("final_model", 10 * len(metrics), True, Path("r"), final, 1))
     for i, m in enumerate(metrics, start=1):
-        result.append(Checkpoint(f"checkpoint-{10 * i}", 10 * i, False, Path(f"c{i}"), m, 10 * i))
+        result.append(Checkpoint(f"checkpoint-{10 * i}", 10 * i, False, Path("r"), m, 10 * i))
     return result
 
 

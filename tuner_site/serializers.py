@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.urls import reverse
 
 from discovery.checkpoints import Checkpoint, FileInfo
+from discovery.history import Series
 from discovery.models import BackendStatus, ModelInfo
 from discovery.prompt_sets import Case
 from discovery.runs import Run, RunDetail
@@ -119,12 +120,10 @@ def checkpoint_detail(
     }
 
 
-def history_json(d: RunDetail) -> dict[str, Any]:
-    h = d.history
-    names = h.metric_names()
+def history_json(series: Series) -> dict[str, Any]:
     return {
-        "steps": list(h.steps),
-        "series": {name: [finite(h.entries[s].get(name)) for s in h.steps] for name in names},
+        "steps": list(series.steps),
+        "series": {name: [finite(v) for v in values] for name, values in series.columns.items()},
     }
 
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
 from discovery.checkpoints import Checkpoint, list_files, read_adapter_config
+from discovery.history import Series, read_series
 from discovery.paths import is_safe_name
 from discovery.runs import STATUSES, RunDetail, detail, get_run, list_runs, list_trainers
 from tuner_site import serializers
@@ -147,11 +148,10 @@ def _get_detail_or_404(request: HttpRequest, trainer: str, run: str) -> RunDetai
     return d
 
 
-def _charts(d: RunDetail) -> list[Chart]:
-    h = d.history
+def _charts(d: RunDetail, series: Series) -> list[Chart]:
     best = d.best
     charts = []
-    names = set(h.metric_names())
+    names = set(series.columns)
     groups = list(CHART_GROUPS)
     if d.ranking.rule == "requested" and not any(d.ranking.metric in g for _, g in groups):
         groups.append((d.ranking.metric, (d.ranking.metric,)))
@@ -159,9 +159,9 @@ def _charts(d: RunDetail) -> list[Chart]:
         present = [n for n in group if n in names]
         if not present:
             continue
-        columns = {n: [h.entries[s].get(n) for s in h.steps] for n in present}
+        columns = {n: series.columns[n] for n in present}
         chart = line_chart(
-            title, h.steps, columns, d.run.checkpoint_steps, best.step if best else None
+            title, series.steps, columns, d.run.checkpoint_steps, best.step if best else None
         )
         if chart is not None:
             charts.append(chart)
@@ -189,7 +189,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "d": d,
         "rows": rows,
         "columns": _metric_columns(d),
-        "charts": _charts(d),
+        "charts": _charts(d, read_series(d.run.path, workspace_root())),
         "progress": serializers.progress(d),
         "rankable": sorted(d.history.metric_names()),
     }
@@ -206,7 +206,8 @@ def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse
 
 @require_GET
 def api_run_metrics(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
-    return json_response(serializers.history_json(_get_detail_or_404(request, trainer, run)))
+    d = _get_detail_or_404(request, trainer, run)
+    return json_response(serializers.history_json(read_series(d.run.path, workspace_root())))
 
 
 def _get_checkpoint_or_404(
