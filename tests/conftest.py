@@ -22,7 +22,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 def _fresh_caches() -> Iterator[None]:
     # Caches are keyed by path and file identity; clearing keeps tests independent anyway.
     reader.clear()
-    indexer.clear()
+    indexer.configure(None)  # tests that want persistence use their own store
     file_cache.clear()
     backend_cache.clear()
     yield

@@ -36,6 +36,14 @@ def envlist(name: str, default: str) -> list[str]:
     return [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
 
 
+def envpath(name: str, default: Path) -> Path | None:
+    """A folder from the environment; set but empty means none."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return Path(value) if value.strip() else None
+
+
 def _secret_key() -> str:
     """SECRET_KEY from the environment, else one generated once into the data folder."""
     if key := os.environ.get("SECRET_KEY"):
@@ -79,6 +87,8 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 # The training workspace: a checkout of the upstream project, with Trainers/ and Evaluator/.
 TUNER_WORKSPACE = Path(os.environ.get("TUNER_WORKSPACE") or DATA_DIR / "demo-workspace")
 TUNER_RUNNING_WINDOW = envint("TUNER_RUNNING_WINDOW", "600")
+# Log indexes, kept so a restart does not re-read every log. Empty: keep them in memory only.
+TUNER_INDEX_DIR = envpath("TUNER_INDEX_DIR", DATA_DIR / "index")
 TUNER_REQUIRE_LOGIN = envbool("TUNER_REQUIRE_LOGIN", "0")
 TUNER_RUNS_PER_PAGE = envint("TUNER_RUNS_PER_PAGE", "50")
 # How often open pages poll for running runs and inference servers.

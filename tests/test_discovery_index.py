@@ -1,0 +1,217 @@
+"""The log index: parses only the lines it needs, falls back when it must, grows, persists."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+import discovery.jsonl as jsonl
+import discovery.logindex as logindex
+from discovery.history import read_summary
+from discovery.jsonl import read_history
+from discovery.logindex import LogIndexer, indexer
+from tuner_site import workspace_builder as wb
+
+from .conftest import run_dir, started
+
+
+@pytest.fixture
+def parsed(monkeypatch) -> list[bytes]:
+    """Every line the index hands to the JSON parser."""
+    calls: list[bytes] = []
+    real = logindex.parse_line
+
+    def counting(raw: bytes):
+        calls.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(logindex, "parse_line", counting)
+    monkeypatch.setattr(jsonl, "parse_line", counting)
+    return calls
+
+
+def trainer_log(run: Path, steps: range, stamp: str = "20251101_100100") -> Path:
+    return wb.write_log(run, [{"step": s, "loss": 1 / s, "lr": 1e-4} for s in steps], stamp)
+
+
+def test_only_the_lines_at_wanted_steps_are_parsed(workspace, parsed):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    trainer_log(run, range(1, 2001))
+    summary = read_summary(run, workspace, [500, 1000, 1503])
+    assert summary.last_step == 2000 and len(summary.steps) == 2000
+    assert set(summary.entries) == {500, 1000, 1503, 2000}
+    assert summary.entries[1503]["loss"] == 1 / 1503
+    assert len(parsed) <= 5  # four lines, and the last one once more to test for a torn tail
+
+
+def test_the_summary_agrees_with_a_full_parse(workspace):
+    for i, kind in enumerate(("sft", "kto")):
+        wb.make_run(workspace, kind, started(f"2025110{i + 1}_100000"), eval_every=50, seed=i)
+    for run in (workspace / "Trainers").glob("*/*/*"):
+        steps = [int(p.name.split("-")[1]) for p in (run / "checkpoints").iterdir()]
+        summary = read_summary(run, workspace, steps + [7, 333])
+        full = read_history(run, workspace)
+        assert tuple(summary.steps) == full.steps
+        for step, entry in summary.entries.items():
+            assert entry == full.entries[step]
+
+
+def test_lines_of_one_step_are_merged_in_the_fast_path(workspace):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    wb.write_log(
+        run,
+        [
+            {"step": 5, "loss": 0.9},
+            {"step": 10, "loss": 0.5},
+            {"step": 10, "eval_loss": 0.6},
+            {"step": 10, "train_runtime": 9.0, "loss": 0.4},
+        ],
+        "20251101_100100",
+    )
+    assert read_summary(run, workspace, [10]).entries[10] == {
+        "loss": 0.4,
+        "eval_loss": 0.6,
+        "train_runtime": 9.0,
+    }
+
+
+@pytest.mark.parametrize(
+    "odd_line",
+    [
+        "garbage",
+        '{"loss": 1.0, "step": 7}',  # step not first: valid, but not trainer-shaped
+        '{"step": 7}',
+        "   ",
+    ],
+)
+def test_a_file_with_other_lines_is_parsed_in_full_and_stays_correct(workspace, odd_line):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    lines = [json.dumps({"step": s, "loss": 1.0 / s}) for s in range(1, 11)]
+    lines.insert(5, odd_line)
+    wb.write_log(run, lines, "20251101_100100")
+    summary = read_summary(run, workspace, [7])
+    full = read_history(run, workspace)
+    assert tuple(summary.steps) == full.steps
+    assert summary.skipped == full.skipped
+    assert summary.entries[7] == full.entries[7]
+
+
+def test_a_file_whose_steps_go_back_is_parsed_in_full_and_later_lines_win(workspace):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    lines = [{"step": s, "loss": 1.0} for s in (5, 10, 15)] + [{"step": 10, "loss": 0.25}]
+    wb.write_log(run, lines, "20251101_100100")
+    summary = read_summary(run, workspace, [10])
+    assert summary.entries[10]["loss"] == 0.25
+    assert list(summary.steps) == [5, 10, 15]
+
+
+def test_windows_line_endings_take_the_fast_path(workspace, parsed):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    log = run / "logs" / "training_20251101_100100.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"".join(b'{"step": %d, "loss": 0.5}\r\n' % s for s in range(1, 101)))
+    summary = read_summary(run, workspace, [50])
+    assert summary.entries[50] == {"loss": 0.5} and summary.skipped == 0
+    assert len(parsed) <= 3
+
+
+def test_nan_and_infinity_survive_the_fast_path(workspace):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    wb.write_log(run, [{"step": 1, "loss": math.nan}, {"step": 2, "loss": math.inf}], "20251101_1")
+    entries = read_summary(run, workspace, [1, 2]).entries
+    assert math.isnan(entries[1]["loss"]) and entries[2]["loss"] == math.inf
+
+
+def test_a_grown_log_is_read_from_its_last_offset(workspace, parsed):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    log = trainer_log(run, range(1, 1001))
+    read_summary(run, workspace, [500])
+    parsed.clear()
+    with log.open("a") as f:
+        for s in range(1001, 1101):
+            f.write(json.dumps({"step": s, "loss": 0.001}) + "\n")
+    summary = read_summary(run, workspace, [500, 1050])
+    assert summary.last_step == 1100 and summary.entries[1050]["loss"] == 0.001
+    assert len(parsed) == 100  # the appended lines, once each
+
+
+def test_an_appended_line_at_the_last_step_merges_with_the_earlier_ones(workspace):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    log = trainer_log(run, range(1, 101))
+    read_summary(run, workspace, [50])
+    with log.open("a") as f:
+        f.write(json.dumps({"step": 100, "train_runtime": 3.0}) + "\n")
+    assert read_summary(run, workspace, [100]).entries[100] == {
+        "loss": 0.01,
+        "lr": 1e-4,
+        "train_runtime": 3.0,
+    }
+
+
+def test_a_half_written_last_line_is_counted_then_read_once_complete(workspace):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    log = trainer_log(run, range(1, 11))
+    with log.open("a") as f:
+        f.write('{"step": 11, "lo')
+    summary = read_summary(run, workspace, [10])
+    assert summary.last_step == 10 and summary.skipped == 1
+    with log.open("a") as f:
+        f.write('ss": 0.05}\n')
+    summary = read_summary(run, workspace, [10])
+    assert summary.last_step == 11 and summary.skipped == 0
+    assert summary.entries[11] == {"loss": 0.05}
+
+
+def test_a_truncated_or_replaced_log_is_indexed_again(workspace):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    log = trainer_log(run, range(1, 101))
+    assert read_summary(run, workspace).last_step == 100
+    log.write_text(json.dumps({"step": 3, "loss": 0.3}) + "\n")
+    assert read_summary(run, workspace).last_step == 3
+    tmp = log.with_suffix(".new")
+    tmp.write_text("".join(json.dumps({"step": s, "loss": 0.1}) + "\n" for s in (7, 8, 9)))
+    os.replace(tmp, log)
+    assert list(read_summary(run, workspace).steps) == [7, 8, 9]
+
+
+def test_a_resumed_runs_newer_log_wins_in_the_summary(workspace):
+    run = run_dir(workspace, "kto", "20251101_100000")
+    trainer_log(run, range(1, 51), "20251101_100100")
+    wb.write_log(run, [{"step": s, "loss": 0.5} for s in range(40, 61)], "20251102_090000")
+    summary = read_summary(run, workspace, [45])
+    assert summary.entries[45]["loss"] == 0.5 and summary.last_step == 60
+
+
+def test_indexes_survive_a_restart_without_reading_the_log_again(workspace, tmp_path, monkeypatch):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    trainer_log(run, range(1, 501))
+    store = tmp_path / "index"
+    indexer.configure(store)
+    before = read_summary(run, workspace, [250])
+    assert list(store.glob("*.idx"))
+
+    indexer.configure(store)  # a new process: nothing in memory
+
+    def no_rebuild(data: bytes):
+        raise AssertionError("the log was indexed again")
+
+    monkeypatch.setattr(logindex, "build", no_rebuild)
+    after = read_summary(run, workspace, [250])
+    assert after == before
+
+
+def test_a_corrupt_index_file_is_ignored(workspace, tmp_path):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    trainer_log(run, range(1, 11))
+    store = tmp_path / "index"
+    read = LogIndexer(store)
+    log = next((run / "logs").glob("training_*.jsonl"))
+    read.index(log)
+    for p in store.glob("*.idx"):
+        p.write_bytes(b"\x00garbage")
+    fresh = LogIndexer(store)
+    assert list(fresh.index(log).steps) == list(range(1, 11))

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class TunerConfig(AppConfig):
+    name = "tuner_site"
+    verbose_name = "Tuner Dashboard"
+
+    def ready(self) -> None:
+        from discovery.logindex import indexer
+
+        # Indexes survive restarts in the dashboard's own data folder, never in the workspace.
+        indexer.configure(settings.TUNER_INDEX_DIR)
