@@ -16,6 +16,7 @@ import marshal
 import os
 import re
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
@@ -25,9 +26,11 @@ from typing import BinaryIO
 
 from .jsonl import Entry, LogState, parse_line
 
-STEP_LINE = re.compile(rb'^\{"step": (\d+), [^\n]*\}\r?$', re.MULTILINE)
+# Every line yields one match: its step when trainer-shaped, else an empty string.
+STEP_LINE = re.compile(rb'^(?:\{"step": (\d+), [^\n]*\}\r?|[^\n]*)$', re.MULTILINE)
 FORMAT = 1
 FINGERPRINT = 64
+IDLE_BEFORE_WRITE = 0.5
 
 
 @dataclass
@@ -94,12 +97,12 @@ def _full(data: bytes) -> tuple[array, dict[int, Entry], int, int, bool]:
 def _fast_steps(body: bytes) -> array | None:
     """Unique steps of `body` when every line is trainer-shaped and steps never go back."""
     found = STEP_LINE.findall(body)
-    lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
-    # Blank lines are rare and counting two-byte runs is slow: only look when counts differ.
-    if len(found) != lines and len(found) != lines - body.count(b"\n\n") - body.startswith(b"\n"):
-        return None
-    steps = list(map(int, found))
-    if steps != sorted(steps):
+    if body.endswith(b"\n"):
+        found.pop()  # the empty "line" after the last newline
+    if b"" in found:
+        return None  # a blank, broken or differently written line: parse the file in full
+    steps = array("q", map(int, found))
+    if steps != array("q", sorted(steps)):
         return None
     return array("q", dict.fromkeys(steps))
 
@@ -154,11 +157,24 @@ class LogIndexer:
         self._lock = threading.RLock()
         self._indexes: dict[str, FileIndex] = {}
         self.store = store
+        # Writing indexes to disk is slow on some filesystems; requests never wait for it.
+        self._dirty: dict[str, FileIndex] = {}
+        self._wake = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._last_use = 0.0
 
     def configure(self, store: Path | None) -> None:
+        self.flush()
         with self._lock:
             self.store = store
             self._indexes.clear()
+
+    def flush(self) -> None:
+        """Write every pending index now."""
+        with self._wake:
+            pending, self._dirty = self._dirty, {}
+        for key, idx in pending.items():
+            self._write(key, idx)
 
     def clear(self) -> None:
         with self._lock:
@@ -177,6 +193,29 @@ class LogIndexer:
             return None
 
     def _save(self, key: str, idx: FileIndex) -> None:
+        if self.store is None:
+            return
+        with self._wake:
+            self._dirty[key] = idx
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, daemon=True)
+                self._writer.start()
+            self._wake.notify()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._dirty:
+                    self._wake.wait()
+                # Let a burst of indexing finish first: writing competes with it for the GIL.
+                idle = time.monotonic() - self._last_use
+                if idle < IDLE_BEFORE_WRITE:
+                    self._wake.wait(IDLE_BEFORE_WRITE - idle)
+                    continue
+                key, idx = self._dirty.popitem()
+            self._write(key, idx)
+
+    def _write(self, key: str, idx: FileIndex) -> None:
         p = self._store_path(key)
         if p is None:
             return
@@ -237,7 +276,7 @@ class LogIndexer:
         start = max(idx.offset - FINGERPRINT, 0)
         idx.fingerprint = _read_at(f, start, idx.offset - start)
         self._indexes[key] = idx
-        self._save(key, idx)
+        self._save(key, idx)  # queued: a later save of the same file replaces it
         return idx
 
     def _grow(self, old: FileIndex, f: BinaryIO, st: os.stat_result) -> FileIndex | None:
@@ -293,6 +332,7 @@ class LogIndexer:
         `wanted_for` gets the run's merged steps and names the steps whose entries are needed.
         Files are merged oldest first, so a newer file wins for the steps it repeats.
         """
+        self._last_use = time.monotonic()
         with self._lock, ExitStack() as stack:
             opened = []
             for p in paths:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class Run:
     has_final_model: bool
     checkpoint_steps: tuple[int, ...]
     last_activity: float
+    # What a change on disk would change: checkpoints, final model, lineage, log sizes.
+    signature: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def type(self) -> str:
@@ -134,10 +137,11 @@ def _mtime(path: Path | str) -> float:
         return 0.0
 
 
-def _last_activity(run_dir: Path, root: Path, steps: list[int]) -> float:
-    paths = [*log_files(run_dir, root), run_dir / "checkpoints"]
-    paths += [run_dir / "checkpoints" / f"checkpoint-{s}" for s in steps[-2:]]
-    return max((_mtime(p) for p in paths), default=0.0)
+def _entry_mtime(entry: os.DirEntry[str] | None) -> float:
+    try:
+        return entry.stat().st_mtime if entry is not None else 0.0
+    except OSError:
+        return 0.0
 
 
 def read_run(
@@ -148,26 +152,45 @@ def read_run(
     running_window: float = RUNNING_WINDOW_S,
 ) -> Run | None:
     """A run folder, or None when it has neither a final model nor a checkpoint."""
-    steps = checkpoint_steps(entry_path, root)
-    final = has_final_model(entry_path, root)
+    try:
+        children = {e.name: e for e in os.scandir(entry_path)}
+    except OSError:
+        return None
+    steps = checkpoint_steps(entry_path, root) if "checkpoints" in children else []
+    final = "final_model" in children and has_final_model(entry_path, root)
     if not steps and not final:
         return None
-    activity = _last_activity(entry_path, root, steps)
-    if final or (entry_path / "training_lineage.json").exists():
+    logs = []
+    for path in log_files(entry_path, root):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        logs.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    newest = f"checkpoint-{steps[-1]}" if steps else None
+    activity = max(
+        [m / 1e9 for *_, m in logs]
+        + [_entry_mtime(children.get("checkpoints"))]
+        + ([_mtime(entry_path / "checkpoints" / newest)] if newest else [])
+    )
+    lineage = "training_lineage.json" in children
+    if final or lineage:
         status = "completed"
     elif (now if now is not None else time.time()) - activity <= running_window:
         status = "running"
     else:
         status = "stopped"
+    name = entry_path.name
     return Run(
         trainer=trainer,
-        name=entry_path.name,
+        name=name,
         path=entry_path,
-        started_at=started_at(entry_path.name, _mtime(entry_path)),
+        started_at=started_at(name, 0.0 if RUN_STAMP.search(name) else _mtime(entry_path)),
         status=status,
         has_final_model=final,
         checkpoint_steps=tuple(steps),
         last_activity=activity,
+        signature=(tuple(steps), final, lineage, tuple(logs)),
     )
 
 
@@ -223,9 +246,33 @@ def base_model(run: Run, lineage: dict[str, Any] | None) -> str | None:
     return None
 
 
+_memo: dict[Path, tuple[tuple, RunDetail]] = {}
+_memo_lock = threading.Lock()
+
+
 def detail(
     run: Run, root: Path, rank_metric: str | None = None, rank_order: str | None = None
 ) -> RunDetail:
+    """Everything a run's rows and page show; reused while the run's signature is unchanged."""
+    if rank_metric is None and run.signature:
+        with _memo_lock:
+            hit = _memo.get(run.path)
+        if hit is not None and hit[0] == run.signature:
+            # The status can change with the clock alone, so the run itself is always fresh.
+            return replace(hit[1], run=run)
+    d = _detail(run, root, rank_metric, rank_order)
+    if rank_metric is None and run.signature:
+        with _memo_lock:
+            _memo[run.path] = (run.signature, d)
+    return d
+
+
+def clear_memo() -> None:
+    with _memo_lock:
+        _memo.clear()
+
+
+def _detail(run: Run, root: Path, rank_metric: str | None, rank_order: str | None) -> RunDetail:
     steps = list(run.checkpoint_steps)
     history = read_summary(run.path, root, steps)
     checkpoints = tuple(build_checkpoints(run.path, root, history, steps, run.has_final_model))

@@ -12,6 +12,7 @@ from discovery.jsonl import reader
 from discovery.logindex import indexer
 from discovery.models import cache as backend_cache
 from discovery.paths import file_cache
+from discovery.runs import clear_memo
 from tuner_site import workspace_builder as wb
 
 SHARED_UPSTREAM = Path(__file__).resolve().parent.parent.parent / "shared" / "upstream"
@@ -23,6 +24,7 @@ def _fresh_caches() -> Iterator[None]:
     # Caches are keyed by path and file identity; clearing keeps tests independent anyway.
     reader.clear()
     indexer.configure(None)  # tests that want persistence use their own store
+    clear_memo()
     file_cache.clear()
     backend_cache.clear()
     yield

@@ -192,6 +192,7 @@ def test_indexes_survive_a_restart_without_reading_the_log_again(workspace, tmp_
     store = tmp_path / "index"
     indexer.configure(store)
     before = read_summary(run, workspace, [250])
+    indexer.flush()
     assert list(store.glob("*.idx"))
 
     indexer.configure(store)  # a new process: nothing in memory
@@ -211,6 +212,7 @@ def test_a_corrupt_index_file_is_ignored(workspace, tmp_path):
     read = LogIndexer(store)
     log = next((run / "logs").glob("training_*.jsonl"))
     read.index(log)
+    read.flush()
     for p in store.glob("*.idx"):
         p.write_bytes(b"\x00garbage")
     fresh = LogIndexer(store)

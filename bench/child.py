@@ -1,0 +1,99 @@
+"""One measurement in a fresh process; prints JSON. Called by bench/run.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def discover_all(root: Path) -> int:
+    from discovery.runs import detail, list_runs
+
+    runs = list_runs(root)
+    for r in runs:
+        detail(r, root)
+    return len(runs)
+
+
+def timed(fn, *args) -> float:
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    mode, root_s, store_s = sys.argv[1], sys.argv[2], sys.argv[3]
+    root = Path(root_s).resolve()
+    from discovery.logindex import indexer
+
+    indexer.configure(Path(store_s) if store_s else None)
+    out: dict[str, object] = {}
+    if mode == "cold":
+        out["cold"] = timed(discover_all, root)
+        out["warm"] = statistics.median(timed(discover_all, root) for _ in range(3))
+        indexer.flush()  # what a server does once idle, so the restart figure can use it
+    elif mode == "restart":
+        out["restart"] = timed(discover_all, root)
+    elif mode == "append":
+        discover_all(root)
+        log = Path(sys.argv[4])
+        last = json.loads(log.read_bytes().rstrip().rsplit(b"\n", 1)[-1])["step"]
+        with log.open("a") as f:
+            for s in range(last + 1, last + 101):
+                f.write(json.dumps({"step": s, "loss": 0.5, "learning_rate": 1e-5}) + "\n")
+        out["append"] = timed(discover_all, root)
+        out["warm"] = statistics.median(timed(discover_all, root) for _ in range(3))
+    elif mode == "views":
+        os.environ.update(
+            TUNER_WORKSPACE=str(root),
+            TUNER_INDEX_DIR=store_s,
+            DEBUG="0",
+            SECURE_SSL_REDIRECT="0",
+            ALLOWED_HOSTS="testserver",
+            OLLAMA_HOST="",
+            LMSTUDIO_HOST="",
+            SECRET_KEY="bench-only",
+            TUNER_DATA_DIR=str(Path(store_s) / "data"),
+        )
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tuner_site.settings")
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.test import Client
+
+        call_command("collectstatic", "--noinput", verbosity=0)  # as a deployment would
+
+        client = Client()
+        run_url = json.loads(client.get("/api/runs/?status=completed").content)["runs"][0]["url"]
+        for name, url in (
+            ("/runs/", "/runs/"),
+            ("/api/runs/", "/api/runs/"),
+            ("run page", run_url),
+        ):
+            client.get(url)  # warm
+            times = []
+            for _ in range(int(sys.argv[4])):
+                t = time.perf_counter()
+                response = client.get(url)
+                times.append(time.perf_counter() - t)
+                assert response.status_code == 200, (url, response.status_code)
+            times.sort()
+            out[name] = {"p50": times[len(times) // 2], "p95": times[int(len(times) * 0.95) - 1]}
+    out["rss_mb"] = peak_rss_mb()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

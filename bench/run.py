@@ -1,0 +1,183 @@
+"""Discovery and page speed on generated workspaces, as figures and as ratios to their floors.
+
+    python bench/run.py [--size small|large|both] [--reps 3] [--dir /tmp/tuner-bench]
+
+Workspaces are built once per size with the project's own generator
+(tuner_site/workspace_builder.py) and reused. Every "cold" figure comes from a new process
+with an empty index store; the OS page cache is warm for all figures, floors included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+SIZES = {
+    # runs per type, checkpoints, steps, one line every N steps
+    "small": (50, 10, 2000, 1),
+    "large": (500, 20, 10000, 5),
+}
+
+
+def log_paths(root: Path) -> list[str]:
+    found = []
+    stack = [str(root / "Trainers")]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.name.endswith(".jsonl") and e.name != "training_latest.jsonl":
+                    found.append(e.path)
+    return found
+
+
+def floor_walk(root: Path) -> None:
+    stack = [str(root / "Trainers")]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+
+
+def floor_read(root: Path) -> None:
+    for p in log_paths(root):
+        with open(p, "rb") as f:
+            f.read()
+
+
+def floor_orjson(root: Path) -> None:
+    for p in log_paths(root):
+        with open(p, "rb") as f:
+            for line in f.read().split(b"\n"):
+                if line:
+                    with contextlib.suppress(orjson.JSONDecodeError):
+                        orjson.loads(line)
+
+
+def median_time(fn, root: Path, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn(root)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def child(*args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(HERE / "child.py"), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def ensure_workspace(base: Path, size: str) -> Path:
+    from tuner_site.workspace_builder import build_bench
+
+    root = base / size
+    marker = root / "bench.json"
+    params = list(SIZES[size])
+    if marker.exists() and json.loads(marker.read_text()) == params:
+        return root
+    print(f"building the {size} workspace in {root} …", flush=True)
+    build_bench(root, *params)
+    marker.write_text(json.dumps(params))
+    return root
+
+
+def bench(base: Path, size: str, reps: int) -> dict:
+    root = ensure_workspace(base, size)
+    r: dict = {"size": size, "params": SIZES[size]}
+    r["logs"] = len(log_paths(root))
+    r["log_mb"] = sum(os.path.getsize(p) for p in log_paths(root)) / 1e6
+    r["walk"] = median_time(floor_walk, root, reps)
+    r["walk+read"] = r["walk"] + median_time(floor_read, root, reps)
+    r["walk+read+orjson"] = r["walk"] + median_time(floor_orjson, root, reps)
+
+    colds, warms, restarts, appends, rss = [], [], [], [], []
+    for _ in range(reps):
+        store = Path(tempfile.mkdtemp(prefix="tuner-index-"))
+        c = child("cold", str(root), str(store))
+        colds.append(c["cold"])
+        warms.append(c["warm"])
+        restarts.append(child("restart", str(root), str(store))["restart"])
+        rss.append(c["rss_mb"])
+        shutil.rmtree(store)
+    running = sorted((root / "Trainers").glob("*/*/*/logs/training_2*.jsonl"))[-1]
+    for _ in range(reps):
+        appends.append(child("append", str(root), "", str(running))["append"])
+    r["cold"] = statistics.median(colds)
+    r["warm"] = statistics.median(warms)
+    r["restart"] = statistics.median(restarts)
+    r["append100"] = statistics.median(appends)
+    store = Path(tempfile.mkdtemp(prefix="tuner-index-"))
+    child("cold", str(root), str(store))
+    views = child("views", str(root), str(store), "30")
+    shutil.rmtree(store)
+    r["views"] = {k: v for k, v in views.items() if k != "rss_mb"}
+    r["rss_mb"] = max(max(rss), views["rss_mb"])
+    return r
+
+
+def report(r: dict) -> str:
+    ms = lambda s: f"{s * 1000:8.1f} ms"  # noqa: E731
+    floor = r["walk+read"]
+    lines = [
+        f"## {r['size']}: {r['logs']} logs, {r['log_mb']:.0f} MB of JSONL "
+        f"(runs/type, checkpoints, steps, log every = {r['params']})",
+        "",
+        "| measure | time | ratio |",
+        "|---|---|---|",
+        f"| floor: walk (os.scandir) | {ms(r['walk'])} | 1.00 × walk |",
+        f"| floor: walk + read every log | {ms(floor)} | 1.00 × walk+read |",
+        f"| floor: walk + read + orjson every line | {ms(r['walk+read+orjson'])} | "
+        f"{r['walk+read+orjson'] / floor:.2f} × walk+read |",
+        f"| cold full discovery (new process, no index) | {ms(r['cold'])} | "
+        f"{r['cold'] / floor:.2f} × walk+read |",
+        f"| warm full discovery | {ms(r['warm'])} | {r['warm'] / r['walk']:.2f} × walk |",
+        f"| after a restart (new process, index on disk) | {ms(r['restart'])} | "
+        f"{r['restart'] / r['walk']:.2f} × walk |",
+        f"| after appending 100 lines to one log | {ms(r['append100'])} | "
+        f"{r['append100'] / r['walk']:.2f} × walk |",
+    ]
+    for name, v in r["views"].items():
+        lines.append(f"| `{name}` warm, p50 / p95 | {ms(v['p50'])} / {ms(v['p95']).strip()} | |")
+    lines.append(f"| peak RSS | {r['rss_mb']:.0f} MB | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=["small", "large", "both"], default="both")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "tuner-bench")
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    sizes = ["small", "large"] if args.size == "both" else [args.size]
+    for size in sizes:
+        print(report(bench(args.dir, size, args.reps)), "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
