@@ -71,6 +71,8 @@ class RunDetail:
     lineage: dict[str, Any] | None
     base_model: str | None
     max_steps: int | None
+    # Not read yet: only what the walk saw (a first visit to a large workspace).
+    pending: bool = False
 
     @property
     def best(self) -> Checkpoint | None:
@@ -265,6 +267,24 @@ def detail(
         with _memo_lock:
             _memo[run.path] = (run.signature, d)
     return d
+
+
+def is_ready(run: Run) -> bool:
+    """Whether `detail(run)` answers from memory, without reading logs."""
+    with _memo_lock:
+        hit = _memo.get(run.path)
+    return hit is not None and hit[0] == run.signature
+
+
+def walk_only(run: Run) -> RunDetail:
+    """What a run's row can show before its logs are read."""
+    checkpoints = tuple(
+        build_checkpoints(
+            run.path, run.path, LogSummary((), {}, 0, ()), list(run.checkpoint_steps), False
+        )
+    )
+    ranking = Ranking("pending", "", "", (None,) * len(checkpoints), None)
+    return RunDetail(run, LogSummary((), {}, 0, ()), checkpoints, ranking, None, None, None, True)
 
 
 def clear_memo() -> None:

@@ -66,3 +66,8 @@ def codespans(text: str | None) -> SafeString:
 @register.filter
 def timestamp(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+@register.filter
+def sub(value: int, other: int) -> int:
+    return int(value) - int(other)

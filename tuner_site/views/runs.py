@@ -18,9 +18,20 @@ from django_htmx.http import push_url
 from discovery.checkpoints import Checkpoint, list_files, read_adapter_config
 from discovery.history import Series, read_series
 from discovery.paths import is_safe_name
-from discovery.runs import STATUSES, RunDetail, detail, get_run, list_runs, list_trainers
+from discovery.runs import (
+    STATUSES,
+    Run,
+    RunDetail,
+    detail,
+    get_run,
+    is_ready,
+    list_runs,
+    list_trainers,
+    walk_only,
+)
 from tuner_site import serializers
 from tuner_site.charts import Chart, line_chart
+from tuner_site.indexing import index_in_background
 from tuner_site.prompt_sets import listed
 
 from .backends import backend_statuses
@@ -60,6 +71,8 @@ class RunListing:
     count: int
     params: dict[str, str]
     types: list[str]
+    pending: int = 0  # runs shown from the walk alone, their logs still being read
+    total: int = 0
 
 
 def _sorted(details: list[RunDetail], sort: str) -> list[RunDetail]:
@@ -70,7 +83,17 @@ def _sorted(details: list[RunDetail], sort: str) -> list[RunDetail]:
     return known + unknown  # runs without a value stay last in either direction
 
 
-def _run_listing(request: HttpRequest, root: Path) -> RunListing:
+def _details(runs: list[Run], root: Path, wait: bool) -> tuple[list[RunDetail], int]:
+    """Every run's detail; unless `wait`, many unread runs are read in the background."""
+    unread = [r for r in runs if not is_ready(r)]
+    if wait or len(unread) <= settings.TUNER_SYNC_INDEX_LIMIT:
+        return [detail(r, root) for r in runs], 0
+    index_in_background(unread, root)
+    pending = {r.path for r in unread}
+    return [walk_only(r) if r.path in pending else detail(r, root) for r in runs], len(unread)
+
+
+def _run_listing(request: HttpRequest, root: Path, wait: bool = True) -> RunListing:
     types = sorted({t.type for t in list_trainers(root)})
     run_type = choice_param(request, "type", types)
     status = choice_param(request, "status", STATUSES)
@@ -82,7 +105,7 @@ def _run_listing(request: HttpRequest, root: Path) -> RunListing:
         for r in list_runs(root, run_type, running_window=settings.TUNER_RUNNING_WINDOW)
         if status is None or r.status == status
     ]
-    details = [detail(r, root) for r in runs]
+    details, pending = _details(runs, root, wait)
     if q:
         needle = q.lower()
         details = [
@@ -96,12 +119,14 @@ def _run_listing(request: HttpRequest, root: Path) -> RunListing:
     params = {k: v for k, v in {"type": run_type, "status": status, "q": q}.items() if v}
     if sort != "-started":
         params["sort"] = sort
-    return RunListing(paginator.page(page_number), paginator.count, params, types)
+    return RunListing(
+        paginator.page(page_number), paginator.count, params, types, pending, len(runs)
+    )
 
 
 @require_GET
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
-    listing = _run_listing(request, workspace_root())
+    listing = _run_listing(request, workspace_root(), wait=False)
     template = "runs/list.html"
     if request.htmx:
         template += "#runs-table"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.template.defaultfilters import filesizeformat
 
+from discovery.logindex import indexer
 from discovery.runs import detail, get_run, list_runs
 from tuner_site import serializers
 from tuner_site.prompt_sets import listed
@@ -38,6 +40,7 @@ class Command(BaseCommand):
         ckpts = sub.add_parser("checkpoints", help="checkpoints of one run, best marked")
         ckpts.add_argument("run", help="<trainer>/<run>, e.g. rtx3090_sft/20251128_113853")
         ckpts.add_argument("--json", action="store_true", help="print the API's JSON")
+        sub.add_parser("index", help="read every run's logs now, so the first page is instant")
         sets = sub.add_parser("prompt-sets", help="prompt sets in Evaluator/prompts/")
         sets.add_argument("--json", action="store_true", help="print the API's JSON")
         models = sub.add_parser("models", help="inference servers and their models")
@@ -122,6 +125,24 @@ class Command(BaseCommand):
         headers = ["trainer", "run", "status", "base model", "ckpts", "last step", "best", "score"]
         self.stdout.write(table(headers, rows))
         self.stdout.write(f"\n{len(details)} run(s) in {root}")
+
+    def handle_index(self, root: Any, **_: Any) -> None:
+        started = time.monotonic()
+        runs = list_runs(root, running_window=settings.TUNER_RUNNING_WINDOW)
+        total, skipped, width = len(runs), 0, 30
+        for i, run in enumerate(runs, start=1):
+            skipped += detail(run, root).history.skipped
+            if i == total or i % 10 == 0:
+                filled = width * i // max(total, 1)
+                bar = "#" * filled + "-" * (width - filled)
+                self.stdout.write(f"\r[{bar}] {i}/{total} runs", ending="")
+                self.stdout.flush()
+        indexer.flush()
+        elapsed = time.monotonic() - started
+        self.stdout.write(
+            f"\nIndexed {total} run(s) in {elapsed:.1f} s into {indexer.store or 'memory only'}"
+            + (f"; {skipped} log line(s) could not be read" if skipped else "")
+        )
 
     def handle_prompt_sets(self, root: Any, json: bool, **_: Any) -> None:
         items = listed(root)

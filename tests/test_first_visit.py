@@ -1,0 +1,79 @@
+"""A never-seen workspace: /runs/ answers from the walk and fills in as logs are read."""
+
+from __future__ import annotations
+
+import json
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from discovery.logindex import indexer
+from discovery.runs import clear_memo, detail, get_run, list_runs
+from tuner_site import indexing
+from tuner_site import workspace_builder as wb
+from tuner_site.views import runs as views_runs
+
+from .conftest import started
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def many_runs(use_workspace: Path, settings) -> Path:
+    for day in range(1, 9):
+        wb.make_run(use_workspace, "sft", started(f"202511{day:02d}_100000"), max_steps=200)
+    settings.TUNER_SYNC_INDEX_LIMIT = 3
+    return use_workspace
+
+
+def test_a_first_visit_answers_from_the_walk_and_shows_progress(client, many_runs, monkeypatch):
+    monkeypatch.setattr(views_runs, "index_in_background", lambda runs, root: None)
+    html = client.get("/runs/").content.decode()
+    assert "Indexed 0 of 8 runs" in html and 'hx-trigger="every 1s"' in html
+    assert html.count("reading log…") == 8
+    assert "20251108_100000" in html  # the walk's columns are there already
+
+
+def test_the_table_fills_in_once_the_background_reader_is_done(client, many_runs):
+    client.get("/runs/")
+    indexing.wait(10)
+    html = client.get("/runs/").content.decode()
+    assert "Indexed" not in html and "reading log…" not in html
+    assert 'hx-trigger="every 1s"' not in html
+    assert ">200<" in html  # last step
+
+
+def test_the_json_api_always_answers_in_full(client, many_runs):
+    data = json.loads(client.get("/api/runs/").content)
+    assert all(r["last_step"] == 200 and r["best_checkpoint"] for r in data["runs"])
+
+
+def test_a_few_unread_runs_are_read_before_answering(client, many_runs, settings):
+    settings.TUNER_SYNC_INDEX_LIMIT = 50
+    html = client.get("/runs/").content.decode()
+    assert "Indexed" not in html and "reading log…" not in html
+
+
+def test_the_memo_follows_changes_on_disk_and_the_clock(many_runs):
+    root = many_runs
+    run = get_run(root, "rtx3090_sft", "20251101_100000")
+    first = detail(run, root)
+    assert detail(run, root).history is first.history  # reused while nothing changed
+    wb.add_checkpoint(run.path, 250)
+    run = get_run(root, "rtx3090_sft", "20251101_100000")
+    assert 250 in [c.step for c in detail(run, root).checkpoints]
+    later = get_run(root, "rtx3090_sft", "20251101_100000", now=time.time() + 10**6)
+    assert detail(later, root).run.status == later.status
+
+
+def test_discover_index_reads_every_run_with_a_progress_bar(many_runs, tmp_path):
+    indexer.configure(tmp_path / "index")
+    clear_memo()
+    out = StringIO()
+    call_command("discover", "index", stdout=out)
+    assert "8/8 runs" in out.getvalue() and "Indexed 8 run(s)" in out.getvalue()
+    assert len(list((tmp_path / "index").glob("*.idx"))) == 8
+    assert all(r for r in list_runs(many_runs))
