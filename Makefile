@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install bench serve-lan
+.PHONY: run test lint install serve-lan
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ run: install
 
 test: install
 	$(PY) -m pytest
+
+# Share on a LAN over HTTPS with a self-signed certificate made once for ALLOWED_HOSTS.
+serve-lan: install
+	@test -n "$$ALLOWED_HOSTS" || { echo "Set ALLOWED_HOSTS to the names or addresses teammates use, e.g. ALLOWED_HOSTS=mybox.lan,192.168.1.20"; exit 2; }
+	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py migrate --no-input
+	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py collectstatic --no-input -v0
+	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py lan_cert
+	DEBUG=0 TUNER_HTTPS=1 $(VENV)/bin/gunicorn tuner_site.wsgi --workers 2 --bind $${BIND:-0.0.0.0:8443} \
+		--certfile $${TUNER_DATA_DIR:-var}/tls/cert.pem --keyfile $${TUNER_DATA_DIR:-var}/tls/key.pem
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -6,8 +6,12 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.http import HttpResponseClientRedirect
 
 from .views.common import BadQuery, WorkspaceMissing, error_response, is_api
+
+# Paths that must answer without a login: the login itself, admin (which has its own), assets.
+OPEN_PATHS = ("/accounts/login/", "/admin/", "/static/")
 
 
 def require_login(get_response: Callable[[HttpRequest], HttpResponse]):
@@ -17,11 +21,15 @@ def require_login(get_response: Callable[[HttpRequest], HttpResponse]):
         if (
             settings.TUNER_REQUIRE_LOGIN
             and not request.user.is_authenticated
-            and not request.path.startswith(("/admin/", "/static/"))
+            and not request.path.startswith(OPEN_PATHS)
         ):
             if is_api(request):
                 return error_response(request, 401, "Log in first: this dashboard requires it.")
-            return redirect_to_login(request.get_full_path())
+            login = redirect_to_login(request.get_full_path())
+            if request.headers.get("HX-Request"):
+                # A fragment request must not swap the login page into the page: go there.
+                return HttpResponseClientRedirect(login["Location"])
+            return login
         return get_response(request)
 
     return middleware

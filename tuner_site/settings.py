@@ -176,16 +176,24 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "tuner-overview"
 
-if not DEBUG:
-    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "1")
-    SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "1")
-    CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", "1")
+# Served over HTTPS (`make serve-lan`, or behind a TLS proxy on the same host): cookies and
+# redirects follow. Browsers ignore HSTS sent with a self-signed certificate: no lock-out.
+TUNER_HTTPS = envbool("TUNER_HTTPS", "0")
+if TUNER_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "3600")
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "1")
-    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "1")
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+    SECURE_HSTS_PRELOAD = False
+SILENCED_SYSTEM_CHECKS = [
+    # Subdomains and preload lists are for public domains, not a workstation on a LAN.
+    "security.W005",
+    "security.W021",
+]
 
 LOGGING = {
     "version": 1,

@@ -41,6 +41,7 @@ urlpatterns = [
         prompt_sets.api_prompt_set_detail,
         name="tuner-api-prompt-set-detail",
     ),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]
 
