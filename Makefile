@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install serve-lan
+.PHONY: run test test-db lint install serve-lan
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ serve-lan: install
 	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py lan_cert
 	DEBUG=0 TUNER_HTTPS=1 $(VENV)/bin/gunicorn tuner_site.wsgi --workers 2 --bind $${BIND:-0.0.0.0:8443} \
 		--certfile $${TUNER_DATA_DIR:-var}/tls/cert.pem --keyfile $${TUNER_DATA_DIR:-var}/tls/key.pem
+
+# The database-touching tests again, on the database DATABASE_URL names (CI: PostgreSQL).
+DB_TESTS := tests/test_database.py tests/test_prompt_sets.py tests/test_security.py \
+	tests/test_views_runs.py tests/test_first_visit.py tests/test_cli_discover.py
+test-db: install
+	@test -n "$$DATABASE_URL" || { echo "Set DATABASE_URL, e.g. postgres://user:pass@127.0.0.1/tuner"; exit 2; }
+	$(PY) -m pytest $(DB_TESTS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,56 @@
+"""The README's first command on a first start: no database yet, no workspace configured."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .fake_servers import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_migrates_a_missing_database_and_serves_the_demo_on_loopback(tmp_path):
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TUNER_", "DJANGO_", "DATABASE_URL", "OLLAMA", "LMSTUDIO"))
+    }
+    env |= {"TUNER_DATA_DIR": str(tmp_path / "data"), "PORT": str(port), "OLLAMA_HOST": ""}
+    env["LMSTUDIO_HOST"] = ""
+    proc = subprocess.Popen(
+        ["make", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        response = None
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/prompt-sets/", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert response is not None, "the server never answered"
+        assert response.status_code == 200  # this page reads the database
+        assert "tool_prompts" in response.text
+        runs = httpx.get(f"http://127.0.0.1:{port}/api/runs/?status=running", timeout=5).json()
+        assert runs["count"] == 1  # the demo's run that is training right now
+        assert (tmp_path / "data" / "tuner.sqlite3").exists()
+        assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
