@@ -142,7 +142,7 @@ def report(r: dict) -> str:
     ms = lambda s: f"{s * 1000:8.1f} ms"  # noqa: E731
     floor = r["walk+read"]
     lines = [
-        f"## {r['size']}: {r['logs']} logs, {r['log_mb']:.0f} MB of JSONL "
+        f"### {r['size']}: {r['logs']} logs, {r['log_mb']:.0f} MB of JSONL "
         f"(runs/type, checkpoints, steps, log every = {r['params']})",
         "",
         "| measure | time | ratio |",
