@@ -34,26 +34,30 @@ SIZES = {
 }
 
 
-def log_paths(root: Path) -> list[str]:
-    found = []
+def _walk(root: Path, logs: list[str] | None = None) -> None:
+    """Every folder under Trainers/, collecting log paths into `logs` when given."""
     stack = [str(root / "Trainers")]
     while stack:
         with os.scandir(stack.pop()) as it:
             for e in it:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
-                elif e.name.endswith(".jsonl") and e.name != "training_latest.jsonl":
-                    found.append(e.path)
+                elif (
+                    logs is not None
+                    and e.name.endswith(".jsonl")
+                    and e.name != "training_latest.jsonl"
+                ):
+                    logs.append(e.path)
+
+
+def log_paths(root: Path) -> list[str]:
+    found: list[str] = []
+    _walk(root, found)
     return found
 
 
 def floor_walk(root: Path) -> None:
-    stack = [str(root / "Trainers")]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
+    _walk(root)
 
 
 def floor_read(root: Path) -> None:

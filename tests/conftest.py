@@ -48,6 +48,31 @@ def workspace(tmp_path: Path) -> Path:
     return root.resolve()
 
 
+# Three runs most page tests use: a finished SFT run (with eval_loss), a finished KTO run,
+# and a KTO run training right now.
+SFT_RUN, KTO_RUN, RUNNING_RUN = "20251101_100000", "20251108_100000", "20251109_100000"
+
+
+@pytest.fixture
+def three_runs(use_workspace: Path) -> Path:
+    wb.make_run(
+        use_workspace, "sft", started(SFT_RUN), max_steps=100, save_every=25, eval_every=25, seed=1
+    )
+    wb.make_run(use_workspace, "kto", started(KTO_RUN), max_steps=100, save_every=25, seed=2)
+    age(use_workspace / "Trainers", 7200)
+    wb.make_run(
+        use_workspace,
+        "kto",
+        started(RUNNING_RUN),
+        max_steps=100,
+        done=40,
+        save_every=20,
+        completed=False,
+        seed=3,
+    )
+    return use_workspace
+
+
 @pytest.fixture
 def demo_workspace(tmp_path: Path) -> Path:
     return wb.build_demo((tmp_path / "demo").resolve())

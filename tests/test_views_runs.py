@@ -9,34 +9,16 @@ import pytest
 
 from tuner_site import workspace_builder as wb
 
-from .conftest import age, started
+from .conftest import KTO_RUN as KTO
+from .conftest import RUNNING_RUN as RUNNING
+from .conftest import SFT_RUN as SFT
 
 pytestmark = pytest.mark.django_db
 
-KTO = "20251108_100000"
-SFT = "20251101_100000"
-RUNNING = "20251109_100000"
-
 
 @pytest.fixture
-def ws(use_workspace: Path) -> Path:
-    wb.make_run(
-        use_workspace, "sft", started(SFT), max_steps=100, save_every=25, eval_every=25, seed=1
-    )
-    wb.make_run(use_workspace, "kto", started(KTO), max_steps=100, save_every=25, seed=2)
-    for path in (use_workspace / "Trainers").iterdir():
-        age(path, 7200)
-    wb.make_run(
-        use_workspace,
-        "kto",
-        started(RUNNING),
-        max_steps=100,
-        done=40,
-        save_every=20,
-        completed=False,
-        seed=3,
-    )
-    return use_workspace
+def ws(three_runs: Path) -> Path:
+    return three_runs
 
 
 def get_json(client, url: str, status: int = 200):
