@@ -31,8 +31,9 @@ def _fresh_caches() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _no_real_backends(settings) -> None:
-    # Whatever runs on this machine's default ports must not leak into tests.
+def _no_real_backends(settings, tmp_path_factory) -> None:
+    # Neither this machine's demo workspace nor what runs on its default ports may leak in.
+    settings.TUNER_WORKSPACE = tmp_path_factory.getbasetemp() / "no-workspace-configured"
     settings.OLLAMA_HOST = ""
     settings.LMSTUDIO_HOST = ""
     settings.TUNER_OPENAI_BACKENDS = ""

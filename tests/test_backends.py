@@ -211,7 +211,7 @@ def test_the_parsers_accept_a_mock_transport_too():
 
 
 @pytest.fixture
-def configured_servers(settings, serve, db):
+def configured_servers(settings, serve, db, use_workspace):
     ollama, lms = serve("ollama"), serve("lmstudio", "v1")
     down = fs.free_port()
     settings.OLLAMA_HOST = ollama.host
@@ -282,14 +282,14 @@ def test_the_refresh_endpoint_renders_the_same_fragment_the_page_includes(
 
 
 @pytest.mark.django_db
-def test_pages_answer_quickly_when_a_backend_hangs(client, settings, serve):
+def test_pages_answer_quickly_when_a_backend_hangs(client, settings, serve, use_workspace):
     hanging = serve("ollama", mode="slow")
     settings.OLLAMA_HOST = hanging.host
     settings.TUNER_BACKEND_TIMEOUT = 1.5
     for url in ("/backends/", "/api/backends/", "/"):
         started = time.monotonic()
         response = client.get(url)
-        assert response.status_code in (200, 503)
+        assert response.status_code == 200
         assert time.monotonic() - started < 3.0
 
 
