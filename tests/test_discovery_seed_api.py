@@ -87,3 +87,17 @@ def test_full_upload_workflow(test_repo_root):
     assert len(checkpoints) > 0
     best = max(checkpoints, key=lambda cp: cp.score("sft"))
     assert best is not None and best.score("sft") > float("-inf")
+
+
+def test_the_discovery_package_imports_no_django():
+    import subprocess
+    import sys
+
+    code = (
+        "import pkgutil, sys, discovery\n"
+        "for m in pkgutil.iter_modules(discovery.__path__):\n"
+        "    __import__('discovery.' + m.name)\n"
+        "assert not [n for n in sys.modules if n.split('.')[0] == 'django'], 'django imported'\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True)

@@ -1,0 +1,36 @@
+"""The documented LAN setup passes Django's deployment checks; plain HTTP is flagged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def check_deploy(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TUNER_", "DJANGO_"))}
+    clean.pop("SECRET_KEY", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=clean | {"TUNER_DATA_DIR": str(tmp_path), "ALLOWED_HOSTS": "box.lan"} | env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_lan_setup_has_no_deployment_issues(tmp_path):
+    result = check_deploy(tmp_path, DEBUG="0", TUNER_HTTPS="1")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+    key = tmp_path / "secret_key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text()) >= 50
+
+
+def test_plain_http_without_https_settings_is_reported(tmp_path):
+    result = check_deploy(tmp_path, DEBUG="0", TUNER_HTTPS="0")
+    assert result.returncode != 0
+    assert "security.W012" in result.stderr + result.stdout
