@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,13 +51,38 @@ class Chart:
 
 
 def moving_average(values: Sequence[float], window: int) -> list[float]:
-    out, total, queue = [], 0.0, []
+    out, total, queue = [], 0.0, deque()
     for v in values:
         queue.append(v)
         total += v
         if len(queue) > window:
-            total -= queue.pop(0)
+            total -= queue.popleft()
         out.append(total / len(queue))
+    return out
+
+
+MAX_POINTS = 1200  # about two per horizontal pixel of the plot
+
+
+def thin(
+    points: Sequence[tuple[float, float]], limit: int = MAX_POINTS
+) -> list[tuple[float, float]]:
+    """At most `limit` points: each bucket keeps its lowest and highest, in step order.
+
+    Spikes (a NaN-adjacent blow-up, a loss jump) stay visible, unlike with plain striding.
+    """
+    if len(points) <= limit:
+        return list(points)
+    buckets = limit // 2
+    size = len(points) / buckets
+    out: list[tuple[float, float]] = []
+    for b in range(buckets):
+        chunk = points[int(b * size) : int((b + 1) * size)]
+        if not chunk:
+            continue
+        lo = min(chunk, key=lambda p: p[1])
+        hi = max(chunk, key=lambda p: p[1])
+        out.extend(sorted({lo, hi}))
     return out
 
 
@@ -125,9 +151,11 @@ def line_chart(
     for i, (name, pts) in enumerate(data.items()):
         # Per series: eval losses are logged far less often than training losses.
         window = smoothing_window(len(pts))
-        raw = " ".join(f"{sx(s)},{sy(v)}" for s, v in pts)
-        avg = moving_average([v for _, v in pts], window)
-        smooth = " ".join(f"{sx(s)},{sy(v)}" for (s, _), v in zip(pts, avg, strict=True))
+        avg = list(
+            zip((s for s, _ in pts), moving_average([v for _, v in pts], window), strict=True)
+        )
+        raw = " ".join(f"{sx(s)},{sy(v)}" for s, v in thin(pts))
+        smooth = " ".join(f"{sx(s)},{sy(v)}" for s, v in thin(avg))
         series.append(Series(name, COLORS[i % len(COLORS)], raw, smooth, len(pts), window))
     marks = tuple(
         Mark(sx(s), f"checkpoint-{s}", s == best_step) for s in checkpoint_steps if x0 <= s <= x1

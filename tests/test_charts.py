@@ -1,0 +1,39 @@
+"""Server-rendered charts: finite points only, a stated window, thinning that keeps spikes."""
+
+from __future__ import annotations
+
+import math
+
+from tuner_site.charts import MAX_POINTS, line_chart, moving_average, smoothing_window, thin
+
+
+def test_non_finite_values_are_left_out_and_empty_series_give_no_chart():
+    chart = line_chart("Loss", [1, 2, 3], {"loss": [1.0, math.nan, math.inf]})
+    assert chart.series[0].points == 1
+    assert line_chart("Loss", [1, 2], {"loss": [math.nan, None]}) is None
+
+
+def test_the_moving_average_window_grows_with_the_series():
+    assert (
+        smoothing_window(10) == 1 and smoothing_window(400) == 20 and smoothing_window(10**6) == 50
+    )
+    assert moving_average([1, 2, 3, 4], 2) == [1, 1.5, 2.5, 3.5]
+
+
+def test_long_series_are_thinned_but_keep_their_spikes():
+    points = [(float(i), 1.0) for i in range(20_000)]
+    points[12_345] = (12_345.0, 50.0)
+    thinned = thin(points)
+    assert len(thinned) <= MAX_POINTS
+    assert (12_345.0, 50.0) in thinned
+    assert [p[0] for p in thinned] == sorted(p[0] for p in thinned)
+    chart = line_chart("Loss", list(range(20_000)), {"loss": [p[1] for p in points]})
+    assert len(chart.series[0].raw.split()) <= MAX_POINTS
+
+
+def test_checkpoints_are_marked_and_the_best_one_flagged():
+    chart = line_chart("Loss", [10, 20, 30], {"loss": [3.0, 2.0, 1.0]}, [10, 30], best_step=30)
+    assert [(m.label, m.best) for m in chart.marks] == [
+        ("checkpoint-10", False),
+        ("checkpoint-30", True),
+    ]
