@@ -15,9 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# With no TUNER_WORKSPACE, a demo workspace whose running run keeps training while you look.
 run: install
 	$(PY) manage.py migrate --no-input
-	@if [ -z "$$TUNER_WORKSPACE" ]; then $(PY) manage.py demo; fi
+	@if [ -z "$$TUNER_WORKSPACE" ]; then $(PY) manage.py demo && { $(PY) manage.py demo --follow & }; fi; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install

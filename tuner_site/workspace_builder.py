@@ -279,19 +279,44 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
         started = (now - timedelta(days=days)).replace(microsecond=0)
         make_run(root, run_type, started, mtime=old, **kwargs)
     # The running run: started 90 minutes ago, its log written a moment ago.
-    make_run(
-        root,
-        "kto",
-        (now - timedelta(minutes=90)).replace(microsecond=0),
-        max_steps=300,
-        done=170,
-        save_every=25,
-        completed=False,
-        seed=6,
-        lr=2e-7,
-    )
+    make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
     write_prompt_sets(root)
     return root
+
+
+DEMO_RUNNING = {"max_steps": 600, "done": 170, "save_every": 25, "seed": 6, "lr": 2e-7}
+
+
+def demo_started(now: datetime) -> datetime:
+    return (now - timedelta(minutes=90)).replace(microsecond=0)
+
+
+def follow_demo(root: Path, interval: float = 4.0, log_every: int = 5) -> None:
+    """Keep the demo's running run training: a log line per interval, checkpoints, then the end."""
+    runs = sorted(p for p in output_dir(root, "kto").iterdir() if not (p / "final_model").exists())
+    if not runs:
+        return
+    run_dir = runs[-1]
+    log = sorted((run_dir / "logs").glob("training_2*.jsonl"))[-1]
+    step = json.loads(log.read_text().strip().splitlines()[-1])["step"]
+    spec = DEMO_RUNNING
+    rng = random.Random(spec["seed"] + step)
+    base = adapter_config(BASE_MODELS[0])["base_model_name_or_path"]
+    while step < spec["max_steps"]:
+        time.sleep(interval)
+        step += log_every
+        line = metric_line("kto", step, spec["max_steps"], rng, spec["lr"])
+        line["timestamp"] = datetime.now().isoformat()
+        write_log(run_dir, [line], log.stem.removeprefix("training_"))
+        if step % spec["save_every"] == 0:
+            add_checkpoint(run_dir, step, base, spec["max_steps"])
+    summary = {"step": step, "timestamp": datetime.now().isoformat(), "train_runtime": 5400.0}
+    write_log(run_dir, [summary], log.stem.removeprefix("training_"))
+    add_final_model(run_dir, base)
+    write_json(
+        run_dir / "training_lineage.json",
+        lineage("kto", run_dir, base, spec["max_steps"], spec["lr"]),
+    )
 
 
 def _bench_run(args: tuple[str, str, int, int, int, int, int, str, float | None]) -> None:

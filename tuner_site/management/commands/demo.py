@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from tuner_site.workspace_builder import build_demo
+from tuner_site.workspace_builder import build_demo, follow_demo
 
 
 class Command(BaseCommand):
@@ -14,8 +15,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--path", type=Path, default=None, help="where to build it")
+        parser.add_argument(
+            "--follow",
+            action="store_true",
+            help="don't build: keep the demo's running run training until it finishes",
+        )
+        parser.add_argument("--interval", type=float, default=4.0, help="seconds per log line")
 
-    def handle(self, *args: Any, path: Path | None, **options: Any) -> None:
+    def handle(
+        self, *args: Any, path: Path | None, follow: bool, interval: float, **options: Any
+    ) -> None:
         root = path or settings.DATA_DIR / "demo-workspace"
+        if follow:
+            with contextlib.suppress(KeyboardInterrupt):
+                follow_demo(root, interval)
+            return
         build_demo(root)
         self.stdout.write(f"Demo workspace ready in {root}")
