@@ -71,12 +71,19 @@ class RunDetail:
     lineage: dict[str, Any] | None
     base_model: str | None
     max_steps: int | None
+    global_step: int | None = None  # from the newest trainer_state.json
     # Not read yet: only what the walk saw (a first visit to a large workspace).
     pending: bool = False
 
     @property
     def best(self) -> Checkpoint | None:
         return next((c for c in self.checkpoints if c.name == self.ranking.best), None)
+
+    @property
+    def step(self) -> int | None:
+        """How far training got: the last logged step, or the trainer's own count."""
+        steps = [s for s in (self.history.last_step, self.global_step) if s is not None]
+        return max(steps) if steps else None
 
     @property
     def best_score(self) -> float | None:
@@ -284,7 +291,16 @@ def walk_only(run: Run) -> RunDetail:
         )
     )
     ranking = Ranking("pending", "", "", (None,) * len(checkpoints), None)
-    return RunDetail(run, LogSummary((), {}, 0, ()), checkpoints, ranking, None, None, None, True)
+    return RunDetail(
+        run=run,
+        history=LogSummary((), {}, 0, ()),
+        checkpoints=checkpoints,
+        ranking=ranking,
+        lineage=None,
+        base_model=None,
+        max_steps=None,
+        pending=True,
+    )
 
 
 def clear_memo() -> None:
@@ -318,6 +334,7 @@ def _detail(run: Run, root: Path, rank_metric: str | None, rank_order: str | Non
         lineage=lineage,
         base_model=base_model(run, lineage),
         max_steps=max_steps if max_steps and max_steps > 0 else None,
+        global_step=state.global_step if state else None,
     )
 
 

@@ -120,3 +120,11 @@ def test_get_run_refuses_names_that_are_not_plain_folder_names(workspace):
 
 def test_a_missing_workspace_has_no_runs(tmp_path: Path):
     assert list_runs(tmp_path / "nope") == []
+
+
+def test_progress_falls_back_to_the_trainers_global_step_without_a_log(workspace):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    wb.add_checkpoint(run, 120, max_steps=400)
+    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    assert d.history.last_step is None
+    assert (d.step, d.max_steps) == (120, 400)

@@ -44,10 +44,9 @@ def best_json(d: RunDetail) -> dict[str, Any] | None:
 
 
 def progress(d: RunDetail) -> float | None:
-    last = d.history.last_step
-    if last is None or not d.max_steps:
+    if d.step is None or not d.max_steps:
         return None
-    return min(last / d.max_steps, 1.0)
+    return min(d.step / d.max_steps, 1.0)
 
 
 def run_summary(d: RunDetail) -> dict[str, Any]:
