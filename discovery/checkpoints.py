@@ -26,10 +26,14 @@ class Checkpoint:
     run_dir: Path
     metrics: Mapping[str, float]
     metrics_step: int | None
+    # Where a layout keeps it elsewhere (MLX: a .npz file); else derived from run_dir.
+    location: Path | None = None
 
     @property
     def path(self) -> Path:
         # Built on demand: a run list touches tens of thousands of checkpoints.
+        if self.location is not None:
+            return self.location
         if self.is_final:
             return self.run_dir / FINAL_MODEL
         return self.run_dir / "checkpoints" / self.name
@@ -153,6 +157,11 @@ def read_adapter_config(checkpoint_dir: Path) -> dict[str, Any] | None:
 def list_files(checkpoint_dir: Path, root: Path) -> list[FileInfo]:
     """Files in a checkpoint folder with their sizes, leaving out links that leave the root."""
     files = []
+    if checkpoint_dir.is_file():  # a single-file checkpoint (MLX .npz)
+        try:
+            return [FileInfo(checkpoint_dir.name, checkpoint_dir.stat().st_size)]
+        except OSError:
+            return []
     try:
         entries = list(os.scandir(checkpoint_dir))
     except OSError:

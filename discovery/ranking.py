@@ -75,6 +75,8 @@ def type_rule(run_type: str, checkpoints: Sequence[Checkpoint]) -> tuple[str, st
         return "rewards/margins", "max", _metric("rewards/margins")
     if t == "grpo":
         return "reward", "max", _metric("reward")
+    if t == "mlx" and any(_metric("val_loss")(c.metrics) is not None for c in checkpoints):
+        return "val_loss", "min", _metric("val_loss")  # the MLX trainer's own best rule
     if any(_metric("eval_loss")(c.metrics) is not None for c in checkpoints):
         return "eval_loss", "min", _metric("eval_loss")
     return "loss", "min", _metric("loss")

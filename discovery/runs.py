@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import threading
@@ -11,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import mlx
 from .checkpoints import (
     Checkpoint,
     build_checkpoints,
@@ -19,7 +21,7 @@ from .checkpoints import (
     newest_trainer_state,
     read_adapter_config,
 )
-from .history import LogSummary, read_summary
+from .history import LogSummary, Series, read_series, read_summary
 from .jsonl import log_files
 from .paths import is_inside, is_safe_name, read_json_object, realpath
 from .ranking import Ranking, rank
@@ -36,6 +38,7 @@ class Trainer:
     type: str
     platform: str
     output_dir: Path
+    layout: str = "hf"  # "hf": a folder per run; "mlx": runs are segments of one log
 
 
 @dataclass(frozen=True)
@@ -95,12 +98,16 @@ def list_trainers(root: Path) -> list[Trainer]:
     trainers = []
     base = root / "Trainers"
     for entry in _scandirs(base, root):
+        found = False
         for child in _scandirs(Path(entry.path), root):
             m = OUTPUT_DIR.fullmatch(child.name)
             if m and entry.name == f"{m['platform']}_{m['type']}":
+                found = True
                 trainers.append(
                     Trainer(entry.name, m["type"].lower(), m["platform"], Path(child.path))
                 )
+        if not found and mlx.is_mlx_trainer(Path(entry.path)):
+            trainers.append(Trainer(entry.name, "mlx", "mac", Path(entry.path), layout="mlx"))
     trainers.sort(key=lambda t: t.id)
     return trainers
 
@@ -214,6 +221,9 @@ def list_runs(
     for trainer in list_trainers(root):
         if trainer_type and trainer.type != trainer_type.lower():
             continue
+        if trainer.layout == "mlx":
+            runs.extend(mlx_runs(trainer, root, now, running_window))
+            continue
         for entry in _scandirs(trainer.output_dir, root):
             run = read_run(trainer, Path(entry.path), root, now, running_window)
             if run is not None:
@@ -232,6 +242,10 @@ def get_run(
     trainer = get_trainer(root, trainer_id)
     if trainer is None or not is_safe_name(run_name):
         return None
+    if trainer.layout == "mlx":
+        return next(
+            (r for r in mlx_runs(trainer, root, now, running_window) if r.name == run_name), None
+        )
     path = trainer.output_dir / run_name
     if not path.is_dir() or not is_inside(path, root):
         return None
@@ -255,7 +269,7 @@ def base_model(run: Run, lineage: dict[str, Any] | None) -> str | None:
     return None
 
 
-_memo: dict[Path, tuple[tuple, RunDetail]] = {}
+_memo: dict[str, tuple[tuple, RunDetail]] = {}
 _memo_lock = threading.Lock()
 
 
@@ -265,21 +279,21 @@ def detail(
     """Everything a run's rows and page show; reused while the run's signature is unchanged."""
     if rank_metric is None and run.signature:
         with _memo_lock:
-            hit = _memo.get(run.path)
+            hit = _memo.get(run.id)
         if hit is not None and hit[0] == run.signature:
             # The status can change with the clock alone, so the run itself is always fresh.
             return replace(hit[1], run=run)
     d = _detail(run, root, rank_metric, rank_order)
     if rank_metric is None and run.signature:
         with _memo_lock:
-            _memo[run.path] = (run.signature, d)
+            _memo[run.id] = (run.signature, d)
     return d
 
 
 def is_ready(run: Run) -> bool:
     """Whether `detail(run)` answers from memory, without reading logs."""
     with _memo_lock:
-        hit = _memo.get(run.path)
+        hit = _memo.get(run.id)
     return hit is not None and hit[0] == run.signature
 
 
@@ -309,6 +323,8 @@ def clear_memo() -> None:
 
 
 def _detail(run: Run, root: Path, rank_metric: str | None, rank_order: str | None) -> RunDetail:
+    if run.trainer.layout == "mlx":
+        return _mlx_detail(run, root, rank_metric, rank_order)
     steps = list(run.checkpoint_steps)
     history = read_summary(run.path, root, steps)
     checkpoints = tuple(build_checkpoints(run.path, root, history, steps, run.has_final_model))
@@ -350,3 +366,97 @@ class TrainingRunDiscovery:
         runs = list_runs(realpath(self.repo_root), trainer_type)
         paths = [r.path for r in runs]
         return paths[:limit] if limit is not None else paths
+
+
+def mlx_runs(
+    trainer: Trainer, root: Path, now: float | None = None, running_window: float = RUNNING_WINDOW_S
+) -> list[Run]:
+    """One run per segment of an MLX trainer's log that trained or owns files."""
+    folder = trainer.output_dir
+    log = folder / mlx.LOG
+    if not is_inside(log, root):
+        return []
+    try:
+        st = os.stat(log)
+    except OSError:
+        return []
+    segments = mlx.segments(folder)
+    starts = [seg.started.timestamp() for seg in segments]
+
+    def owner(path: Path) -> int:
+        """The run whose time span holds the file's last write."""
+        return max(bisect.bisect_right(starts, _mtime(path)) - 1, 0)
+
+    files = mlx.checkpoint_files(folder, root)
+    final = mlx.final_model(folder, root)
+    final_owner = owner(final) if final is not None else None
+    runs = []
+    for i, seg in enumerate(segments):
+        newest = i == len(segments) - 1
+        steps = tuple(sorted(s for s, p in files.items() if owner(p) == i))
+        has_final = final_owner == i
+        if not seg.entries and not steps and not has_final:
+            continue
+        if seg.finished or has_final:
+            status = "completed"
+        elif newest and (now if now is not None else time.time()) - st.st_mtime <= running_window:
+            status = "running"
+        else:
+            status = "stopped"
+        runs.append(
+            Run(
+                trainer=trainer,
+                name=seg.name,
+                path=folder,
+                started_at=seg.started,
+                status=status,
+                has_final_model=has_final,
+                checkpoint_steps=steps,
+                last_activity=st.st_mtime,
+                signature=(st.st_ino, st.st_size, st.st_mtime_ns, steps, has_final, i),
+            )
+        )
+    return runs
+
+
+def _segment(run: Run) -> mlx.Segment | None:
+    return next((s for s in mlx.segments(run.path) if s.name == run.name), None)
+
+
+def _mlx_detail(run: Run, root: Path, rank_metric: str | None, rank_order: str | None) -> RunDetail:
+    seg = _segment(run) or mlx.Segment(run.name, run.started_at)
+    history = LogSummary(
+        tuple(sorted(seg.entries)), seg.entries, seg.skipped, (run.path / mlx.LOG,)
+    )
+    files = mlx.checkpoint_files(run.path, root)
+    checkpoints = tuple(
+        replace(
+            c,
+            location=(run.path / "outputs" / "final_model") if c.is_final else files.get(c.step),
+        )
+        for c in build_checkpoints(
+            run.path, root, history, list(run.checkpoint_steps), run.has_final_model
+        )
+    )
+    ranking = rank("mlx", checkpoints, metric=rank_metric, order=rank_order)
+    return RunDetail(
+        run=run,
+        history=history,
+        checkpoints=checkpoints,
+        ranking=ranking,
+        lineage=None,
+        base_model=seg.base_model,
+        max_steps=seg.max_steps,
+    )
+
+
+def run_series(run: Run, root: Path) -> Series:
+    """A run's whole merged history for charts, whatever its layout."""
+    if run.trainer.layout == "mlx":
+        seg = _segment(run)
+        entries = seg.entries if seg else {}
+        steps = tuple(sorted(entries))
+        names = list(dict.fromkeys(k for e in entries.values() for k in e))
+        nan = float("nan")
+        return Series(steps, {n: [entries[s].get(n, nan) for s in steps] for n in names})
+    return read_series(run.path, root)

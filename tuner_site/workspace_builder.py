@@ -280,6 +280,16 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
         make_run(root, run_type, started, mtime=old, **kwargs)
     # The running run: started 90 minutes ago, its log written a moment ago.
     make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
+    mac = make_mlx_trainer(
+        root,
+        [
+            ((now - timedelta(days=4)).replace(microsecond=0), 60, False),
+            ((now - timedelta(days=2)).replace(microsecond=0), 120, True),
+        ],
+    )
+    for dirpath, dirs, files in os.walk(mac):
+        for n in [*dirs, *files]:
+            os.utime(os.path.join(dirpath, n), (old, old))
     write_prompt_sets(root)
     return root
 
@@ -367,3 +377,87 @@ def build_bench(
         list(pool.map(_bench_run, specs, chunksize=8))
     write_prompt_sets(root)
     return root
+
+
+def mlx_records(
+    started: datetime,
+    steps: int,
+    *,
+    epochs: int = 2,
+    model: str = "mistralai/Mistral-7B-Instruct-v0.3",
+    finished: bool = True,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """One run's records as the MLX trainer's structured logger writes them."""
+    rng = random.Random(seed)
+    t = started
+
+    def rec(level: str, message: str, **extra: Any) -> dict[str, Any]:
+        nonlocal t
+        t += timedelta(seconds=30)
+        return {
+            "timestamp": t.isoformat(),
+            "level": level,
+            "logger": "mlx_finetuning",
+            "message": message,
+            **extra,
+        }
+
+    out = [
+        rec("INFO", "=" * 80),
+        rec("INFO", "MLX Fine-Tuning System - Logging Initialized"),
+        rec("INFO", f"Loading model: {model}"),
+        rec("INFO", f"  Total steps: {steps}"),
+    ]
+    per_epoch = max(steps // epochs, 1)
+    for step in range(1, steps + 1):
+        loss = 2.2 * math.exp(-3 * step / steps) + 0.3 + rng.gauss(0, 0.03)
+        out.append(
+            rec(
+                "METRICS",
+                "Training metrics",
+                step=step,
+                metrics={"loss": loss, "lr": 5e-5, "step_time": 2.5, "tokens_per_sec": 900.0},
+            )
+        )
+        if step % per_epoch == 0:
+            epoch = step // per_epoch
+            val = 0.9 + 0.2 * (epoch - epochs / 2) ** 2 / epochs + rng.gauss(0, 0.01)
+            out.append(
+                rec(
+                    "EPOCH_SUMMARY",
+                    f"Epoch {epoch} complete",
+                    epoch=epoch,
+                    metrics={"epoch": epoch, "train_loss": loss, "val_loss": val, "steps": step},
+                )
+            )
+    if finished:
+        out.append(rec("INFO", "Training complete"))
+    return out
+
+
+def make_mlx_trainer(
+    root: Path,
+    runs: list[tuple[datetime, int, bool]],
+    name: str = "mistral_lora_mac",
+    keep: int = 3,
+) -> Path:
+    """An MLX trainer folder whose one log holds these runs (start, steps, finished)."""
+    folder = root / "Trainers" / name
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    with (folder / "logs" / "training.jsonl").open("a") as f:
+        for i, (start, steps, finished) in enumerate(runs):
+            for r in mlx_records(start, steps, finished=finished, seed=i):
+                f.write(json.dumps(r) + "\n")
+    start, steps, finished = runs[-1]
+    ckpts = folder / "checkpoints"
+    ckpts.mkdir(exist_ok=True)
+    save_every = max(steps // 5, 1)
+    for step in list(range(save_every, steps + 1, save_every))[-keep:]:
+        (ckpts / f"checkpoint_step_{step}.npz").write_bytes(b"\0" * 2048)
+    (ckpts / "best_checkpoint.npz").write_bytes(b"\0" * 2048)
+    if finished:
+        final = folder / "outputs" / "final_model"
+        final.mkdir(parents=True, exist_ok=True)
+        (final / "lora_adapters.npz").write_bytes(b"\0" * 4096)
+    return folder

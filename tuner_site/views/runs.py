@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
 from discovery.checkpoints import Checkpoint, list_files, read_adapter_config
-from discovery.history import Series, read_series
+from discovery.history import Series
 from discovery.paths import is_safe_name
 from discovery.runs import (
     STATUSES,
@@ -27,6 +27,7 @@ from discovery.runs import (
     is_ready,
     list_runs,
     list_trainers,
+    run_series,
     walk_only,
 )
 from tuner_site import serializers
@@ -214,7 +215,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "d": d,
         "rows": rows,
         "columns": _metric_columns(d),
-        "charts": _charts(d, read_series(d.run.path, workspace_root())),
+        "charts": _charts(d, run_series(d.run, workspace_root())),
         "progress": serializers.progress(d),
         "rankable": sorted(d.history.metric_names()),
     }
@@ -232,7 +233,7 @@ def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse
 @require_GET
 def api_run_metrics(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
-    return json_response(serializers.history_json(read_series(d.run.path, workspace_root())))
+    return json_response(serializers.history_json(run_series(d.run, workspace_root())))
 
 
 def _get_checkpoint_or_404(

@@ -1,0 +1,134 @@
+"""The Mac MLX trainer: one appended `logs/training.jsonl` holds several runs.
+
+Layout (upstream `Trainers/mistral_lora_mac`): `logs/training.jsonl`, `checkpoints/
+checkpoint_step_N.npz` (the last few) and `best_checkpoint.npz`, `outputs/final_model/`.
+A run starts at the "Logging Initialized" record; its name is that record's time. Only the
+newest run can own the checkpoint files and the final model, which the next run overwrites.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .jsonl import Entry
+from .paths import file_cache, is_inside, loads_lenient
+
+LOG = Path("logs") / "training.jsonl"
+INIT_MESSAGE = "Logging Initialized"
+CHECKPOINT_FILE = re.compile(r"checkpoint_step_(\d+)\.npz")
+TOTAL_STEPS = re.compile(r"Total steps:\s*(\d+)")
+LOADING_MODEL = re.compile(r"Loading model:\s*(\S+)")
+COMPLETE = re.compile(r"training (?:complete|completed|finished)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    started: datetime
+    entries: dict[int, Entry] = field(default_factory=dict)
+    skipped: int = 0
+    max_steps: int | None = None
+    base_model: str | None = None
+    finished: bool = False
+
+
+def _stamp(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=None, microsecond=0)
+    except ValueError:
+        return None
+
+
+def parse_segments(data: bytes) -> list[Segment]:
+    """Runs in an MLX log, oldest first; records before the first start form no run."""
+    segments: list[dict] = []
+    current: dict | None = None
+    last_step: int | None = None
+    for raw in data.splitlines():
+        if not raw.strip():
+            continue
+        record = loads_lenient(raw)
+        if not isinstance(record, dict):
+            if current is not None:
+                current["skipped"] += 1
+            continue
+        message = record.get("message") if isinstance(record.get("message"), str) else ""
+        if INIT_MESSAGE in message:
+            started = _stamp(record.get("timestamp")) or datetime(1970, 1, 1)
+            current = {
+                "started": started,
+                "entries": {},
+                "skipped": 0,
+                "max_steps": None,
+                "base_model": None,
+                "finished": False,
+            }
+            segments.append(current)
+            last_step = None
+            continue
+        if current is None:
+            continue
+        metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+        numbers = {k: float(v) for k, v in metrics.items() if type(v) in (int, float)}
+        level = record.get("level")
+        if level == "METRICS" and type(record.get("step")) is int:
+            step = record["step"]
+            entries = current["entries"]
+            entries[step] = {**entries.get(step, {}), **numbers}
+            last_step = step
+        elif level == "EPOCH_SUMMARY":
+            # An epoch's validation loss belongs to the last step it trained.
+            if last_step is not None:
+                entries = current["entries"]
+                entries[last_step] = {**entries[last_step], **numbers}
+        elif level == "METRICS":
+            current["skipped"] += 1
+        if m := TOTAL_STEPS.search(message):
+            current["max_steps"] = int(m.group(1))
+        if (m := LOADING_MODEL.search(message)) and current["base_model"] is None:
+            current["base_model"] = m.group(1)
+        if COMPLETE.search(message):
+            current["finished"] = True
+    result = []
+    names: set[str] = set()
+    for s in segments:
+        name = s["started"].strftime("%Y%m%d_%H%M%S")
+        while name in names:  # two starts in one second: keep both, distinctly
+            name += "b"
+        names.add(name)
+        result.append(Segment(name=name, **s))
+    return result
+
+
+def is_mlx_trainer(folder: Path) -> bool:
+    return (folder / LOG).is_file()
+
+
+def segments(folder: Path) -> list[Segment]:
+    return file_cache.get(folder / LOG, "mlx_segments", parse_segments) or []
+
+
+def checkpoint_files(folder: Path, root: Path) -> dict[int, Path]:
+    found = {}
+    try:
+        entries = list(os.scandir(folder / "checkpoints"))
+    except OSError:
+        return {}
+    for e in entries:
+        m = CHECKPOINT_FILE.fullmatch(e.name)
+        if m and (not e.is_symlink() or is_inside(e.path, root)):
+            found[int(m.group(1))] = Path(e.path)
+    return found
+
+
+def final_model(folder: Path, root: Path) -> Path | None:
+    path = folder / "outputs" / "final_model"
+    if path.is_dir() and (not path.is_symlink() or is_inside(path, root)):
+        return path
+    return None

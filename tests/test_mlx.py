@@ -1,0 +1,100 @@
+"""The Mac MLX trainer: runs are segments of one appended log; files belong to the newest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from discovery.mlx import parse_segments
+from discovery.runs import detail, get_run, list_runs, list_trainers
+from tuner_site import workspace_builder as wb
+
+from .conftest import SHARED_UPSTREAM, age
+
+REAL_LOG = (
+    SHARED_UPSTREAM / "Trainers" / "mistral_lora_mac" / "test_logs_minimal" / "training.jsonl"
+)
+FIRST, SECOND = datetime(2025, 11, 1, 9, 0, 0), datetime(2025, 11, 3, 9, 0, 0)
+
+
+@pytest.fixture
+def mac(workspace: Path) -> Path:
+    wb.make_mlx_trainer(workspace, [(FIRST, 40, False), (SECOND, 100, True)])
+    age(workspace / "Trainers", 7200)
+    return workspace
+
+
+@pytest.mark.skipif(not REAL_LOG.is_file(), reason="../shared/upstream is not beside this checkout")
+def test_the_real_upstream_log_splits_into_its_runs(workspace):
+    segments = parse_segments(REAL_LOG.read_bytes())
+    assert [s.name for s in segments] == ["20251114_084629", "20251114_084939", "20251114_085132"]
+    assert sorted(segments[0].entries) == [0, 1] and segments[0].entries[1]["loss"] == 16.25
+    assert segments[2].entries == {1: pytest.approx(segments[2].entries[1])}
+    assert all(s.base_model == "mistralai/Mistral-7B-Instruct-v0.3" for s in segments)
+    assert segments[0].max_steps == 20
+    folder = workspace / "Trainers" / "mistral_lora_mac" / "logs"
+    folder.mkdir(parents=True)
+    shutil.copy(REAL_LOG, folder / "training.jsonl")
+    # The middle run logged no metrics and owns no files: it is not listed.
+    assert [r.name for r in list_runs(workspace)] == ["20251114_085132", "20251114_084629"]
+
+
+def test_an_mlx_folder_is_a_trainer_of_type_mlx(mac):
+    trainers = list_trainers(mac)
+    assert [(t.id, t.type, t.layout) for t in trainers] == [("mistral_lora_mac", "mlx", "mlx")]
+
+
+def test_each_segment_is_a_run_and_only_the_newest_owns_the_files(mac):
+    runs = {r.name: r for r in list_runs(mac)}
+    first, second = runs["20251101_090100"], runs["20251103_090100"]
+    assert first.status == "stopped" and first.checkpoint_steps == () and not first.has_final_model
+    assert second.status == "completed" and second.has_final_model
+    assert second.checkpoint_steps == (60, 80, 100)
+
+
+def test_the_best_mlx_checkpoint_has_the_lowest_val_loss(mac):
+    d = detail(get_run(mac, "mistral_lora_mac", "20251103_090100"), mac)
+    assert d.ranking.rule == "val_loss"
+    assert d.history.last_step == 100 and d.max_steps == 100
+    assert d.base_model == "mistralai/Mistral-7B-Instruct-v0.3"
+    with_val = [c for c in d.checkpoints if "val_loss" in c.metrics]
+    assert d.best.name == min(with_val, key=lambda c: (c.metrics["val_loss"], c.is_final)).name
+    by_name = {c.name: c for c in d.checkpoints}
+    assert by_name["checkpoint-60"].path.name == "checkpoint_step_60.npz"
+    assert by_name["final_model"].path.parts[-2:] == ("outputs", "final_model")
+
+
+def test_a_new_run_appended_to_the_log_is_running_and_owns_no_old_files(mac):
+    log = mac / "Trainers" / "mistral_lora_mac" / "logs" / "training.jsonl"
+    start = datetime.now().replace(microsecond=0) - timedelta(minutes=5)
+    with log.open("a") as f:
+        for r in wb.mlx_records(start, 10, finished=False):
+            f.write(json.dumps(r) + "\n")
+    newest = list_runs(mac)[0]
+    assert newest.name == (start + timedelta(seconds=60)).strftime("%Y%m%d_%H%M%S")
+    assert newest.status == "running"
+    assert not newest.has_final_model and newest.checkpoint_steps == ()
+    previous = list_runs(mac)[1]  # still owns the files it wrote
+    assert previous.has_final_model and previous.checkpoint_steps == (60, 80, 100)
+
+
+@pytest.mark.django_db
+def test_mlx_runs_have_pages_and_json_like_any_other(client, mac, settings):
+    settings.TUNER_WORKSPACE = mac
+    data = json.loads(client.get("/api/runs/?type=mlx").content)
+    assert [r["run"] for r in data["runs"]] == ["20251103_090100", "20251101_090100"]
+    url = data["runs"][0]["url"]
+    assert url == "/runs/mistral_lora_mac/20251103_090100/"
+    page = client.get(url).content.decode()
+    assert "best · val_loss" in page and "<svg" in page
+    metrics = json.loads(client.get(f"/api{url}metrics/").content)
+    assert metrics["steps"][-1] == 100 and len(metrics["series"]["loss"]) == 100
+    ckpt = json.loads(client.get(f"/api{url}checkpoint-60/").content)
+    assert ckpt["files"] == [{"name": "checkpoint_step_60.npz", "size": 2048}]
+    assert ckpt["adapter"] is None
+    assert client.get(f"{url}checkpoint-60/").status_code == 200
+    assert client.get("/runs/mistral_lora_mac/20251102_000000/").status_code == 404
