@@ -59,7 +59,7 @@ SORT_KEYS: dict[str, SortKey] = {
 }
 SORTS = tuple(s for k in SORT_KEYS for s in (k, f"-{k}"))
 CHART_GROUPS = (
-    ("Loss", ("loss", "eval_loss")),
+    ("Loss", ("loss", "eval_loss", "val_loss")),
     ("Reward margin", ("rewards/margins", "eval_rewards/margins")),
     ("KL", ("kl",)),
     ("Reward", ("reward",)),
@@ -196,7 +196,15 @@ def _charts(d: RunDetail, series: Series) -> list[Chart]:
 
 def _metric_columns(d: RunDetail) -> list[str]:
     """Metrics logged at any checkpoint, the ones people read first in front."""
-    first = ("loss", "eval_loss", "rewards/margins", "kl", "reward", "mean_token_accuracy")
+    first = (
+        "loss",
+        "eval_loss",
+        "val_loss",
+        "rewards/margins",
+        "kl",
+        "reward",
+        "mean_token_accuracy",
+    )
     seen: dict[str, None] = {}
     for c in d.checkpoints:
         seen.update(dict.fromkeys(c.metrics))
