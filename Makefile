@@ -35,7 +35,8 @@ serve-lan: install
 
 # The database-touching tests again, on the database DATABASE_URL names (CI: PostgreSQL).
 DB_TESTS := tests/test_database.py tests/test_prompt_sets.py tests/test_security.py \
-	tests/test_views_runs.py tests/test_first_visit.py tests/test_cli_discover.py
+	tests/test_views_runs.py tests/test_first_visit.py tests/test_cli_discover.py \
+	tests/test_evaluations.py
 test-db: install
 	@test -n "$$DATABASE_URL" || { echo "Set DATABASE_URL, e.g. postgres://user:pass@127.0.0.1/tuner"; exit 2; }
 	$(PY) -m pytest $(DB_TESTS)

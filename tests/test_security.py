@@ -29,6 +29,10 @@ def ws(use_workspace: Path, tmp_path: Path) -> Path:
     wb.make_run(use_workspace, "sft", started(RUN), max_steps=100, save_every=25)
     age(use_workspace / "Trainers", 7200)
     wb.write_prompt_sets(use_workspace)
+    # Named like the prompt set, so `<name>` in every route points at something real.
+    wb.write_evaluation(
+        use_workspace, "tool_prompts", "m:q8", "tool_prompts", [("a", True, [])], started(RUN)
+    )
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text(SECRET)
@@ -69,6 +73,7 @@ def sample_urls() -> Iterator[str]:
 def test_the_route_list_covers_pages_fragments_and_json():
     urls = set(sample_urls())
     assert {"/", "/runs/", "/backends/", "/prompt-sets/", "/api/runs/", "/api/backends/"} <= urls
+    assert {"/evaluations/", "/api/evaluations/tool_prompts/"} <= urls
     assert f"/api/runs/rtx3090_sft/{RUN}/metrics/" in urls
     assert len(urls) >= 14
 
@@ -142,6 +147,8 @@ HOSTILE = [
     "prompt-sets/..%2f..%2f..%2fsecret/",
     "prompt-sets/%2e%2e/",
     "prompt-sets/tool_prompts%00/",
+    "evaluations/..%2f..%2fsecret/",
+    "evaluations/%2e%2e/",
 ]
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.urls import reverse
 
 from discovery.checkpoints import Checkpoint, FileInfo
+from discovery.evaluations import Evaluation
 from discovery.history import Series
 from discovery.models import BackendStatus, ModelInfo
 from discovery.prompt_sets import Case
@@ -180,3 +181,33 @@ def case_json(c: Case) -> dict[str, Any]:
         "tags": list(c.tags),
         "expected_tools": list(c.expected_tools),
     }
+
+
+def evaluation_json(e: Evaluation, cases: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": e.name,
+        "url": reverse("tuner-evaluation-detail", args=[e.name]),
+        "model": e.model,
+        "prompt_set": e.prompt_set,
+        "generated_at": e.generated_at.isoformat() if e.generated_at else None,
+        "total": e.total,
+        "passed": e.passed,
+        "request_errors": e.request_errors,
+        "pass_rate": finite(e.pass_rate),
+        "error": e.error,
+    }
+    if cases:
+        data["by_tag"] = e.by_tag
+        data["failure_reasons"] = [{"reason": r, "count": n} for r, n in e.failure_reasons]
+        data["cases"] = [
+            {
+                "case_id": c.case_id,
+                "passed": c.passed,
+                "latency_s": finite(c.latency_s),
+                "error": c.error,
+                "issues": list(c.issues),
+                "tags": list(c.tags),
+            }
+            for c in e.cases
+        ]
+    return data

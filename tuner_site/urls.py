@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import backends, prompt_sets, runs
+from .views import backends, evaluations, prompt_sets, runs
 
 # /runs/… pages and their /api/runs/… JSON twins share the same paths.
 run_patterns = [
@@ -40,6 +40,14 @@ urlpatterns = [
         "api/prompt-sets/<str:name>/",
         prompt_sets.api_prompt_set_detail,
         name="tuner-api-prompt-set-detail",
+    ),
+    path("evaluations/", evaluations.evaluation_list, name="tuner-evaluation-list"),
+    path("evaluations/<str:name>/", evaluations.evaluation_detail, name="tuner-evaluation-detail"),
+    path("api/evaluations/", evaluations.api_evaluation_list, name="tuner-api-evaluation-list"),
+    path(
+        "api/evaluations/<str:name>/",
+        evaluations.api_evaluation_detail,
+        name="tuner-api-evaluation-detail",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

@@ -223,6 +223,9 @@ def make_run(
     return run_dir
 
 
+DEMO_TAGS = [["search", "memory"], ["create", "folder"], ["search"], ["archive", "memory"]]
+
+
 def prompt_case(i: int, prefix: str, tags: list[str], tools: list[str]) -> dict[str, Any]:
     return {
         "id": f"{prefix}_{i:03d}",
@@ -236,7 +239,7 @@ def prompt_case(i: int, prefix: str, tags: list[str], tools: list[str]) -> dict[
 
 def write_prompt_sets(root: Path) -> None:
     prompts = root / "Evaluator" / "prompts"
-    tags = [["search", "memory"], ["create", "folder"], ["search"], ["archive", "memory"]]
+    tags = DEMO_TAGS
     tools = [["searchContent"], ["createFolder"], ["searchContent", "readFile"], ["archiveNote"]]
     write_json(
         prompts / "tool_prompts.json",
@@ -291,6 +294,13 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
         for n in [*dirs, *files]:
             os.utime(os.path.join(dirpath, n), (old, old))
     write_prompt_sets(root)
+    for i, (model, rate) in enumerate((("nexus-tools-sft:q8", 0.75), ("nexus-tools-kto:q8", 0.92))):
+        rng = random.Random(i + 7)
+        results = [(f"tool_{n:03d}", rng.random() < rate, DEMO_TAGS[n % 4]) for n in range(12)]
+        when = (now - timedelta(days=3 - i)).replace(microsecond=0)
+        write_evaluation(
+            root, f"tool_prompts_{model.split(':')[0]}", model, "tool_prompts", results, when
+        )
     return root
 
 
@@ -461,3 +471,62 @@ def make_mlx_trainer(
         final.mkdir(parents=True, exist_ok=True)
         (final / "lora_adapters.npz").write_bytes(b"\0" * 4096)
     return folder
+
+
+def write_evaluation(
+    root: Path,
+    name: str,
+    model: str,
+    prompt_set: str,
+    results: list[tuple[str, bool, list[str]]],
+    generated_at: datetime,
+) -> Path:
+    """An Evaluator result file: metadata, summary (with per-tag rates) and one record a case."""
+    by_tag: dict[str, dict[str, float]] = {}
+    for _, passed, tags in results:
+        for tag in tags:
+            stats = by_tag.setdefault(tag, {"total": 0, "passed": 0})
+            stats["total"] += 1
+            stats["passed"] += passed
+    for stats in by_tag.values():
+        stats["pass_rate"] = stats["passed"] / stats["total"]
+    passed = sum(p for _, p, _ in results)
+    failures = [f"Expected tools not called for {case}" for case, p, _ in results if not p]
+    return write_json(
+        root / "Evaluator" / "results" / f"{name}.json",
+        {
+            "metadata": {
+                "model": model,
+                "host": "127.0.0.1",
+                "port": 11434,
+                # As the Evaluator records it on the Windows machine that ran it.
+                "prompt_file": "\\".join(
+                    ["C:", "Toolset-Training", "Evaluator", "prompts", f"{prompt_set}.json"]
+                ),
+                "generated_at": generated_at.isoformat(),
+            },
+            "summary": {
+                "total": len(results),
+                "passed": passed,
+                "failed": len(results) - passed,
+                "request_errors": 0,
+                "pass_rate": passed / len(results) if results else 0.0,
+                "by_tag": by_tag,
+                "top_failure_reasons": [[f, 1] for f in failures[:10]],
+            },
+            "records": [
+                {
+                    "case_id": case,
+                    "tags": tags,
+                    "passed": p,
+                    "latency_s": 2.5,
+                    "error": None,
+                    "validator": {
+                        "passed": p,
+                        "issues": [] if p else [{"level": "error", "message": failures[0]}],
+                    },
+                }
+                for case, p, tags in results
+            ],
+        },
+    )

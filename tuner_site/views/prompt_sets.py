@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from discovery.evaluations import list_evaluations
 from discovery.prompt_sets import get_prompt_set
 from tuner_site import serializers
 from tuner_site.prompt_sets import Listed, describe, listed, notes
@@ -56,6 +57,9 @@ def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "tag": tag,
         "page": paginator.page(number),
         "tags": item.set.top_tags(50),
+        "evaluations": [
+            e for e in list_evaluations(workspace_root()) if e.prompt_set == item.set.name
+        ],
     }
     template = "prompt_sets/detail.html"
     if request.htmx:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.template.defaultfilters import filesizeformat
 
+from discovery.evaluations import list_evaluations
 from discovery.logindex import indexer
 from discovery.runs import detail, get_run, list_runs
 from tuner_site import serializers
@@ -41,6 +42,8 @@ class Command(BaseCommand):
         ckpts.add_argument("run", help="<trainer>/<run>, e.g. rtx3090_sft/20251128_113853")
         ckpts.add_argument("--json", action="store_true", help="print the API's JSON")
         sub.add_parser("index", help="read every run's logs now, so the first page is instant")
+        evals = sub.add_parser("evaluations", help="evaluation results in Evaluator/results/")
+        evals.add_argument("--json", action="store_true", help="print the API's JSON")
         sets = sub.add_parser("prompt-sets", help="prompt sets in Evaluator/prompts/")
         sets.add_argument("--json", action="store_true", help="print the API's JSON")
         models = sub.add_parser("models", help="inference servers and their models")
@@ -143,6 +146,25 @@ class Command(BaseCommand):
             f"\nIndexed {total} run(s) in {elapsed:.1f} s into {indexer.store or 'memory only'}"
             + (f"; {skipped} log line(s) could not be read" if skipped else "")
         )
+
+    def handle_evaluations(self, root: Any, json: bool, **_: Any) -> None:
+        found = list_evaluations(root)
+        if json:
+            self.emit({"evaluations": [serializers.evaluation_json(e) for e in found]})
+            return
+        rows = [
+            [
+                e.name,
+                e.model or "—",
+                e.prompt_set or "—",
+                f"{e.passed}/{e.total} ({metric((e.pass_rate or 0) * 100)}%)"
+                if e.pass_rate is not None
+                else (e.error or "—"),
+                e.generated_at.strftime("%Y-%m-%d %H:%M") if e.generated_at else "—",
+            ]
+            for e in found
+        ]
+        self.stdout.write(table(["result", "model", "prompt set", "passed", "when"], rows))
 
     def handle_prompt_sets(self, root: Any, json: bool, **_: Any) -> None:
         items = listed(root)

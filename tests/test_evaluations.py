@@ -1,0 +1,114 @@
+"""Evaluation results: discovered from Evaluator/results/, listed, filtered, linked to sets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from discovery.evaluations import get_evaluation, list_evaluations
+from tuner_site import workspace_builder as wb
+
+from .conftest import SHARED_UPSTREAM
+
+REAL = SHARED_UPSTREAM / "Evaluator" / "results" / "full_coverage.json"
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def results(use_workspace: Path) -> Path:
+    wb.write_prompt_sets(use_workspace)
+    cases = [("tool_000", True, ["search"]), ("tool_001", False, ["create", "folder"])]
+    wb.write_evaluation(
+        use_workspace, "sft_run", "nexus-sft:q8", "tool_prompts", cases, datetime(2025, 11, 20, 9)
+    )
+    wb.write_evaluation(
+        use_workspace,
+        "kto_run",
+        "nexus-kto:q8",
+        "tool_prompts",
+        cases[:1],
+        datetime(2025, 11, 21, 9),
+    )
+    (use_workspace / "Evaluator" / "results" / "notes.json").write_text('["not a result"]')
+    return use_workspace
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason="../shared/upstream is not beside this checkout")
+def test_it_reads_the_real_upstream_result(workspace):
+    folder = workspace / "Evaluator" / "results"
+    folder.mkdir(parents=True)
+    shutil.copy(REAL, folder)
+    e = get_evaluation(workspace, "full_coverage")
+    assert e.model == "huggingface.co/professorsynapse/nexus-tools-v0.0.1-Q8_0-GGUF:latest"
+    assert e.prompt_set == "full_coverage"  # from a Windows path
+    assert (e.total, e.passed, e.pass_rate) == (47, 0, 0.0)
+    assert e.by_tag["memoryManager"]["total"] == 12
+    first = e.cases[0]
+    assert first.passed is False and first.latency_s == pytest.approx(12.1997, abs=1e-3)
+    assert first.tags == ("agentManager", "single-tool")  # stored as a Python repr string
+    assert first.issues == ("Expected tools not called: agentManager_batchExecutePrompt",)
+
+
+def test_results_are_listed_newest_first_and_broken_files_say_why(results):
+    found = list_evaluations(results)
+    assert [e.name for e in found][:2] == ["kto_run", "sft_run"]
+    assert "not an evaluation result" in found[-1].error
+
+
+def test_the_pages_and_json_show_pass_rates(client, results):
+    html = client.get("/evaluations/").content.decode()
+    assert "nexus-sft:q8" in html and "50%" in html and "not an evaluation result" in html
+    data = json.loads(client.get("/api/evaluations/").content)["evaluations"]
+    sft = next(e for e in data if e["name"] == "sft_run")
+    assert (sft["pass_rate"], sft["passed"], sft["total"], sft["prompt_set"]) == (
+        0.5,
+        1,
+        2,
+        "tool_prompts",
+    )
+    detail = json.loads(client.get("/api/evaluations/sft_run/").content)
+    assert [c["case_id"] for c in detail["cases"]] == ["tool_000", "tool_001"]
+    assert detail["by_tag"]["search"]["pass_rate"] == 1.0
+    page = client.get("/evaluations/sft_run/").content.decode()
+    assert page.index("tool_001") < page.index("tool_000")  # failures first
+    assert 'href="/prompt-sets/tool_prompts/"' in page
+
+
+def test_filters_by_model_and_prompt_set(client, results):
+    data = json.loads(client.get("/api/evaluations/?model=nexus-kto:q8").content)
+    assert [e["name"] for e in data["evaluations"]] == ["kto_run"]
+    assert client.get("/api/evaluations/?model=nope").status_code == 400
+    assert client.get("/evaluations/?prompt_set=nope").status_code == 400
+
+
+def test_a_prompt_sets_page_lists_the_evaluations_that_used_it(client, results):
+    html = client.get("/prompt-sets/tool_prompts/").content.decode()
+    assert "Evaluations with this set" in html and "kto_run" in html and "sft_run" in html
+    assert (
+        "Evaluations with this set"
+        not in client.get("/prompt-sets/behavior_prompts/").content.decode()
+    )
+
+
+@pytest.mark.parametrize("name", ["nope", "..%2f..%2fsecret", "notes.json", "%00"])
+def test_unknown_results_are_404s(client, results, name):
+    assert client.get(f"/evaluations/{name}/").status_code == 404
+    assert client.get(f"/api/evaluations/{name}/").status_code == 404
+
+
+def test_discover_evaluations_prints_a_table_and_the_apis_json(client, results, capfdbinary):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("discover", "evaluations", stdout=out)
+    assert "nexus-sft:q8" in out.getvalue() and "1/2 (50%)" in out.getvalue()
+    call_command("discover", "evaluations", "--json")
+    assert json.loads(capfdbinary.readouterr().out) == json.loads(
+        client.get("/api/evaluations/").content
+    )
