@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
 from discovery.checkpoints import Checkpoint, list_files, read_adapter_config
+from discovery.evaluations import list_evaluations
 from discovery.history import Series
 from discovery.paths import is_safe_name
 from discovery.runs import (
@@ -299,6 +300,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     context = {
         "statuses": backend_statuses(),
         "prompt_sets": listed(root),
+        "evaluations": [e for e in list_evaluations(root) if not e.error][:5],
         "running": [(d, serializers.progress(d)) for d in running],
         "newest": sorted(newest.items()),
         "run_count": len(runs),
