@@ -5,6 +5,7 @@ from __future__ import annotations
 from .checkpoints import Checkpoint, CheckpointDiscovery, CheckpointInfo, list_checkpoints
 from .jsonl import History, read_history
 from .models import Backend, BackendStatus, ModelDiscovery, ModelInfo
+from .prompt_sets import PromptSet, PromptSetDiscovery
 from .ranking import Ranking, rank
 from .runs import Run, RunDetail, Trainer, TrainingRunDiscovery, detail, get_run, list_runs
 
@@ -17,6 +18,8 @@ __all__ = [
     "History",
     "ModelDiscovery",
     "ModelInfo",
+    "PromptSet",
+    "PromptSetDiscovery",
     "Ranking",
     "Run",
     "RunDetail",

@@ -101,3 +101,26 @@ def test_the_discovery_package_imports_no_django():
     )
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+def test_the_seeds_five_names_are_the_packages_face():
+    import discovery
+
+    for name in (
+        "TrainingRunDiscovery",
+        "CheckpointDiscovery",
+        "ModelDiscovery",
+        "PromptSetDiscovery",
+        "CheckpointInfo",
+    ):
+        assert name in discovery.__all__ and hasattr(discovery, name)
+
+
+def test_full_eval_workflow(test_repo_root):
+    from discovery import ModelDiscovery, PromptSetDiscovery
+
+    models = ModelDiscovery.discover("nonexistent")
+    assert models == []
+    wb.write_prompt_sets(test_repo_root)
+    prompt_sets = PromptSetDiscovery(repo_root=test_repo_root).discover()
+    assert len(prompt_sets) > 0
