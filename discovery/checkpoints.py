@@ -14,7 +14,7 @@ from .history import LogSummary, read_summary
 from .jsonl import Entry, read_history
 from .paths import file_cache, is_inside, loads_lenient, read_json_object, realpath
 
-CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
 FINAL_MODEL = "final_model"
 
 

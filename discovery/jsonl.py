@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import threading
@@ -20,6 +19,7 @@ LOG_NAME = re.compile(r"training_(?:(?P<stamp>\d{8}_\d{6})|.*)\.jsonl")
 LATEST_LINK = "training_latest.jsonl"
 
 Entry = dict[str, float]
+MAX_STEP = 2**63
 
 
 def parse_line(raw: bytes) -> tuple[int, Entry] | None:
@@ -37,7 +37,8 @@ def parse_line(raw: bytes) -> tuple[int, Entry] | None:
     if not isinstance(obj, dict):
         return None
     step = obj.get("step")
-    if type(step) is not int:
+    # A step beyond 64 bits is garbage, not a step: indexes keep steps as int64.
+    if type(step) is not int or not -MAX_STEP <= step < MAX_STEP:
         return None
     values = {
         k: float(v)
@@ -232,7 +233,3 @@ def read_history(run_dir: Path, root: Path) -> History:
     return History(
         entries=entries, steps=tuple(sorted(entries)), skipped=skipped, files=tuple(files)
     )
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)

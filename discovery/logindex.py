@@ -26,8 +26,9 @@ from typing import BinaryIO
 
 from .jsonl import Entry, LogState, parse_line
 
-# Every line yields one match: its step when trainer-shaped, else an empty string.
-STEP_LINE = re.compile(rb'^(?:\{"step": (\d+), [^\n]*\}\r?|[^\n]*)$', re.MULTILINE)
+# Every line yields one match: its step when trainer-shaped, else an empty string. Steps of
+# 19 digits or more may not fit int64; such a file takes the full parse, which skips them.
+STEP_LINE = re.compile(rb'^(?:\{"step": (\d{1,18}), [^\n]*\}\r?|[^\n]*)$', re.MULTILINE)
 FORMAT = 1
 FINGERPRINT = 64
 IDLE_BEFORE_WRITE = 0.5

@@ -217,3 +217,20 @@ def test_a_corrupt_index_file_is_ignored(workspace, tmp_path):
         p.write_bytes(b"\x00garbage")
     fresh = LogIndexer(store)
     assert list(fresh.index(log).steps) == list(range(1, 11))
+
+
+def test_a_step_beyond_64_bits_is_a_skipped_line_not_a_crash(workspace):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    wb.write_log(
+        run,
+        ['{"step": 5, "loss": 1.0}', '{"step": 99999999999999999999, "loss": 0.5}'],
+        "20251101_100100",
+    )
+    (run / "checkpoints" / ("checkpoint-" + "9" * 25)).mkdir(parents=True)
+    wb.add_checkpoint(run, 5)
+    summary = read_summary(run, workspace, [5])
+    assert list(summary.steps) == [5] and summary.skipped == 1
+    assert read_history(run, workspace).skipped == 1
+    from discovery.checkpoints import checkpoint_steps
+
+    assert checkpoint_steps(run, workspace) == [5]

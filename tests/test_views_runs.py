@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,13 @@ def test_a_missing_workspace_is_a_clear_page_not_a_500(client, settings, tmp_pat
     assert response.status_code == 503
     assert "TUNER_WORKSPACE" in response.content.decode()
     assert "TUNER_WORKSPACE" in get_json(client, "/api/runs/", status=503)["error"]
+
+
+def test_numbers_beyond_64_bits_in_workspace_files_are_served_not_a_500(client, ws):
+    run = wb.output_dir(ws, "kto") / KTO
+    # NaN makes the file unreadable to orjson; Python's json then keeps 10**30 an int.
+    lineage = {"training": {"total_flos": 10**30, "final_loss": math.nan}}
+    wb.write_json(run / "training_lineage.json", lineage)
+    data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/")
+    assert data["lineage"]["training"] == {"total_flos": 10**30, "final_loss": None}
+    assert client.get(f"/runs/rtx3090_kto/{KTO}/").status_code == 200

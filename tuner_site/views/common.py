@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +44,27 @@ def is_api(request: HttpRequest) -> bool:
 
 
 def json_response(data: Any, status: int = 200) -> HttpResponse:
-    # orjson writes NaN and Infinity as null, which is what browsers can parse.
-    body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
-    return HttpResponse(body, status=status, content_type="application/json")
+    return HttpResponse(dumps(data), status=status, content_type="application/json")
+
+
+def dumps(data: Any, indent: bool = False) -> bytes:
+    """JSON for the API and the CLI: NaN and Infinity become null, as browsers need."""
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+    try:
+        return orjson.dumps(data, option=option)
+    except TypeError:
+        # orjson stops at integers beyond 64 bits, which a workspace file can hold.
+        return json.dumps(_json_safe(data), indent=2 if indent else None).encode()
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def error_response(request: HttpRequest, status: int, message: str) -> HttpResponse:

@@ -4,7 +4,6 @@ import sys
 import time
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.template.defaultfilters import filesizeformat
@@ -16,7 +15,7 @@ from tuner_site import serializers
 from tuner_site.prompt_sets import listed
 from tuner_site.templatetags.tuner import metric
 from tuner_site.views.backends import backend_statuses
-from tuner_site.views.common import WorkspaceMissing, workspace_root
+from tuner_site.views.common import WorkspaceMissing, dumps, workspace_root
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -98,7 +97,7 @@ class Command(BaseCommand):
             self.stdout.write("")
 
     def emit(self, data: Any) -> None:
-        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(dumps(data, indent=True) + b"\n")
 
     def handle_runs(
         self, root: Any, type: str | None, limit: int | None, json: bool, **_: Any
