@@ -53,10 +53,6 @@ def read_summary(run_dir: Path, root: Path, checkpoint_steps: Iterable[int] = ()
     return LogSummary(steps, entries, skipped, tuple(files))
 
 
-def is_indexed(run_dir: Path, root: Path) -> bool:
-    return all(indexer.is_fresh(p) for p in log_files(run_dir, root))
-
-
 @dataclass(frozen=True)
 class Series:
     """The whole merged history as columns aligned with `steps`; NaN where a step lacks a value."""

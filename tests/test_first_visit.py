@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from discovery.logindex import indexer
-from discovery.runs import clear_memo, detail, get_run, list_runs
+from discovery.runs import clear_memo, detail, get_run, is_ready, list_runs
 from tuner_site import indexing
 from tuner_site import workspace_builder as wb
 from tuner_site.views import runs as views_runs
@@ -65,8 +65,11 @@ def test_the_memo_follows_changes_on_disk_and_the_clock(many_runs):
     wb.add_checkpoint(run.path, 250)
     run = get_run(root, "rtx3090_sft", "20251101_100000")
     assert 250 in [c.step for c in detail(run, root).checkpoints]
-    later = get_run(root, "rtx3090_sft", "20251101_100000", now=time.time() + 10**6)
-    assert detail(later, root).run.status == later.status
+    # A run that is training now goes quiet: same files, so a memo hit, but a new status.
+    live = wb.make_run(root, "kto", started("20251120_100000"), max_steps=100, completed=False)
+    assert detail(get_run(root, "rtx3090_kto", live.name), root).run.status == "running"
+    later = get_run(root, "rtx3090_kto", live.name, now=time.time() + 3600)
+    assert detail(later, root).run.status == "stopped"
 
 
 def test_discover_index_reads_every_run_with_a_progress_bar(many_runs, tmp_path):
@@ -76,4 +79,4 @@ def test_discover_index_reads_every_run_with_a_progress_bar(many_runs, tmp_path)
     call_command("discover", "index", stdout=out)
     assert "8/8 runs" in out.getvalue() and "Indexed 8 run(s)" in out.getvalue()
     assert len(list((tmp_path / "index").glob("*.idx"))) == 8
-    assert all(r for r in list_runs(many_runs))
+    assert all(is_ready(r) for r in list_runs(many_runs))  # every run answers from memory
