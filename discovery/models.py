@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import httpx
@@ -67,6 +67,8 @@ class BackendStatus:
     models: tuple[ModelInfo, ...]
     api: str | None = None
     checked_at: float = 0.0
+    # While a server is down: what it said when it last answered, so its models stay in view.
+    last_seen: BackendStatus | None = None
 
     @property
     def loaded_count(self) -> int:
@@ -149,15 +151,42 @@ def probe(backend: Backend, timeout: float = DEFAULT_TIMEOUT_S) -> BackendStatus
         with httpx.Client(follow_redirects=False, trust_env=False) as client:
             result = fetch[backend.kind](client, backend.url, deadline)
     except BackendError as exc:
-        return BackendStatus(
+        down = BackendStatus(
             backend, False, _message(backend, exc, timeout), None, None, (), None, time.time()
         )
+        return last_seen.recall(down)
     latency = round((time.monotonic() - started) * 1000, 1)
     # Loaded models first, then by name, so the panel answers "what is in memory now" first.
     models = tuple(sorted(result.models, key=lambda m: (not m.loaded, m.id.lower())))
-    return BackendStatus(
+    up = BackendStatus(
         backend, True, None, result.version, latency, models, result.api, time.time()
     )
+    return last_seen.remember(up)
+
+
+class _LastSeen:
+    """Each backend's last successful answer, for as long as this process lives."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._good: dict[Backend, BackendStatus] = {}
+
+    def remember(self, status: BackendStatus) -> BackendStatus:
+        with self._lock:
+            self._good[status.backend] = status
+        return status
+
+    def recall(self, status: BackendStatus) -> BackendStatus:
+        with self._lock:
+            previous = self._good.get(status.backend)
+        return replace(status, last_seen=previous) if previous else status
+
+    def clear(self) -> None:
+        with self._lock:
+            self._good.clear()
+
+
+last_seen = _LastSeen()
 
 
 class _Cache:

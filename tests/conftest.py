@@ -11,6 +11,7 @@ import pytest
 from discovery.jsonl import reader
 from discovery.logindex import indexer
 from discovery.models import cache as backend_cache
+from discovery.models import last_seen
 from discovery.paths import file_cache
 from discovery.runs import clear_memo
 from tuner_site import workspace_builder as wb
@@ -27,6 +28,7 @@ def _fresh_caches() -> Iterator[None]:
     clear_memo()
     file_cache.clear()
     backend_cache.clear()
+    last_seen.clear()
     yield
 
 

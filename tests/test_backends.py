@@ -281,6 +281,38 @@ def test_the_refresh_endpoint_renders_the_same_fragment_the_page_includes(
     assert _normalize(fragment) == _normalize(_region(page, tag, fragment))
 
 
+def test_a_server_that_goes_down_keeps_its_last_models_in_view_as_last_seen(
+    client, configured_servers, monkeypatch
+):
+    ollama, _, _ = configured_servers
+    monkeypatch.setenv("OLLAMA_HOST", ollama.host)
+    assert "gemma3:latest" in ModelDiscovery.discover("ollama")
+    first = json.loads(client.get("/api/backends/").content)["backends"][0]
+    assert first["available"] is True and first["last_seen"] is None
+    ollama.mode = "error"
+    down = json.loads(client.get("/api/backends/").content)["backends"][0]
+    assert down["available"] is False and down["models"] == [] and "HTTP 500" in down["error"]
+    seen = down["last_seen"]
+    assert seen["version"] == "0.12.6" and seen["at"].endswith("+00:00")
+    assert [m["id"] for m in seen["models"]][0] == "nexus-tools-sft:q8"
+    assert seen["models"][0]["loaded"] is True
+    html = client.get("/backends/").content.decode()
+    panel = html[html.index('data-backend="ollama"') : html.index('data-backend="lmstudio"')]
+    assert "Last answered" in panel and "was loaded" in panel and "gemma3:latest" in panel
+    assert "last answered" in client.get("/").content.decode()
+    # The seed's call still says "no models" while the server is down.
+    assert ModelDiscovery.discover("ollama") == []
+    ollama.mode = "ok"
+    back = json.loads(client.get("/api/backends/").content)["backends"][0]
+    assert back["available"] is True and back["last_seen"] is None
+
+
+def test_a_server_never_seen_up_has_no_last_seen(client, configured_servers):
+    vllm = json.loads(client.get("/api/backends/").content)["backends"][2]
+    assert vllm["available"] is False and vllm["last_seen"] is None
+    assert "Last answered" not in client.get("/backends/").content.decode()
+
+
 @pytest.mark.django_db
 def test_pages_answer_quickly_when_a_backend_hangs(client, settings, serve, use_workspace):
     hanging = serve("ollama", mode="slow")

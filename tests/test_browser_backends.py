@@ -34,7 +34,9 @@ def test_a_stopped_backend_turns_unavailable_and_comes_back_without_a_reload(
 
     ollama.stop()
     page.wait_for_selector(f"{panel} [data-backend=ollama] .status-unavailable", timeout=8_000)
-    assert "Ollama is not running at" in page.locator(f"{panel} [data-backend=ollama]").inner_text()
+    down = page.locator(f"{panel} [data-backend=ollama]").inner_text()
+    assert "Ollama is not running at" in down
+    assert "ast answered" in down  # what it had when it was last up stays in view
 
     restarted = fs.FakeServer("ollama", port=ollama.port).start()
     try:

@@ -156,6 +156,15 @@ def backend_json(s: BackendStatus) -> dict[str, Any]:
         "latency_ms": s.latency_ms,
         "api": s.api,
         "models": [model_json(m) for m in s.models],
+        "last_seen": None if s.last_seen is None else last_seen_json(s.last_seen),
+    }
+
+
+def last_seen_json(s: BackendStatus) -> dict[str, Any]:
+    return {
+        "at": datetime.fromtimestamp(s.checked_at, tz=UTC).isoformat(),
+        "version": s.version,
+        "models": [model_json(m) for m in s.models],
     }
 
 
