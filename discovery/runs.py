@@ -360,11 +360,17 @@ class TrainingRunDiscovery:
     def __init__(self, repo_root: Path | str | None = None) -> None:
         self.repo_root = Path(repo_root) if repo_root is not None else Path.cwd()
 
-    def discover(self, trainer_type: str, limit: int | None = None) -> list[Path]:
+    def discover(
+        self, trainer_type: str, limit: int | None = None, platform: str | None = None
+    ) -> list[Path]:
+        """Run folders, newest first; `platform` ("rtx", "rtx3090", "mac") narrows by trainer."""
         if not self.repo_root.is_dir():
             return []
         runs = list_runs(realpath(self.repo_root), trainer_type)
-        paths = [r.path for r in runs]
+        if platform:
+            runs = [r for r in runs if r.trainer.platform.lower().startswith(platform.lower())]
+        # An MLX trainer's runs share its folder: name it once.
+        paths = list(dict.fromkeys(r.path for r in runs))
         return paths[:limit] if limit is not None else paths
 
 

@@ -47,6 +47,18 @@ def test_discover_filters_runs_without_models(workspace):
     assert TrainingRunDiscovery(repo_root=workspace).discover("sft") == [good]
 
 
+def test_discover_narrows_by_platform_and_names_a_mac_trainer_once(workspace):
+    rtx = wb.make_run(workspace, "sft", started("20251101_100000"))
+    a100 = wb.make_run(workspace, "sft", started("20251102_100000"), platform="a100")
+    mac = wb.make_mlx_trainer(workspace, [(started("20251103_100000"), 30, True)] * 2)
+    discovery = TrainingRunDiscovery(repo_root=workspace)
+    assert discovery.discover("sft") == [a100, rtx]
+    assert discovery.discover("sft", platform="rtx") == [rtx]
+    assert discovery.discover("sft", platform="A100") == [a100]
+    assert discovery.discover("mlx", platform="mac") == [mac]
+    assert discovery.discover("sft", platform="mac") == []
+
+
 def test_load_metrics(test_run_dir):
     metrics = CheckpointDiscovery.load_metrics(test_run_dir)
     assert isinstance(metrics, dict)

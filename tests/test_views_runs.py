@@ -72,6 +72,8 @@ def test_the_run_list_json_has_the_contract_fields(client, ws):
         ("sort=started", [SFT, KTO, RUNNING]),
         ("sort=-last_step&type=kto", [KTO, RUNNING]),
         ("sort=run", [SFT, KTO, RUNNING]),
+        ("trainer=rtx3090_kto&status=completed", [KTO]),
+        ("trainer=rtx3090_sft", [SFT]),
     ],
 )
 def test_the_run_list_filters_and_sorts_by_query_parameters(client, ws, query, expected):
@@ -94,6 +96,7 @@ def test_the_run_list_paginates(client, ws, settings):
     ("query", "says"),
     [
         ("type=nope", "type must be one of: kto, sft"),
+        ("trainer=../etc", "trainer must be one of: rtx3090_kto, rtx3090_sft"),
         ("status=done", "status must be one of: running, completed, stopped"),
         ("sort=size", "sort must be one of"),
         ("page=abc", "page must be a whole number"),

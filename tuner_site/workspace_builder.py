@@ -171,11 +171,12 @@ def make_run(
     lr: float = 2e-4,
     seed: int = 0,
     mtime: float | None = None,
+    platform: str = "rtx3090",
 ) -> Path:
     """A run folder with checkpoints, a log, and (when completed) final model and lineage."""
     rng = random.Random(seed)
     done = max_steps if done is None else done
-    run_dir = output_dir(root, run_type) / started.strftime("%Y%m%d_%H%M%S")
+    run_dir = output_dir(root, run_type, platform) / started.strftime("%Y%m%d_%H%M%S")
     stamp = (started + timedelta(minutes=2)).strftime("%Y%m%d_%H%M%S")
     lines = []
     for step in range(log_every, done + 1, log_every):

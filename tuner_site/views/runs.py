@@ -73,6 +73,7 @@ class RunListing:
     count: int
     params: dict[str, str]
     types: list[str]
+    trainers: list[str]
     pending: int = 0  # runs shown from the walk alone, their logs still being read
     total: int = 0
 
@@ -96,7 +97,10 @@ def _details(runs: list[Run], root: Path, wait: bool) -> tuple[list[RunDetail], 
 
 
 def _run_listing(request: HttpRequest, root: Path, wait: bool = True) -> RunListing:
-    types = sorted({t.type for t in list_trainers(root)})
+    trainers = list_trainers(root)
+    types = sorted({t.type for t in trainers})
+    trainer_ids = sorted(t.id for t in trainers)
+    trainer = choice_param(request, "trainer", trainer_ids)
     run_type = choice_param(request, "type", types)
     status = choice_param(request, "status", STATUSES)
     sort = choice_param(request, "sort", SORTS) or "-started"
@@ -105,7 +109,7 @@ def _run_listing(request: HttpRequest, root: Path, wait: bool = True) -> RunList
     runs = [
         r
         for r in list_runs(root, run_type, running_window=settings.TUNER_RUNNING_WINDOW)
-        if status is None or r.status == status
+        if (status is None or r.status == status) and (trainer is None or r.trainer.id == trainer)
     ]
     details, pending = _details(runs, root, wait)
     if q:
@@ -118,11 +122,12 @@ def _run_listing(request: HttpRequest, root: Path, wait: bool = True) -> RunList
     paginator = Paginator(_sorted(details, sort), settings.TUNER_RUNS_PER_PAGE)
     if page_number > max(paginator.num_pages, 1):
         raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {page_number}.")
-    params = {k: v for k, v in {"type": run_type, "status": status, "q": q}.items() if v}
+    filters = {"trainer": trainer, "type": run_type, "status": status, "q": q}
+    params = {k: v for k, v in filters.items() if v}
     if sort != "-started":
         params["sort"] = sort
     return RunListing(
-        paginator.page(page_number), paginator.count, params, types, pending, len(runs)
+        paginator.page(page_number), paginator.count, params, types, trainer_ids, pending, len(runs)
     )
 
 
