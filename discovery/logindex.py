@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import heapq
+import logging
 import marshal
 import os
 import re
@@ -31,6 +32,7 @@ from .jsonl import Entry, LogState, parse_line
 STEP_LINE = re.compile(rb'^(?:\{"step": (\d{1,18}), [^\n]*\}\r?|[^\n]*)$', re.MULTILINE)
 FORMAT = 1
 FINGERPRINT = 64
+log = logging.getLogger(__name__)
 IDLE_BEFORE_WRITE = 0.5
 
 
@@ -271,6 +273,9 @@ class LogIndexer:
             identity, st.st_size, st.st_mtime_ns, offset, b"", steps, entries, complete, skipped
         )
         idx.pending_tail = pending
+        if skipped:
+            # Once per version of the file: the index is kept, so later requests stay quiet.
+            log.warning("%s: skipped %d malformed line(s)", key, skipped)
         return self._keep(key, idx, f), data[:offset]
 
     def _keep(self, key: str, idx: FileIndex, f: BinaryIO) -> FileIndex:
@@ -310,6 +315,8 @@ class LogIndexer:
             old.skipped + state.skipped,
         )
         grown.pending_tail = state.pending_tail
+        if state.skipped:
+            log.warning("%s: skipped %d malformed appended line(s)", f.name, state.skipped)
         return grown
 
     def _resolve_in(

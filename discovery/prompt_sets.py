@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from .paths import file_cache, is_inside, loads_lenient, realpath
+
+log = logging.getLogger(__name__)
 
 # The seed's two known sets, in its display order, with its descriptions.
 KNOWN_PROMPT_SETS = {
@@ -135,13 +139,19 @@ def count_source(data: Any) -> list[Any] | None:
     return None
 
 
+def _parse_and_warn(path: Path, data: bytes) -> Parsed:
+    parsed = parse_jsonl(data) if path.suffix == ".jsonl" else parse_json(data)
+    if parsed.error:
+        log.warning("prompt set %s: %s", path, parsed.error)
+    return parsed
+
+
 def read_prompt_set(path: Path, name: str) -> PromptSet | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    parse = parse_jsonl if path.suffix == ".jsonl" else parse_json
-    parsed = file_cache.get(path, "prompt_set", parse)
+    parsed = file_cache.get(path, "prompt_set", partial(_parse_and_warn, path))
     if parsed is None:
         parsed = Parsed(None, "could not be read")
     return PromptSet(name, path, st.st_size, st.st_mtime, parsed.cases, parsed.error)

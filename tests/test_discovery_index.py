@@ -234,3 +234,20 @@ def test_a_step_beyond_64_bits_is_a_skipped_line_not_a_crash(workspace):
     from discovery.checkpoints import checkpoint_steps
 
     assert checkpoint_steps(run, workspace) == [5]
+
+
+def test_malformed_lines_are_logged_once_per_version_of_the_file(workspace, caplog):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    log = trainer_log(run, range(1, 11))
+    with log.open("a") as f:
+        f.write('not json\n{"step": 11, "loss": 0.1}\n')
+    caplog.set_level("WARNING", logger="discovery")
+    for _ in range(3):
+        assert read_summary(run, workspace, [10]).skipped == 1
+    warnings = [r.getMessage() for r in caplog.records if r.name == "discovery.logindex"]
+    assert warnings == [f"{log}: skipped 1 malformed line(s)"]
+    with log.open("a") as f:
+        f.write('{"step": 12, "loss": 0.1}\n{"step": \n')
+    assert read_summary(run, workspace, [10]).skipped == 2
+    warnings = [r.getMessage() for r in caplog.records if r.name == "discovery.logindex"]
+    assert warnings[1:] == [f"{log}: skipped 1 malformed appended line(s)"]

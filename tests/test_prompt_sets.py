@@ -75,6 +75,15 @@ def test_it_finds_every_shape_and_lists_broken_files_with_their_error(prompts):
         assert sets[name].count is None and says in sets[name].error
 
 
+def test_a_broken_prompt_set_is_logged_once_until_it_changes(prompts, caplog):
+    caplog.set_level("WARNING", logger="discovery")
+    for _ in range(3):
+        list_prompt_sets(prompts)
+    broken = [r.getMessage() for r in caplog.records if "broken.json" in r.getMessage()]
+    assert len(broken) == 1 and "not valid JSON" in broken[0]
+    assert not any("wrapped.json" in r.getMessage() for r in caplog.records)
+
+
 def test_the_seed_api_returns_name_description_count_known_sets_first(prompts):
     result = PromptSetDiscovery(repo_root=prompts).discover()
     assert all(len(item) == 3 for item in result)

@@ -199,5 +199,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"tuner": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "tuner": {"handlers": ["console"], "level": "INFO"},
+        # Malformed logs and prompt sets, once per version of each file.
+        "discovery": {"handlers": ["console"], "level": "WARNING"},
+    },
 }
