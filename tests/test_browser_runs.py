@@ -102,3 +102,18 @@ def test_a_running_runs_table_updates_without_a_reload_when_its_log_grows(page, 
     assert "checkpoint-60" in page.locator("tr.best").inner_text()
     assert "step 60 / 100" in page.locator(".facts").inner_text()
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_the_overviews_training_now_panel_follows_a_growing_log(page, live_server, ws):
+    run = wb.output_dir(ws, "kto") / RUNNING
+    page.goto(f"{live_server.url}/")
+    page.evaluate("window.notReloaded = true")
+    panel = page.locator("#running-now")
+    assert "step 40 / 100" in panel.inner_text()
+    wb.write_log(
+        run,
+        [{"step": s, "loss": 0.05, "rewards/margins": 9.0, "kl": 1.0} for s in (45, 50, 55)],
+        (started(RUNNING).replace(minute=2)).strftime("%Y%m%d_%H%M%S"),
+    )
+    page.wait_for_selector("#running-now >> text=step 55 / 100", timeout=10_000)
+    assert page.evaluate("window.notReloaded") is True

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tuner_site import workspace_builder as wb
+from tuner_site.views import runs as runs_views
 
 from .conftest import KTO_RUN as KTO
 from .conftest import RUNNING_RUN as RUNNING
@@ -278,6 +279,23 @@ def test_the_overview_shows_running_runs_with_progress_and_newest_per_trainer(cl
     assert RUNNING in training_now and KTO not in training_now
     assert "step 40 / 100" in training_now and 'role="progressbar"' in training_now
     assert "rtx3090_sft" in html and SFT in html
+
+
+def test_training_now_refreshes_with_the_same_fragment_the_overview_includes(
+    client, ws, monkeypatch
+):
+    # The refresh must not wait for any inference server.
+    monkeypatch.setattr(runs_views, "backend_statuses", lambda: pytest.fail("probed backends"))
+    fragment = client.get(
+        "/", headers={"HX-Request": "true", "HX-Target": "running-now"}
+    ).content.decode()
+    monkeypatch.undo()
+    assert fragment.lstrip().startswith('<section id="running-now"') and "<html" not in fragment
+    assert RUNNING in fragment and "Inference servers" not in fragment
+    page = client.get("/").content.decode()
+    start = page.index('<section id="running-now"')
+    assert page[start : start + len(fragment.strip())] == fragment.strip()
+    assert 'hx-trigger="every 3s"' in fragment
 
 
 def test_the_running_run_page_polls_and_a_finished_one_does_not(client, ws):

@@ -293,20 +293,23 @@ def api_checkpoint_detail(
 
 
 @require_GET
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: HtmxHttpRequest) -> HttpResponse:
     root = workspace_root()
     runs = list_runs(root, running_window=settings.TUNER_RUNNING_WINDOW)
     running = [detail(r, root) for r in runs if r.status == "running"]
+    context: dict[str, object] = {"running": [(d, serializers.progress(d)) for d in running]}
+    # "Training now" polls this page; it alone is rendered, without probing any backend.
+    if request.htmx and request.htmx.target == "running-now":
+        return render(request, "overview.html#running-now", context)
     newest: dict[str, list[RunDetail]] = {}
     for r in runs:
         group = newest.setdefault(r.trainer.id, [])
         if len(group) < 5:
             group.append(detail(r, root))
-    context = {
+    context |= {
         "statuses": backend_statuses(),
         "prompt_sets": listed(root),
         "evaluations": [e for e in list_evaluations(root) if not e.error][:5],
-        "running": [(d, serializers.progress(d)) for d in running],
         "newest": sorted(newest.items()),
         "run_count": len(runs),
     }
