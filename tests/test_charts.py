@@ -13,11 +13,17 @@ def test_non_finite_values_are_left_out_and_empty_series_give_no_chart():
     assert line_chart("Loss", [1, 2], {"loss": [math.nan, None]}) is None
 
 
-def test_the_moving_average_window_grows_with_the_series():
-    assert (
-        smoothing_window(10) == 1 and smoothing_window(400) == 20 and smoothing_window(10**6) == 50
-    )
-    assert moving_average([1, 2, 3, 4], 2) == [1, 1.5, 2.5, 3.5]
+def test_the_moving_average_window_grows_with_the_series_and_is_odd():
+    assert [smoothing_window(n) for n in (10, 400, 420, 10**6)] == [1, 21, 21, 51]
+
+
+def test_the_moving_average_is_centred_so_a_falling_curve_does_not_lag():
+    assert moving_average([1, 2, 3, 4], 3) == [1, 2, 3, 4]
+    assert moving_average([1, 2, 9, 4, 5], 5) == [1, 4, 4.2, 6, 5]
+    falling = [100.0 - i for i in range(100)]
+    # A centred average of a straight line is the line itself, up to its ends.
+    assert moving_average(falling, 21) == falling
+    assert moving_average([5.0], 21) == [5.0] and moving_average([], 5) == []
 
 
 def test_long_series_are_thinned_but_keep_their_spikes():
