@@ -1,9 +1,10 @@
 """The Mac MLX trainer: one appended `logs/training.jsonl` holds several runs.
 
 Layout (upstream `Trainers/mistral_lora_mac`): `logs/training.jsonl`, `checkpoints/
-checkpoint_step_N.npz` (the last few) and `best_checkpoint.npz`, `outputs/final_model/`.
-A run starts at the "Logging Initialized" record; its name is that record's time. Only the
-newest run can own the checkpoint files and the final model, which the next run overwrites.
+checkpoint_step_N.npz` (the last few) and `best_checkpoint.npz`, `outputs/final_model/`,
+`outputs/metrics/training_report.json`. A run starts at the "Logging Initialized" record;
+its name is that record's time. Only the newest run can own the checkpoint files, the final
+model and the report, which the next run overwrites.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .jsonl import Entry
-from .paths import file_cache, is_inside, loads_lenient
+from .paths import file_cache, is_inside, loads_lenient, read_json_object
 
 LOG = Path("logs") / "training.jsonl"
+REPORT = Path("outputs") / "metrics" / "training_report.json"
 INIT_MESSAGE = "Logging Initialized"
 CHECKPOINT_FILE = re.compile(r"checkpoint_step_(\d+)\.npz")
 TOTAL_STEPS = re.compile(r"Total steps:\s*(\d+)")
@@ -132,3 +135,32 @@ def final_model(folder: Path, root: Path) -> Path | None:
     if path.is_dir() and (not path.is_symlink() or is_inside(path, root)):
         return path
     return None
+
+
+def report(folder: Path, root: Path) -> Path | None:
+    path = folder / REPORT
+    return path if path.is_file() and is_inside(path, root) else None
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def report_lineage(path: Path) -> dict[str, Any] | None:
+    """`training_report.json` in the shape of an HF run's `training_lineage.json`."""
+    data = read_json_object(path, "mlx_report")
+    if data is None:
+        return None
+    conf = _section(data, "configuration")
+    return {
+        "source": REPORT.as_posix(),
+        "model": {"base_model": conf.get("model")},
+        "lora": {"rank": conf.get("lora_rank"), "alpha": conf.get("lora_alpha")},
+        "training": {
+            k: conf.get(k)
+            for k in ("learning_rate", "batch_size", "gradient_accumulation_steps", "num_epochs")
+        },
+        "results": _section(data, "training_results"),
+        "resources": _section(data, "resource_usage"),
+    }

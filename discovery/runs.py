@@ -387,20 +387,17 @@ def mlx_runs(
     except OSError:
         return []
     segments = mlx.segments(folder)
-    starts = [seg.started.timestamp() for seg in segments]
-
-    def owner(path: Path) -> int:
-        """The run whose time span holds the file's last write."""
-        return max(bisect.bisect_right(starts, _mtime(path)) - 1, 0)
-
     files = mlx.checkpoint_files(folder, root)
     final = mlx.final_model(folder, root)
-    final_owner = owner(final) if final is not None else None
+    final_owner = _mlx_owner(segments, final) if final is not None else None
+    report = mlx.report(folder, root)
+    report_key = (_mlx_owner(segments, report), _mtime(report)) if report is not None else None
     runs = []
     for i, seg in enumerate(segments):
         newest = i == len(segments) - 1
-        steps = tuple(sorted(s for s, p in files.items() if owner(p) == i))
+        steps = tuple(sorted(s for s, p in files.items() if _mlx_owner(segments, p) == i))
         has_final = final_owner == i
+        owns_report = report_key is not None and report_key[0] == i
         if not seg.entries and not steps and not has_final:
             continue
         if seg.finished or has_final:
@@ -419,10 +416,24 @@ def mlx_runs(
                 has_final_model=has_final,
                 checkpoint_steps=steps,
                 last_activity=st.st_mtime,
-                signature=(st.st_ino, st.st_size, st.st_mtime_ns, steps, has_final, i),
+                signature=(
+                    st.st_ino,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    steps,
+                    has_final,
+                    i,
+                    report_key if owns_report else None,
+                ),
             )
         )
     return runs
+
+
+def _mlx_owner(segments: list[mlx.Segment], path: Path) -> int:
+    """The index of the run whose time span holds the file's last write."""
+    starts = [seg.started.timestamp() for seg in segments]
+    return max(bisect.bisect_right(starts, _mtime(path)) - 1, 0)
 
 
 def _segment(run: Run) -> mlx.Segment | None:
@@ -445,13 +456,18 @@ def _mlx_detail(run: Run, root: Path, rank_metric: str | None, rank_order: str |
         )
     )
     ranking = rank("mlx", checkpoints, metric=rank_metric, order=rank_order)
+    report = mlx.report(run.path, root)
+    segments = mlx.segments(run.path)
+    lineage = None
+    if report and segments and segments[_mlx_owner(segments, report)].name == run.name:
+        lineage = mlx.report_lineage(report)
     return RunDetail(
         run=run,
         history=history,
         checkpoints=checkpoints,
         ranking=ranking,
-        lineage=None,
-        base_model=seg.base_model,
+        lineage=lineage,
+        base_model=seg.base_model or ((lineage or {}).get("model") or {}).get("base_model"),
         max_steps=seg.max_steps,
     )
 

@@ -98,3 +98,25 @@ def test_mlx_runs_have_pages_and_json_like_any_other(client, mac, settings):
     assert ckpt["adapter"] is None
     assert client.get(f"{url}checkpoint-60/").status_code == 200
     assert client.get("/runs/mistral_lora_mac/20251102_000000/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_training_report_fills_the_header_of_the_run_that_wrote_it(client, mac, settings):
+    settings.TUNER_WORKSPACE = mac
+    report = mac / "Trainers" / "mistral_lora_mac" / "outputs" / "metrics" / "training_report.json"
+    data = json.loads(report.read_text())
+    data["training_results"]["best_val_loss"] = float("inf")  # the trainer's initial value
+    report.write_text(json.dumps(data))
+    age(report, 7200)
+    newest = detail(get_run(mac, "mistral_lora_mac", "20251103_090100"), mac)
+    assert newest.lineage["lora"] == {"rank": 16, "alpha": 32}
+    assert newest.lineage["training"]["gradient_accumulation_steps"] == 4
+    assert newest.lineage["resources"]["peak_metal_gb"] == 11.8
+    older = detail(get_run(mac, "mistral_lora_mac", "20251101_090100"), mac)
+    assert older.lineage is None  # the next run overwrote it
+    page = client.get("/runs/mistral_lora_mac/20251103_090100/").content.decode()
+    assert "LoRA r / alpha" in page and "16 / 32" in page and "2 × 4 accum." in page
+    assert "Final perplexity" in page and "11.8 GB Metal" in page and "∞" in page
+    served = json.loads(client.get("/api/runs/mistral_lora_mac/20251103_090100/").content)
+    assert served["lineage"]["results"]["best_val_loss"] is None
+    assert served["lineage"]["source"] == "outputs/metrics/training_report.json"

@@ -458,7 +458,8 @@ def make_mlx_trainer(
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     with (folder / "logs" / "training.jsonl").open("a") as f:
         for i, (start, steps, finished) in enumerate(runs):
-            for r in mlx_records(start, steps, finished=finished, seed=i):
+            records = mlx_records(start, steps, finished=finished, seed=i)
+            for r in records:
                 f.write(json.dumps(r) + "\n")
     start, steps, finished = runs[-1]
     ckpts = folder / "checkpoints"
@@ -471,7 +472,37 @@ def make_mlx_trainer(
         final = folder / "outputs" / "final_model"
         final.mkdir(parents=True, exist_ok=True)
         (final / "lora_adapters.npz").write_bytes(b"\0" * 4096)
+        write_mlx_report(folder, records)
     return folder
+
+
+def write_mlx_report(folder: Path, records: list[dict[str, Any]]) -> Path:
+    """`outputs/metrics/training_report.json` as the MLX trainer writes it at the end."""
+    vals = [r["metrics"]["val_loss"] for r in records if r["level"] == "EPOCH_SUMMARY"]
+    steps = [r["step"] for r in records if r["level"] == "METRICS"]
+    return write_json(
+        folder / "outputs" / "metrics" / "training_report.json",
+        {
+            "configuration": {
+                "model": "mistralai/Mistral-7B-Instruct-v0.3",
+                "lora_rank": 16,
+                "lora_alpha": 32,
+                "learning_rate": 5e-5,
+                "batch_size": 2,
+                "gradient_accumulation_steps": 4,
+                "num_epochs": len(vals),
+            },
+            "training_results": {
+                "total_epochs": len(vals),
+                "total_steps": max(steps, default=0),
+                "best_val_loss": min(vals, default=math.inf),
+                "final_val_loss": vals[-1] if vals else None,
+                "final_perplexity": math.exp(vals[-1]) if vals else None,
+            },
+            "resource_usage": {"peak_ram_gb": 14.2, "peak_metal_gb": 11.8},
+            "sample_generations": [],
+        },
+    )
 
 
 def write_evaluation(
