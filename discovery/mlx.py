@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Segment:
     max_steps: int | None = None
     base_model: str | None = None
     finished: bool = False
+    last_at: datetime | None = None  # the newest record's time
 
 
 def _stamp(value: object) -> datetime | None:
@@ -62,21 +63,24 @@ def parse_segments(data: bytes) -> list[Segment]:
                 current["skipped"] += 1
             continue
         message = record.get("message") if isinstance(record.get("message"), str) else ""
+        stamp = _stamp(record.get("timestamp"))
         if INIT_MESSAGE in message:
-            started = _stamp(record.get("timestamp")) or datetime(1970, 1, 1)
             current = {
-                "started": started,
+                "started": stamp or datetime(1970, 1, 1),
                 "entries": {},
                 "skipped": 0,
                 "max_steps": None,
                 "base_model": None,
                 "finished": False,
+                "last_at": stamp,
             }
             segments.append(current)
             last_step = None
             continue
         if current is None:
             continue
+        if stamp is not None:
+            current["last_at"] = stamp
         metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
         numbers = {k: float(v) for k, v in metrics.items() if type(v) in (int, float)}
         level = record.get("level")
@@ -107,6 +111,35 @@ def parse_segments(data: bytes) -> list[Segment]:
         names.add(name)
         result.append(Segment(name=name, **s))
     return result
+
+
+def writer_offset(folder: Path, segments: list[Segment]) -> float | None:
+    """The UTC offset, in seconds, of the clock that wrote the log's zone-less timestamps.
+
+    The newest record was written just before the log's last modification, so their gap,
+    rounded to a quarter hour, is that offset: it holds when the folder was copied from a
+    machine in another zone with its times kept. Anything else gives None (use this zone).
+    """
+    last = next((s.last_at for s in reversed(segments) if s.last_at is not None), None)
+    try:
+        mtime = os.stat(folder / LOG).st_mtime
+    except OSError:
+        return None
+    if last is None:
+        return None
+    gap = last.replace(tzinfo=UTC).timestamp() - mtime
+    quarter = round(gap / 900) * 900
+    if abs(gap - quarter) <= 120 and abs(quarter) <= 14 * 3600:
+        return quarter
+    return None
+
+
+def span_starts(folder: Path, segments: list[Segment]) -> list[float]:
+    """Each run's start as a Unix time, to compare with file modification times."""
+    offset = writer_offset(folder, segments)
+    if offset is None:
+        return [s.started.timestamp() for s in segments]  # zone-less: this machine's zone
+    return [s.started.replace(tzinfo=UTC).timestamp() - offset for s in segments]
 
 
 def is_mlx_trainer(folder: Path) -> bool:

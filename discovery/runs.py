@@ -387,15 +387,16 @@ def mlx_runs(
     except OSError:
         return []
     segments = mlx.segments(folder)
+    starts = mlx.span_starts(folder, segments)
     files = mlx.checkpoint_files(folder, root)
     final = mlx.final_model(folder, root)
-    final_owner = _mlx_owner(segments, final) if final is not None else None
+    final_owner = _mlx_owner(starts, final) if final is not None else None
     report = mlx.report(folder, root)
-    report_key = (_mlx_owner(segments, report), _mtime(report)) if report is not None else None
+    report_key = (_mlx_owner(starts, report), _mtime(report)) if report is not None else None
     runs = []
     for i, seg in enumerate(segments):
         newest = i == len(segments) - 1
-        steps = tuple(sorted(s for s, p in files.items() if _mlx_owner(segments, p) == i))
+        steps = tuple(sorted(s for s, p in files.items() if _mlx_owner(starts, p) == i))
         has_final = final_owner == i
         owns_report = report_key is not None and report_key[0] == i
         if not seg.entries and not steps and not has_final:
@@ -430,9 +431,8 @@ def mlx_runs(
     return runs
 
 
-def _mlx_owner(segments: list[mlx.Segment], path: Path) -> int:
+def _mlx_owner(starts: list[float], path: Path) -> int:
     """The index of the run whose time span holds the file's last write."""
-    starts = [seg.started.timestamp() for seg in segments]
     return max(bisect.bisect_right(starts, _mtime(path)) - 1, 0)
 
 
@@ -459,7 +459,8 @@ def _mlx_detail(run: Run, root: Path, rank_metric: str | None, rank_order: str |
     report = mlx.report(run.path, root)
     segments = mlx.segments(run.path)
     lineage = None
-    if report and segments and segments[_mlx_owner(segments, report)].name == run.name:
+    starts = mlx.span_starts(run.path, segments)
+    if report and segments and segments[_mlx_owner(starts, report)].name == run.name:
         lineage = mlx.report_lineage(report)
     return RunDetail(
         run=run,

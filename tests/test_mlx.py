@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from datetime import datetime, timedelta
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,37 @@ def test_the_training_report_fills_the_header_of_the_run_that_wrote_it(client, m
     served = json.loads(client.get("/api/runs/mistral_lora_mac/20251103_090100/").content)
     assert served["lineage"]["results"]["best_val_loss"] is None
     assert served["lineage"]["source"] == "outputs/metrics/training_report.json"
+
+
+@pytest.fixture
+def utc_machine(monkeypatch):
+    """The dashboard's machine keeps UTC, like a server the Mac's folder was copied to."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_files_go_to_the_right_run_when_the_log_was_written_in_another_zone(
+    workspace, utc_machine
+):
+    tokyo = timezone(timedelta(hours=9))
+    first, second = datetime(2025, 11, 1, 10, 0), datetime(2025, 11, 1, 13, 0)  # Tokyo, naive
+    folder = wb.make_mlx_trainer(workspace, [(first, 40, False), (second, 100, True)])
+    last = json.loads((folder / "logs" / "training.jsonl").read_bytes().splitlines()[-1])
+
+    def tokyo_time(naive: datetime) -> float:
+        return naive.replace(tzinfo=tokyo).timestamp()
+
+    # As copied with its times kept: the log last changed when its newest record was written.
+    written = tokyo_time(datetime.fromisoformat(last["timestamp"]))
+    os.utime(folder / "logs" / "training.jsonl", (written, written))
+    for path in [*(folder / "checkpoints").iterdir(), folder / "outputs" / "final_model"]:
+        t = tokyo_time(datetime(2025, 11, 1, 13, 40))
+        os.utime(path, (t, t))
+    runs = {r.name: r for r in list_runs(workspace)}
+    # Read as UTC, the second run's files (04:40 UTC) would predate both runs' starts.
+    assert runs["20251101_130100"].checkpoint_steps == (60, 80, 100)
+    assert runs["20251101_130100"].has_final_model
+    assert runs["20251101_100100"].checkpoint_steps == ()
