@@ -45,7 +45,7 @@ def test_sorting_by_a_column_header_pushes_the_sort_into_the_url(page, live_serv
     page.click("th >> text=Run")
     page.wait_for_url(re.compile(r"sort=run"))
     page.wait_for_function(
-        f"document.querySelector('#runs-table tbody tr td:nth-child(3)').innerText === '{SFT}'"
+        f"document.querySelector('#runs-table tbody tr td a').innerText === '{SFT}'"
     )
 
 

@@ -134,9 +134,7 @@ def utc_machine(monkeypatch):
     time.tzset()
 
 
-def test_files_go_to_the_right_run_when_the_log_was_written_in_another_zone(
-    workspace, utc_machine
-):
+def test_files_go_to_the_right_run_when_the_log_was_written_in_another_zone(workspace, utc_machine):
     tokyo = timezone(timedelta(hours=9))
     first, second = datetime(2025, 11, 1, 10, 0), datetime(2025, 11, 1, 13, 0)  # Tokyo, naive
     folder = wb.make_mlx_trainer(workspace, [(first, 40, False), (second, 100, True)])

@@ -9,7 +9,17 @@ from itertools import accumulate
 
 WIDTH, HEIGHT = 720, 220
 PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 12, 28
-COLORS = ("#2563eb", "#d97706", "#059669", "#9333ea")
+# Told apart by hue and lightness alike; compare pages draw up to eight runs.
+COLORS = (
+    "#2563eb",
+    "#d97706",
+    "#059669",
+    "#9333ea",
+    "#dc2626",
+    "#0891b2",
+    "#65a30d",
+    "#db2777",
+)
 
 
 @dataclass(frozen=True)
@@ -127,13 +137,26 @@ def line_chart(
     best_step: int | None = None,
 ) -> Chart | None:
     """A chart of the finite values of each column; None when nothing is plottable."""
-    data = {}
-    for name, values in columns.items():
-        pts = [
-            (s, v) for s, v in zip(steps, values, strict=True) if v is not None and math.isfinite(v)
-        ]
-        if pts:
-            data[name] = pts
+    data = {name: list(zip(steps, values, strict=True)) for name, values in columns.items()}
+    return points_chart(title, data, checkpoint_steps, best_step)
+
+
+def points_chart(
+    title: str,
+    data: dict[str, Sequence[tuple[float, float | None]]],
+    checkpoint_steps: Sequence[int] = (),
+    best_step: int | None = None,
+) -> Chart | None:
+    """One line per name, each with its own steps; None when nothing is plottable.
+
+    Colours follow the names' order, whether or not a name has points to draw.
+    """
+    colors = {name: COLORS[i % len(COLORS)] for i, name in enumerate(data)}
+    data = {
+        name: kept
+        for name, pts in data.items()
+        if (kept := [(s, v) for s, v in pts if v is not None and math.isfinite(v)])
+    }
     if not data:
         return None
     xs = [s for pts in data.values() for s, _ in pts]
@@ -155,7 +178,7 @@ def line_chart(
         return round(bottom - (y - y0) / (y1 - y0) * (bottom - top), 1)
 
     series = []
-    for i, (name, pts) in enumerate(data.items()):
+    for name, pts in data.items():
         # Per series: eval losses are logged far less often than training losses.
         window = smoothing_window(len(pts))
         avg = list(
@@ -163,7 +186,7 @@ def line_chart(
         )
         raw = " ".join(f"{sx(s)},{sy(v)}" for s, v in thin(pts))
         smooth = " ".join(f"{sx(s)},{sy(v)}" for s, v in thin(avg))
-        series.append(Series(name, COLORS[i % len(COLORS)], raw, smooth, len(pts), window))
+        series.append(Series(name, colors[name], raw, smooth, len(pts), window))
     marks = tuple(
         Mark(sx(s), f"checkpoint-{s}", s == best_step) for s in checkpoint_steps if x0 <= s <= x1
     )

@@ -1,0 +1,48 @@
+"""Comparing runs as a user does: tick rows, press Compare, switch the metric, drop a run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import KTO_RUN as KTO
+from .conftest import RUNNING_RUN as RUNNING
+from .conftest import SFT_RUN as SFT
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def ws(three_runs: Path) -> Path:
+    return three_runs
+
+
+def test_ticking_runs_and_pressing_compare_draws_them_together(page, live_server, ws):
+    page.goto(f"{live_server.url}/runs/")
+    page.get_by_label(f"compare rtx3090_sft/{SFT}").check()
+    page.get_by_label(f"compare rtx3090_kto/{KTO}").check()
+    page.get_by_role("button", name="Compare ticked runs").click()
+    page.wait_for_url(re.compile(r"/compare/\?run=.*&run="))
+    assert page.locator("svg polyline.smooth").count() == 2
+    assert page.locator("table.compare tbody tr").count() == 2
+
+    page.evaluate("window.notReloaded = true")
+    page.select_option("select[name=metric]", "eval_loss")
+    page.wait_for_url(re.compile(r"metric=eval_loss"))
+    page.wait_for_function("document.querySelectorAll('svg polyline.smooth').length === 1")
+    assert "eval_loss: last" in page.locator("table.compare thead").inner_text()
+
+    page.locator("table.compare tbody tr", has_text=KTO).get_by_text("remove").click()
+    page.wait_for_function("document.querySelectorAll('table.compare tbody tr').length === 1")
+    assert KTO not in page.url and SFT in page.url and "metric=eval_loss" in page.url
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_compare_url_opened_by_a_teammate_shows_the_same_runs(page, live_server, ws):
+    address = f"/compare/?run=rtx3090_kto/{RUNNING}&run=rtx3090_kto/{KTO}&metric=kl"
+    page.goto(f"{live_server.url}{address}")
+    rows = page.locator("table.compare tbody tr")
+    assert rows.count() == 2 and RUNNING in rows.first.inner_text()
+    assert page.locator("select[name=metric]").input_value() == "kl"

@@ -1,0 +1,117 @@
+"""Runs side by side: one metric's curves, a row per run, shareable URLs and their JSON twin."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from django.utils.html import escape
+
+from tuner_site import workspace_builder as wb
+
+from .conftest import KTO_RUN as KTO
+from .conftest import RUNNING_RUN as RUNNING
+from .conftest import SFT_RUN as SFT
+from .conftest import run_dir
+
+pytestmark = pytest.mark.django_db
+
+SFT_ID, KTO_ID, RUNNING_ID = f"rtx3090_sft/{SFT}", f"rtx3090_kto/{KTO}", f"rtx3090_kto/{RUNNING}"
+
+
+@pytest.fixture
+def ws(three_runs: Path) -> Path:
+    return three_runs
+
+
+def url(path: str, *runs: str, **params: str) -> str:
+    return f"{path}?{urlencode([*(('run', r) for r in runs), *params.items()])}"
+
+
+def get_json(client, address: str, status: int = 200):
+    response = client.get(address)
+    assert response.status_code == status, response.content[:500]
+    return json.loads(response.content)
+
+
+def test_two_runs_are_compared_on_the_metric_both_logged(client, ws):
+    data = get_json(client, url("/api/compare/", KTO_ID, SFT_ID))
+    assert data["metric"] == "loss"
+    assert "rewards/margins" in data["metrics"] and "eval_loss" in data["metrics"]
+    kto, sft = data["runs"]
+    assert (kto["trainer"], kto["run"], kto["url"]) == ("rtx3090_kto", KTO, f"/runs/{KTO_ID}/")
+    assert kto["best_checkpoint"]["rule"] == "margin/kl" and sft["status"] == "completed"
+    assert len(kto["steps"]) == len(kto["values"]) and kto["steps"][-1] == 100
+    assert sft["steps"] == sorted(sft["steps"]) and all(isinstance(v, float) for v in sft["values"])
+
+
+def test_a_metric_only_some_runs_logged_draws_those_runs(client, ws):
+    data = get_json(client, url("/api/compare/", KTO_ID, SFT_ID, metric="kl"))
+    kto, sft = data["runs"]
+    assert kto["values"] and sft["steps"] == [] and sft["values"] == []
+    html = client.get(url("/compare/", KTO_ID, SFT_ID, metric="kl")).content.decode()
+    assert html.count('class="smooth"') == 1
+
+
+def test_non_finite_values_are_left_out_of_the_lines(client, ws):
+    run = run_dir(ws, "sft", SFT)
+    wb.write_log(run, ['{"step": 101, "loss": NaN}', '{"step": 102, "loss": Infinity}'], "20251102")
+    data = get_json(client, url("/api/compare/", SFT_ID))
+    steps, values = data["runs"][0]["steps"], data["runs"][0]["values"]
+    assert 101 not in steps and 102 not in steps and all(math.isfinite(v) for v in values)
+
+
+def test_the_page_draws_a_line_per_run_with_a_row_and_a_way_to_remove_it(client, ws):
+    html = client.get(url("/compare/", RUNNING_ID, KTO_ID, SFT_ID)).content.decode()
+    assert html.count('class="smooth"') == 3 and "<svg" in html
+    assert f'href="/runs/{KTO_ID}/"' in html and "margin/kl" in html
+    without_kto = url("/compare/", RUNNING_ID, SFT_ID, metric="loss")
+    assert f'href="{without_kto}"'.replace("&", "&amp;") in html
+    # Each row's swatch has the colour of its line.
+    assert html.count('style="background: #2563eb"') == 2  # legend and row of the first run
+
+
+def test_the_metric_select_swaps_the_body_and_the_same_url_renders_it_whole(client, ws):
+    address = url("/compare/", KTO_ID, SFT_ID, metric="eval_loss")
+    fragment = client.get(address, headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<div id="compare-body"') and "<html" not in fragment
+    assert 'hx-push-url="true"' in fragment and 'name="run"' in fragment
+    page = client.get(address).content.decode()
+    start = page.index('<div id="compare-body"')
+    assert page[start : start + len(fragment.strip())] == fragment.strip()
+
+
+def test_no_runs_is_a_page_that_says_how_to_choose_them(client, ws):
+    assert "Tick runs in the" in client.get("/compare/").content.decode()
+    assert get_json(client, "/api/compare/") == {"metric": None, "metrics": [], "runs": []}
+
+
+def test_a_run_given_twice_is_compared_once(client, ws):
+    assert len(get_json(client, url("/api/compare/", SFT_ID, SFT_ID))["runs"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        (url("", "nope"), "run must name a run in this workspace as <trainer>/<run>"),
+        (url("", "rtx3090_sft/20990101_000000"), "'rtx3090_sft/20990101_000000' is not one"),
+        (url("", "../../etc/passwd"), "is not one"),
+        (url("", "rtx3090_sft/..%2f..%2fsecret"), "is not one"),
+        (url("", SFT_ID, metric="nope"), "metric must be one of: epoch, eval_loss"),
+        (url("", *[f"rtx3090_sft/2025110{i}_100000" for i in range(9)]), "at most 8 times"),
+    ],
+)
+def test_bad_compare_parameters_are_a_400_that_says_what_is_accepted(client, ws, query, says):
+    assert says in get_json(client, f"/api/compare/{query}", status=400)["error"]
+    response = client.get(f"/compare/{query}")
+    assert response.status_code == 400 and escape(says) in response.content.decode()
+
+
+def test_the_run_list_has_a_box_per_run_for_the_compare_form(client, ws):
+    html = client.get("/runs/").content.decode()
+    assert '<form id="compare-form" method="get" action="/compare/">' in html
+    assert html.count('form="compare-form"') == 4  # three boxes and the button
+    assert f'value="{KTO_ID}"' in html

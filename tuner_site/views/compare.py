@@ -1,0 +1,128 @@
+"""Runs side by side: one metric's curves on one chart, and a row of figures per run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from discovery.runs import RunDetail, detail, get_run, run_series
+from tuner_site import serializers
+from tuner_site.charts import COLORS, Chart, points_chart
+
+from .common import BadQuery, HtmxHttpRequest, choice_param, json_response, workspace_root
+
+MAX_RUNS = len(COLORS)
+# The metric a comparison opens on: the first one every run logged, in this order.
+PREFERRED = ("loss", "eval_loss", "val_loss", "rewards/margins", "reward", "kl")
+
+
+@dataclass(frozen=True)
+class Line:
+    d: RunDetail
+    color: str
+    steps: tuple[int, ...]
+    values: tuple[float, ...]
+    without: str  # this comparison's URL without this run
+
+    @property
+    def last(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+    @property
+    def lowest(self) -> float | None:
+        return min(self.values, default=None)
+
+    @property
+    def highest(self) -> float | None:
+        return max(self.values, default=None)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str | None
+    metrics: list[str]
+    lines: list[Line]
+    chart: Chart | None
+
+
+def _selected(request: HttpRequest) -> list[RunDetail]:
+    ids = list(dict.fromkeys(request.GET.getlist("run")))
+    if len(ids) > MAX_RUNS:
+        raise BadQuery(f"run can be given at most {MAX_RUNS} times, not {len(ids)}.")
+    root = workspace_root()
+    found = []
+    for run_id in ids:
+        trainer, _, name = run_id.partition("/")
+        run = get_run(root, trainer, name, running_window=settings.TUNER_RUNNING_WINDOW)
+        if run is None:
+            raise BadQuery(
+                f"run must name a run in this workspace as <trainer>/<run>, "
+                f"such as rtx3090_sft/20251101_100000; {run_id!r} is not one."
+            )
+        found.append(detail(run, root))
+    return found
+
+
+def _comparison(request: HttpRequest) -> Comparison:
+    runs = _selected(request)
+    root = workspace_root()
+    series = [run_series(d.run, root) for d in runs]
+    logged = [set(s.columns) for s in series]
+    metrics = sorted(set().union(*logged))
+    metric = choice_param(request, "metric", metrics)
+    if metric is None and metrics:
+        common = set.intersection(*logged)
+        metric = next((m for m in PREFERRED if m in common), None)
+        metric = metric or next((m for m in PREFERRED if m in metrics), metrics[0])
+    ids = [d.run.id for d in runs]
+    lines = []
+    for i, (d, s) in enumerate(zip(runs, series, strict=True)):
+        column = s.columns.get(metric, ()) if metric else ()
+        kept = [(st, v) for st, v in zip(s.steps, column, strict=False) if math.isfinite(v)]
+        others = [("run", x) for x in ids if x != d.run.id] + ([("metric", metric)] * bool(metric))
+        lines.append(
+            Line(
+                d,
+                COLORS[i],
+                tuple(st for st, _ in kept),
+                tuple(v for _, v in kept),
+                f"{request.path}?{urlencode(others)}",
+            )
+        )
+    chart = points_chart(
+        metric or "", {ln.d.run.id: list(zip(ln.steps, ln.values, strict=True)) for ln in lines}
+    )
+    return Comparison(metric, metrics, lines, chart)
+
+
+@require_GET
+def compare(request: HtmxHttpRequest) -> HttpResponse:
+    template = "compare.html"
+    if request.htmx:
+        template += "#compare-body"
+    return render(request, template, {"cmp": _comparison(request)})
+
+
+@require_GET
+def api_compare(request: HttpRequest) -> HttpResponse:
+    cmp = _comparison(request)
+    return json_response(
+        {
+            "metric": cmp.metric,
+            "metrics": cmp.metrics,
+            "runs": [
+                {
+                    **serializers.run_summary(ln.d),
+                    "steps": list(ln.steps),
+                    "values": list(ln.values),
+                }
+                for ln in cmp.lines
+            ],
+        }
+    )
