@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,10 @@ from .paths import file_cache, is_inside, loads_lenient, read_json_object, realp
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
 FINAL_MODEL = "final_model"
+# A folder changed this recently may change again within the filesystem's clock tick, unseen
+# by its mtime (git's "racily clean" entries): its listing is not reused until it settles.
+SETTLED_S = 2.0
+_listings: dict[tuple[str, str], tuple[tuple[int, int], tuple[int, ...]]] = {}
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,38 @@ class TrainerState:
 
 
 def checkpoint_steps(run_dir: Path, root: Path) -> list[int]:
-    """Steps of the `checkpoints/checkpoint-N` folders, ascending."""
-    steps = []
+    """Steps of the `checkpoints/checkpoint-N` folders, ascending.
+
+    A settled folder's listing is reused while its inode and mtime stay the same: adding,
+    removing or renaming a checkpoint changes them. Links are re-checked every time.
+    """
+    folder = run_dir / "checkpoints"
     try:
-        entries = list(os.scandir(run_dir / "checkpoints"))
+        st = os.stat(folder)
     except OSError:
         return []
+    key, sig = (str(folder), str(root)), (st.st_ino, st.st_mtime_ns)
+    hit = _listings.get(key)
+    if hit is not None and hit[0] == sig:
+        return list(hit[1])
+    steps, linked = _scan_steps(folder, root)
+    if not linked and time.time() - st.st_mtime > SETTLED_S:
+        _listings[key] = (sig, tuple(steps))
+    return steps
+
+
+def clear_listings() -> None:
+    _listings.clear()
+
+
+def _scan_steps(folder: Path, root: Path) -> tuple[list[int], bool]:
+    """The folder's checkpoint steps, and whether any entry is a link."""
+    steps = []
+    linked = False
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return [], False
     for entry in entries:
         m = CHECKPOINT_NAME.fullmatch(entry.name)
         if m is None:
@@ -71,11 +102,13 @@ def checkpoint_steps(run_dir: Path, root: Path) -> list[int]:
                 continue
         except OSError:
             continue
-        if entry.is_symlink() and not is_inside(entry.path, root):
-            continue
+        if entry.is_symlink():
+            linked = True
+            if not is_inside(entry.path, root):
+                continue
         steps.append(int(m.group(1)))
     steps.sort()
-    return steps
+    return steps, linked
 
 
 def has_final_model(run_dir: Path, root: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import re
 import threading
@@ -17,7 +18,6 @@ from .checkpoints import (
     Checkpoint,
     build_checkpoints,
     checkpoint_steps,
-    has_final_model,
     newest_trainer_state,
     read_adapter_config,
 )
@@ -138,12 +138,29 @@ def _scandirs(path: Path, root: Path) -> list[os.DirEntry[str]]:
 
 def started_at(name: str, mtime: float) -> datetime:
     m = RUN_STAMP.search(name)
-    if m:
-        try:
-            return datetime.strptime(m.group(1), "%Y%m%d_%H%M%S")
-        except ValueError:
-            pass
-    return datetime.fromtimestamp(mtime)
+    stamp = _parse_stamp(m.group(1)) if m else None
+    return stamp or datetime.fromtimestamp(mtime)
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse_stamp(stamp: str) -> datetime | None:
+    # strptime is the slowest step of a warm walk; run names never change.
+    try:
+        return datetime.strptime(stamp, "%Y%m%d_%H%M%S")
+    except ValueError:
+        return None
+
+
+def _is_dir_inside(entry: os.DirEntry[str] | None, root: Path) -> bool:
+    """A scanned folder (or a link to one inside the workspace), from the scan's own data."""
+    try:
+        return (
+            entry is not None
+            and entry.is_dir()
+            and (not entry.is_symlink() or is_inside(entry.path, root))
+        )
+    except OSError:
+        return False
 
 
 def _mtime(path: Path | str) -> float:
@@ -173,7 +190,7 @@ def read_run(
     except OSError:
         return None
     steps = checkpoint_steps(entry_path, root) if "checkpoints" in children else []
-    final = "final_model" in children and has_final_model(entry_path, root)
+    final = _is_dir_inside(children.get("final_model"), root)
     if not steps and not final:
         return None
     logs = []
@@ -183,13 +200,16 @@ def read_run(
         except OSError:
             continue
         logs.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
-    newest = f"checkpoint-{steps[-1]}" if steps else None
-    activity = max(
-        [m / 1e9 for *_, m in logs]
-        + [_entry_mtime(children.get("checkpoints"))]
-        + ([_mtime(entry_path / "checkpoints" / newest)] if newest else [])
-    )
     lineage = "training_lineage.json" in children
+    activity = max([m / 1e9 for *_, m in logs], default=0.0)
+    if not (final or lineage):
+        # Only an unfinished run's status needs its checkpoints' times.
+        newest = f"checkpoint-{steps[-1]}" if steps else None
+        activity = max(
+            activity,
+            _entry_mtime(children.get("checkpoints")),
+            _mtime(entry_path / "checkpoints" / newest) if newest else 0.0,
+        )
     if final or lineage:
         status = "completed"
     elif (now if now is not None else time.time()) - activity <= running_window:

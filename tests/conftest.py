@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from discovery.checkpoints import clear_listings
 from discovery.jsonl import reader
 from discovery.logindex import indexer
 from discovery.models import cache as backend_cache
@@ -27,6 +28,7 @@ def _fresh_caches() -> Iterator[None]:
     indexer.configure(None)  # tests that want persistence use their own store
     clear_memo()
     file_cache.clear()
+    clear_listings()
     backend_cache.clear()
     last_seen.clear()
     yield

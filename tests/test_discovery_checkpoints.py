@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from discovery.checkpoints import list_checkpoints, list_files, read_adapter_config
+import os
+
+from discovery.checkpoints import (
+    checkpoint_steps,
+    list_checkpoints,
+    list_files,
+    read_adapter_config,
+)
 from tuner_site import workspace_builder as wb
 
-from .conftest import run_dir
+from .conftest import age, run_dir, started
 
 
 def test_it_takes_metrics_from_the_nearest_earlier_logged_step(workspace):
@@ -68,3 +75,51 @@ def test_an_unreadable_adapter_config_is_none(workspace):
     assert read_adapter_config(ckpt) is None
     (ckpt / "adapter_config.json").write_text("[1, 2]")
     assert read_adapter_config(ckpt) is None
+
+
+def _set_mtime_ns(path, ns: int) -> None:
+    os.utime(path, ns=(ns, ns))
+
+
+def test_a_checkpoint_added_to_a_settled_folder_is_listed(workspace):
+    run = wb.make_run(workspace, "sft", started("20251101_100000"), max_steps=100, save_every=50)
+    age(run, 3600)
+    assert checkpoint_steps(run, workspace) == [50, 100]
+    wb.add_checkpoint(run, 150, max_steps=200)
+    assert checkpoint_steps(run, workspace) == [50, 100, 150]
+
+
+def test_a_settled_folder_is_not_listed_again_while_its_mtime_stays(workspace):
+    run = wb.make_run(workspace, "sft", started("20251101_100000"), max_steps=100, save_every=50)
+    age(run, 3600)
+    folder = run / "checkpoints"
+    before = os.stat(folder).st_mtime_ns
+    assert checkpoint_steps(run, workspace) == [50, 100]
+    (folder / "checkpoint-150").mkdir()
+    _set_mtime_ns(folder, before)  # as if in the same clock tick: the listing is reused
+    assert checkpoint_steps(run, workspace) == [50, 100]
+
+
+def test_a_folder_changed_just_now_is_listed_again_even_with_the_same_mtime(workspace):
+    run = wb.make_run(workspace, "sft", started("20251101_100000"), max_steps=100, save_every=50)
+    folder = run / "checkpoints"
+    before = os.stat(folder).st_mtime_ns
+    assert checkpoint_steps(run, workspace) == [50, 100]
+    (folder / "checkpoint-150").mkdir()
+    _set_mtime_ns(folder, before)
+    assert checkpoint_steps(run, workspace) == [50, 100, 150]
+
+
+def test_a_linked_checkpoint_is_checked_every_time(workspace, tmp_path):
+    run = wb.make_run(workspace, "sft", started("20251101_100000"), max_steps=100, save_every=50)
+    inside = workspace / "elsewhere" / "checkpoint-150"
+    inside.mkdir(parents=True)
+    (run / "checkpoints" / "checkpoint-150").symlink_to(inside)
+    age(run, 3600)
+    assert checkpoint_steps(run, workspace) == [50, 100, 150]
+    inside.rmdir()
+    (tmp_path / "outside").mkdir()
+    inside.parent.rmdir()
+    (workspace / "elsewhere").symlink_to(tmp_path / "outside")  # now the link leads out
+    (tmp_path / "outside" / "checkpoint-150").mkdir()
+    assert checkpoint_steps(run, workspace) == [50, 100]
