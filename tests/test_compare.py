@@ -89,8 +89,8 @@ def test_no_runs_is_a_page_that_says_how_to_choose_them(client, ws):
     assert get_json(client, "/api/compare/") == {"metric": None, "metrics": [], "runs": []}
 
 
-def test_a_run_given_twice_is_compared_once(client, ws):
-    assert len(get_json(client, url("/api/compare/", SFT_ID, SFT_ID))["runs"]) == 1
+def test_a_run_given_twice_is_compared_once_and_empty_ones_not_at_all(client, ws):
+    assert len(get_json(client, url("/api/compare/", SFT_ID, SFT_ID, ""))["runs"]) == 1
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ class Comparison:
 
 
 def _selected(request: HttpRequest) -> list[RunDetail]:
-    ids = list(dict.fromkeys(request.GET.getlist("run")))
+    ids = list(dict.fromkeys(x for x in request.GET.getlist("run") if x))
     if len(ids) > MAX_RUNS:
         raise BadQuery(f"run can be given at most {MAX_RUNS} times, not {len(ids)}.")
     root = workspace_root()
