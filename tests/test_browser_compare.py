@@ -32,7 +32,7 @@ def test_ticking_runs_and_pressing_compare_draws_them_together(page, live_server
     page.select_option("select[name=metric]", "eval_loss")
     page.wait_for_url(re.compile(r"metric=eval_loss"))
     page.wait_for_function("document.querySelectorAll('svg polyline.smooth').length === 1")
-    assert "eval_loss: last" in page.locator("table.compare thead").inner_text()
+    assert "Last eval_loss" in page.locator("table.compare thead").inner_text()
 
     page.locator("table.compare tbody tr", has_text=KTO).get_by_text("remove").click()
     page.wait_for_function("document.querySelectorAll('table.compare tbody tr').length === 1")
@@ -46,3 +46,15 @@ def test_a_compare_url_opened_by_a_teammate_shows_the_same_runs(page, live_serve
     rows = page.locator("table.compare tbody tr")
     assert rows.count() == 2 and RUNNING in rows.first.inner_text()
     assert page.locator("select[name=metric]").input_value() == "kl"
+
+
+def test_from_a_run_page_a_user_starts_a_comparison_and_adds_a_run(page, live_server, ws):
+    page.goto(f"{live_server.url}/runs/rtx3090_kto/{KTO}/")
+    page.get_by_role("link", name="Compare with other runs").click()
+    page.wait_for_url(re.compile(r"/compare/\?run=rtx3090_kto"))
+    assert page.locator("svg polyline.smooth").count() == 1
+    page.select_option("form.add-run select[name=run]", f"rtx3090_sft/{SFT}")
+    page.get_by_role("button", name="Add").click()
+    page.wait_for_function("document.querySelectorAll('table.compare tbody tr').length === 2")
+    assert SFT in page.url and KTO in page.url
+    assert page.locator("svg polyline.smooth").count() == 2

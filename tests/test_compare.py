@@ -89,6 +89,23 @@ def test_no_runs_is_a_page_that_says_how_to_choose_them(client, ws):
     assert get_json(client, "/api/compare/") == {"metric": None, "metrics": [], "runs": []}
 
 
+def test_the_page_offers_the_other_runs_to_add_grouped_by_trainer(client, ws):
+    html = client.get(url("/compare/", KTO_ID)).content.decode()
+    select = html[html.index('<form class="add-run"') :]
+    select = select[: select.index("</form>")]
+    assert f'value="{KTO_ID}"' in select  # the hidden field that keeps it
+    assert f'<option value="{RUNNING_ID}">' in select and f'<option value="{SFT_ID}">' in select
+    assert f'<option value="{KTO_ID}">' not in select
+    assert select.index('label="rtx3090_kto"') < select.index('label="rtx3090_sft"')
+    every_run = url("/compare/", KTO_ID, SFT_ID, RUNNING_ID)
+    assert 'class="add-run"' not in client.get(every_run).content.decode()
+
+
+def test_a_run_page_links_to_a_comparison_that_starts_with_it(client, ws):
+    html = client.get(f"/runs/{KTO_ID}/").content.decode()
+    assert f'href="/compare/?run={KTO_ID}"' in html
+
+
 def test_a_run_given_twice_is_compared_once_and_empty_ones_not_at_all(client, ws):
     assert len(get_json(client, url("/api/compare/", SFT_ID, SFT_ID, ""))["runs"]) == 1
 

@@ -11,13 +11,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from discovery.runs import RunDetail, detail, get_run, run_series
+from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_series
 from tuner_site import serializers
 from tuner_site.charts import COLORS, Chart, points_chart
 
 from .common import BadQuery, HtmxHttpRequest, choice_param, json_response, workspace_root
 
 MAX_RUNS = len(COLORS)
+MAX_CANDIDATES = 200  # the newest runs offered by "Add a run"
 # The metric a comparison opens on: the first one every run logged, in this order.
 PREFERRED = ("loss", "eval_loss", "val_loss", "rewards/margins", "reward", "kl")
 
@@ -49,6 +50,7 @@ class Comparison:
     metrics: list[str]
     lines: list[Line]
     chart: Chart | None
+    candidates: list[Run]  # runs that can still be added, newest first
 
 
 def _selected(request: HttpRequest) -> list[RunDetail]:
@@ -98,7 +100,12 @@ def _comparison(request: HttpRequest) -> Comparison:
     chart = points_chart(
         metric or "", {ln.d.run.id: list(zip(ln.steps, ln.values, strict=True)) for ln in lines}
     )
-    return Comparison(metric, metrics, lines, chart)
+    candidates = []
+    if len(runs) < MAX_RUNS:
+        all_runs = list_runs(root, running_window=settings.TUNER_RUNNING_WINDOW)
+        newest = [r for r in all_runs if r.id not in ids][:MAX_CANDIDATES]
+        candidates = sorted(newest, key=lambda r: r.trainer.id)  # grouped, newest first in each
+    return Comparison(metric, metrics, lines, chart, candidates)
 
 
 @require_GET
