@@ -115,7 +115,7 @@ def test_bad_run_list_parameters_are_a_400_that_says_what_is_accepted(client, ws
 def test_an_htmx_request_gets_just_the_table_fragment(client, ws):
     response = client.get("/runs/?type=kto", headers={"HX-Request": "true"})
     html = response.content.decode()
-    assert html.lstrip().startswith('<div id="runs-table">')
+    assert html.lstrip().startswith('<div id="runs-table"') and 'hx-trigger="every 3s' in html
     assert "<html" not in html and RUNNING in html and SFT not in html
 
 
@@ -296,6 +296,18 @@ def test_training_now_refreshes_with_the_same_fragment_the_overview_includes(
     start = page.index('<section id="running-now"')
     assert page[start : start + len(fragment.strip())] == fragment.strip()
     assert 'hx-trigger="every 3s"' in fragment
+
+
+def test_the_run_list_polls_while_a_run_on_the_page_trains(client, ws):
+    assert 'hx-trigger="every 3s [' in client.get("/runs/").content.decode()
+    assert 'hx-trigger="every' not in client.get("/runs/?status=completed").content.decode()
+
+
+def test_a_poll_of_the_run_list_adds_no_history_entry_but_a_filter_does(client, ws):
+    poll = client.get("/runs/", headers={"HX-Request": "true", "HX-Trigger": "runs-table"})
+    assert "HX-Push-Url" not in poll
+    filtered = client.get("/runs/?type=kto&q=", headers={"HX-Request": "true"})
+    assert filtered["HX-Push-Url"] == "/runs/?type=kto"
 
 
 def test_the_running_run_page_polls_and_a_finished_one_does_not(client, ws):

@@ -77,6 +77,11 @@ class RunListing:
     pending: int = 0  # runs shown from the walk alone, their logs still being read
     total: int = 0
 
+    @property
+    def live(self) -> bool:
+        """Whether a run on this page is training, so its row changes as it goes."""
+        return any(d.run.status == "running" for d in self.page.object_list)
+
 
 def _sorted(details: list[RunDetail], sort: str) -> list[RunDetail]:
     key = SORT_KEYS[sort.lstrip("-")]
@@ -138,7 +143,8 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         template += "#runs-table"
     response = render(request, template, {"listing": listing, "statuses": STATUSES})
-    if request.htmx:
+    # The table polls itself (indexing, running runs): a poll must not add a history entry.
+    if request.htmx and request.htmx.trigger != "runs-table":
         # The canonical URL, without the form's empty fields, is the one worth sharing.
         params = dict(listing.params)
         if listing.page.number > 1:
