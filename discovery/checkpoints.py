@@ -6,7 +6,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,6 +212,11 @@ def list_files(checkpoint_dir: Path, root: Path) -> list[FileInfo]:
             files.append(FileInfo(entry.name, st.st_size))
     files.sort(key=lambda f: f.name)
     return files
+
+
+def disk_sizes(checkpoints: Iterable[Checkpoint], root: Path) -> dict[str, int]:
+    """Bytes each checkpoint takes on disk, by name; links out of the root are not counted."""
+    return {c.name: sum(f.size for f in list_files(c.path, root)) for c in checkpoints}
 
 
 def _tree_size(path: Path, root: Path) -> int:

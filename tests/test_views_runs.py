@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+from django.template.defaultfilters import filesizeformat
 
 from tuner_site import workspace_builder as wb
 from tuner_site.views import runs as runs_views
@@ -296,6 +297,29 @@ def test_training_now_refreshes_with_the_same_fragment_the_overview_includes(
     start = page.index('<section id="running-now"')
     assert page[start : start + len(fragment.strip())] == fragment.strip()
     assert 'hx-trigger="every 3s"' in fragment
+
+
+def test_each_checkpoint_reports_its_size_on_disk_without_links_out(client, ws, tmp_path):
+    ckpt = wb.output_dir(ws, "kto") / KTO / "checkpoints" / "checkpoint-50"
+    (ckpt / "weights.bin").write_bytes(b"\0" * 10_000)
+    (tmp_path / "big.bin").write_bytes(b"\0" * 99_999)
+    (ckpt / "linked.bin").symlink_to(tmp_path / "big.bin")
+    expected = sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file() and not p.is_symlink())
+    data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/")
+    sizes = {c["name"]: c["size"] for c in data["checkpoints"]}
+    assert sizes["checkpoint-50"] == expected and expected >= 10_000
+    assert data["size_on_disk"] == sum(sizes.values())
+    html = client.get(f"/runs/rtx3090_kto/{KTO}/").content.decode()
+    assert "On disk" in html and f'<td class="num">{filesizeformat(expected)}</td>' in html
+
+
+def test_the_header_shows_what_the_lineage_holds_and_nothing_it_does_not(client, ws):
+    facts = client.get(f"/runs/rtx3090_kto/{KTO}/").content.decode()
+    facts = facts[facts.index('<section class="card facts">') :]
+    facts = facts[: facts.index("</section>")]
+    assert "NVIDIA GeForce RTX 3090" in facts and "24 GB" in facts
+    assert "Training time</dt><dd>55m 0s" in facts  # 100 steps at 33 s
+    assert "val loss" not in facts and "perplexity" not in facts and "Final loss" not in facts
 
 
 def test_the_run_list_polls_while_a_run_on_the_page_trains(client, ws):

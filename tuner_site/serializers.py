@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,9 @@ def metrics_json(metrics: dict[str, float] | Any) -> dict[str, float | None]:
     return {k: finite(v) for k, v in metrics.items()}
 
 
-def checkpoint_row(d: RunDetail, c: Checkpoint, score: float | None) -> dict[str, Any]:
+def checkpoint_row(
+    d: RunDetail, c: Checkpoint, score: float | None, size: int | None
+) -> dict[str, Any]:
     return {
         "name": c.name,
         "step": c.step,
@@ -84,18 +87,21 @@ def checkpoint_row(d: RunDetail, c: Checkpoint, score: float | None) -> dict[str
         "score": finite(score),
         "best": c.name == d.ranking.best,
         "url": checkpoint_url(d.run, c.name),
+        "size": size,
     }
 
 
-def run_detail(d: RunDetail) -> dict[str, Any]:
+def run_detail(d: RunDetail, sizes: Mapping[str, int]) -> dict[str, Any]:
     ranking = d.ranking
     return {
         **run_summary(d),
         "rank": {"rule": ranking.rule, "metric": ranking.metric, "order": ranking.order},
         "rank_notes": list(ranking.notes),
         "lineage": d.lineage,
+        "size_on_disk": sum(sizes.values()),
         "checkpoints": [
-            checkpoint_row(d, c, s) for c, s in zip(d.checkpoints, ranking.scores, strict=True)
+            checkpoint_row(d, c, s, sizes.get(c.name))
+            for c, s in zip(d.checkpoints, ranking.scores, strict=True)
         ],
     }
 

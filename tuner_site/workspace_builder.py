@@ -119,7 +119,23 @@ def lineage(run_type: str, run_dir: Path, base_model: str, max_steps: int, lr: f
             "max_steps": max_steps,
         },
         "dataset": {"source": f"data/{run_type}_toolset.jsonl", "train_examples": 2400},
+        "hardware": {
+            "platform": "Linux",
+            "cuda_available": True,
+            "gpu_name": "NVIDIA GeForce RTX 3090",
+            "gpu_memory_gb": 24.0,
+        },
+        "results": {
+            "final_step": max_steps,
+            "total_epochs": 2.0,
+            "training_time_seconds": 33.0 * max_steps,
+            "training_time_formatted": _hms(33 * max_steps),
+        },
     }
+
+
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600}h {seconds % 3600 // 60}m {seconds % 60}s"
 
 
 def metric_line(run_type: str, step: int, max_steps: int, rng: random.Random, lr: float) -> dict:

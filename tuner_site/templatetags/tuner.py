@@ -69,5 +69,16 @@ def timestamp(value: float | None) -> datetime | None:
 
 
 @register.filter
+def duration(seconds: Any) -> str:
+    """`25107.9` → "6h 58m 28s"; empty for anything that is not a finite number."""
+    if type(seconds) not in (int, float) or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"
+
+
+@register.filter
 def sub(value: int, other: int) -> int:
     return int(value) - int(other)

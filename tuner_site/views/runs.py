@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
-from discovery.checkpoints import Checkpoint, list_files, read_adapter_config
+from discovery.checkpoints import Checkpoint, disk_sizes, list_files, read_adapter_config
 from discovery.evaluations import list_evaluations
 from discovery.history import Series
 from discovery.paths import is_safe_name
@@ -227,13 +227,15 @@ def _metric_columns(d: RunDetail) -> list[str]:
 @require_GET
 def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
+    sizes = disk_sizes(d.checkpoints, workspace_root())
     rows = [
-        {"checkpoint": c, "score": s, "best": c.name == d.ranking.best}
+        {"checkpoint": c, "score": s, "best": c.name == d.ranking.best, "size": sizes[c.name]}
         for c, s in zip(d.checkpoints, d.ranking.scores, strict=True)
     ]
     context = {
         "d": d,
         "rows": rows,
+        "size_on_disk": sum(sizes.values()),
         "columns": _metric_columns(d),
         "charts": _charts(d, run_series(d.run, workspace_root())),
         "progress": serializers.progress(d),
@@ -247,7 +249,8 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
 
 @require_GET
 def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
-    return json_response(serializers.run_detail(_get_detail_or_404(request, trainer, run)))
+    d = _get_detail_or_404(request, trainer, run)
+    return json_response(serializers.run_detail(d, disk_sizes(d.checkpoints, workspace_root())))
 
 
 @require_GET

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.template.defaultfilters import filesizeformat
 
+from discovery.checkpoints import disk_sizes
 from discovery.evaluations import list_evaluations
 from discovery.logindex import indexer
 from discovery.runs import detail, get_run, list_runs
@@ -189,7 +190,7 @@ class Command(BaseCommand):
             )
         d = detail(found, root)
         if json:
-            self.emit(serializers.run_detail(d))
+            self.emit(serializers.run_detail(d, disk_sizes(d.checkpoints, root)))
             return
         r = d.ranking
         rows = [
