@@ -189,8 +189,9 @@ class Command(BaseCommand):
                 f"No run {run!r}: give <trainer>/<run> as `discover runs` lists them."
             )
         d = detail(found, root)
+        sizes = disk_sizes(d.checkpoints, root)
         if json:
-            self.emit(serializers.run_detail(d, disk_sizes(d.checkpoints, root)))
+            self.emit(serializers.run_detail(d, sizes))
             return
         r = d.ranking
         rows = [
@@ -200,12 +201,12 @@ class Command(BaseCommand):
                 metric(c.metrics_step),
                 metric(s),
                 metric(c.metrics.get("loss")),
+                filesizeformat(sizes[c.name]).replace("\xa0", " "),
             ]
             for c, s in zip(d.checkpoints, r.scores, strict=True)
         ]
-        self.stdout.write(
-            table(["checkpoint", "step", "metrics@", f"score ({r.metric})", "loss"], rows)
-        )
+        headers = ["checkpoint", "step", "metrics@", f"score ({r.metric})", "loss", "size"]
+        self.stdout.write(table(headers, rows))
         best = f"{r.best} by rule {r.rule} ({r.order} {r.metric})" if r.best else "none"
         self.stdout.write(f"\n{found.id} · {found.status} · best: {best}")
         for note in r.notes:
