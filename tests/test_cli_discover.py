@@ -40,7 +40,11 @@ def test_runs_prints_a_table_newest_first(ws):
 
 def test_runs_filters_by_type_and_limit(ws):
     out = StringIO()
-    call_command("discover", "runs", "--type", "sft", "--limit", "1", stdout=out)
+    call_command("discover", "runs", "--limit", "1", stdout=out)
+    assert KTO in out.getvalue() and SFT not in out.getvalue()
+    assert "1 of 2 run(s)" in out.getvalue()
+    out = StringIO()
+    call_command("discover", "runs", "--type", "sft", stdout=out)
     assert SFT in out.getvalue() and KTO not in out.getvalue()
 
 

@@ -109,7 +109,8 @@ class Command(BaseCommand):
         details = [detail(r, root) for r in runs[:limit]]
         if json:
             self.emit(
-                {"count": len(details), "runs": [serializers.run_summary(d) for d in details]}
+                # As the API: `count` is every match, `runs` what is shown.
+                {"count": len(runs), "runs": [serializers.run_summary(d) for d in details]}
             )
             return
         rows = [
@@ -127,7 +128,8 @@ class Command(BaseCommand):
         ]
         headers = ["trainer", "run", "status", "base model", "ckpts", "last step", "best", "score"]
         self.stdout.write(table(headers, rows))
-        self.stdout.write(f"\n{len(details)} run(s) in {root}")
+        shown = f"{len(details)} of {len(runs)}" if len(details) < len(runs) else str(len(runs))
+        self.stdout.write(f"\n{shown} run(s) in {root}")
 
     def handle_index(self, root: Any, **_: Any) -> None:
         started = time.monotonic()
