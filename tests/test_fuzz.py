@@ -7,6 +7,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -126,3 +127,39 @@ def test_no_url_is_a_500(client, use_workspace, trainer, run):
             f"{prefix}?sort={quote(run, safe='')}&page={quote(trainer, safe='')}",
         ):
             assert client.get(url).status_code in (200, 400, 404), url
+
+
+PARAMS = ["type", "status", "q", "sort", "page", "trainer", "rank", "order", "run", "metric"]
+PARAMS += ["tag", "model", "prompt_set", "x"]
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(st.tuples(st.sampled_from(PARAMS), names), max_size=6))
+def test_no_query_string_is_a_500(client, use_workspace, params):
+    from urllib.parse import urlencode
+
+    if not (use_workspace / "Trainers" / "rtx3090_sft").exists():
+        wb.make_run(use_workspace, "sft", wb.datetime(2025, 1, 1), max_steps=10, save_every=5)
+        wb.write_prompt_sets(use_workspace)
+    query = urlencode(params)
+    for path in (
+        "/",
+        "/runs/",
+        "/api/runs/",
+        "/runs/rtx3090_sft/20250101_000000/",
+        "/api/runs/rtx3090_sft/20250101_000000/",
+        "/compare/",
+        "/api/compare/",
+        "/prompt-sets/tool_prompts/",
+        "/api/prompt-sets/tool_prompts/",
+        "/evaluations/",
+        "/api/evaluations/",
+    ):
+        for headers in ({}, {"HX-Request": "true"}):
+            response = client.get(f"{path}?{query}", headers=headers)
+            assert response.status_code in (200, 400, 404), f"{path}?{query}"
