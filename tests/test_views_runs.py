@@ -322,6 +322,14 @@ def test_the_header_shows_what_the_lineage_holds_and_nothing_it_does_not(client,
     assert "val loss" not in facts and "perplexity" not in facts and "Final loss" not in facts
 
 
+def test_a_training_run_without_lineage_takes_lora_from_its_newest_adapter(client, ws):
+    ckpt = wb.output_dir(ws, "kto") / RUNNING / "checkpoints" / "checkpoint-40"
+    adapter = json.loads((ckpt / "adapter_config.json").read_text())
+    (ckpt / "adapter_config.json").write_text(json.dumps({**adapter, "r": 48, "lora_alpha": 96}))
+    html = client.get(f"/runs/rtx3090_kto/{RUNNING}/").content.decode()
+    assert "LoRA r / alpha</dt><dd>48 / 96" in html
+
+
 def test_the_run_list_polls_while_a_run_on_the_page_trains(client, ws):
     assert 'hx-trigger="every 3s [' in client.get("/runs/").content.decode()
     assert 'hx-trigger="every' not in client.get("/runs/?status=completed").content.decode()

@@ -206,6 +206,18 @@ def _charts(d: RunDetail, series: Series) -> list[Chart]:
     return charts
 
 
+def _lora(d: RunDetail) -> dict[str, object] | None:
+    """LoRA rank and alpha: the lineage's, or while training the newest adapter config's."""
+    lora = (d.lineage or {}).get("lora")
+    if isinstance(lora, dict):
+        return lora
+    for c in reversed(d.checkpoints):
+        adapter = read_adapter_config(c.path)
+        if adapter and ("r" in adapter or "lora_alpha" in adapter):
+            return {"rank": adapter.get("r"), "alpha": adapter.get("lora_alpha")}
+    return None
+
+
 def _metric_columns(d: RunDetail) -> list[str]:
     """Metrics logged at any checkpoint, the ones people read first in front."""
     first = (
@@ -236,6 +248,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "d": d,
         "rows": rows,
         "size_on_disk": sum(sizes.values()),
+        "lora": _lora(d),
         "columns": _metric_columns(d),
         "charts": _charts(d, run_series(d.run, workspace_root())),
         "progress": serializers.progress(d),
