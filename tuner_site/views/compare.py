@@ -71,41 +71,52 @@ def _selected(request: HttpRequest) -> list[RunDetail]:
     return found
 
 
-def _comparison(request: HttpRequest) -> Comparison:
+def _default_metric(logged: list[set[str]]) -> str | None:
+    """The first preferred metric every run logged, else any run logged, else the first."""
+    every, some = set.intersection(*logged), set.union(*logged)
+    for pool in (every, some):
+        found = next((m for m in PREFERRED if m in pool), None)
+        if found:
+            return found
+    return min(some, default=None)
+
+
+def _without(request: HttpRequest, run_id: str, ids: list[str], metric: str | None) -> str:
+    params = [("run", x) for x in ids if x != run_id]
+    if metric:
+        params.append(("metric", metric))
+    return f"{request.path}?{urlencode(params)}"
+
+
+def _candidates(ids: list[str]) -> list[Run]:
+    """Runs to offer under "Add a run": the newest ones, grouped by trainer."""
+    if len(ids) >= MAX_RUNS:
+        return []
+    runs = list_runs(workspace_root(), running_window=settings.TUNER_RUNNING_WINDOW)
+    newest = [r for r in runs if r.id not in ids][:MAX_CANDIDATES]
+    return sorted(newest, key=lambda r: r.trainer.id)  # stable: newest first within a trainer
+
+
+def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
     runs = _selected(request)
     root = workspace_root()
     series = [run_series(d.run, root) for d in runs]
     logged = [set(s.columns) for s in series]
     metrics = sorted(set().union(*logged))
-    metric = choice_param(request, "metric", metrics)
-    if metric is None and metrics:
-        common = set.intersection(*logged)
-        metric = next((m for m in PREFERRED if m in common), None)
-        metric = metric or next((m for m in PREFERRED if m in metrics), metrics[0])
+    metric = choice_param(request, "metric", metrics) or (
+        _default_metric(logged) if logged else None
+    )
     ids = [d.run.id for d in runs]
     lines = []
-    for i, (d, s) in enumerate(zip(runs, series, strict=True)):
+    for color, d, s in zip(COLORS, runs, series, strict=False):
         column = s.columns.get(metric, ()) if metric else ()
         kept = [(st, v) for st, v in zip(s.steps, column, strict=False) if math.isfinite(v)]
-        others = [("run", x) for x in ids if x != d.run.id] + ([("metric", metric)] * bool(metric))
-        lines.append(
-            Line(
-                d,
-                COLORS[i],
-                tuple(st for st, _ in kept),
-                tuple(v for _, v in kept),
-                f"{request.path}?{urlencode(others)}",
-            )
-        )
+        steps, values = tuple(st for st, _ in kept), tuple(v for _, v in kept)
+        lines.append(Line(d, color, steps, values, _without(request, d.run.id, ids, metric)))
     chart = points_chart(
         metric or "", {ln.d.run.id: list(zip(ln.steps, ln.values, strict=True)) for ln in lines}
     )
-    candidates = []
-    if len(runs) < MAX_RUNS:
-        all_runs = list_runs(root, running_window=settings.TUNER_RUNNING_WINDOW)
-        newest = [r for r in all_runs if r.id not in ids][:MAX_CANDIDATES]
-        candidates = sorted(newest, key=lambda r: r.trainer.id)  # grouped, newest first in each
-    return Comparison(metric, metrics, lines, chart, candidates)
+    return Comparison(metric, metrics, lines, chart, _candidates(ids) if offer_more else [])
 
 
 @require_GET
@@ -113,12 +124,12 @@ def compare(request: HtmxHttpRequest) -> HttpResponse:
     template = "compare.html"
     if request.htmx:
         template += "#compare-body"
-    return render(request, template, {"cmp": _comparison(request)})
+    return render(request, template, {"cmp": _comparison(request, offer_more=True)})
 
 
 @require_GET
 def api_compare(request: HttpRequest) -> HttpResponse:
-    cmp = _comparison(request)
+    cmp = _comparison(request, offer_more=False)
     return json_response(
         {
             "metric": cmp.metric,
