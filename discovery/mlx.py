@@ -118,7 +118,7 @@ def writer_offset(folder: Path, segments: list[Segment]) -> float | None:
 
     The newest record was written just before the log's last modification, so their gap,
     rounded to a quarter hour, is that offset: it holds when the folder was copied from a
-    machine in another zone with its times kept. Anything else gives None (use this zone).
+    machine in another zone with its times kept. None means this machine's zone applies.
     """
     last = next((s.last_at for s in reversed(segments) if s.last_at is not None), None)
     try:
@@ -129,9 +129,12 @@ def writer_offset(folder: Path, segments: list[Segment]) -> float | None:
         return None
     gap = last.replace(tzinfo=UTC).timestamp() - mtime
     quarter = round(gap / 900) * 900
-    if abs(gap - quarter) <= 120 and abs(quarter) <= 14 * 3600:
-        return quarter
-    return None
+    if abs(gap - quarter) > 120 or abs(quarter) > 14 * 3600:
+        return None
+    here = last.astimezone().utcoffset()
+    if here is not None and quarter == here.total_seconds():
+        return None  # written in this zone: its own rules also place stamps across a DST change
+    return quarter
 
 
 def span_starts(folder: Path, segments: list[Segment]) -> list[float]:

@@ -154,3 +154,36 @@ def test_files_go_to_the_right_run_when_the_log_was_written_in_another_zone(work
     assert runs["20251101_130100"].checkpoint_steps == (60, 80, 100)
     assert runs["20251101_130100"].has_final_model
     assert runs["20251101_100100"].checkpoint_steps == ()
+
+
+@pytest.fixture
+def berlin_machine(monkeypatch):
+    """The dashboard runs where the Mac trained, in a zone with summer time."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/zoneinfo/Europe/Berlin").exists(), reason="no time zone database"
+)
+def test_runs_on_either_side_of_a_summer_time_change_keep_their_files(workspace, berlin_machine):
+    june, july, november = (datetime(2025, m, d, 10, 0) for m, d in ((6, 1), (7, 1), (11, 3)))
+    folder = wb.make_mlx_trainer(
+        workspace, [(june, 20, False), (july, 40, False), (november, 100, True)]
+    )
+    log = folder / "logs" / "training.jsonl"
+    last = datetime.fromisoformat(json.loads(log.read_bytes().splitlines()[-1])["timestamp"])
+    os.utime(log, (last.timestamp(), last.timestamp()))  # naive → this machine's zone
+    july_file = folder / "checkpoints" / "checkpoint_step_20.npz"
+    july_file.write_bytes(b"\0" * 16)
+    t = datetime(2025, 7, 1, 10, 30).timestamp()  # half an hour into July's run, in summer time
+    os.utime(july_file, (t, t))
+    for path in [*(folder / "checkpoints").glob("checkpoint_step_[!2]*"), folder / "outputs"]:
+        t = datetime(2025, 11, 3, 10, 40).timestamp()
+        os.utime(path, (t, t))
+    runs = {r.name: r for r in list_runs(workspace)}
+    assert runs["20250701_100100"].checkpoint_steps == (20,)
+    assert runs["20251103_100100"].checkpoint_steps == (60, 80, 100)
