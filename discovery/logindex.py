@@ -32,8 +32,8 @@ from .jsonl import Entry, LogState, parse_line
 STEP_LINE = re.compile(rb'^(?:\{"step": (\d{1,18}), [^\n]*\}\r?|[^\n]*)$', re.MULTILINE)
 FORMAT = 1
 FINGERPRINT = 64
-log = logging.getLogger(__name__)
 IDLE_BEFORE_WRITE = 0.5
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -411,14 +411,13 @@ def mlx_runs(
     files = mlx.checkpoint_files(folder, root)
     final = mlx.final_model(folder, root)
     final_owner = _mlx_owner(starts, final) if final is not None else None
-    report = mlx.report(folder, root)
-    report_key = (_mlx_owner(starts, report), _mtime(report)) if report is not None else None
+    report = _report_owner(folder, root, starts)
+    owners = {step: _mlx_owner(starts, path) for step, path in files.items()}
     runs = []
     for i, seg in enumerate(segments):
         newest = i == len(segments) - 1
-        steps = tuple(sorted(s for s, p in files.items() if _mlx_owner(starts, p) == i))
+        steps = tuple(sorted(s for s, owner in owners.items() if owner == i))
         has_final = final_owner == i
-        owns_report = report_key is not None and report_key[0] == i
         if not seg.entries and not steps and not has_final:
             continue
         if seg.finished or has_final:
@@ -444,7 +443,7 @@ def mlx_runs(
                     steps,
                     has_final,
                     i,
-                    report_key if owns_report else None,
+                    report if report is not None and report[0] == i else None,
                 ),
             )
         )
@@ -454,6 +453,12 @@ def mlx_runs(
 def _mlx_owner(starts: list[float], path: Path) -> int:
     """The index of the run whose time span holds the file's last write."""
     return max(bisect.bisect_right(starts, _mtime(path)) - 1, 0)
+
+
+def _report_owner(folder: Path, root: Path, starts: list[float]) -> tuple[int, float] | None:
+    """(index of the run that wrote the training report, its mtime), or None without one."""
+    report = mlx.report(folder, root)
+    return None if report is None else (_mlx_owner(starts, report), _mtime(report))
 
 
 def _segment(run: Run) -> mlx.Segment | None:
@@ -476,12 +481,11 @@ def _mlx_detail(run: Run, root: Path, rank_metric: str | None, rank_order: str |
         )
     )
     ranking = rank("mlx", checkpoints, metric=rank_metric, order=rank_order)
-    report = mlx.report(run.path, root)
     segments = mlx.segments(run.path)
+    report = _report_owner(run.path, root, mlx.span_starts(run.path, segments))
     lineage = None
-    starts = mlx.span_starts(run.path, segments)
-    if report and segments and segments[_mlx_owner(starts, report)].name == run.name:
-        lineage = mlx.report_lineage(report)
+    if report is not None and segments and segments[report[0]].name == run.name:
+        lineage = mlx.report_lineage(run.path / mlx.REPORT)
     return RunDetail(
         run=run,
         history=history,
