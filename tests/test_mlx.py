@@ -125,16 +125,22 @@ def test_the_training_report_fills_the_header_of_the_run_that_wrote_it(client, m
 
 
 @pytest.fixture
-def utc_machine(monkeypatch):
-    """The dashboard's machine keeps UTC, like a server the Mac's folder was copied to."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
+def machine_zone(monkeypatch):
+    """Sets the time zone the dashboard's machine keeps, for this test only."""
+
+    def use(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    yield use
     monkeypatch.undo()
     time.tzset()
 
 
-def test_files_go_to_the_right_run_when_the_log_was_written_in_another_zone(workspace, utc_machine):
+def test_files_go_to_the_right_run_when_the_log_was_written_in_another_zone(
+    workspace, machine_zone
+):
+    machine_zone("UTC")  # a server the Mac's folder was copied to
     tokyo = timezone(timedelta(hours=9))
     first, second = datetime(2025, 11, 1, 10, 0), datetime(2025, 11, 1, 13, 0)  # Tokyo, naive
     folder = wb.make_mlx_trainer(workspace, [(first, 40, False), (second, 100, True)])
@@ -156,20 +162,11 @@ def test_files_go_to_the_right_run_when_the_log_was_written_in_another_zone(work
     assert runs["20251101_100100"].checkpoint_steps == ()
 
 
-@pytest.fixture
-def berlin_machine(monkeypatch):
-    """The dashboard runs where the Mac trained, in a zone with summer time."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
 @pytest.mark.skipif(
     not Path("/usr/share/zoneinfo/Europe/Berlin").exists(), reason="no time zone database"
 )
-def test_runs_on_either_side_of_a_summer_time_change_keep_their_files(workspace, berlin_machine):
+def test_runs_on_either_side_of_a_summer_time_change_keep_their_files(workspace, machine_zone):
+    machine_zone("Europe/Berlin")  # where the Mac trained, a zone with summer time
     june, july, november = (datetime(2025, m, d, 10, 0) for m, d in ((6, 1), (7, 1), (11, 3)))
     folder = wb.make_mlx_trainer(
         workspace, [(june, 20, False), (july, 40, False), (november, 100, True)]
