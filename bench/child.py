@@ -14,11 +14,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def discover_all(root: Path) -> int:
-    from discovery.runs import detail, list_runs
+    from discovery.runs import Workspace, detail, list_runs
 
-    runs = list_runs(root)
+    runs = list_runs(Workspace.at(root))
     for r in runs:
-        detail(r, root)
+        detail(r)
     return len(runs)
 
 

@@ -3,7 +3,7 @@
     python bench/run.py [--size small|large|both] [--reps 3] [--dir /tmp/tuner-bench]
 
 Workspaces are built once per size with the project's own generator
-(tuner_site/workspace_builder.py) and reused. Every "cold" figure comes from a new process
+(sampledata/bench.py) and reused. Every "cold" figure comes from a new process
 with an empty index store; the OS page cache is warm for all figures, floors included.
 """
 
@@ -95,7 +95,7 @@ def child(*args: str) -> dict:
 
 
 def ensure_workspace(base: Path, size: str) -> Path:
-    from tuner_site.workspace_builder import build_bench
+    from sampledata.bench import build_bench
 
     root = base / size
     marker = root / "bench.json"

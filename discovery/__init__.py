@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from .checkpoints import Checkpoint, CheckpointDiscovery, CheckpointInfo, list_checkpoints
-from .jsonl import History, read_history
-from .models import Backend, BackendStatus, ModelDiscovery, ModelInfo
-from .prompt_sets import PromptSet, PromptSetDiscovery
-from .ranking import Ranking, rank
-from .runs import Run, RunDetail, Trainer, TrainingRunDiscovery, detail, get_run, list_runs
+from .backends import Backend, BackendStatus
+from .checkpoints import Checkpoint, list_checkpoints
+from .logs import History
+from .modelinfo import ModelInfo
+from .prompt_sets import PromptSet
+from .ranking import Ranking, RankRequest, rank
+from .runs import Run, RunDetail, Trainer, Workspace, detail, get_run, list_runs
+from .seed import (
+    CheckpointDiscovery,
+    CheckpointInfo,
+    ModelDiscovery,
+    PromptSetDiscovery,
+    TrainingRunDiscovery,
+)
 
 __all__ = [
     "Backend",
@@ -20,15 +28,16 @@ __all__ = [
     "ModelInfo",
     "PromptSet",
     "PromptSetDiscovery",
+    "RankRequest",
     "Ranking",
     "Run",
     "RunDetail",
     "Trainer",
     "TrainingRunDiscovery",
+    "Workspace",
     "detail",
     "get_run",
     "list_checkpoints",
     "list_runs",
     "rank",
-    "read_history",
 ]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .history import LogSummary, read_summary
-from .jsonl import Entry, read_history
+from .logindex import read_summary
+from .logs import Entry, History
 from .paths import file_cache, is_inside, loads_lenient, read_json_object, realpath
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
@@ -56,7 +55,6 @@ class TrainerState:
 
     global_step: int | None
     max_steps: int | None
-    best_metric: float | None
     best_model_checkpoint: str | None
 
 
@@ -116,7 +114,7 @@ def has_final_model(run_dir: Path, root: Path) -> bool:
     return path.is_dir() and (not path.is_symlink() or is_inside(path, root))
 
 
-def metrics_at(history: LogSummary, step: int | None) -> tuple[Entry, int | None]:
+def metrics_at(history: History, step: int | None) -> tuple[Entry, int | None]:
     """The merged entry at `step`, or at the nearest earlier logged step."""
     found = history.nearest(step)
     if found is None:
@@ -125,7 +123,7 @@ def metrics_at(history: LogSummary, step: int | None) -> tuple[Entry, int | None
 
 
 def build_checkpoints(
-    run_dir: Path, root: Path, history: LogSummary, steps: list[int], final: bool
+    run_dir: Path, history: History, steps: list[int], final: bool
 ) -> list[Checkpoint]:
     """Final model first, then checkpoints by step."""
     result = []
@@ -144,7 +142,7 @@ def list_checkpoints(run_dir: Path, root: Path | None = None) -> list[Checkpoint
     root = root or realpath(run_dir)
     steps = checkpoint_steps(run_dir, root)
     history = read_summary(run_dir, root, steps)
-    return build_checkpoints(run_dir, root, history, steps, has_final_model(run_dir, root))
+    return build_checkpoints(run_dir, history, steps, has_final_model(run_dir, root))
 
 
 def _state_summary(data: bytes) -> TrainerState | None:
@@ -155,12 +153,10 @@ def _state_summary(data: bytes) -> TrainerState | None:
     def as_int(v: Any) -> int | None:
         return v if type(v) is int else None
 
-    best = obj.get("best_metric")
     best_ckpt = obj.get("best_model_checkpoint")
     return TrainerState(
         global_step=as_int(obj.get("global_step")),
         max_steps=as_int(obj.get("max_steps")),
-        best_metric=float(best) if type(best) in (int, float) else None,
         best_model_checkpoint=best_ckpt if isinstance(best_ckpt, str) and best_ckpt else None,
     )
 
@@ -231,49 +227,3 @@ def _tree_size(path: Path, root: Path) -> int:
             except OSError:
                 continue
     return total
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """The seed's checkpoint record: `score()` is higher-is-better for `max()`."""
-
-    path: Path
-    step: int
-    metrics: dict[str, Any] = field(default_factory=dict)
-    is_final: bool = False
-
-    def score(self, training_type: str) -> float:
-        m = self.metrics
-        if training_type.lower() == "kto":
-            margin, kl = m.get("rewards/margins"), m.get("kl")
-            if _finite(margin) and _finite(kl) and kl > 0:
-                return margin / kl
-            return -math.inf
-        loss = m.get("loss")
-        return -loss if _finite(loss) else -math.inf
-
-
-def _finite(v: Any) -> bool:
-    return type(v) in (int, float) and math.isfinite(v)
-
-
-class CheckpointDiscovery:
-    """The seed's API over `list_checkpoints` and `read_history`."""
-
-    @staticmethod
-    def load_metrics(run_dir: Path) -> dict[int, dict[str, Any]]:
-        run_dir = Path(run_dir)
-        history = read_history(run_dir, realpath(run_dir))
-        return {step: dict(history.entries[step]) for step in history.steps}
-
-    @staticmethod
-    def discover(run_dir: Path) -> list[CheckpointInfo]:
-        return [
-            CheckpointInfo(
-                path=c.path,
-                step=-1 if c.is_final else c.step,
-                metrics=dict(c.metrics),
-                is_final=c.is_final,
-            )
-            for c in list_checkpoints(Path(run_dir))
-        ]

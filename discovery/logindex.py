@@ -4,35 +4,35 @@ The run list and checkpoint tables need entries at a few steps (checkpoints, the
 out of thousands. One regex pass over the bytes finds the step of every line written the
 way trainers write them (`{"step": N, ...}`); only the lines at the wanted steps are parsed.
 A file with any other kind of line, or with steps going backwards, is parsed in full instead,
-which is always correct. Growth is read from the last offset; indexes persist on disk.
+which is always correct. Charts ask for every entry: those full parses are kept for the most
+recently charted logs. Growth is read from the last offset, for both; indexes persist on disk.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import heapq
 import logging
-import marshal
 import os
 import re
 import threading
 import time
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from .jsonl import Entry, LogState, parse_line
+from .indexstore import IndexStore
+from .logs import Entry, History, log_files, merge_into, parse_line, parse_lines
 
 # Every line yields one match: its step when trainer-shaped, else an empty string. Steps of
 # 19 digits or more may not fit int64; such a file takes the full parse, which skips them.
 STEP_LINE = re.compile(rb'^(?:\{"step": (\d{1,18}), [^\n]*\}\r?|[^\n]*)$', re.MULTILINE)
-FORMAT = 1
 FINGERPRINT = 64
-IDLE_BEFORE_WRITE = 0.5
+FULL_CACHE = 64  # fully parsed logs kept for charts
 log = logging.getLogger(__name__)
 
 
@@ -53,48 +53,29 @@ class FileIndex:
     def skipped_lines(self) -> int:
         return self.skipped + self.pending_tail
 
-    def dump(self) -> bytes:
-        return marshal.dumps(
-            (
-                FORMAT,
-                self.identity,
-                self.size,
-                self.mtime_ns,
-                self.offset,
-                self.fingerprint,
-                self.steps.tobytes(),
-                self.entries,
-                self.complete,
-                self.skipped,
-                self.pending_tail,
-            )
+    def fields(self) -> tuple[Any, ...]:
+        return (
+            self.identity,
+            self.size,
+            self.mtime_ns,
+            self.offset,
+            self.fingerprint,
+            self.steps.tobytes(),
+            self.entries,
+            self.complete,
+            self.skipped,
+            self.pending_tail,
         )
 
     @classmethod
-    def load(cls, data: bytes) -> FileIndex | None:
+    def from_fields(cls, fields: tuple[Any, ...] | None) -> FileIndex | None:
         try:
-            fmt, identity, size, mtime, offset, fp, steps, entries, complete, skipped, tail = (
-                marshal.loads(data)
-            )
-        except (EOFError, ValueError, TypeError):
-            return None
-        if fmt != FORMAT:
+            identity, size, mtime, offset, fp, steps, entries, complete, skipped, tail = fields  # type: ignore[misc]
+        except (TypeError, ValueError):
             return None
         s = array("q")
         s.frombytes(steps)
         return cls(tuple(identity), size, mtime, offset, fp, s, entries, complete, skipped, tail)
-
-
-def _full(data: bytes) -> tuple[array, dict[int, Entry], int, int, bool]:
-    state = LogState(identity=(0, 0))
-    state.feed(data)
-    return (
-        array("q", sorted(state.entries)),
-        state.entries,
-        state.skipped,
-        state.offset,
-        state.pending_tail,
-    )
 
 
 def _fast_steps(body: bytes) -> array | None:
@@ -123,8 +104,15 @@ def build(data: bytes) -> tuple[array, dict[int, Entry], bool, int, int, bool]:
     body = data[:end]
     steps = _fast_steps(body)
     if steps is None:
-        steps, entries, skipped, _, _ = _full(body)
-        return steps, entries, True, skipped, end, pending
+        parsed = parse_lines(body)
+        return (
+            array("q", sorted(parsed.entries)),
+            parsed.entries,
+            True,
+            parsed.skipped,
+            end,
+            pending,
+        )
     return steps, {}, False, 0, end, pending
 
 
@@ -153,97 +141,48 @@ def _group(data: bytes, step: int, start: int) -> tuple[Entry | None, int]:
     return merged, pos
 
 
+@dataclass
+class _Open:
+    key: str
+    f: BinaryIO
+    idx: FileIndex
+    data: bytes | None  # the file's bytes, when building its index had to read them all
+
+
 class LogIndexer:
     """Indexes of log files, in memory and (when given a folder) on disk."""
 
     def __init__(self, store: Path | None = None) -> None:
         self._lock = threading.RLock()
         self._indexes: dict[str, FileIndex] = {}
-        self.store = store
-        # Writing indexes to disk is slow on some filesystems; requests never wait for it.
-        self._dirty: dict[str, FileIndex] = {}
-        self._wake = threading.Condition()
-        self._writer: threading.Thread | None = None
-        self._last_use = 0.0
+        # Every entry of the most recently charted logs: (identity, offset, entries).
+        self._full: OrderedDict[str, tuple[tuple[int, int], int, dict[int, Entry]]] = OrderedDict()
+        self._store = IndexStore(store) if store is not None else None
+
+    @property
+    def store(self) -> Path | None:
+        return self._store.folder if self._store is not None else None
 
     def configure(self, store: Path | None) -> None:
         self.flush()
         with self._lock:
-            self.store = store
+            self._store = IndexStore(store) if store is not None else None
             self._indexes.clear()
+            self._full.clear()
 
     def flush(self) -> None:
         """Write every pending index now."""
-        with self._wake:
-            pending, self._dirty = self._dirty, {}
-        for key, idx in pending.items():
-            self._write(key, idx)
+        if self._store is not None:
+            self._store.flush()
 
     def clear(self) -> None:
         with self._lock:
             self._indexes.clear()
-
-    def _store_path(self, key: str) -> Path | None:
-        if self.store is None:
-            return None
-        return self.store / (hashlib.sha1(key.encode()).hexdigest() + ".idx")
-
-    def _load(self, key: str) -> FileIndex | None:
-        p = self._store_path(key)
-        try:
-            return FileIndex.load(p.read_bytes()) if p else None
-        except OSError:
-            return None
+            self._full.clear()
 
     def _save(self, key: str, idx: FileIndex) -> None:
-        if self.store is None:
-            return
-        with self._wake:
-            self._dirty[key] = idx
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(target=self._write_loop, daemon=True)
-                self._writer.start()
-            self._wake.notify()
-
-    def _write_loop(self) -> None:
-        while True:
-            with self._wake:
-                while not self._dirty:
-                    self._wake.wait()
-                # Let a burst of indexing finish first: writing competes with it for the GIL.
-                idle = time.monotonic() - self._last_use
-                if idle < IDLE_BEFORE_WRITE:
-                    self._wake.wait(IDLE_BEFORE_WRITE - idle)
-                    continue
-                key, idx = self._dirty.popitem()
-            self._write(key, idx)
-
-    def _write(self, key: str, idx: FileIndex) -> None:
-        p = self._store_path(key)
-        if p is None:
-            return
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = p.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(idx.dump())
-            os.replace(tmp, p)
-        except OSError:
-            pass  # a read-only data folder costs speed after a restart, nothing else
-
-    def is_fresh(self, path: Path) -> bool:
-        """Indexed in memory and unchanged since: answering needs no reading."""
-        idx = self._indexes.get(str(path))
-        if idx is None:
-            return False
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        return (idx.identity, idx.size, idx.mtime_ns) == (
-            (st.st_dev, st.st_ino),
-            st.st_size,
-            st.st_mtime_ns,
-        )
+        if self._store is not None:
+            self._store.save(key, idx.fields())
 
     def index(self, path: Path) -> FileIndex | None:
         with self._lock:
@@ -257,16 +196,20 @@ class LogIndexer:
         """The file's index, and its bytes when they had to be read in full to build it."""
         st = os.fstat(f.fileno())
         identity = (st.st_dev, st.st_ino)
-        old = self._indexes.get(key) or self._load(key)
+        old = self._indexes.get(key)
+        if old is None and self._store is not None:
+            old = FileIndex.from_fields(self._store.load(key))
         if old is not None and old.identity == identity:
             if (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 self._indexes[key] = old
                 return old, None
             mark = _read_at(f, old.offset - len(old.fingerprint), len(old.fingerprint))
             if st.st_size >= old.offset and mark == old.fingerprint:
-                grown = self._grow(old, f, st)
+                grown = self._grow(key, old, f, st)
                 if grown is not None:
                     return self._keep(key, grown, f), None
+        # New, replaced, truncated or rewritten: read from the start.
+        self._full.pop(key, None)
         data = _read_at(f, 0, st.st_size)
         steps, entries, complete, skipped, offset, pending = build(data)
         idx = FileIndex(
@@ -285,12 +228,11 @@ class LogIndexer:
         self._save(key, idx)  # queued: a later save of the same file replaces it
         return idx
 
-    def _grow(self, old: FileIndex, f: BinaryIO, st: os.stat_result) -> FileIndex | None:
+    def _grow(self, key: str, old: FileIndex, f: BinaryIO, st: os.stat_result) -> FileIndex | None:
         """Parse only the appended bytes; None when they break the index's assumptions."""
         chunk = _read_at(f, old.offset, st.st_size - old.offset)
-        state = LogState(identity=old.identity)
-        state.feed(chunk)
-        new_steps = sorted(state.entries)
+        parsed = parse_lines(chunk)
+        new_steps = sorted(parsed.entries)
         last = old.steps[-1] if old.steps else None
         if new_steps and last is not None and new_steps[0] < last:
             return None  # steps went back: rebuild from the start
@@ -299,24 +241,30 @@ class LogIndexer:
             # The appended lines add to the last step: its earlier lines must be merged first.
             entries.update(self._resolve_in(f, old, {last}))
         for step in new_steps:
-            values = state.entries[step]
-            entries[step] = {**entries[step], **values} if step in entries else values
+            merge_into(entries, step, parsed.entries[step])
         steps = array("q", old.steps)
         steps.extend(s for s in new_steps if last is None or s > last)
         grown = FileIndex(
             old.identity,
             st.st_size,
             st.st_mtime_ns,
-            old.offset + state.offset,
+            old.offset + parsed.consumed,
             b"",
             steps,
             entries,
             old.complete,
-            old.skipped + state.skipped,
+            old.skipped + parsed.skipped,
         )
-        grown.pending_tail = state.pending_tail
-        if state.skipped:
-            log.warning("%s: skipped %d malformed appended line(s)", f.name, state.skipped)
+        grown.pending_tail = parsed.pending_tail
+        full = self._full.get(key)
+        if full is not None and full[:2] == (old.identity, old.offset):
+            # A charted log keeps its full parse: the appended entries are merged into a copy.
+            extended = dict(full[2])
+            for step in new_steps:
+                merge_into(extended, step, parsed.entries[step])
+            self._full[key] = (old.identity, grown.offset, extended)
+        if parsed.skipped:
+            log.warning("%s: skipped %d malformed appended line(s)", key, parsed.skipped)
         return grown
 
     def _resolve_in(
@@ -332,47 +280,82 @@ class LogIndexer:
                 found[step] = entry
         return found
 
-    def lookup(
-        self, paths: list[Path], wanted_for: Callable[[Sequence[int]], set[int]]
-    ) -> tuple[Sequence[int], dict[int, Entry], int]:
-        """(every logged step, merged entries at the wanted steps, skipped lines) of one run.
+    def _open_all(self, paths: Sequence[Path], stack: ExitStack) -> list[_Open]:
+        if self._store is not None:
+            self._store.last_use = time.monotonic()
+        opened = []
+        for p in paths:
+            try:
+                f = stack.enter_context(open(p, "rb"))  # noqa: SIM115  closed by the stack
+                idx, data = self._index(str(p), f)
+            except OSError:
+                continue
+            opened.append(_Open(str(p), f, idx, data))
+        return opened
+
+    def summary(
+        self, paths: Sequence[Path], wanted_for: Callable[[Sequence[int]], set[int]]
+    ) -> History:
+        """Every logged step of one run's files, with merged entries at the wanted steps.
 
         `wanted_for` gets the run's merged steps and names the steps whose entries are needed.
         Files are merged oldest first, so a newer file wins for the steps it repeats.
         """
-        self._last_use = time.monotonic()
         with self._lock, ExitStack() as stack:
-            opened = []
-            for p in paths:
-                try:
-                    f = stack.enter_context(open(p, "rb"))
-                    idx, data = self._index(str(p), f)
-                except OSError:
-                    continue
-                opened.append((str(p), f, idx, data))
-            lists = [idx.steps for _, _, idx, _ in opened]
-            steps: Sequence[int] = (
-                lists[0] if len(lists) == 1 else tuple(dict.fromkeys(heapq.merge(*lists)))
-            )
+            opened = self._open_all(paths, stack)
+            steps = _merged_steps([o.idx.steps for o in opened])
             wanted = wanted_for(steps)
             merged: dict[int, Entry] = {}
-            skipped = 0
-            for key, f, idx, data in opened:
-                skipped += idx.skipped_lines
+            for o in opened:
+                idx = o.idx
                 logged = {s for s in wanted if _contains(idx.steps, s)}
                 missing = logged - idx.entries.keys()
                 if missing and not idx.complete:
                     try:
-                        found = self._resolve_in(f, idx, missing, data)
+                        found = self._resolve_in(o.f, idx, missing, o.data)
                     except OSError:
                         found = {}
                     idx.entries = {**idx.entries, **found}
-                    self._save(key, idx)
+                    self._save(o.key, idx)
                 for step in sorted(logged):
                     values = idx.entries.get(step)
                     if values is not None:
-                        merged[step] = {**merged[step], **values} if step in merged else values
-            return steps, merged, skipped
+                        merge_into(merged, step, values)
+            skipped = sum(o.idx.skipped_lines for o in opened)
+            return History(steps, merged, skipped, tuple(paths), complete=False)
+
+    def full(self, paths: Sequence[Path]) -> History:
+        """Every entry of one run's files, merged per step, newer files winning."""
+        with self._lock, ExitStack() as stack:
+            opened = self._open_all(paths, stack)
+            merged: dict[int, Entry] = {}
+            for o in opened:
+                for step, values in self._all_entries(o).items():
+                    merge_into(merged, step, values)
+            steps = tuple(_merged_steps([o.idx.steps for o in opened]))
+            skipped = sum(o.idx.skipped_lines for o in opened)
+            return History(steps, merged, skipped, tuple(paths), complete=True)
+
+    def _all_entries(self, o: _Open) -> dict[int, Entry]:
+        idx = o.idx
+        if idx.complete:
+            return idx.entries
+        hit = self._full.get(o.key)
+        if hit is not None and hit[:2] == (idx.identity, idx.offset):
+            self._full.move_to_end(o.key)
+            return hit[2]
+        data = o.data if o.data is not None else _read_at(o.f, 0, idx.offset)
+        entries = parse_lines(data[: idx.offset]).entries
+        self._full[o.key] = (idx.identity, idx.offset, entries)
+        while len(self._full) > FULL_CACHE:
+            self._full.popitem(last=False)
+        return entries
+
+
+def _merged_steps(lists: list[array]) -> Sequence[int]:
+    if len(lists) == 1:
+        return lists[0]
+    return tuple(dict.fromkeys(heapq.merge(*lists)))
 
 
 def _contains(steps: array, step: int) -> bool:
@@ -380,9 +363,26 @@ def _contains(steps: array, step: int) -> bool:
     return i < len(steps) and steps[i] == step
 
 
-def _read_at(f, offset: int, size: int) -> bytes:
+def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
     f.seek(offset)
     return f.read(size)
 
 
 indexer = LogIndexer()
+
+
+def read_summary(run_dir: Path, root: Path, checkpoint_steps: Iterable[int] = ()) -> History:
+    """Entries at each checkpoint step (or the nearest earlier logged one) and at the last step."""
+    wanted_steps = list(checkpoint_steps)
+
+    def wanted_for(steps: Sequence[int]) -> set[int]:
+        probe = History(steps, {})
+        wanted = {probe.nearest(s) for s in wanted_steps} | {probe.last_step}
+        return {s for s in wanted if s is not None}
+
+    return indexer.summary(log_files(run_dir, root), wanted_for)
+
+
+def read_history(run_dir: Path, root: Path) -> History:
+    """Every entry of a run's logs, for charts."""
+    return indexer.full(log_files(run_dir, root))

@@ -9,6 +9,7 @@ model and the report, which the next run overwrites.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .jsonl import Entry
+from .logs import Entry
 from .paths import file_cache, is_inside, loads_lenient, read_json_object
 
 LOG = Path("logs") / "training.jsonl"
@@ -200,3 +201,66 @@ def report_lineage(path: Path) -> dict[str, Any] | None:
         "results": _section(data, "training_results"),
         "resources": _section(data, "resource_usage"),
     }
+
+
+@dataclass(frozen=True)
+class MlxRun:
+    """One run of an MLX trainer's log, and the files in the shared folder that it wrote."""
+
+    segment: Segment
+    index: int
+    newest: bool
+    steps: tuple[int, ...]  # the checkpoint_step_N.npz files it wrote
+    has_final: bool
+    report_mtime: float | None  # of the training report, when this run wrote it
+    log_mtime: float
+    log_signature: tuple[int, int, int]
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def owner(starts: list[float], path: Path) -> int:
+    """The index of the run whose time span holds the file's last write."""
+    return max(bisect.bisect_right(starts, _mtime(path) or 0.0) - 1, 0)
+
+
+def runs(folder: Path, root: Path) -> list[MlxRun]:
+    """The log's runs that trained or own files, oldest first."""
+    log = folder / LOG
+    if not is_inside(log, root):
+        return []
+    try:
+        st = os.stat(log)
+    except OSError:
+        return []
+    segs = segments(folder)
+    starts = span_starts(folder, segs)
+    owners = {step: owner(starts, path) for step, path in checkpoint_files(folder, root).items()}
+    final = final_model(folder, root)
+    final_owner = owner(starts, final) if final is not None else None
+    rep = report(folder, root)
+    report_owner = owner(starts, rep) if rep is not None else None
+    report_mtime = _mtime(rep) if rep is not None else None
+    found = []
+    for i, seg in enumerate(segs):
+        steps = tuple(sorted(s for s, o in owners.items() if o == i))
+        if not seg.entries and not steps and final_owner != i:
+            continue
+        found.append(
+            MlxRun(
+                segment=seg,
+                index=i,
+                newest=i == len(segs) - 1,
+                steps=steps,
+                has_final=final_owner == i,
+                report_mtime=report_mtime if report_owner == i else None,
+                log_mtime=st.st_mtime,
+                log_signature=(st.st_ino, st.st_size, st.st_mtime_ns),
+            )
+        )
+    return found

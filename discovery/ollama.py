@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from .http import BackendError, Deadline, NotFound, as_int, as_str, get_json
-from .models import ModelInfo, Probe
+from .modelinfo import ModelInfo, Probe
 
 
 def _models(payload: Any, path: str) -> list[dict[str, Any]]:

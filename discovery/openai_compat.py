@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from .http import BackendError, Deadline, as_int, as_str, get_json
-from .models import ModelInfo, Probe
+from .modelinfo import ModelInfo, Probe
 
 
 def _params(n: Any) -> str | None:
@@ -34,7 +34,6 @@ def fetch(client: httpx.Client, base: str, deadline: Deadline) -> Probe:
                 size=as_int(meta.get("size")),
                 parameter_size=_params(meta.get("n_params")),
                 context_length=as_int(m.get("max_model_len")) or as_int(meta.get("n_ctx_train")),
-                owned_by=as_str(m.get("owned_by")),
                 parent=as_str(m.get("parent")),  # vLLM: the base model of a LoRA adapter
             )
         )

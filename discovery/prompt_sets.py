@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from .paths import file_cache, is_inside, loads_lenient, realpath
+from .paths import file_cache, is_inside, loads_lenient
 
 log = logging.getLogger(__name__)
 
@@ -211,25 +211,3 @@ def get_prompt_set(root: Path, name: str) -> PromptSet | None:
     """By name among discovered files only, so no URL can reach another path."""
     path = _files(root).get(name)
     return read_prompt_set(path, name) if path else None
-
-
-class PromptSetDiscovery:
-    """The seed's API: `(name, description, count)` for every set."""
-
-    def __init__(
-        self, repo_root: Path | str | None = None, descriptions: Mapping[str, str] | None = None
-    ) -> None:
-        self.repo_root = Path(repo_root) if repo_root is not None else Path.cwd()
-        self.descriptions = dict(descriptions or {})
-
-    def discover(self) -> list[tuple[str, str, int | None]]:
-        root = realpath(self.repo_root)
-        return [
-            (s.name, self.descriptions.get(s.name) or default_description(s.name), s.count)
-            for s in list_prompt_sets(root)
-        ]
-
-    @staticmethod
-    def _count_prompts(data: Any) -> int:
-        items = count_source(data)
-        return len(items) if items is not None else 0

@@ -7,25 +7,31 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .checkpoints import Checkpoint, checkpoint_basename
+from .metrics import direction
 
 Score = Callable[[Mapping[str, float]], float | None]
+ORDERS = ("min", "max")
 
-# Metrics where a larger value is better; anything else ranks lowest-first by default.
-HIGHER_IS_BETTER = frozenset(
-    {
-        "rewards/margins",
-        "rewards/chosen",
-        "rewards/accuracies",
-        "reward",
-        "mean_token_accuracy",
-        "margin/kl",
-        "log_odds_ratio",
-        "log_odds_chosen",
-        "epoch",
-        "num_tokens",
-        "learning_rate",
-    }
-)
+
+class RankError(ValueError):
+    """A ranking request this run cannot answer; the message says what it can."""
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """Rank by `metric` (one the run logged), `order` "min"/"max" or its natural direction."""
+
+    metric: str
+    order: str | None = None
+
+    def check(self, logged: list[str]) -> None:
+        if self.order is not None and self.order not in ORDERS:
+            raise RankError(f"order must be min or max, not {self.order!r}.")
+        if self.metric not in logged:
+            accepted = ", ".join(sorted(logged)) or "(none logged yet)"
+            raise RankError(
+                f"rank must be a metric this run logged: {accepted}. Got {self.metric!r}."
+            )
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,6 @@ class Ranking:
         return None
 
 
-def default_order(metric: str) -> str:
-    return "max" if metric in HIGHER_IS_BETTER or metric.startswith("eval_rewards/") else "min"
-
-
 def _metric(name: str) -> Score:
     def score(m: Mapping[str, float]) -> float | None:
         v = m.get(name)
@@ -56,7 +58,8 @@ def _metric(name: str) -> Score:
     return score
 
 
-def _margin_over_kl(m: Mapping[str, float]) -> float | None:
+def margin_over_kl(m: Mapping[str, float]) -> float | None:
+    """KTO's score (the seed's): reward margin per unit of KL, where KL is positive."""
     margin, kl = m.get("rewards/margins"), m.get("kl")
     if margin is None or kl is None or not (math.isfinite(margin) and math.isfinite(kl)):
         return None
@@ -70,7 +73,7 @@ def type_rule(run_type: str, checkpoints: Sequence[Checkpoint]) -> tuple[str, st
     """(rule, order, score) for a trainer type when no trainer choice or request applies."""
     t = run_type.lower()
     if t == "kto":
-        return "margin/kl", "max", _margin_over_kl
+        return "margin/kl", "max", margin_over_kl
     if t in {"dpo", "orpo"}:
         return "rewards/margins", "max", _metric("rewards/margins")
     if t == "grpo":
@@ -101,13 +104,12 @@ def rank(
     run_type: str,
     checkpoints: Sequence[Checkpoint],
     trainer_best: str | None = None,
-    metric: str | None = None,
-    order: str | None = None,
+    request: RankRequest | None = None,
 ) -> Ranking:
-    """Rank by `metric` when asked, else by the trainer's own choice, else by the type's rule."""
+    """Rank as requested, else by the trainer's own choice, else by the type's rule."""
     notes: list[str] = []
-    if metric is not None:
-        order = order or default_order(metric)
+    if request is not None:
+        metric, order = request.metric, request.order or direction(request.metric)
         scores = tuple(_metric(metric)(c.metrics) for c in checkpoints)
         return Ranking("requested", metric, order, scores, pick_best(checkpoints, scores, order))
 

@@ -1,8 +1,7 @@
-"""Trainers and their runs: found by layout, ordered by start time, with status."""
+"""Trainers and their runs: found by layout, ordered by start time, with status and detail."""
 
 from __future__ import annotations
 
-import bisect
 import functools
 import os
 import re
@@ -13,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import header as run_header
 from . import mlx
 from .checkpoints import (
     Checkpoint,
@@ -21,10 +21,11 @@ from .checkpoints import (
     newest_trainer_state,
     read_adapter_config,
 )
-from .history import LogSummary, Series, read_series, read_summary
-from .jsonl import log_files
+from .header import RunHeader
+from .logindex import read_history, read_summary
+from .logs import History, log_files
 from .paths import is_inside, is_safe_name, read_json_object, realpath
-from .ranking import Ranking, rank
+from .ranking import Ranking, RankRequest, rank
 
 OUTPUT_DIR = re.compile(r"(?P<type>[A-Za-z0-9]+)_output_(?P<platform>.+)")
 RUN_STAMP = re.compile(r"(\d{8}_\d{6})")
@@ -33,11 +34,24 @@ STATUSES = ("running", "completed", "stopped")
 
 
 @dataclass(frozen=True)
+class Workspace:
+    """What discovery reads: the workspace root, and how recent a write means "running"."""
+
+    root: Path
+    running_window: float = RUNNING_WINDOW_S
+
+    @classmethod
+    def at(cls, root: Path | str, running_window: float = RUNNING_WINDOW_S) -> Workspace:
+        return cls(realpath(root), running_window)
+
+
+@dataclass(frozen=True)
 class Trainer:
     id: str
     type: str
     platform: str
     output_dir: Path
+    root: Path  # nothing outside it is read for this trainer's runs
     layout: str = "hf"  # "hf": a folder per run; "mlx": runs are segments of one log
 
 
@@ -50,7 +64,6 @@ class Run:
     status: str
     has_final_model: bool
     checkpoint_steps: tuple[int, ...]
-    last_activity: float
     # What a change on disk would change: checkpoints, final model, lineage, log sizes.
     signature: tuple = field(default=(), compare=False, repr=False)
 
@@ -65,15 +78,14 @@ class Run:
 
 @dataclass(frozen=True)
 class RunDetail:
-    """A run with everything its page shows: checkpoints, ranking, lineage, progress."""
+    """A run with everything its page and its JSON show."""
 
     run: Run
-    history: LogSummary
+    history: History
     checkpoints: tuple[Checkpoint, ...]
     ranking: Ranking
+    header: RunHeader
     lineage: dict[str, Any] | None
-    base_model: str | None
-    max_steps: int | None
     global_step: int | None = None  # from the newest trainer_state.json
     # Not read yet: only what the walk saw (a first visit to a large workspace).
     pending: bool = False
@@ -92,30 +104,55 @@ class RunDetail:
     def best_score(self) -> float | None:
         return self.ranking.score_of(self.checkpoints, self.ranking.best or "")
 
+    @property
+    def base_model(self) -> str | None:
+        return self.header.base_model
 
-def list_trainers(root: Path) -> list[Trainer]:
-    """Every `Trainers/<platform>_<type>/<type>_output_<platform>/` folder."""
+    @property
+    def max_steps(self) -> int | None:
+        return self.header.max_steps
+
+    @property
+    def progress(self) -> float | None:
+        """The share of `max_steps` done, when both are known."""
+        if self.step is None or not self.max_steps:
+            return None
+        return min(self.step / self.max_steps, 1.0)
+
+
+def status(completed: bool, last_write: float | None, window: float, now: float | None) -> str:
+    """completed when the trainer says so; running while it wrote within `window` seconds."""
+    if completed:
+        return "completed"
+    now = time.time() if now is None else now
+    if last_write is not None and now - last_write <= window:
+        return "running"
+    return "stopped"
+
+
+def list_trainers(ws: Workspace) -> list[Trainer]:
+    """Every `Trainers/<platform>_<type>/<type>_output_<platform>/` folder, and MLX trainers."""
+    root = ws.root
     trainers = []
-    base = root / "Trainers"
-    for entry in _scandirs(base, root):
+    for entry in _scandirs(root / "Trainers", root):
         found = False
         for child in _scandirs(Path(entry.path), root):
             m = OUTPUT_DIR.fullmatch(child.name)
             if m and entry.name == f"{m['platform']}_{m['type']}":
                 found = True
                 trainers.append(
-                    Trainer(entry.name, m["type"].lower(), m["platform"], Path(child.path))
+                    Trainer(entry.name, m["type"].lower(), m["platform"], Path(child.path), root)
                 )
         if not found and mlx.is_mlx_trainer(Path(entry.path)):
-            trainers.append(Trainer(entry.name, "mlx", "mac", Path(entry.path), layout="mlx"))
+            trainers.append(Trainer(entry.name, "mlx", "mac", Path(entry.path), root, layout="mlx"))
     trainers.sort(key=lambda t: t.id)
     return trainers
 
 
-def get_trainer(root: Path, trainer_id: str) -> Trainer | None:
+def get_trainer(ws: Workspace, trainer_id: str) -> Trainer | None:
     if not is_safe_name(trainer_id):
         return None
-    return next((t for t in list_trainers(root) if t.id == trainer_id), None)
+    return next((t for t in list_trainers(ws) if t.id == trainer_id), None)
 
 
 def _scandirs(path: Path, root: Path) -> list[os.DirEntry[str]]:
@@ -178,13 +215,10 @@ def _entry_mtime(entry: os.DirEntry[str] | None) -> float:
 
 
 def read_run(
-    trainer: Trainer,
-    entry_path: Path,
-    root: Path,
-    now: float | None = None,
-    running_window: float = RUNNING_WINDOW_S,
+    trainer: Trainer, entry_path: Path, ws: Workspace, now: float | None = None
 ) -> Run | None:
     """A run folder, or None when it has neither a final model nor a checkpoint."""
+    root = trainer.root
     try:
         children = {e.name: e for e in os.scandir(entry_path)}
     except OSError:
@@ -201,91 +235,79 @@ def read_run(
             continue
         logs.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
     lineage = "training_lineage.json" in children
-    activity = max([m / 1e9 for *_, m in logs], default=0.0)
-    if not (final or lineage):
+    completed = final or lineage
+    last_write = None
+    if not completed:
         # Only an unfinished run's status needs its checkpoints' times.
         newest = f"checkpoint-{steps[-1]}" if steps else None
-        activity = max(
-            activity,
-            _entry_mtime(children.get("checkpoints")),
-            _mtime(entry_path / "checkpoints" / newest) if newest else 0.0,
+        last_write = max(
+            [m / 1e9 for *_, m in logs]
+            + [
+                _entry_mtime(children.get("checkpoints")),
+                _mtime(entry_path / "checkpoints" / newest) if newest else 0.0,
+            ]
         )
-    if final or lineage:
-        status = "completed"
-    elif (now if now is not None else time.time()) - activity <= running_window:
-        status = "running"
-    else:
-        status = "stopped"
     name = entry_path.name
     return Run(
         trainer=trainer,
         name=name,
         path=entry_path,
         started_at=started_at(name, 0.0 if RUN_STAMP.search(name) else _mtime(entry_path)),
-        status=status,
+        status=status(completed, last_write, ws.running_window, now),
         has_final_model=final,
         checkpoint_steps=tuple(steps),
-        last_activity=activity,
         signature=(tuple(steps), final, lineage, tuple(logs)),
     )
 
 
 def list_runs(
-    root: Path,
-    trainer_type: str | None = None,
-    now: float | None = None,
-    running_window: float = RUNNING_WINDOW_S,
+    ws: Workspace, trainer_type: str | None = None, now: float | None = None
 ) -> list[Run]:
     """Runs of every trainer (or one type), newest start first."""
     runs = []
-    for trainer in list_trainers(root):
+    for trainer in list_trainers(ws):
         if trainer_type and trainer.type != trainer_type.lower():
             continue
-        if trainer.layout == "mlx":
-            runs.extend(mlx_runs(trainer, root, now, running_window))
-            continue
-        for entry in _scandirs(trainer.output_dir, root):
-            run = read_run(trainer, Path(entry.path), root, now, running_window)
-            if run is not None:
-                runs.append(run)
+        runs.extend(trainer_runs(trainer, ws, now))
     runs.sort(key=lambda r: (r.started_at, r.trainer.id, r.name), reverse=True)
     return runs
 
 
-def get_run(
-    root: Path,
-    trainer_id: str,
-    run_name: str,
-    now: float | None = None,
-    running_window: float = RUNNING_WINDOW_S,
-) -> Run | None:
-    trainer = get_trainer(root, trainer_id)
+def trainer_runs(trainer: Trainer, ws: Workspace, now: float | None = None) -> list[Run]:
+    if trainer.layout == "mlx":
+        return [_mlx_run(trainer, m, ws, now) for m in mlx.runs(trainer.output_dir, trainer.root)]
+    runs = []
+    for entry in _scandirs(trainer.output_dir, trainer.root):
+        run = read_run(trainer, Path(entry.path), ws, now)
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def get_run(ws: Workspace, trainer_id: str, run_name: str, now: float | None = None) -> Run | None:
+    trainer = get_trainer(ws, trainer_id)
     if trainer is None or not is_safe_name(run_name):
         return None
     if trainer.layout == "mlx":
-        return next(
-            (r for r in mlx_runs(trainer, root, now, running_window) if r.name == run_name), None
-        )
+        return next((r for r in trainer_runs(trainer, ws, now) if r.name == run_name), None)
     path = trainer.output_dir / run_name
-    if not path.is_dir() or not is_inside(path, root):
+    if not path.is_dir() or not is_inside(path, trainer.root):
         return None
-    return read_run(trainer, path, root, now, running_window)
+    return read_run(trainer, path, ws, now)
 
 
 def read_lineage(run_dir: Path) -> dict[str, Any] | None:
     return read_json_object(run_dir / "training_lineage.json")
 
 
-def base_model(run: Run, lineage: dict[str, Any] | None) -> str | None:
-    model = (lineage or {}).get("model")
-    if isinstance(model, dict) and isinstance(model.get("base_model"), str):
-        return model["base_model"]
+def _newest_adapter(run: Run) -> dict[str, Any] | None:
+    """The adapter config of the final model, else of the newest checkpoint that has one."""
     dirs = [run.path / "final_model"] if run.has_final_model else []
     dirs += [run.path / "checkpoints" / f"checkpoint-{s}" for s in reversed(run.checkpoint_steps)]
     for d in dirs:
         adapter = read_adapter_config(d)
         if adapter and isinstance(adapter.get("base_model_name_or_path"), str):
-            return adapter["base_model_name_or_path"]
+            return adapter
     return None
 
 
@@ -293,18 +315,23 @@ _memo: dict[str, tuple[tuple, RunDetail]] = {}
 _memo_lock = threading.Lock()
 
 
-def detail(
-    run: Run, root: Path, rank_metric: str | None = None, rank_order: str | None = None
-) -> RunDetail:
-    """Everything a run's rows and page show; reused while the run's signature is unchanged."""
-    if rank_metric is None and run.signature:
+def detail(run: Run, ranking: RankRequest | None = None) -> RunDetail:
+    """Everything a run's rows and page show; reused while the run's signature is unchanged.
+
+    A `ranking` request is checked against the metrics the run logged (`RankError`).
+    """
+    if ranking is not None:
+        d = detail(run)
+        ranking.check(d.history.metric_names())
+        return replace(d, ranking=rank(run.type, d.checkpoints, request=ranking))
+    if run.signature:
         with _memo_lock:
             hit = _memo.get(run.id)
         if hit is not None and hit[0] == run.signature:
             # The status can change with the clock alone, so the run itself is always fresh.
             return replace(hit[1], run=run)
-    d = _detail(run, root, rank_metric, rank_order)
-    if rank_metric is None and run.signature:
+    d = _mlx_detail(run) if run.trainer.layout == "mlx" else _hf_detail(run)
+    if run.signature:
         with _memo_lock:
             _memo[run.id] = (run.signature, d)
     return d
@@ -319,20 +346,18 @@ def is_ready(run: Run) -> bool:
 
 def walk_only(run: Run) -> RunDetail:
     """What a run's row can show before its logs are read."""
+    empty = History((), {})
     checkpoints = tuple(
-        build_checkpoints(
-            run.path, run.path, LogSummary((), {}, 0, ()), list(run.checkpoint_steps), False
-        )
+        build_checkpoints(run.path, empty, list(run.checkpoint_steps), run.has_final_model)
     )
     ranking = Ranking("pending", "", "", (None,) * len(checkpoints), None)
     return RunDetail(
         run=run,
-        history=LogSummary((), {}, 0, ()),
+        history=empty,
         checkpoints=checkpoints,
         ranking=ranking,
+        header=RunHeader(),
         lineage=None,
-        base_model=None,
-        max_steps=None,
         pending=True,
     )
 
@@ -342,168 +367,90 @@ def clear_memo() -> None:
         _memo.clear()
 
 
-def _detail(run: Run, root: Path, rank_metric: str | None, rank_order: str | None) -> RunDetail:
-    if run.trainer.layout == "mlx":
-        return _mlx_detail(run, root, rank_metric, rank_order)
+def _hf_detail(run: Run) -> RunDetail:
     steps = list(run.checkpoint_steps)
-    history = read_summary(run.path, root, steps)
-    checkpoints = tuple(build_checkpoints(run.path, root, history, steps, run.has_final_model))
+    history = read_summary(run.path, run.trainer.root, steps)
+    checkpoints = tuple(build_checkpoints(run.path, history, steps, run.has_final_model))
     state = newest_trainer_state(run.path, steps)
     ranking = rank(
-        run.type,
-        checkpoints,
-        trainer_best=state.best_model_checkpoint if state else None,
-        metric=rank_metric,
-        order=rank_order,
+        run.type, checkpoints, trainer_best=state.best_model_checkpoint if state else None
     )
     lineage = read_lineage(run.path)
-    max_steps = state.max_steps if state and state.max_steps else None
-    if max_steps is None:
-        training = (lineage or {}).get("training")
-        if isinstance(training, dict) and type(training.get("max_steps")) is int:
-            max_steps = training["max_steps"]
+    max_steps = state.max_steps if state and state.max_steps and state.max_steps > 0 else None
     return RunDetail(
         run=run,
         history=history,
         checkpoints=checkpoints,
         ranking=ranking,
+        header=run_header.from_sources(lineage, _newest_adapter(run), max_steps),
         lineage=lineage,
-        base_model=base_model(run, lineage),
-        max_steps=max_steps if max_steps and max_steps > 0 else None,
         global_step=state.global_step if state else None,
     )
 
 
-class TrainingRunDiscovery:
-    """The seed's API: run folders of one trainer type, newest first."""
-
-    def __init__(self, repo_root: Path | str | None = None) -> None:
-        self.repo_root = Path(repo_root) if repo_root is not None else Path.cwd()
-
-    def discover(
-        self, trainer_type: str, limit: int | None = None, platform: str | None = None
-    ) -> list[Path]:
-        """Run folders, newest first; `platform` ("rtx", "rtx3090", "mac") narrows by trainer."""
-        if not self.repo_root.is_dir():
-            return []
-        runs = list_runs(realpath(self.repo_root), trainer_type)
-        if platform:
-            runs = [r for r in runs if r.trainer.platform.lower().startswith(platform.lower())]
-        # An MLX trainer's runs share its folder: name it once.
-        paths = list(dict.fromkeys(r.path for r in runs))
-        return paths[:limit] if limit is not None else paths
-
-
-def mlx_runs(
-    trainer: Trainer, root: Path, now: float | None = None, running_window: float = RUNNING_WINDOW_S
-) -> list[Run]:
-    """One run per segment of an MLX trainer's log that trained or owns files."""
-    folder = trainer.output_dir
-    log = folder / mlx.LOG
-    if not is_inside(log, root):
-        return []
-    try:
-        st = os.stat(log)
-    except OSError:
-        return []
-    segments = mlx.segments(folder)
-    starts = mlx.span_starts(folder, segments)
-    files = mlx.checkpoint_files(folder, root)
-    final = mlx.final_model(folder, root)
-    final_owner = _mlx_owner(starts, final) if final is not None else None
-    report = _report_owner(folder, root, starts)
-    owners = {step: _mlx_owner(starts, path) for step, path in files.items()}
-    runs = []
-    for i, seg in enumerate(segments):
-        newest = i == len(segments) - 1
-        steps = tuple(sorted(s for s, owner in owners.items() if owner == i))
-        has_final = final_owner == i
-        if not seg.entries and not steps and not has_final:
-            continue
-        if seg.finished or has_final:
-            status = "completed"
-        elif newest and (now if now is not None else time.time()) - st.st_mtime <= running_window:
-            status = "running"
-        else:
-            status = "stopped"
-        runs.append(
-            Run(
-                trainer=trainer,
-                name=seg.name,
-                path=folder,
-                started_at=seg.started,
-                status=status,
-                has_final_model=has_final,
-                checkpoint_steps=steps,
-                last_activity=st.st_mtime,
-                signature=(
-                    st.st_ino,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    steps,
-                    has_final,
-                    i,
-                    report if report is not None and report[0] == i else None,
-                ),
-            )
-        )
-    return runs
-
-
-def _mlx_owner(starts: list[float], path: Path) -> int:
-    """The index of the run whose time span holds the file's last write."""
-    return max(bisect.bisect_right(starts, _mtime(path)) - 1, 0)
-
-
-def _report_owner(folder: Path, root: Path, starts: list[float]) -> tuple[int, float] | None:
-    """(index of the run that wrote the training report, its mtime), or None without one."""
-    report = mlx.report(folder, root)
-    return None if report is None else (_mlx_owner(starts, report), _mtime(report))
-
-
-def _segment(run: Run) -> mlx.Segment | None:
-    return next((s for s in mlx.segments(run.path) if s.name == run.name), None)
-
-
-def _mlx_detail(run: Run, root: Path, rank_metric: str | None, rank_order: str | None) -> RunDetail:
-    seg = _segment(run) or mlx.Segment(run.name, run.started_at)
-    history = LogSummary(
-        tuple(sorted(seg.entries)), seg.entries, seg.skipped, (run.path / mlx.LOG,)
+def _mlx_run(trainer: Trainer, m: mlx.MlxRun, ws: Workspace, now: float | None) -> Run:
+    return Run(
+        trainer=trainer,
+        name=m.segment.name,
+        path=trainer.output_dir,
+        started_at=m.segment.started,
+        # Only the newest run can still be writing the shared log.
+        status=status(
+            m.segment.finished or m.has_final,
+            m.log_mtime if m.newest else None,
+            ws.running_window,
+            now,
+        ),
+        has_final_model=m.has_final,
+        checkpoint_steps=m.steps,
+        signature=(m.log_signature, m.steps, m.has_final, m.index, m.report_mtime),
     )
-    files = mlx.checkpoint_files(run.path, root)
+
+
+def _mlx_part(run: Run) -> mlx.MlxRun | None:
+    return next(
+        (m for m in mlx.runs(run.path, run.trainer.root) if m.segment.name == run.name), None
+    )
+
+
+def _mlx_detail(run: Run) -> RunDetail:
+    part = _mlx_part(run)
+    seg = part.segment if part else mlx.Segment(run.name, run.started_at)
+    history = History(
+        tuple(sorted(seg.entries)), seg.entries, seg.skipped, (run.path / mlx.LOG,), True
+    )
+    files = mlx.checkpoint_files(run.path, run.trainer.root)
     checkpoints = tuple(
         replace(
             c,
             location=(run.path / "outputs" / "final_model") if c.is_final else files.get(c.step),
         )
         for c in build_checkpoints(
-            run.path, root, history, list(run.checkpoint_steps), run.has_final_model
+            run.path, history, list(run.checkpoint_steps), run.has_final_model
         )
     )
-    ranking = rank("mlx", checkpoints, metric=rank_metric, order=rank_order)
-    segments = mlx.segments(run.path)
-    report = _report_owner(run.path, root, mlx.span_starts(run.path, segments))
     lineage = None
-    if report is not None and segments and segments[report[0]].name == run.name:
+    if part is not None and part.report_mtime is not None:
         lineage = mlx.report_lineage(run.path / mlx.REPORT)
+    header = run_header.from_sources(lineage, None, seg.max_steps)
+    if seg.base_model:
+        header = replace(header, base_model=seg.base_model)
     return RunDetail(
         run=run,
         history=history,
         checkpoints=checkpoints,
-        ranking=ranking,
+        ranking=rank("mlx", checkpoints),
+        header=header,
         lineage=lineage,
-        base_model=seg.base_model or ((lineage or {}).get("model") or {}).get("base_model"),
-        max_steps=seg.max_steps,
     )
 
 
-def run_series(run: Run, root: Path) -> Series:
+def run_history(run: Run) -> History:
     """A run's whole merged history for charts, whatever its layout."""
     if run.trainer.layout == "mlx":
-        seg = _segment(run)
-        entries = seg.entries if seg else {}
-        steps = tuple(sorted(entries))
-        names = list(dict.fromkeys(k for e in entries.values() for k in e))
-        nan = float("nan")
-        return Series(steps, {n: [entries[s].get(n, nan) for s in steps] for n in names})
-    return read_series(run.path, root)
+        part = _mlx_part(run)
+        entries = part.segment.entries if part else {}
+        return History(
+            tuple(sorted(entries)), entries, part.segment.skipped if part else 0, (), True
+        )
+    return read_history(run.path, run.trainer.root)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from discovery.backends import cache as backend_cache
+from discovery.backends import last_seen
 from discovery.checkpoints import clear_listings
-from discovery.jsonl import reader
 from discovery.logindex import indexer
-from discovery.models import cache as backend_cache
-from discovery.models import last_seen
 from discovery.paths import file_cache
 from discovery.runs import clear_memo
-from tuner_site import workspace_builder as wb
+from sampledata import demo
+from sampledata import runs as wb
 
 SHARED_UPSTREAM = Path(__file__).resolve().parent.parent.parent / "shared" / "upstream"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -24,7 +24,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     # Caches are keyed by path and file identity; clearing keeps tests independent anyway.
-    reader.clear()
     indexer.configure(None)  # tests that want persistence use their own store
     clear_memo()
     file_cache.clear()
@@ -80,7 +79,7 @@ def three_runs(use_workspace: Path) -> Path:
 
 @pytest.fixture
 def demo_workspace(tmp_path: Path) -> Path:
-    return wb.build_demo((tmp_path / "demo").resolve())
+    return demo.build_demo((tmp_path / "demo").resolve())
 
 
 @pytest.fixture

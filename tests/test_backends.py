@@ -12,8 +12,9 @@ import httpx
 import pytest
 from django.core.management import call_command
 
+from discovery import ModelDiscovery
+from discovery.backends import Backend, configured, normalize_url, probe, statuses
 from discovery.http import Deadline
-from discovery.models import Backend, ModelDiscovery, configured, normalize_url, probe, statuses
 
 from . import fake_servers as fs
 

@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from tuner_site import workspace_builder as wb
+from sampledata import evaluator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_user_opens_a_set_from_the_list_and_filters_it_by_tag(page, live_server, use_workspace):
-    wb.write_prompt_sets(use_workspace)
+    evaluator.write_prompt_sets(use_workspace)
     page.goto(f"{live_server.url}/prompt-sets/")
     rows = page.locator("table.prompt-sets tbody tr")
     assert rows.count() == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner_site import workspace_builder as wb
+from sampledata import runs as wb
 
 from .conftest import KTO_RUN as KTO
 from .conftest import RUNNING_RUN as RUNNING

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from tuner_site import workspace_builder as wb
+from sampledata import runs as wb
 
 from .conftest import age, started
 

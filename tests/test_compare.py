@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 from django.utils.html import escape
 
-from tuner_site import workspace_builder as wb
+from sampledata import runs as wb
 
 from .conftest import KTO_RUN as KTO
 from .conftest import RUNNING_RUN as RUNNING

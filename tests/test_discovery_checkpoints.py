@@ -10,7 +10,7 @@ from discovery.checkpoints import (
     list_files,
     read_adapter_config,
 )
-from tuner_site import workspace_builder as wb
+from sampledata import runs as wb
 
 from .conftest import age, run_dir, started
 

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import discovery.jsonl as jsonl
 import discovery.logindex as logindex
-from discovery.history import read_summary
-from discovery.jsonl import read_history
-from discovery.logindex import LogIndexer, indexer
-from tuner_site import workspace_builder as wb
+import discovery.logs as logs
+from discovery.logindex import LogIndexer, indexer, read_history, read_summary
+from sampledata import runs as wb
 
 from .conftest import run_dir, started
 
@@ -30,7 +28,7 @@ def parsed(monkeypatch) -> list[bytes]:
         return real(raw)
 
     monkeypatch.setattr(logindex, "parse_line", counting)
-    monkeypatch.setattr(jsonl, "parse_line", counting)
+    monkeypatch.setattr(logs, "parse_line", counting)
     return calls
 
 

@@ -7,8 +7,9 @@ import math
 import os
 from pathlib import Path
 
-from discovery.jsonl import log_files, parse_line, read_history, reader
-from tuner_site import workspace_builder as wb
+from discovery.logindex import indexer, read_history
+from discovery.logs import log_files, parse_line
+from sampledata import runs as wb
 
 from .conftest import run_dir
 
@@ -114,10 +115,10 @@ def test_it_reads_only_the_appended_bytes_of_a_grown_log(workspace, monkeypatch)
     log = wb.write_log(run, [{"step": s, "loss": 1.0 / s} for s in range(1, 101)], "20251101_1")
     history_of(run, workspace)
     parsed = []
-    import discovery.jsonl as jsonl
+    import discovery.logs as logs
 
-    real = jsonl.parse_line
-    monkeypatch.setattr(jsonl, "parse_line", lambda raw: parsed.append(raw) or real(raw))
+    real = logs.parse_line
+    monkeypatch.setattr(logs, "parse_line", lambda raw: parsed.append(raw) or real(raw))
     wb.write_log(run, [{"step": 101, "loss": 0.001}, {"step": 102, "loss": 0.0005}], "20251101_1")
     h = history_of(run, workspace)
     assert len(parsed) == 2
@@ -168,9 +169,9 @@ def test_it_notices_a_log_rewritten_in_place_at_a_larger_size(workspace):
 def test_it_survives_a_log_that_disappears(workspace):
     run = run_dir(workspace, "sft", "20251101_100000")
     log = wb.write_log(run, [{"step": 5, "loss": 1.0}], "20251101_100100")
-    assert reader.read(log) is not None
+    assert indexer.index(log) is not None
     log.unlink()
-    assert reader.read(log) is None
+    assert indexer.index(log) is None
     assert history_of(run, workspace).steps == ()
 
 

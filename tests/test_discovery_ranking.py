@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from discovery.checkpoints import Checkpoint
-from discovery.ranking import rank
-from discovery.runs import detail, get_run
-from tuner_site import workspace_builder as wb
+from discovery.ranking import RankRequest, rank
+from discovery.runs import Workspace, detail, get_run
+from sampledata import runs as wb
 
 from .conftest import run_dir
 
@@ -93,14 +93,14 @@ def test_no_scorable_checkpoint_means_no_best_and_says_why():
 
 def test_a_requested_metric_and_order_override_the_rule():
     c = ckpts({"loss": 0.5, "grad_norm": 2.0}, {"loss": 0.3, "grad_norm": 1.0})
-    assert rank("sft", c, metric="grad_norm", order="max").best == "checkpoint-10"
-    r = rank("sft", c, metric="grad_norm")
+    assert rank("sft", c, request=RankRequest("grad_norm", "max")).best == "checkpoint-10"
+    r = rank("sft", c, request=RankRequest("grad_norm"))
     assert (r.rule, r.order, r.best) == ("requested", "min", "checkpoint-20")
     assert (
         rank(
             "kto",
             ckpts({"rewards/margins": 1.0}, {"rewards/margins": 2.0}),
-            metric="rewards/margins",
+            request=RankRequest("rewards/margins"),
         ).order
         == "max"
     )
@@ -120,13 +120,13 @@ def test_the_trainers_own_best_model_checkpoint_wins_when_that_folder_exists(wor
     run = trainer_run(
         workspace, "C:\\runs\\sft_output\\20251101_100000\\checkpoints\\checkpoint-30"
     )
-    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    d = detail(get_run(Workspace.at(workspace), "rtx3090_sft", run.name))
     assert (d.ranking.rule, d.ranking.best) == ("trainer", "checkpoint-30")
 
 
 def test_a_deleted_trainer_best_is_reported_and_the_next_rule_applies(workspace):
     run = trainer_run(workspace, "/old/box/checkpoints/checkpoint-20")
-    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    d = detail(get_run(Workspace.at(workspace), "rtx3090_sft", run.name))
     assert (d.ranking.rule, d.ranking.best) == ("loss", "checkpoint-90")
     assert "checkpoint-20" in d.ranking.notes[0] and "gone" in d.ranking.notes[0]
 
@@ -134,5 +134,5 @@ def test_a_deleted_trainer_best_is_reported_and_the_next_rule_applies(workspace)
 def test_the_newest_checkpoint_state_is_read_even_if_the_newest_folder_is_half_written(workspace):
     run = trainer_run(workspace, "checkpoints/checkpoint-60")
     wb.add_checkpoint(run, 120, state=False)  # being saved: no trainer_state.json yet
-    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    d = detail(get_run(Workspace.at(workspace), "rtx3090_sft", run.name))
     assert (d.ranking.rule, d.ranking.best) == ("trainer", "checkpoint-60")

@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from discovery.runs import detail, get_run, list_runs, list_trainers
-from tuner_site import workspace_builder as wb
+from discovery.runs import Workspace, detail, get_run, list_runs, list_trainers
+from sampledata import runs as wb
 
 from .conftest import age, run_dir, started
 
@@ -18,7 +18,7 @@ def test_it_finds_every_platform_and_type_of_trainer(workspace):
         (workspace / "Trainers" / folder / f"{run_type}_output_{platform}").mkdir(parents=True)
     (workspace / "Trainers" / "mistral_lora_mac" / "checkpoints").mkdir(parents=True)
     (workspace / "Trainers" / "rtx3090_sft" / "notes").mkdir()
-    trainers = {t.id: t.type for t in list_trainers(workspace)}
+    trainers = {t.id: t.type for t in list_trainers(Workspace.at(workspace))}
     assert trainers == {
         "a100_dpo": "dpo",
         "h100_grpo": "grpo",
@@ -34,7 +34,7 @@ def test_it_lists_only_folders_with_a_final_model_or_a_valid_checkpoint(workspac
     (empty / "checkpoints" / "checkpoint-final").mkdir(parents=True)  # not checkpoint-<int>
     (empty / "checkpoints" / "checkpoint-10.bak").mkdir()
     wb.write_log(empty, [{"step": 5, "loss": 1.0}], "20251103_100100")
-    names = [r.name for r in list_runs(workspace)]
+    names = [r.name for r in list_runs(Workspace.at(workspace))]
     assert names == ["20251102_100000", "20251101_100000"]
     assert partial.name in names
 
@@ -47,7 +47,7 @@ def test_it_orders_runs_newest_first_by_the_stamp_in_the_name_else_mtime(workspa
     t = time.mktime((2025, 11, 3, 0, 0, 0, 0, 0, -1))
     os.utime(custom, (t, t))
     os.utime(a, (time.time(), time.time()))  # mtime must not beat the name
-    assert [r.name for r in list_runs(workspace)] == [b.name, "my-experiment", a.name]
+    assert [r.name for r in list_runs(Workspace.at(workspace))] == [b.name, "my-experiment", a.name]
 
 
 def test_it_tells_completed_running_and_stopped_runs_apart(workspace):
@@ -60,7 +60,7 @@ def test_it_tells_completed_running_and_stopped_runs_apart(workspace):
         age(path, 3600)
     age(running, 3600)
     wb.write_log(running, [{"step": 999, "loss": 0.1}], "20251102_100200")  # a fresh write
-    status = {r.name: r.status for r in list_runs(workspace)}
+    status = {r.name: r.status for r in list_runs(Workspace.at(workspace))}
     assert status == {
         done.name: "completed",
         lineage_only.name: "completed",
@@ -72,8 +72,8 @@ def test_it_tells_completed_running_and_stopped_runs_apart(workspace):
 def test_the_running_window_is_configurable(workspace):
     run = wb.make_run(workspace, "sft", started("20251102_100000"), completed=False)
     age(run, 120)
-    assert list_runs(workspace, running_window=600)[0].status == "running"
-    assert list_runs(workspace, running_window=60)[0].status == "stopped"
+    assert list_runs(Workspace.at(workspace, 600))[0].status == "running"
+    assert list_runs(Workspace.at(workspace, 60))[0].status == "stopped"
 
 
 def test_it_reports_base_model_from_lineage_else_adapter_config(workspace):
@@ -82,7 +82,7 @@ def test_it_reports_base_model_from_lineage_else_adapter_config(workspace):
     no_lineage = wb.make_run(
         workspace, "sft", started("20251102_100000"), completed=False, base_model="from/adapter"
     )
-    runs = {r.name: detail(r, workspace) for r in list_runs(workspace)}
+    runs = {r.name: detail(r) for r in list_runs(Workspace.at(workspace))}
     assert runs[with_lineage.name].base_model == "from/lineage"
     assert runs[no_lineage.name].base_model == "from/adapter"
 
@@ -91,7 +91,7 @@ def test_it_reports_progress_from_trainer_state(workspace):
     run = wb.make_run(
         workspace, "sft", started("20251101_100000"), max_steps=400, done=230, completed=False
     )
-    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    d = detail(get_run(Workspace.at(workspace), "rtx3090_sft", run.name))
     assert d.max_steps == 400
     assert d.history.last_step == 230
 
@@ -105,26 +105,26 @@ def test_it_does_not_follow_run_or_checkpoint_links_out_of_the_workspace(workspa
     (out / "20251101_100000").symlink_to(src)
     inside = wb.make_run(workspace, "sft", started("20251102_100000"), completed=False)
     (inside / "checkpoints" / "checkpoint-9999").symlink_to(src / "checkpoints" / "checkpoint-300")
-    runs = list_runs(workspace)
+    runs = list_runs(Workspace.at(workspace))
     assert [r.name for r in runs] == [inside.name]
     assert 9999 not in runs[0].checkpoint_steps
-    assert get_run(workspace, "rtx3090_sft", "20251101_100000") is None
+    assert get_run(Workspace.at(workspace), "rtx3090_sft", "20251101_100000") is None
 
 
 def test_get_run_refuses_names_that_are_not_plain_folder_names(workspace):
     wb.make_run(workspace, "sft", started("20251101_100000"))
     for bad in ("..", ".", "../sft_output_rtx3090", "a/b", "x\x00", ""):
-        assert get_run(workspace, "rtx3090_sft", bad) is None
-        assert get_run(workspace, bad, "20251101_100000") is None
+        assert get_run(Workspace.at(workspace), "rtx3090_sft", bad) is None
+        assert get_run(Workspace.at(workspace), bad, "20251101_100000") is None
 
 
 def test_a_missing_workspace_has_no_runs(tmp_path: Path):
-    assert list_runs(tmp_path / "nope") == []
+    assert list_runs(Workspace.at(tmp_path / "nope")) == []
 
 
 def test_progress_falls_back_to_the_trainers_global_step_without_a_log(workspace):
     run = run_dir(workspace, "sft", "20251101_100000")
     wb.add_checkpoint(run, 120, max_steps=400)
-    d = detail(get_run(workspace, "rtx3090_sft", run.name), workspace)
+    d = detail(get_run(Workspace.at(workspace), "rtx3090_sft", run.name))
     assert d.history.last_step is None
     assert (d.step, d.max_steps) == (120, 400)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from discovery import CheckpointDiscovery, CheckpointInfo, TrainingRunDiscovery
-from tuner_site import workspace_builder as wb
+from sampledata import evaluator
+from sampledata import runs as wb
 
 from .conftest import run_dir, started
 
@@ -133,6 +134,6 @@ def test_full_eval_workflow(test_repo_root):
 
     models = ModelDiscovery.discover("nonexistent")
     assert models == []
-    wb.write_prompt_sets(test_repo_root)
+    evaluator.write_prompt_sets(test_repo_root)
     prompt_sets = PromptSetDiscovery(repo_root=test_repo_root).discover()
     assert len(prompt_sets) > 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from discovery.evaluations import get_evaluation, list_evaluations
-from tuner_site import workspace_builder as wb
+from sampledata import evaluator
 
 from .conftest import SHARED_UPSTREAM
 
@@ -20,12 +20,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def results(use_workspace: Path) -> Path:
-    wb.write_prompt_sets(use_workspace)
+    evaluator.write_prompt_sets(use_workspace)
     cases = [("tool_000", True, ["search"]), ("tool_001", False, ["create", "folder"])]
-    wb.write_evaluation(
+    evaluator.write_evaluation(
         use_workspace, "sft_run", "nexus-sft:q8", "tool_prompts", cases, datetime(2025, 11, 20, 9)
     )
-    wb.write_evaluation(
+    evaluator.write_evaluation(
         use_workspace,
         "kto_run",
         "nexus-kto:q8",

@@ -11,9 +11,9 @@ import pytest
 from django.core.management import call_command
 
 from discovery.logindex import indexer
-from discovery.runs import clear_memo, detail, get_run, is_ready, list_runs
+from discovery.runs import Workspace, clear_memo, detail, get_run, is_ready, list_runs
+from sampledata import runs as wb
 from tuner_site import indexing
-from tuner_site import workspace_builder as wb
 from tuner_site.views import runs as views_runs
 
 from .conftest import started
@@ -30,7 +30,7 @@ def many_runs(use_workspace: Path, settings) -> Path:
 
 
 def test_a_first_visit_answers_from_the_walk_and_shows_progress(client, many_runs, monkeypatch):
-    monkeypatch.setattr(views_runs, "index_in_background", lambda runs, root: None)
+    monkeypatch.setattr(views_runs, "index_in_background", lambda runs: None)
     html = client.get("/runs/").content.decode()
     assert "Indexed 0 of 8 runs" in html and 'hx-trigger="every 1s ' in html
     assert html.count("reading log…") == 8
@@ -59,17 +59,17 @@ def test_a_few_unread_runs_are_read_before_answering(client, many_runs, settings
 
 def test_the_memo_follows_changes_on_disk_and_the_clock(many_runs):
     root = many_runs
-    run = get_run(root, "rtx3090_sft", "20251101_100000")
-    first = detail(run, root)
-    assert detail(run, root).history is first.history  # reused while nothing changed
+    run = get_run(Workspace.at(root), "rtx3090_sft", "20251101_100000")
+    first = detail(run)
+    assert detail(run).history is first.history  # reused while nothing changed
     wb.add_checkpoint(run.path, 250)
-    run = get_run(root, "rtx3090_sft", "20251101_100000")
-    assert 250 in [c.step for c in detail(run, root).checkpoints]
+    run = get_run(Workspace.at(root), "rtx3090_sft", "20251101_100000")
+    assert 250 in [c.step for c in detail(run).checkpoints]
     # A run that is training now goes quiet: same files, so a memo hit, but a new status.
     live = wb.make_run(root, "kto", started("20251120_100000"), max_steps=100, completed=False)
-    assert detail(get_run(root, "rtx3090_kto", live.name), root).run.status == "running"
-    later = get_run(root, "rtx3090_kto", live.name, now=time.time() + 3600)
-    assert detail(later, root).run.status == "stopped"
+    assert detail(get_run(Workspace.at(root), "rtx3090_kto", live.name)).run.status == "running"
+    later = get_run(Workspace.at(root), "rtx3090_kto", live.name, now=time.time() + 3600)
+    assert detail(later).run.status == "stopped"
 
 
 def test_discover_index_reads_every_run_with_a_progress_bar(many_runs, tmp_path):
@@ -79,4 +79,6 @@ def test_discover_index_reads_every_run_with_a_progress_bar(many_runs, tmp_path)
     call_command("discover", "index", stdout=out)
     assert "8/8 runs" in out.getvalue() and "Indexed 8 run(s)" in out.getvalue()
     assert len(list((tmp_path / "index").glob("*.idx"))) == 8
-    assert all(is_ready(r) for r in list_runs(many_runs))  # every run answers from memory
+    assert all(
+        is_ready(r) for r in list_runs(Workspace.at(many_runs))
+    )  # every run answers from memory

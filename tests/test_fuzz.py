@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discovery.history import read_summary
-from discovery.jsonl import LogState, parse_line, read_history
-from discovery.logindex import LogIndexer, build
+from discovery.logindex import LogIndexer, build, read_history, read_summary
+from discovery.logs import parse_line, parse_lines
 from discovery.paths import is_inside, is_safe_name
 from discovery.prompt_sets import get_prompt_set
-from discovery.runs import get_run
-from tuner_site import workspace_builder as wb
+from discovery.runs import Workspace, get_run
+from sampledata import evaluator
+from sampledata import runs as wb
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -32,8 +32,7 @@ entry = st.dictionaries(st.sampled_from(["loss", "kl", "rewards/margins", "eval_
 @given(st.binary(max_size=4000))
 def test_arbitrary_bytes_never_raise(data: bytes):
     parse_line(data)
-    state = LogState(identity=(0, 0))
-    state.feed(data)
+    parse_lines(data)
     steps, entries, complete, skipped, offset, pending = build(data)
     assert offset <= len(data)
     assert list(steps) == sorted(set(steps))
@@ -102,7 +101,7 @@ def test_no_name_resolves_outside_the_workspace(trainer, run):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp).resolve() / "ws"
         wb.make_run(root, "sft", wb.datetime(2025, 1, 1), max_steps=10, save_every=5, log_every=5)
-        found = get_run(root, trainer, run)
+        found = get_run(Workspace.at(root), trainer, run)
         if found is not None:
             assert is_inside(found.path, root)
             assert is_safe_name(trainer) and is_safe_name(run)
@@ -145,7 +144,7 @@ def test_no_query_string_is_a_500(client, use_workspace, params):
 
     if not (use_workspace / "Trainers" / "rtx3090_sft").exists():
         wb.make_run(use_workspace, "sft", wb.datetime(2025, 1, 1), max_steps=10, save_every=5)
-        wb.write_prompt_sets(use_workspace)
+        evaluator.write_prompt_sets(use_workspace)
     query = urlencode(params)
     for path in (
         "/",

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from discovery.mlx import parse_segments
-from discovery.runs import detail, get_run, list_runs, list_trainers
-from tuner_site import workspace_builder as wb
+from discovery.runs import Workspace, detail, get_run, list_runs, list_trainers
+from sampledata import runs as wb
 
 from .conftest import SHARED_UPSTREAM, age
 
@@ -42,16 +42,19 @@ def test_the_real_upstream_log_splits_into_its_runs(workspace):
     folder.mkdir(parents=True)
     shutil.copy(REAL_LOG, folder / "training.jsonl")
     # The middle run logged no metrics and owns no files: it is not listed.
-    assert [r.name for r in list_runs(workspace)] == ["20251114_085132", "20251114_084629"]
+    assert [r.name for r in list_runs(Workspace.at(workspace))] == [
+        "20251114_085132",
+        "20251114_084629",
+    ]
 
 
 def test_an_mlx_folder_is_a_trainer_of_type_mlx(mac):
-    trainers = list_trainers(mac)
+    trainers = list_trainers(Workspace.at(mac))
     assert [(t.id, t.type, t.layout) for t in trainers] == [("mistral_lora_mac", "mlx", "mlx")]
 
 
 def test_each_segment_is_a_run_and_only_the_newest_owns_the_files(mac):
-    runs = {r.name: r for r in list_runs(mac)}
+    runs = {r.name: r for r in list_runs(Workspace.at(mac))}
     first, second = runs["20251101_090100"], runs["20251103_090100"]
     assert first.status == "stopped" and first.checkpoint_steps == () and not first.has_final_model
     assert second.status == "completed" and second.has_final_model
@@ -59,7 +62,7 @@ def test_each_segment_is_a_run_and_only_the_newest_owns_the_files(mac):
 
 
 def test_the_best_mlx_checkpoint_has_the_lowest_val_loss(mac):
-    d = detail(get_run(mac, "mistral_lora_mac", "20251103_090100"), mac)
+    d = detail(get_run(Workspace.at(mac), "mistral_lora_mac", "20251103_090100"))
     assert d.ranking.rule == "val_loss"
     assert d.history.last_step == 100 and d.max_steps == 100
     assert d.base_model == "mistralai/Mistral-7B-Instruct-v0.3"
@@ -76,11 +79,11 @@ def test_a_new_run_appended_to_the_log_is_running_and_owns_no_old_files(mac):
     with log.open("a") as f:
         for r in wb.mlx_records(start, 10, finished=False):
             f.write(json.dumps(r) + "\n")
-    newest = list_runs(mac)[0]
+    newest = list_runs(Workspace.at(mac))[0]
     assert newest.name == (start + timedelta(seconds=60)).strftime("%Y%m%d_%H%M%S")
     assert newest.status == "running"
     assert not newest.has_final_model and newest.checkpoint_steps == ()
-    previous = list_runs(mac)[1]  # still owns the files it wrote
+    previous = list_runs(Workspace.at(mac))[1]  # still owns the files it wrote
     assert previous.has_final_model and previous.checkpoint_steps == (60, 80, 100)
 
 
@@ -110,11 +113,11 @@ def test_the_training_report_fills_the_header_of_the_run_that_wrote_it(client, m
     data["training_results"]["best_val_loss"] = float("inf")  # the trainer's initial value
     report.write_text(json.dumps(data))
     age(report, 7200)
-    newest = detail(get_run(mac, "mistral_lora_mac", "20251103_090100"), mac)
+    newest = detail(get_run(Workspace.at(mac), "mistral_lora_mac", "20251103_090100"))
     assert newest.lineage["lora"] == {"rank": 16, "alpha": 32}
     assert newest.lineage["training"]["gradient_accumulation_steps"] == 4
     assert newest.lineage["resources"]["peak_metal_gb"] == 11.8
-    older = detail(get_run(mac, "mistral_lora_mac", "20251101_090100"), mac)
+    older = detail(get_run(Workspace.at(mac), "mistral_lora_mac", "20251101_090100"))
     assert older.lineage is None  # the next run overwrote it
     page = client.get("/runs/mistral_lora_mac/20251103_090100/").content.decode()
     assert "LoRA r / alpha" in page and "16 / 32" in page and "2 × 4 accum." in page
@@ -155,7 +158,7 @@ def test_files_go_to_the_right_run_when_the_log_was_written_in_another_zone(
     for path in [*(folder / "checkpoints").iterdir(), folder / "outputs" / "final_model"]:
         t = tokyo_time(datetime(2025, 11, 1, 13, 40))
         os.utime(path, (t, t))
-    runs = {r.name: r for r in list_runs(workspace)}
+    runs = {r.name: r for r in list_runs(Workspace.at(workspace))}
     # Read as UTC, the second run's files (04:40 UTC) would predate both runs' starts.
     assert runs["20251101_130100"].checkpoint_steps == (60, 80, 100)
     assert runs["20251101_130100"].has_final_model
@@ -181,6 +184,6 @@ def test_runs_on_either_side_of_a_summer_time_change_keep_their_files(workspace,
     for path in [*(folder / "checkpoints").glob("checkpoint_step_[!2]*"), folder / "outputs"]:
         t = datetime(2025, 11, 3, 10, 40).timestamp()
         os.utime(path, (t, t))
-    runs = {r.name: r for r in list_runs(workspace)}
+    runs = {r.name: r for r in list_runs(Workspace.at(workspace))}
     assert runs["20250701_100100"].checkpoint_steps == (20,)
     assert runs["20251103_100100"].checkpoint_steps == (60, 80, 100)

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from discovery.prompt_sets import PromptSetDiscovery, get_prompt_set, list_prompt_sets
-from tuner_site import workspace_builder as wb
+from discovery import PromptSetDiscovery
+from discovery.prompt_sets import get_prompt_set, list_prompt_sets
+from sampledata import evaluator
 from tuner_site.models import PromptSetNote
 
 from .conftest import SHARED_UPSTREAM
@@ -26,7 +27,7 @@ def write(root: Path, name: str, content: str | bytes) -> Path:
 
 @pytest.fixture
 def prompts(workspace: Path) -> Path:
-    wb.write_prompt_sets(workspace)
+    evaluator.write_prompt_sets(workspace)
     write(workspace, "wrapped.json", json.dumps({"prompts": ["first", "second"], "metadata": {}}))
     write(
         workspace, "regression.json", json.dumps({"cases": [{"id": 7, "prompt": "p", "tags": "x"}]})

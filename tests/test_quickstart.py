@@ -57,16 +57,16 @@ def test_make_run_migrates_a_missing_database_and_serves_the_demo_on_loopback(tm
 
 
 def test_the_demos_running_run_keeps_training_and_then_finishes(tmp_path):
-    from discovery.runs import detail, list_runs
-    from tuner_site.workspace_builder import DEMO_RUNNING, build_demo, follow_demo
+    from discovery.runs import Workspace, detail, list_runs
+    from sampledata.demo import DEMO_RUNNING, build_demo, follow_demo
 
     root = build_demo((tmp_path / "demo").resolve())
-    running = [r for r in list_runs(root) if r.status == "running"]
+    running = [r for r in list_runs(Workspace.at(root)) if r.status == "running"]
     assert len(running) == 1
-    before = detail(running[0], root).history.last_step
+    before = detail(running[0]).history.last_step
     follow_demo(root, interval=0)
-    after = [r for r in list_runs(root) if r.path == running[0].path][0]
+    after = [r for r in list_runs(Workspace.at(root)) if r.path == running[0].path][0]
     assert after.status == "completed" and after.has_final_model
-    d = detail(after, root)
+    d = detail(after)
     assert d.history.last_step == DEMO_RUNNING["max_steps"] > before
     assert after.checkpoint_steps[-1] == DEMO_RUNNING["max_steps"]

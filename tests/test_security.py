@@ -13,7 +13,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 import discovery.logindex as logindex
-from tuner_site import workspace_builder as wb
+from sampledata import evaluator
+from sampledata import runs as wb
 
 from . import fake_servers as fs
 from .conftest import age, started
@@ -28,9 +29,9 @@ SECRET = "TOP-SECRET-CONTENT-42"
 def ws(use_workspace: Path, tmp_path: Path) -> Path:
     wb.make_run(use_workspace, "sft", started(RUN), max_steps=100, save_every=25)
     age(use_workspace / "Trainers", 7200)
-    wb.write_prompt_sets(use_workspace)
+    evaluator.write_prompt_sets(use_workspace)
     # Named like the prompt set, so `<name>` in every route points at something real.
-    wb.write_evaluation(
+    evaluator.write_evaluation(
         use_workspace, "tool_prompts", "m:q8", "tool_prompts", [("a", True, [])], started(RUN)
     )
     outside = tmp_path / "outside"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from django.template.defaultfilters import filesizeformat
 
-from tuner_site import workspace_builder as wb
-from tuner_site.views import runs as runs_views
+from sampledata import runs as wb
+from tuner_site import workspace as site_workspace
 
 from .conftest import KTO_RUN as KTO
 from .conftest import RUNNING_RUN as RUNNING
@@ -286,7 +286,7 @@ def test_training_now_refreshes_with_the_same_fragment_the_overview_includes(
     client, ws, monkeypatch
 ):
     # The refresh must not wait for any inference server.
-    monkeypatch.setattr(runs_views, "backend_statuses", lambda: pytest.fail("probed backends"))
+    monkeypatch.setattr(site_workspace, "backend_statuses", lambda: pytest.fail("probed backends"))
     fragment = client.get(
         "/", headers={"HX-Request": "true", "HX-Target": "running-now"}
     ).content.decode()

@@ -2,38 +2,46 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 
-from discovery.paths import realpath
-from discovery.prompt_sets import default_description, list_prompt_sets
+from discovery.prompt_sets import PromptSet, default_description, list_prompt_sets
 
+from . import workspace
 from .models import PromptSetNote
 
 admin.site.site_header = "Tuner Dashboard admin"
 admin.site.site_title = "Tuner Dashboard"
 
 
-def _discovered() -> dict[str, Any]:
-    root = realpath(settings.TUNER_WORKSPACE)
-    return {s.name: s for s in list_prompt_sets(root)} if root.is_dir() else {}
+def _discovered(request: HttpRequest | None = None) -> dict[str, PromptSet]:
+    try:
+        root = workspace.current().root
+    except workspace.WorkspaceMissing as exc:
+        if request is not None:
+            messages.warning(request, exc.message())
+        return {}
+    return {s.name: s for s in list_prompt_sets(root)}
 
 
 @admin.register(PromptSetNote)
 class PromptSetNoteAdmin(admin.ModelAdmin):
-    list_display = ("name", "file", "cases", "description", "display_order", "hidden")
+    list_display = ("name", "file", "cases", "description", "default", "display_order", "hidden")
     list_editable = ("description", "display_order", "hidden")
     search_fields = ("name", "description")
     list_filter = ("hidden",)
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        # Every discovered set gets a row to edit, filled with its default description.
+        # Every discovered set gets a row to edit. A blank description shows the default,
+        # which discovery computes; it is never copied into the row.
         PromptSetNote.objects.bulk_create(
-            [PromptSetNote(name=n, description=default_description(n)) for n in _discovered()],
-            ignore_conflicts=True,
+            [PromptSetNote(name=n) for n in _discovered(request)], ignore_conflicts=True
         )
         return super().changelist_view(request, extra_context)
+
+    @admin.display(description="shown when blank")
+    def default(self, obj: PromptSetNote) -> str:
+        return default_description(obj.name)
 
     @admin.display(description="file")
     def file(self, obj: PromptSetNote) -> str:

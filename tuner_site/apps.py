@@ -11,5 +11,7 @@ class TunerConfig(AppConfig):
     def ready(self) -> None:
         from discovery.logindex import indexer
 
+        from . import checks  # noqa: F401  registers them
+
         # Indexes survive restarts in the dashboard's own data folder, never in the workspace.
         indexer.configure(settings.TUNER_INDEX_DIR)

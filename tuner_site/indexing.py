@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 from discovery.logindex import indexer
 from discovery.runs import Run, detail
 
 logger = logging.getLogger("tuner")
 _lock = threading.Lock()
-_queue: dict[Path, tuple[Run, Path]] = {}
+_queue: dict[str, Run] = {}  # by run id: an MLX trainer's runs share one folder
 _thread: threading.Thread | None = None
 
 
@@ -21,21 +20,21 @@ def _work() -> None:
         with _lock:
             if not _queue:
                 break
-            path = next(iter(_queue))
-            run, root = _queue.pop(path)
+            run_id = next(iter(_queue))
+            run = _queue.pop(run_id)
         try:
-            detail(run, root)
+            detail(run)
         except Exception:  # one unreadable run must not stop the rest
             logger.exception("Could not index %s", run.id)
     indexer.flush()
 
 
-def index_in_background(runs: Sequence[Run], root: Path) -> None:
+def index_in_background(runs: Sequence[Run]) -> None:
     """Queue these runs for reading; one reader thread works through the queue."""
     global _thread
     with _lock:
         for run in runs:
-            _queue.setdefault(run.path, (run, root))
+            _queue.setdefault(run.id, run)
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_work, daemon=True)
             _thread.start()

@@ -8,7 +8,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django_htmx.http import HttpResponseClientRedirect
 
-from .views.common import BadQuery, WorkspaceMissing, error_response, is_api
+from .views.common import BadQuery, error_response, is_api
+from .workspace import WorkspaceMissing
 
 # Paths that must answer without a login: the login itself, admin (which has its own), assets.
 OPEN_PATHS = ("/accounts/login/", "/admin/", "/static/")
@@ -52,11 +53,7 @@ class ErrorPages:
         if isinstance(exc, BadQuery):
             return error_response(request, 400, str(exc))
         if isinstance(exc, WorkspaceMissing):
-            message = (
-                f"The training workspace {exc} is missing or unreadable. Set TUNER_WORKSPACE "
-                "to a checkout of the training project (the folder with Trainers/ and "
-                "Evaluator/), or unset it to use the demo workspace."
-            )
+            message = exc.message()
             if is_api(request):
                 return error_response(request, 503, message)
             return render(request, "workspace_missing.html", {"message": message}, status=503)

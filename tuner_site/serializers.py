@@ -1,27 +1,47 @@
-"""JSON shapes of the API; the CLI prints the same ones. orjson writes NaN/Infinity as null."""
+"""JSON shapes of the API, and their encoding; the CLI prints the same ones."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.urls import reverse
 
+from discovery.backends import BackendStatus
 from discovery.checkpoints import Checkpoint, FileInfo
 from discovery.evaluations import Evaluation
-from discovery.history import Series
-from discovery.models import BackendStatus, ModelInfo
+from discovery.logs import History
+from discovery.modelinfo import ModelInfo
 from discovery.prompt_sets import Case
 from discovery.runs import Run, RunDetail
 
 if TYPE_CHECKING:
-    from tuner_site.prompt_sets import Listed
+    from tuner_site.prompt_notes import Listed
 
 
-def finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+def dumps(data: Any, indent: bool = False) -> bytes:
+    """JSON for the API and the CLI. NaN and Infinity become null, as browsers need: orjson
+    does that itself; the fallback, for integers beyond 64 bits, does it here."""
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+    try:
+        return orjson.dumps(data, option=option)
+    except TypeError:
+        return json.dumps(_json_safe(data), indent=2 if indent else None).encode()
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def run_url(run: Run) -> str:
@@ -39,16 +59,10 @@ def best_json(d: RunDetail) -> dict[str, Any] | None:
     return {
         "name": best.name,
         "step": best.step,
-        "score": finite(d.best_score),
+        "score": d.best_score,
         "rule": d.ranking.rule,
         "url": checkpoint_url(d.run, best.name),
     }
-
-
-def progress(d: RunDetail) -> float | None:
-    if d.step is None or not d.max_steps:
-        return None
-    return min(d.step / d.max_steps, 1.0)
 
 
 def run_summary(d: RunDetail) -> dict[str, Any]:
@@ -65,14 +79,10 @@ def run_summary(d: RunDetail) -> dict[str, Any]:
         "has_final_model": r.has_final_model,
         "last_step": d.history.last_step,
         "max_steps": d.max_steps,
-        "progress": finite(progress(d)),
+        "progress": d.progress,
         "best_checkpoint": best_json(d),
         "skipped_log_lines": d.history.skipped,
     }
-
-
-def metrics_json(metrics: dict[str, float] | Any) -> dict[str, float | None]:
-    return {k: finite(v) for k, v in metrics.items()}
 
 
 def checkpoint_row(
@@ -82,9 +92,9 @@ def checkpoint_row(
         "name": c.name,
         "step": c.step,
         "is_final": c.is_final,
-        "metrics": metrics_json(c.metrics),
+        "metrics": c.metrics,
         "metrics_step": c.metrics_step,
-        "score": finite(score),
+        "score": score,
         "best": c.name == d.ranking.best,
         "url": checkpoint_url(d.run, c.name),
         "size": size,
@@ -97,6 +107,7 @@ def run_detail(d: RunDetail, sizes: Mapping[str, int]) -> dict[str, Any]:
         **run_summary(d),
         "rank": {"rule": ranking.rule, "metric": ranking.metric, "order": ranking.order},
         "rank_notes": list(ranking.notes),
+        "header": header_json(d),
         "lineage": d.lineage,
         "size_on_disk": sum(sizes.values()),
         "checkpoints": [
@@ -115,7 +126,7 @@ def checkpoint_detail(
         "name": c.name,
         "step": c.step,
         "is_final": c.is_final,
-        "metrics": metrics_json(c.metrics),
+        "metrics": c.metrics,
         "metrics_step": c.metrics_step,
         "best": c.name == d.ranking.best,
         "path": str(c.path),
@@ -126,10 +137,16 @@ def checkpoint_detail(
     }
 
 
-def history_json(series: Series) -> dict[str, Any]:
+def header_json(d: RunDetail) -> dict[str, Any]:
+    h = dataclasses.asdict(d.header)
+    h.pop("present")
+    return {**h, "lora": {"rank": d.header.lora_rank, "alpha": d.header.lora_alpha}}
+
+
+def history_json(history: History) -> dict[str, Any]:
     return {
-        "steps": list(series.steps),
-        "series": {name: [finite(v) for v in values] for name, values in series.columns.items()},
+        "steps": history.entry_steps(),
+        "series": {name: history.column(name) for name in history.metric_names()},
     }
 
 
@@ -208,7 +225,7 @@ def evaluation_json(e: Evaluation, cases: bool = False) -> dict[str, Any]:
         "total": e.total,
         "passed": e.passed,
         "request_errors": e.request_errors,
-        "pass_rate": finite(e.pass_rate),
+        "pass_rate": e.pass_rate,
         "error": e.error,
     }
     if cases:
@@ -218,7 +235,7 @@ def evaluation_json(e: Evaluation, cases: bool = False) -> dict[str, Any]:
             {
                 "case_id": c.case_id,
                 "passed": c.passed,
-                "latency_s": finite(c.latency_s),
+                "latency_s": c.latency_s,
                 "error": c.error,
                 "issues": list(c.issues),
                 "tags": list(c.tags),
@@ -226,3 +243,17 @@ def evaluation_json(e: Evaluation, cases: bool = False) -> dict[str, Any]:
             for c in e.cases
         ]
     return data
+
+
+def overview_json(context: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "run_count": context["run_count"],
+        "running": [run_summary(d) for d in context["running"]],
+        "trainers": [
+            {"trainer": trainer, "runs": [run_summary(d) for d in details]}
+            for trainer, details in context["newest"]
+        ],
+        "backends": [backend_json(s) for s in context["statuses"]],
+        "prompt_sets": [prompt_set_json(x) for x in context["prompt_sets"]],
+        "evaluations": [evaluation_json(e) for e in context["evaluations"]],
+    }

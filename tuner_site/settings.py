@@ -9,8 +9,6 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from discovery import models as _backends
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("TUNER_DATA_DIR") or BASE_DIR / "var")
 
@@ -85,7 +83,9 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
 # The training workspace: a checkout of the upstream project, with Trainers/ and Evaluator/.
-TUNER_WORKSPACE = Path(os.environ.get("TUNER_WORKSPACE") or DATA_DIR / "demo-workspace")
+# Without one, `make run` builds and serves a demo workspace here.
+TUNER_DEMO_WORKSPACE = DATA_DIR / "demo-workspace"
+TUNER_WORKSPACE = Path(os.environ.get("TUNER_WORKSPACE") or TUNER_DEMO_WORKSPACE)
 TUNER_RUNNING_WINDOW = envint("TUNER_RUNNING_WINDOW", "600")
 # Log indexes, kept so a restart does not re-read every log. Empty: keep them in memory only.
 TUNER_INDEX_DIR = envpath("TUNER_INDEX_DIR", DATA_DIR / "index")
@@ -96,16 +96,13 @@ TUNER_RUNS_PER_PAGE = envint("TUNER_RUNS_PER_PAGE", "50")
 # How often open pages poll for running runs and inference servers.
 TUNER_REFRESH_SECONDS = envint("TUNER_REFRESH_SECONDS", "3")
 
-# Inference servers. An empty value switches one off.
-OLLAMA_HOST = os.environ.get("OLLAMA_HOST", "127.0.0.1:11434")
-LMSTUDIO_HOST = os.environ.get("LMSTUDIO_HOST", "127.0.0.1:1234")
+# Inference servers: unset means each one's default address, an empty value switches it off.
+# A system check (tuner_site/checks.py) validates them.
+OLLAMA_HOST = os.environ.get("OLLAMA_HOST")
+LMSTUDIO_HOST = os.environ.get("LMSTUDIO_HOST")
 TUNER_OPENAI_BACKENDS = os.environ.get("TUNER_OPENAI_BACKENDS", "")
 TUNER_BACKEND_TIMEOUT = min(envint("TUNER_BACKEND_TIMEOUT_MS", "1500"), 2000) / 1000
 TUNER_BACKEND_CACHE_SECONDS = envint("TUNER_BACKEND_CACHE_SECONDS", "3")
-try:
-    _backends.configured(OLLAMA_HOST, LMSTUDIO_HOST, TUNER_OPENAI_BACKENDS)
-except ValueError as exc:
-    raise ImproperlyConfigured(f"Inference server settings: {exc}") from None
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -29,6 +29,7 @@ api_run_patterns = [
 
 urlpatterns = [
     path("", runs.overview, name="tuner-overview"),
+    path("api/", runs.api_overview, name="tuner-api-overview"),
     path("runs/", include(run_patterns)),
     path("api/runs/", include(api_run_patterns)),
     path("compare/", compare.compare, name="tuner-compare"),

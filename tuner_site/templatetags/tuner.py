@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -10,25 +9,13 @@ from django.http import QueryDict
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from tuner_site import formatting
+
 register = template.Library()
 
 
-@register.filter
-def metric(value: Any) -> str:
-    """A metric for people: NaN and infinities spelled out, others to 4 significant digits."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "∞" if value > 0 else "−∞"
-    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):
-        return f"{int(value):,}"
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
-        return f"{value:.3e}"
-    return f"{value:.4g}"
+register.filter("metric", formatting.metric)
+register.filter("duration", formatting.duration)
 
 
 @register.filter
@@ -56,6 +43,15 @@ def query(context: dict[str, Any], **changes: Any) -> str:
     return f"?{encoded}" if encoded else "?"
 
 
+@register.simple_tag(takes_context=True)
+def twin_url(context: dict[str, Any]) -> str:
+    """The JSON twin of the page being shown: `/api` before its path, its whole query string."""
+    request = context["request"]
+    script = request.META.get("SCRIPT_NAME", "").rstrip("/")
+    query = request.META.get("QUERY_STRING", "")
+    return f"{script}/api{request.path_info}" + (f"?{query}" if query else "")
+
+
 @register.filter
 def codespans(text: str | None) -> SafeString:
     """Escape a message and show its `backticked` parts as code."""
@@ -66,17 +62,6 @@ def codespans(text: str | None) -> SafeString:
 @register.filter
 def timestamp(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
-
-
-@register.filter
-def duration(seconds: Any) -> str:
-    """`25107.9` → "6h 58m 28s"; empty for anything that is not a finite number."""
-    if type(seconds) not in (int, float) or not math.isfinite(seconds) or seconds < 0:
-        return ""
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"
 
 
 @register.filter

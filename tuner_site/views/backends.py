@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from discovery.models import BackendStatus, configured, statuses
 from tuner_site import serializers
+from tuner_site.workspace import backend_statuses
 
 from .common import HtmxHttpRequest, json_response
 
 FRAGMENTS = {"backends-panels", "backends-compact"}
-
-
-def backend_statuses() -> list[BackendStatus]:
-    backends = configured(
-        settings.OLLAMA_HOST, settings.LMSTUDIO_HOST, settings.TUNER_OPENAI_BACKENDS
-    )
-    return statuses(backends, settings.TUNER_BACKEND_TIMEOUT, settings.TUNER_BACKEND_CACHE_SECONDS)
 
 
 @require_GET

@@ -6,21 +6,19 @@ import math
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_series
-from tuner_site import serializers
+from discovery.metrics import COMPARE_DEFAULTS
+from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_history
+from tuner_site import serializers, workspace
 from tuner_site.charts import COLORS, Chart, points_chart
 
-from .common import BadQuery, HtmxHttpRequest, choice_param, json_response, workspace_root
+from .common import BadQuery, HtmxHttpRequest, choice_param, json_response
 
 MAX_RUNS = len(COLORS)
 MAX_CANDIDATES = 200  # the newest runs offered by "Add a run"
-# The metric a comparison opens on: the first one every run logged, in this order.
-PREFERRED = ("loss", "eval_loss", "val_loss", "rewards/margins", "reward", "kl")
 
 
 @dataclass(frozen=True)
@@ -57,17 +55,17 @@ def _selected(request: HttpRequest) -> list[RunDetail]:
     ids = list(dict.fromkeys(x for x in request.GET.getlist("run") if x))
     if len(ids) > MAX_RUNS:
         raise BadQuery(f"run can be given at most {MAX_RUNS} times, not {len(ids)}.")
-    root = workspace_root()
+    ws = workspace.current()
     found = []
     for run_id in ids:
         trainer, _, name = run_id.partition("/")
-        run = get_run(root, trainer, name, running_window=settings.TUNER_RUNNING_WINDOW)
+        run = get_run(ws, trainer, name)
         if run is None:
             raise BadQuery(
                 f"run must name a run in this workspace as <trainer>/<run>, "
                 f"such as rtx3090_sft/20251101_100000; {run_id!r} is not one."
             )
-        found.append(detail(run, root))
+        found.append(detail(run))
     return found
 
 
@@ -75,7 +73,7 @@ def _default_metric(logged: list[set[str]]) -> str | None:
     """The first preferred metric every run logged, else any run logged, else the first."""
     every, some = set.intersection(*logged), set.union(*logged)
     for pool in (every, some):
-        found = next((m for m in PREFERRED if m in pool), None)
+        found = next((m for m in COMPARE_DEFAULTS if m in pool), None)
         if found:
             return found
     return min(some, default=None)
@@ -92,16 +90,15 @@ def _candidates(ids: list[str]) -> list[Run]:
     """Runs to offer under "Add a run": the newest ones, grouped by trainer."""
     if len(ids) >= MAX_RUNS:
         return []
-    runs = list_runs(workspace_root(), running_window=settings.TUNER_RUNNING_WINDOW)
+    runs = list_runs(workspace.current())
     newest = [r for r in runs if r.id not in ids][:MAX_CANDIDATES]
     return sorted(newest, key=lambda r: r.trainer.id)  # stable: newest first within a trainer
 
 
 def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
     runs = _selected(request)
-    root = workspace_root()
-    series = [run_series(d.run, root) for d in runs]
-    logged = [set(s.columns) for s in series]
+    series = [run_history(d.run) for d in runs]
+    logged = [set(s.metric_names()) for s in series]
     metrics = sorted(set().union(*logged))
     metric = choice_param(request, "metric", metrics) or (
         _default_metric(logged) if logged else None
@@ -109,8 +106,8 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
     ids = [d.run.id for d in runs]
     lines = []
     for color, d, s in zip(COLORS, runs, series, strict=False):
-        column = s.columns.get(metric, ()) if metric else ()
-        kept = [(st, v) for st, v in zip(s.steps, column, strict=False) if math.isfinite(v)]
+        column = s.column(metric) if metric else []
+        kept = [(st, v) for st, v in zip(s.entry_steps(), column, strict=True) if math.isfinite(v)]
         steps, values = tuple(st for st, _ in kept), tuple(v for _, v in kept)
         lines.append(Line(d, color, steps, values, _without(request, d.run.id, ids, metric)))
     chart = points_chart(

@@ -8,13 +8,13 @@ from django.views.decorators.http import require_GET
 
 from discovery.evaluations import Evaluation, get_evaluation, list_evaluations
 from discovery.prompt_sets import get_prompt_set
-from tuner_site import serializers
+from tuner_site import serializers, workspace
 
-from .common import choice_param, json_response, workspace_root
+from .common import choice_param, json_response
 
 
 def _filtered(request: HttpRequest) -> list[Evaluation]:
-    found = list_evaluations(workspace_root())
+    found = list_evaluations(workspace.current().root)
     model = choice_param(request, "model", sorted({e.model for e in found if e.model}))
     prompt_set = choice_param(
         request, "prompt_set", sorted({e.prompt_set for e in found if e.prompt_set})
@@ -28,7 +28,7 @@ def _filtered(request: HttpRequest) -> list[Evaluation]:
 
 
 def _get_or_404(name: str) -> Evaluation:
-    found = get_evaluation(workspace_root(), name)
+    found = get_evaluation(workspace.current().root, name)
     if found is None:
         raise Http404(f"No evaluation result {name!r} in Evaluator/results/.")
     return found
@@ -50,7 +50,8 @@ def api_evaluation_list(request: HttpRequest) -> HttpResponse:
 def evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
     e = _get_or_404(name)
     has_set = (
-        e.prompt_set is not None and get_prompt_set(workspace_root(), e.prompt_set) is not None
+        e.prompt_set is not None
+        and get_prompt_set(workspace.current().root, e.prompt_set) is not None
     )
     cases = sorted(e.cases, key=lambda c: (c.passed, c.case_id))  # failures first
     return render(request, "evaluations/detail.html", {"e": e, "cases": cases, "has_set": has_set})

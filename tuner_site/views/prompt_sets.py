@@ -9,16 +9,16 @@ from django.views.decorators.http import require_GET
 
 from discovery.evaluations import list_evaluations
 from discovery.prompt_sets import get_prompt_set
-from tuner_site import serializers
-from tuner_site.prompt_sets import Listed, describe, listed, notes
+from tuner_site import serializers, workspace
+from tuner_site.prompt_notes import Listed, describe, listed, notes
 
-from .common import BadQuery, HtmxHttpRequest, int_param, json_response, workspace_root
+from .common import BadQuery, HtmxHttpRequest, int_param, json_response
 
 CASES_PER_PAGE = 25
 
 
 def _get_set_or_404(name: str) -> Listed:
-    found = get_prompt_set(workspace_root(), name)
+    found = get_prompt_set(workspace.current().root, name)
     if found is None:
         raise Http404(f"No prompt set {name!r} in Evaluator/prompts/.")
     return describe(found, notes().get(name))
@@ -34,12 +34,14 @@ def _tag(request: HttpRequest, item: Listed) -> str | None:
 
 @require_GET
 def prompt_set_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "prompt_sets/list.html", {"prompt_sets": listed(workspace_root())})
+    return render(
+        request, "prompt_sets/list.html", {"prompt_sets": listed(workspace.current().root)}
+    )
 
 
 @require_GET
 def api_prompt_set_list(request: HttpRequest) -> HttpResponse:
-    items = listed(workspace_root())
+    items = listed(workspace.current().root)
     return json_response({"prompt_sets": [serializers.prompt_set_json(x) for x in items]})
 
 
@@ -58,7 +60,7 @@ def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "page": paginator.page(number),
         "tags": item.set.top_tags(50),
         "evaluations": [
-            e for e in list_evaluations(workspace_root()) if e.prompt_set == item.set.name
+            e for e in list_evaluations(workspace.current().root) if e.prompt_set == item.set.name
         ],
     }
     template = "prompt_sets/detail.html"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,34 +16,29 @@ from django_htmx.http import push_url
 
 from discovery.checkpoints import Checkpoint, disk_sizes, list_files, read_adapter_config
 from discovery.evaluations import list_evaluations
-from discovery.history import Series
+from discovery.logs import History
+from discovery.metrics import CHART_GROUPS, column_order
 from discovery.paths import is_safe_name
+from discovery.ranking import RankError, RankRequest
 from discovery.runs import (
     STATUSES,
     Run,
     RunDetail,
+    Workspace,
     detail,
     get_run,
     is_ready,
     list_runs,
     list_trainers,
-    run_series,
+    run_history,
     walk_only,
 )
-from tuner_site import serializers
+from tuner_site import serializers, workspace
 from tuner_site.charts import Chart, line_chart
 from tuner_site.indexing import index_in_background
-from tuner_site.prompt_sets import listed
+from tuner_site.prompt_notes import listed
 
-from .backends import backend_statuses
-from .common import (
-    BadQuery,
-    HtmxHttpRequest,
-    choice_param,
-    int_param,
-    json_response,
-    workspace_root,
-)
+from .common import BadQuery, HtmxHttpRequest, choice_param, int_param, json_response
 
 SortKey = Callable[[RunDetail], Any]
 SORT_KEYS: dict[str, SortKey] = {
@@ -59,12 +53,6 @@ SORT_KEYS: dict[str, SortKey] = {
     "best_score": lambda d: d.best_score,
 }
 SORTS = tuple(s for k in SORT_KEYS for s in (k, f"-{k}"))
-CHART_GROUPS = (
-    ("Loss", ("loss", "eval_loss", "val_loss")),
-    ("Reward margin", ("rewards/margins", "eval_rewards/margins")),
-    ("KL", ("kl",)),
-    ("Reward", ("reward",)),
-)
 
 
 @dataclass(frozen=True)
@@ -91,18 +79,18 @@ def _sorted(details: list[RunDetail], sort: str) -> list[RunDetail]:
     return known + unknown  # runs without a value stay last in either direction
 
 
-def _details(runs: list[Run], root: Path, wait: bool) -> tuple[list[RunDetail], int]:
+def _details(runs: list[Run], wait: bool) -> tuple[list[RunDetail], int]:
     """Every run's detail; unless `wait`, many unread runs are read in the background."""
     unread = [r for r in runs if not is_ready(r)]
     if wait or len(unread) <= settings.TUNER_SYNC_INDEX_LIMIT:
-        return [detail(r, root) for r in runs], 0
-    index_in_background(unread, root)
-    pending = {r.path for r in unread}
-    return [walk_only(r) if r.path in pending else detail(r, root) for r in runs], len(unread)
+        return [detail(r) for r in runs], 0
+    index_in_background(unread)
+    pending = {r.id for r in unread}
+    return [walk_only(r) if r.id in pending else detail(r) for r in runs], len(unread)
 
 
-def _run_listing(request: HttpRequest, root: Path, wait: bool = True) -> RunListing:
-    trainers = list_trainers(root)
+def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunListing:
+    trainers = list_trainers(ws)
     types = sorted({t.type for t in trainers})
     trainer_ids = sorted(t.id for t in trainers)
     trainer = choice_param(request, "trainer", trainer_ids)
@@ -113,10 +101,10 @@ def _run_listing(request: HttpRequest, root: Path, wait: bool = True) -> RunList
     page_number = int_param(request, "page", 1)
     runs = [
         r
-        for r in list_runs(root, run_type, running_window=settings.TUNER_RUNNING_WINDOW)
+        for r in list_runs(ws, run_type)
         if (status is None or r.status == status) and (trainer is None or r.trainer.id == trainer)
     ]
-    details, pending = _details(runs, root, wait)
+    details, pending = _details(runs, wait)
     if q:
         needle = q.lower()
         details = [
@@ -138,7 +126,7 @@ def _run_listing(request: HttpRequest, root: Path, wait: bool = True) -> RunList
 
 @require_GET
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
-    listing = _run_listing(request, workspace_root(), wait=False)
+    listing = _run_listing(request, workspace.current(), wait=False)
     template = "runs/list.html"
     if request.htmx:
         template += "#runs-table"
@@ -155,7 +143,7 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def api_run_list(request: HttpRequest) -> HttpResponse:
-    listing = _run_listing(request, workspace_root())
+    listing = _run_listing(request, workspace.current())
     page = listing.page
     return json_response(
         {
@@ -168,78 +156,56 @@ def api_run_list(request: HttpRequest) -> HttpResponse:
 
 
 def _get_detail_or_404(request: HttpRequest, trainer: str, run: str) -> RunDetail:
-    root = workspace_root()
-    found = get_run(root, trainer, run, running_window=settings.TUNER_RUNNING_WINDOW)
+    found = get_run(workspace.current(), trainer, run)
     if found is None:
         raise Http404(f"No run {trainer}/{run} in this workspace.")
     metric = request.GET.get("rank") or None
     order = choice_param(request, "order", ("min", "max"))
-    d = detail(found, root)
-    if metric is not None:
-        logged = d.history.metric_names()
-        if metric not in logged:
-            accepted = ", ".join(sorted(logged))
-            raise BadQuery(f"rank must be a metric this run logged: {accepted}. Got {metric!r}.")
-        d = detail(found, root, rank_metric=metric, rank_order=order)
-    elif order is not None:
-        raise BadQuery("order applies with rank=<metric>; give both, e.g. ?rank=loss&order=min.")
-    return d
+    if metric is None:
+        if order is not None:
+            raise BadQuery(
+                "order applies with rank=<metric>; give both, e.g. ?rank=loss&order=min."
+            )
+        return detail(found)
+    try:
+        return detail(found, RankRequest(metric, order))
+    except RankError as exc:
+        raise BadQuery(str(exc)) from None
 
 
-def _charts(d: RunDetail, series: Series) -> list[Chart]:
+def _charts(d: RunDetail, history: History) -> list[Chart]:
     best = d.best
     charts = []
-    names = set(series.columns)
+    names = set(history.metric_names())
     groups = list(CHART_GROUPS)
     if d.ranking.rule == "requested" and not any(d.ranking.metric in g for _, g in groups):
         groups.append((d.ranking.metric, (d.ranking.metric,)))
+    steps = history.entry_steps()
     for title, group in groups:
         present = [n for n in group if n in names]
         if not present:
             continue
-        columns = {n: series.columns[n] for n in present}
+        columns = {n: history.column(n) for n in present}
         chart = line_chart(
-            title, series.steps, columns, d.run.checkpoint_steps, best.step if best else None
+            title, steps, columns, d.run.checkpoint_steps, best.step if best else None
         )
         if chart is not None:
             charts.append(chart)
     return charts
 
 
-def _lora(d: RunDetail) -> dict[str, object] | None:
-    """LoRA rank and alpha: the lineage's, or while training the newest adapter config's."""
-    lora = (d.lineage or {}).get("lora")
-    if isinstance(lora, dict):
-        return lora
-    for c in reversed(d.checkpoints):
-        adapter = read_adapter_config(c.path)
-        if adapter and ("r" in adapter or "lora_alpha" in adapter):
-            return {"rank": adapter.get("r"), "alpha": adapter.get("lora_alpha")}
-    return None
-
-
 def _metric_columns(d: RunDetail) -> list[str]:
     """Metrics logged at any checkpoint, the ones people read first in front."""
-    first = (
-        "loss",
-        "eval_loss",
-        "val_loss",
-        "rewards/margins",
-        "kl",
-        "reward",
-        "mean_token_accuracy",
-    )
     seen: dict[str, None] = {}
     for c in d.checkpoints:
         seen.update(dict.fromkeys(c.metrics))
-    rest = sorted(k for k in seen if k not in first)
-    return [k for k in first if k in seen] + rest
+    return column_order(seen)
 
 
 @require_GET
 def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
-    sizes = disk_sizes(d.checkpoints, workspace_root())
+    sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
     rows = [
         {"checkpoint": c, "score": s, "best": c.name == d.ranking.best, "size": sizes[c.name]}
         for c, s in zip(d.checkpoints, d.ranking.scores, strict=True)
@@ -248,10 +214,8 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "d": d,
         "rows": rows,
         "size_on_disk": sum(sizes.values()),
-        "lora": _lora(d),
         "columns": _metric_columns(d),
-        "charts": _charts(d, run_series(d.run, workspace_root())),
-        "progress": serializers.progress(d),
+        "charts": _charts(d, run_history(d.run)),
         "rankable": sorted(d.history.metric_names()),
     }
     template = "runs/detail.html"
@@ -263,13 +227,13 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
 @require_GET
 def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
-    return json_response(serializers.run_detail(d, disk_sizes(d.checkpoints, workspace_root())))
+    return json_response(serializers.run_detail(d, disk_sizes(d.checkpoints, d.run.trainer.root)))
 
 
 @require_GET
 def api_run_metrics(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
-    return json_response(serializers.history_json(run_series(d.run, workspace_root())))
+    return json_response(serializers.history_json(run_history(d.run)))
 
 
 def _get_checkpoint_or_404(
@@ -287,9 +251,8 @@ def _get_checkpoint_or_404(
 def checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
-    root = workspace_root()
     d, c, i = _get_checkpoint_or_404(request, trainer, run, checkpoint)
-    files = list_files(c.path, root)
+    files = list_files(c.path, d.run.trainer.root)
     context = {
         "d": d,
         "c": c,
@@ -308,31 +271,38 @@ def checkpoint_detail(
 def api_checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
-    root = workspace_root()
     d, c, _ = _get_checkpoint_or_404(request, trainer, run, checkpoint)
-    adapter = read_adapter_config(c.path)
-    return json_response(serializers.checkpoint_detail(d, c, list_files(c.path, root), adapter))
+    files = list_files(c.path, d.run.trainer.root)
+    return json_response(serializers.checkpoint_detail(d, c, files, read_adapter_config(c.path)))
 
 
-@require_GET
-def overview(request: HtmxHttpRequest) -> HttpResponse:
-    root = workspace_root()
-    runs = list_runs(root, running_window=settings.TUNER_RUNNING_WINDOW)
-    running = [detail(r, root) for r in runs if r.status == "running"]
-    context: dict[str, object] = {"running": [(d, serializers.progress(d)) for d in running]}
-    # "Training now" polls this page; it alone is rendered, without probing any backend.
-    if request.htmx and request.htmx.target == "running-now":
-        return render(request, "overview.html#running-now", context)
+def _overview(ws: Workspace, running_only: bool) -> dict[str, Any]:
+    runs = list_runs(ws)
+    context: dict[str, Any] = {"running": [detail(r) for r in runs if r.status == "running"]}
+    if running_only:
+        return context
     newest: dict[str, list[RunDetail]] = {}
     for r in runs:
         group = newest.setdefault(r.trainer.id, [])
         if len(group) < 5:
-            group.append(detail(r, root))
-    context |= {
-        "statuses": backend_statuses(),
-        "prompt_sets": listed(root),
-        "evaluations": [e for e in list_evaluations(root) if not e.error][:5],
+            group.append(detail(r))
+    return context | {
+        "statuses": workspace.backend_statuses(),
+        "prompt_sets": listed(ws.root),
+        "evaluations": [e for e in list_evaluations(ws.root) if not e.error][:5],
         "newest": sorted(newest.items()),
         "run_count": len(runs),
     }
-    return render(request, "overview.html", context)
+
+
+@require_GET
+def overview(request: HtmxHttpRequest) -> HttpResponse:
+    # "Training now" polls this page; it alone is rendered, without probing any backend.
+    if request.htmx and request.htmx.target == "running-now":
+        return render(request, "overview.html#running-now", _overview(workspace.current(), True))
+    return render(request, "overview.html", _overview(workspace.current(), False))
+
+
+@require_GET
+def api_overview(request: HttpRequest) -> HttpResponse:
+    return json_response(serializers.overview_json(_overview(workspace.current(), False)))

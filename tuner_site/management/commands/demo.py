@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from tuner_site.workspace_builder import build_demo, follow_demo
+from sampledata.demo import build_demo, follow_demo
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, path: Path | None, follow: bool, interval: float, **options: Any
     ) -> None:
-        root = path or settings.DATA_DIR / "demo-workspace"
+        root = path or settings.TUNER_DEMO_WORKSPACE
         if follow:
             with contextlib.suppress(KeyboardInterrupt):
                 follow_demo(root, interval)

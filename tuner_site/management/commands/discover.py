@@ -4,19 +4,17 @@ import sys
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.template.defaultfilters import filesizeformat
 
 from discovery.checkpoints import disk_sizes
 from discovery.evaluations import list_evaluations
 from discovery.logindex import indexer
-from discovery.runs import detail, get_run, list_runs
-from tuner_site import serializers
-from tuner_site.prompt_sets import listed
-from tuner_site.templatetags.tuner import metric
-from tuner_site.views.backends import backend_statuses
-from tuner_site.views.common import WorkspaceMissing, dumps, workspace_root
+from discovery.runs import Workspace, detail, get_run, list_runs
+from tuner_site import serializers, workspace
+from tuner_site.formatting import metric
+from tuner_site.prompt_notes import listed
+from tuner_site.serializers import dumps
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -55,19 +53,19 @@ class Command(BaseCommand):
             self.handle_models(**options)
             return
         try:
-            root = workspace_root()
-        except WorkspaceMissing as exc:
+            ws = workspace.current()
+        except workspace.WorkspaceMissing as exc:
             raise CommandError(
                 f"The workspace {exc} is missing or unreadable: set TUNER_WORKSPACE."
             ) from None
-        getattr(self, f"handle_{what.replace('-', '_')}")(root, **options)
+        getattr(self, f"handle_{what.replace('-', '_')}")(ws, **options)
 
     def handle_models(self, backend: str | None, json: bool, **_: Any) -> None:
-        found = backend_statuses()
+        found = workspace.backend_statuses()
         if backend is not None:
             found = [s for s in found if s.backend.name == backend]
             if not found:
-                names = ", ".join(s.backend.name for s in backend_statuses()) or "none"
+                names = ", ".join(b.name for b in workspace.backends()) or "none"
                 raise CommandError(f"No backend {backend!r}; configured: {names}.")
         if json:
             self.emit({"backends": [serializers.backend_json(s) for s in found]})
@@ -101,12 +99,12 @@ class Command(BaseCommand):
         sys.stdout.buffer.write(dumps(data, indent=True) + b"\n")
 
     def handle_runs(
-        self, root: Any, type: str | None, limit: int | None, json: bool, **_: Any
+        self, ws: Workspace, type: str | None, limit: int | None, json: bool, **_: Any
     ) -> None:
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1.")
-        runs = list_runs(root, type, running_window=settings.TUNER_RUNNING_WINDOW)
-        details = [detail(r, root) for r in runs[:limit]]
+        runs = list_runs(ws, type)
+        details = [detail(r) for r in runs[:limit]]
         if json:
             self.emit(
                 # As the API: `count` is every match, `runs` what is shown.
@@ -129,14 +127,14 @@ class Command(BaseCommand):
         headers = ["trainer", "run", "status", "base model", "ckpts", "last step", "best", "score"]
         self.stdout.write(table(headers, rows))
         shown = f"{len(details)} of {len(runs)}" if len(details) < len(runs) else str(len(runs))
-        self.stdout.write(f"\n{shown} run(s) in {root}")
+        self.stdout.write(f"\n{shown} run(s) in {ws.root}")
 
-    def handle_index(self, root: Any, **_: Any) -> None:
+    def handle_index(self, ws: Workspace, **_: Any) -> None:
         started = time.monotonic()
-        runs = list_runs(root, running_window=settings.TUNER_RUNNING_WINDOW)
+        runs = list_runs(ws)
         total, skipped, width = len(runs), 0, 30
         for i, run in enumerate(runs, start=1):
-            skipped += detail(run, root).history.skipped
+            skipped += detail(run).history.skipped
             if i == total or i % 10 == 0:
                 filled = width * i // max(total, 1)
                 bar = "#" * filled + "-" * (width - filled)
@@ -149,8 +147,8 @@ class Command(BaseCommand):
             + (f"; {skipped} log line(s) could not be read" if skipped else "")
         )
 
-    def handle_evaluations(self, root: Any, json: bool, **_: Any) -> None:
-        found = list_evaluations(root)
+    def handle_evaluations(self, ws: Workspace, json: bool, **_: Any) -> None:
+        found = list_evaluations(ws.root)
         if json:
             self.emit({"evaluations": [serializers.evaluation_json(e) for e in found]})
             return
@@ -168,8 +166,8 @@ class Command(BaseCommand):
         ]
         self.stdout.write(table(["result", "model", "prompt set", "passed", "when"], rows))
 
-    def handle_prompt_sets(self, root: Any, json: bool, **_: Any) -> None:
-        items = listed(root)
+    def handle_prompt_sets(self, ws: Workspace, json: bool, **_: Any) -> None:
+        items = listed(ws.root)
         if json:
             self.emit({"prompt_sets": [serializers.prompt_set_json(x) for x in items]})
             return
@@ -183,15 +181,15 @@ class Command(BaseCommand):
         ]
         self.stdout.write(table(["name", "cases", "description"], rows))
 
-    def handle_checkpoints(self, root: Any, run: str, json: bool, **_: Any) -> None:
+    def handle_checkpoints(self, ws: Workspace, run: str, json: bool, **_: Any) -> None:
         trainer, _, name = run.strip("/").partition("/")
-        found = get_run(root, trainer, name, running_window=settings.TUNER_RUNNING_WINDOW)
+        found = get_run(ws, trainer, name)
         if found is None:
             raise CommandError(
                 f"No run {run!r}: give <trainer>/<run> as `discover runs` lists them."
             )
-        d = detail(found, root)
-        sizes = disk_sizes(d.checkpoints, root)
+        d = detail(found)
+        sizes = disk_sizes(d.checkpoints, found.trainer.root)
         if json:
             self.emit(serializers.run_detail(d, sizes))
             return

@@ -2,47 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import httpx
 
+from . import lmstudio, ollama, openai_compat
 from .http import BackendError, Deadline
+from .modelinfo import ModelInfo
 
-KINDS = ("ollama", "lmstudio", "openai")
 DEFAULT_TIMEOUT_S = 1.5
 DEFAULT_CACHE_S = 3.0
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    id: str
-    loaded: bool | None
-    size: int | None = None
-    quantization: str | None = None
-    family: str | None = None
-    parameter_size: str | None = None
-    context_length: int | None = None
-    size_vram: int | None = None
-    modified_at: str | None = None
-    expires_at: str | None = None
-    format: str | None = None
-    type: str | None = None
-    owned_by: str | None = None
-    parent: str | None = None
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What one successful round of requests to a server returned."""
-
-    version: str | None
-    api: str
-    models: list[ModelInfo] = field(default_factory=list)
+# Where each server listens unless told otherwise (Ollama's and LM Studio's own defaults).
+OLLAMA_DEFAULT = "127.0.0.1:11434"
+LMSTUDIO_DEFAULT = "127.0.0.1:1234"
+FETCH = {"ollama": ollama.fetch, "lmstudio": lmstudio.fetch, "openai": openai_compat.fetch}
 
 
 @dataclass(frozen=True)
@@ -94,19 +71,15 @@ def configured(
     lmstudio_host: str | None = None,
     openai_backends: str | None = None,
 ) -> list[Backend]:
-    """Backends from settings (or the environment); an empty value switches one off."""
-    env = os.environ
-    ollama = env.get("OLLAMA_HOST", "127.0.0.1:11434") if ollama_host is None else ollama_host
-    lmstudio = (
-        env.get("LMSTUDIO_HOST", "127.0.0.1:1234") if lmstudio_host is None else lmstudio_host
-    )
-    others = env.get("TUNER_OPENAI_BACKENDS", "") if openai_backends is None else openai_backends
+    """Backends from their settings: None means the default address, an empty value off."""
+    ollama_host = OLLAMA_DEFAULT if ollama_host is None else ollama_host
+    lmstudio_host = LMSTUDIO_DEFAULT if lmstudio_host is None else lmstudio_host
     backends = []
-    if ollama.strip():
-        backends.append(Backend("ollama", "ollama", normalize_url(ollama, 11434)))
-    if lmstudio.strip():
-        backends.append(Backend("lmstudio", "lmstudio", normalize_url(lmstudio, 1234)))
-    for pair in others.split(","):
+    if ollama_host.strip():
+        backends.append(Backend("ollama", "ollama", normalize_url(ollama_host, 11434)))
+    if lmstudio_host.strip():
+        backends.append(Backend("lmstudio", "lmstudio", normalize_url(lmstudio_host, 1234)))
+    for pair in (openai_backends or "").split(","):
         if not pair.strip():
             continue
         name, sep, url = pair.partition("=")
@@ -142,14 +115,11 @@ def _message(backend: Backend, error: BackendError, timeout: float) -> str:
 
 def probe(backend: Backend, timeout: float = DEFAULT_TIMEOUT_S) -> BackendStatus:
     """Query one backend within `timeout` seconds in all; failures become a status, not a raise."""
-    from . import lmstudio, ollama, openai_compat
-
-    fetch = {"ollama": ollama.fetch, "lmstudio": lmstudio.fetch, "openai": openai_compat.fetch}
     started = time.monotonic()
     deadline = Deadline(timeout)
     try:
         with httpx.Client(follow_redirects=False, trust_env=False) as client:
-            result = fetch[backend.kind](client, backend.url, deadline)
+            result = FETCH[backend.kind](client, backend.url, deadline)
     except BackendError as exc:
         down = BackendStatus(
             backend, False, _message(backend, exc, timeout), None, None, (), None, time.time()
@@ -227,25 +197,3 @@ def statuses(
     if max_age <= 0:
         return probe_all(backends, timeout)
     return cache.get(backends, timeout, max_age)
-
-
-class ModelDiscovery:
-    """The seed's API: model names per backend, `[]` when it fails or is unknown."""
-
-    @staticmethod
-    def status(backend_name: str, timeout: float = DEFAULT_TIMEOUT_S) -> BackendStatus | None:
-        """The richer call: availability, the error message and every model's details."""
-        try:
-            backends = configured()
-        except ValueError:
-            return None
-        found = next((b for b in backends if b.name == backend_name), None)
-        return probe(found, timeout) if found else None
-
-    @staticmethod
-    def discover(backend_name: str, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
-        result = ModelDiscovery.status(backend_name, timeout)
-        return [m.id for m in result.models] if result and result.available else []
-
-
-__all__ = ["Backend", "BackendStatus", "ModelDiscovery", "ModelInfo", "Probe"]

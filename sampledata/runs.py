@@ -1,4 +1,5 @@
-"""Builds training workspaces in the upstream layout, for the demo and for tests."""
+"""Training runs written in the upstream layouts (HF trainers, the Mac MLX trainer), for tests,
+the demo and the benchmarks."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import json
 import math
 import os
 import random
-import shutil
-import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -240,172 +239,6 @@ def make_run(
     return run_dir
 
 
-DEMO_TAGS = [["search", "memory"], ["create", "folder"], ["search"], ["archive", "memory"]]
-
-
-def prompt_case(i: int, prefix: str, tags: list[str], tools: list[str]) -> dict[str, Any]:
-    return {
-        "id": f"{prefix}_{i:03d}",
-        "question": f"Case {i}: use the workspace tools to {tags[0]} the notes in project {i}.",
-        "tags": tags,
-        "expected_tools": tools,
-        "system": "<session_context>sessionId: session_demo</session_context>",
-        "expected_context": {"session_id": "session_demo", "workspace_id": "ws_demo"},
-    }
-
-
-def write_prompt_sets(root: Path) -> None:
-    prompts = root / "Evaluator" / "prompts"
-    tags = DEMO_TAGS
-    tools = [["searchContent"], ["createFolder"], ["searchContent", "readFile"], ["archiveNote"]]
-    write_json(
-        prompts / "tool_prompts.json",
-        [prompt_case(i, "tool", tags[i % 4], tools[i % 4]) for i in range(12)],
-    )
-    write_json(
-        prompts / "behavior_prompts.json",
-        [prompt_case(i, "IH", ["behavior", *tags[i % 4][:1]], tools[i % 4]) for i in range(8)],
-    )
-
-
-def build_demo(root: Path, now: datetime | None = None) -> Path:
-    """A small realistic workspace: SFT and KTO runs, one of them training right now."""
-    now = now or datetime.now()
-    if (root / "Trainers").exists():
-        shutil.rmtree(root / "Trainers")
-    old = time.mktime((now - timedelta(days=1)).timetuple())
-    specs = [
-        ("sft", 9, {"max_steps": 400, "save_every": 50, "eval_every": 50, "seed": 1}),
-        ("sft", 6, {"max_steps": 300, "save_every": 50, "seed": 2, "base_model": BASE_MODELS[1]}),
-        (
-            "sft",
-            3,
-            {"max_steps": 400, "done": 230, "save_every": 50, "completed": False, "seed": 3},
-        ),
-        ("kto", 8, {"max_steps": 300, "save_every": 25, "keep": 3, "seed": 4, "lr": 2e-7}),
-        (
-            "kto",
-            5,
-            {
-                "max_steps": 300,
-                "save_every": 25,
-                "seed": 5,
-                "lr": 2e-7,
-                "base_model": BASE_MODELS[2],
-            },
-        ),
-    ]
-    for run_type, days, kwargs in specs:
-        started = (now - timedelta(days=days)).replace(microsecond=0)
-        make_run(root, run_type, started, mtime=old, **kwargs)
-    # The running run: started 90 minutes ago, its log written a moment ago.
-    make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
-    mac = make_mlx_trainer(
-        root,
-        [
-            ((now - timedelta(days=4)).replace(microsecond=0), 60, False),
-            ((now - timedelta(days=2)).replace(microsecond=0), 120, True),
-        ],
-    )
-    for dirpath, dirs, files in os.walk(mac):
-        for n in [*dirs, *files]:
-            os.utime(os.path.join(dirpath, n), (old, old))
-    write_prompt_sets(root)
-    # The SFT model still fumbles folder creation; the KTO one mostly learned it.
-    fails = {"nexus-tools-sft:q8": {1, 5, 6, 9}, "nexus-tools-kto:q8": {9}}
-    for i, (model, failed) in enumerate(fails.items()):
-        results = [(f"tool_{n:03d}", n not in failed, DEMO_TAGS[n % 4]) for n in range(12)]
-        when = (now - timedelta(days=3 - i)).replace(microsecond=0)
-        name = f"tool_prompts_{model.split(':')[0]}"
-        write_evaluation(root, name, model, "tool_prompts", results, when)
-    return root
-
-
-DEMO_RUNNING = {"max_steps": 600, "done": 170, "save_every": 25, "seed": 6, "lr": 2e-7}
-
-
-def demo_started(now: datetime) -> datetime:
-    return (now - timedelta(minutes=90)).replace(microsecond=0)
-
-
-def follow_demo(root: Path, interval: float = 4.0, log_every: int = 5) -> None:
-    """Keep the demo's running run training: a log line per interval, checkpoints, then the end."""
-    runs = sorted(p for p in output_dir(root, "kto").iterdir() if not (p / "final_model").exists())
-    if not runs:
-        return
-    run_dir = runs[-1]
-    log = sorted((run_dir / "logs").glob("training_2*.jsonl"))[-1]
-    step = json.loads(log.read_text().strip().splitlines()[-1])["step"]
-    spec = DEMO_RUNNING
-    rng = random.Random(spec["seed"] + step)
-    base = adapter_config(BASE_MODELS[0])["base_model_name_or_path"]
-    while step < spec["max_steps"]:
-        time.sleep(interval)
-        step += log_every
-        line = metric_line("kto", step, spec["max_steps"], rng, spec["lr"])
-        line["timestamp"] = datetime.now().isoformat()
-        write_log(run_dir, [line], log.stem.removeprefix("training_"))
-        if step % spec["save_every"] == 0:
-            add_checkpoint(run_dir, step, base, spec["max_steps"])
-    summary = {"step": step, "timestamp": datetime.now().isoformat(), "train_runtime": 5400.0}
-    write_log(run_dir, [summary], log.stem.removeprefix("training_"))
-    add_final_model(run_dir, base)
-    write_json(
-        run_dir / "training_lineage.json",
-        lineage("kto", run_dir, base, spec["max_steps"], spec["lr"]),
-    )
-
-
-def _bench_run(args: tuple[str, str, int, int, int, int, int, str, float | None]) -> None:
-    root, run_type, i, steps, log_every, save_every, seed, kind, mtime = args
-    started = datetime(2025, 1, 1) + timedelta(hours=7 * i + (0 if run_type == "sft" else 3))
-    done = steps if kind == "completed" else steps * (3 + seed % 5) // 10
-    make_run(
-        Path(root),
-        run_type,
-        started,
-        max_steps=steps,
-        done=done,
-        log_every=log_every,
-        save_every=save_every,
-        completed=kind == "completed",
-        base_model=BASE_MODELS[i % len(BASE_MODELS)],
-        lr=2e-4 if run_type == "sft" else 2e-7,
-        seed=seed,
-        mtime=mtime,
-    )
-
-
-def build_bench(
-    root: Path,
-    runs_per_type: int,
-    checkpoints: int,
-    steps: int,
-    log_every: int,
-    jobs: int = 2,
-) -> Path:
-    """A large workspace for benchmarks: mostly completed runs, some stopped, a few running."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    if (root / "Trainers").exists():
-        shutil.rmtree(root / "Trainers")
-    save_every = max(steps // checkpoints, 1)
-    old = time.time() - 86400
-    specs = []
-    for run_type in ("sft", "kto"):
-        for i in range(runs_per_type):
-            seed = i * 2 + (run_type == "kto")
-            kind = (
-                "running" if i >= runs_per_type - 2 else "stopped" if i % 10 == 3 else "completed"
-            )
-            mtime = None if kind == "running" else old
-            specs.append((str(root), run_type, i, steps, log_every, save_every, seed, kind, mtime))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(_bench_run, specs, chunksize=8))
-    write_prompt_sets(root)
-    return root
-
-
 def mlx_records(
     started: datetime,
     steps: int,
@@ -517,64 +350,5 @@ def write_mlx_report(folder: Path, records: list[dict[str, Any]]) -> Path:
             },
             "resource_usage": {"peak_ram_gb": 14.2, "peak_metal_gb": 11.8},
             "sample_generations": [],
-        },
-    )
-
-
-def write_evaluation(
-    root: Path,
-    name: str,
-    model: str,
-    prompt_set: str,
-    results: list[tuple[str, bool, list[str]]],
-    generated_at: datetime,
-) -> Path:
-    """An Evaluator result file: metadata, summary (with per-tag rates) and one record a case."""
-    by_tag: dict[str, dict[str, float]] = {}
-    for _, passed, tags in results:
-        for tag in tags:
-            stats = by_tag.setdefault(tag, {"total": 0, "passed": 0})
-            stats["total"] += 1
-            stats["passed"] += passed
-    for stats in by_tag.values():
-        stats["pass_rate"] = stats["passed"] / stats["total"]
-    passed = sum(p for _, p, _ in results)
-    failures = [f"Expected tools not called for {case}" for case, p, _ in results if not p]
-    return write_json(
-        root / "Evaluator" / "results" / f"{name}.json",
-        {
-            "metadata": {
-                "model": model,
-                "host": "127.0.0.1",
-                "port": 11434,
-                # As the Evaluator records it on the Windows machine that ran it.
-                "prompt_file": "\\".join(
-                    ["C:", "Toolset-Training", "Evaluator", "prompts", f"{prompt_set}.json"]
-                ),
-                "generated_at": generated_at.isoformat(),
-            },
-            "summary": {
-                "total": len(results),
-                "passed": passed,
-                "failed": len(results) - passed,
-                "request_errors": 0,
-                "pass_rate": passed / len(results) if results else 0.0,
-                "by_tag": by_tag,
-                "top_failure_reasons": [[f, 1] for f in failures[:10]],
-            },
-            "records": [
-                {
-                    "case_id": case,
-                    "tags": tags,
-                    "passed": p,
-                    "latency_s": 2.5,
-                    "error": None,
-                    "validator": {
-                        "passed": p,
-                        "issues": [] if p else [{"level": "error", "message": failures[0]}],
-                    },
-                }
-                for case, p, tags in results
-            ],
         },
     )

@@ -1,0 +1,99 @@
+"""What a run page's header shows about how a run was trained, whatever wrote it down."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_INT = 2**63
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    base_model: str | None = None
+    max_steps: int | None = None
+    lora_rank: int | None = None
+    lora_alpha: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
+    dataset: str | None = None
+    train_examples: int | None = None
+    best_val_loss: float | None = None
+    final_val_loss: float | None = None
+    final_perplexity: float | None = None
+    final_loss: float | None = None
+    training_seconds: float | None = None
+    training_time_text: str | None = None
+    gpu_name: str | None = None
+    gpu_memory_gb: float | None = None
+    peak_ram_gb: float | None = None
+    peak_metal_gb: float | None = None
+    # Which keys the source holds, so "logged as Infinity" and "not logged" read differently.
+    present: frozenset[str] = frozenset()
+
+
+def _section(data: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:
+    value = (data or {}).get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int and -MAX_INT <= value < MAX_INT else None
+
+
+def _float(value: Any) -> float | None:
+    """Any number a float holds, infinities and NaN included; None for anything else."""
+    if type(value) not in (int, float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def from_sources(
+    lineage: Mapping[str, Any] | None,
+    adapter: Mapping[str, Any] | None = None,
+    max_steps: int | None = None,
+) -> RunHeader:
+    """The header from `training_lineage.json` (or a layout's equivalent), falling back to the
+    newest `adapter_config.json` for what a run still training has not written yet."""
+    model, lora = _section(lineage, "model"), _section(lineage, "lora")
+    training, dataset = _section(lineage, "training"), _section(lineage, "dataset")
+    results, hardware = _section(lineage, "results"), _section(lineage, "hardware")
+    resources = _section(lineage, "resources")
+    adapter = adapter or {}
+    base = _str(model.get("base_model")) or _str(adapter.get("base_model_name_or_path"))
+    rank, alpha = _int(lora.get("rank")), _int(lora.get("alpha"))
+    if not lora:
+        rank, alpha = _int(adapter.get("r")), _int(adapter.get("lora_alpha"))
+    lineage_steps = _int(training.get("max_steps"))
+    present = {f"results.{k}" for k in results} | {f"resources.{k}" for k in resources}
+    return RunHeader(
+        base_model=base,
+        max_steps=max_steps or (lineage_steps if lineage_steps and lineage_steps > 0 else None),
+        lora_rank=rank,
+        lora_alpha=alpha,
+        learning_rate=_float(training.get("learning_rate")),
+        batch_size=_int(training.get("batch_size")),
+        gradient_accumulation_steps=_int(training.get("gradient_accumulation_steps")),
+        dataset=_str(dataset.get("source")),
+        train_examples=_int(dataset.get("train_examples")),
+        best_val_loss=_float(results.get("best_val_loss")),
+        final_val_loss=_float(results.get("final_val_loss")),
+        final_perplexity=_float(results.get("final_perplexity")),
+        final_loss=_float(results.get("final_loss")),
+        training_seconds=_float(results.get("training_time_seconds")),
+        training_time_text=_str(results.get("training_time_formatted")),
+        gpu_name=_str(hardware.get("gpu_name")),
+        gpu_memory_gb=_float(hardware.get("gpu_memory_gb")),
+        peak_ram_gb=_float(resources.get("peak_ram_gb")),
+        peak_metal_gb=_float(resources.get("peak_metal_gb")),
+        present=frozenset(present),
+    )

@@ -1,0 +1,68 @@
+"""The metric vocabulary: which way each metric is better, how tables order them, which
+curves share a chart, and what a comparison opens on. Ranking, pages and compare use it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Metrics where a larger value is better; anything else ranks lowest-first by default.
+HIGHER_IS_BETTER = frozenset(
+    {
+        "rewards/margins",
+        "rewards/chosen",
+        "rewards/accuracies",
+        "reward",
+        "mean_token_accuracy",
+        "margin/kl",
+        "log_odds_ratio",
+        "log_odds_chosen",
+        "epoch",
+        "num_tokens",
+        "learning_rate",
+    }
+)
+# Checkpoint-table columns people read first, in this order; the rest follow by name.
+FIRST_COLUMNS = (
+    "loss",
+    "eval_loss",
+    "val_loss",
+    "rewards/margins",
+    "kl",
+    "reward",
+    "mean_token_accuracy",
+)
+# Curves drawn together: (title, metrics).
+CHART_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Loss", ("loss", "eval_loss", "val_loss")),
+    ("Reward margin", ("rewards/margins", "eval_rewards/margins")),
+    ("KL", ("kl",)),
+    ("Reward", ("reward",)),
+)
+# The metric a comparison opens on: the first one every run logged, in this order.
+COMPARE_DEFAULTS = ("loss", "eval_loss", "val_loss", "rewards/margins", "reward", "kl")
+
+
+def direction(metric: str) -> str:
+    """ "max" when a larger value of `metric` is better, else "min"."""
+    if metric in HIGHER_IS_BETTER or metric.startswith("eval_rewards/"):
+        return "max"
+    return "min"
+
+
+def finite(value: Any) -> float | None:
+    """A number any float holds and any chart can draw, else None."""
+    if type(value) not in (int, float):
+        return None
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return v if math.isfinite(v) else None
+
+
+def column_order(names: set[str] | dict[str, None]) -> list[str]:
+    """Metric names with the ones people read first in front, the rest by name."""
+    return [k for k in FIRST_COLUMNS if k in names] + sorted(
+        k for k in names if k not in FIRST_COLUMNS
+    )

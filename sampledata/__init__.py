@@ -1,0 +1,1 @@
+"""Workspaces in the upstream layout, written from code: for tests, the demo and bench/."""

@@ -1,0 +1,114 @@
+"""The demo workspace `make run` serves: SFT, KTO and MLX runs, one training while you look."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .evaluator import DEMO_TAGS, write_evaluation, write_prompt_sets
+from .runs import (
+    BASE_MODELS,
+    adapter_config,
+    add_checkpoint,
+    add_final_model,
+    lineage,
+    make_mlx_trainer,
+    make_run,
+    metric_line,
+    output_dir,
+    write_json,
+    write_log,
+)
+
+
+def build_demo(root: Path, now: datetime | None = None) -> Path:
+    """A small realistic workspace: SFT and KTO runs, one of them training right now."""
+    now = now or datetime.now()
+    if (root / "Trainers").exists():
+        shutil.rmtree(root / "Trainers")
+    old = time.mktime((now - timedelta(days=1)).timetuple())
+    specs = [
+        ("sft", 9, {"max_steps": 400, "save_every": 50, "eval_every": 50, "seed": 1}),
+        ("sft", 6, {"max_steps": 300, "save_every": 50, "seed": 2, "base_model": BASE_MODELS[1]}),
+        (
+            "sft",
+            3,
+            {"max_steps": 400, "done": 230, "save_every": 50, "completed": False, "seed": 3},
+        ),
+        ("kto", 8, {"max_steps": 300, "save_every": 25, "keep": 3, "seed": 4, "lr": 2e-7}),
+        (
+            "kto",
+            5,
+            {
+                "max_steps": 300,
+                "save_every": 25,
+                "seed": 5,
+                "lr": 2e-7,
+                "base_model": BASE_MODELS[2],
+            },
+        ),
+    ]
+    for run_type, days, kwargs in specs:
+        started = (now - timedelta(days=days)).replace(microsecond=0)
+        make_run(root, run_type, started, mtime=old, **kwargs)
+    # The running run: started 90 minutes ago, its log written a moment ago.
+    make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
+    mac = make_mlx_trainer(
+        root,
+        [
+            ((now - timedelta(days=4)).replace(microsecond=0), 60, False),
+            ((now - timedelta(days=2)).replace(microsecond=0), 120, True),
+        ],
+    )
+    for dirpath, dirs, files in os.walk(mac):
+        for n in [*dirs, *files]:
+            os.utime(os.path.join(dirpath, n), (old, old))
+    write_prompt_sets(root)
+    # The SFT model still fumbles folder creation; the KTO one mostly learned it.
+    fails = {"nexus-tools-sft:q8": {1, 5, 6, 9}, "nexus-tools-kto:q8": {9}}
+    for i, (model, failed) in enumerate(fails.items()):
+        results = [(f"tool_{n:03d}", n not in failed, DEMO_TAGS[n % 4]) for n in range(12)]
+        when = (now - timedelta(days=3 - i)).replace(microsecond=0)
+        name = f"tool_prompts_{model.split(':')[0]}"
+        write_evaluation(root, name, model, "tool_prompts", results, when)
+    return root
+
+
+DEMO_RUNNING = {"max_steps": 600, "done": 170, "save_every": 25, "seed": 6, "lr": 2e-7}
+
+
+def demo_started(now: datetime) -> datetime:
+    return (now - timedelta(minutes=90)).replace(microsecond=0)
+
+
+def follow_demo(root: Path, interval: float = 4.0, log_every: int = 5) -> None:
+    """Keep the demo's running run training: a log line per interval, checkpoints, then the end."""
+    runs = sorted(p for p in output_dir(root, "kto").iterdir() if not (p / "final_model").exists())
+    if not runs:
+        return
+    run_dir = runs[-1]
+    log = sorted((run_dir / "logs").glob("training_2*.jsonl"))[-1]
+    step = json.loads(log.read_text().strip().splitlines()[-1])["step"]
+    spec = DEMO_RUNNING
+    rng = random.Random(spec["seed"] + step)
+    base = adapter_config(BASE_MODELS[0])["base_model_name_or_path"]
+    while step < spec["max_steps"]:
+        time.sleep(interval)
+        step += log_every
+        line = metric_line("kto", step, spec["max_steps"], rng, spec["lr"])
+        line["timestamp"] = datetime.now().isoformat()
+        write_log(run_dir, [line], log.stem.removeprefix("training_"))
+        if step % spec["save_every"] == 0:
+            add_checkpoint(run_dir, step, base, spec["max_steps"])
+    summary = {"step": step, "timestamp": datetime.now().isoformat(), "train_runtime": 5400.0}
+    write_log(run_dir, [summary], log.stem.removeprefix("training_"))
+    add_final_model(run_dir, base)
+    write_json(
+        run_dir / "training_lineage.json",
+        lineage("kto", run_dir, base, spec["max_steps"], spec["lr"]),
+    )

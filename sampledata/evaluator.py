@@ -1,0 +1,95 @@
+"""The Evaluator's files: prompt sets in Evaluator/prompts/ and results in Evaluator/results/."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .runs import write_json
+
+DEMO_TAGS = [["search", "memory"], ["create", "folder"], ["search"], ["archive", "memory"]]
+
+
+def prompt_case(i: int, prefix: str, tags: list[str], tools: list[str]) -> dict[str, Any]:
+    return {
+        "id": f"{prefix}_{i:03d}",
+        "question": f"Case {i}: use the workspace tools to {tags[0]} the notes in project {i}.",
+        "tags": tags,
+        "expected_tools": tools,
+        "system": "<session_context>sessionId: session_demo</session_context>",
+        "expected_context": {"session_id": "session_demo", "workspace_id": "ws_demo"},
+    }
+
+
+def write_prompt_sets(root: Path) -> None:
+    prompts = root / "Evaluator" / "prompts"
+    tags = DEMO_TAGS
+    tools = [["searchContent"], ["createFolder"], ["searchContent", "readFile"], ["archiveNote"]]
+    write_json(
+        prompts / "tool_prompts.json",
+        [prompt_case(i, "tool", tags[i % 4], tools[i % 4]) for i in range(12)],
+    )
+    write_json(
+        prompts / "behavior_prompts.json",
+        [prompt_case(i, "IH", ["behavior", *tags[i % 4][:1]], tools[i % 4]) for i in range(8)],
+    )
+
+
+def write_evaluation(
+    root: Path,
+    name: str,
+    model: str,
+    prompt_set: str,
+    results: list[tuple[str, bool, list[str]]],
+    generated_at: datetime,
+) -> Path:
+    """An Evaluator result file: metadata, summary (with per-tag rates) and one record a case."""
+    by_tag: dict[str, dict[str, float]] = {}
+    for _, passed, tags in results:
+        for tag in tags:
+            stats = by_tag.setdefault(tag, {"total": 0, "passed": 0})
+            stats["total"] += 1
+            stats["passed"] += passed
+    for stats in by_tag.values():
+        stats["pass_rate"] = stats["passed"] / stats["total"]
+    passed = sum(p for _, p, _ in results)
+    failures = [f"Expected tools not called for {case}" for case, p, _ in results if not p]
+    return write_json(
+        root / "Evaluator" / "results" / f"{name}.json",
+        {
+            "metadata": {
+                "model": model,
+                "host": "127.0.0.1",
+                "port": 11434,
+                # As the Evaluator records it on the Windows machine that ran it.
+                "prompt_file": "\\".join(
+                    ["C:", "Toolset-Training", "Evaluator", "prompts", f"{prompt_set}.json"]
+                ),
+                "generated_at": generated_at.isoformat(),
+            },
+            "summary": {
+                "total": len(results),
+                "passed": passed,
+                "failed": len(results) - passed,
+                "request_errors": 0,
+                "pass_rate": passed / len(results) if results else 0.0,
+                "by_tag": by_tag,
+                "top_failure_reasons": [[f, 1] for f in failures[:10]],
+            },
+            "records": [
+                {
+                    "case_id": case,
+                    "tags": tags,
+                    "passed": p,
+                    "latency_s": 2.5,
+                    "error": None,
+                    "validator": {
+                        "passed": p,
+                        "issues": [] if p else [{"level": "error", "message": failures[0]}],
+                    },
+                }
+                for case, p, tags in results
+            ],
+        },
+    )

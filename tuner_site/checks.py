@@ -1,0 +1,25 @@
+"""System checks for settings that need app code to validate (settings.py imports none)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.checks import Error, register
+
+
+@register
+def inference_servers(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from .workspace import backends
+
+    try:
+        backends()
+    except ValueError as exc:
+        return [
+            Error(
+                f"Inference server settings: {exc}",
+                hint="OLLAMA_HOST and LMSTUDIO_HOST take host:port or a URL; "
+                "TUNER_OPENAI_BACKENDS takes name=url pairs, comma-separated.",
+                id="tuner.E001",
+            )
+        ]
+    return []

@@ -1,0 +1,40 @@
+"""Numbers and durations for people: one format for pages and the CLI."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def metric(value: Any) -> str:
+    """A metric for people: NaN and infinities spelled out, others to 4 significant digits."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) < 10**15 else f"{value:.3e}"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        return f"{value:.3e}"
+    return f"{value:.4g}"
+
+
+def duration(seconds: Any) -> str:
+    """`25107.9` → "6h 58m 28s"; empty for anything that is not a finite number."""
+    if type(seconds) not in (int, float):
+        return ""
+    try:
+        if not math.isfinite(seconds) or seconds < 0:
+            return ""
+        total = round(seconds)
+    except OverflowError:
+        return ""
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"

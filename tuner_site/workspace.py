@@ -1,0 +1,48 @@
+"""Where settings reach discovery: the workspace to read and the inference servers to ask.
+
+Views, the CLI, admin and the background indexer all start here.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from discovery import backends as backends_mod
+from discovery.backends import Backend, BackendStatus
+from discovery.runs import Workspace
+
+
+class WorkspaceMissing(Exception):
+    """The configured workspace is not a readable folder; pages answer 503 saying so."""
+
+    def message(self) -> str:
+        return (
+            f"The training workspace {self} is missing or unreadable. Set TUNER_WORKSPACE "
+            "to a checkout of the training project (the folder with Trainers/ and "
+            "Evaluator/), or unset it to use the demo workspace."
+        )
+
+
+def current() -> Workspace:
+    """The configured workspace, or WorkspaceMissing."""
+    ws = Workspace.at(settings.TUNER_WORKSPACE, float(settings.TUNER_RUNNING_WINDOW))
+    try:
+        if not ws.root.is_dir():
+            raise WorkspaceMissing(str(settings.TUNER_WORKSPACE))
+        next(iter(ws.root.iterdir()), None)
+    except OSError:
+        raise WorkspaceMissing(str(settings.TUNER_WORKSPACE)) from None
+    return ws
+
+
+def backends() -> list[Backend]:
+    return backends_mod.configured(
+        settings.OLLAMA_HOST, settings.LMSTUDIO_HOST, settings.TUNER_OPENAI_BACKENDS
+    )
+
+
+def backend_statuses() -> list[BackendStatus]:
+    """Every configured server's answer, cached for a few seconds across requests."""
+    return backends_mod.statuses(
+        backends(), settings.TUNER_BACKEND_TIMEOUT, settings.TUNER_BACKEND_CACHE_SECONDS
+    )
