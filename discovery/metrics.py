@@ -3,9 +3,6 @@ curves share a chart, and what a comparison opens on. Ranking, pages and compare
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 # Metrics where a larger value is better; anything else ranks lowest-first by default.
 HIGHER_IS_BETTER = frozenset(
     {
@@ -48,17 +45,6 @@ def direction(metric: str) -> str:
     if metric in HIGHER_IS_BETTER or metric.startswith("eval_rewards/"):
         return "max"
     return "min"
-
-
-def finite(value: Any) -> float | None:
-    """A number any float holds and any chart can draw, else None."""
-    if type(value) not in (int, float):
-        return None
-    try:
-        v = float(value)
-    except OverflowError:  # an integer beyond any float
-        return None
-    return v if math.isfinite(v) else None
 
 
 def column_order(names: set[str] | dict[str, None]) -> list[str]:

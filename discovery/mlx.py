@@ -19,6 +19,7 @@ from typing import Any
 
 from .logs import Entry
 from .paths import file_cache, is_inside, loads_lenient, read_json_object
+from .values import as_dict, as_float, as_str
 
 LOG = Path("logs") / "training.jsonl"
 REPORT = Path("outputs") / "metrics" / "training_report.json"
@@ -63,7 +64,7 @@ def parse_segments(data: bytes) -> list[Segment]:
             if current is not None:
                 current["skipped"] += 1
             continue
-        message = record.get("message") if isinstance(record.get("message"), str) else ""
+        message = as_str(record.get("message")) or ""
         stamp = _stamp(record.get("timestamp"))
         if INIT_MESSAGE in message:
             current = {
@@ -82,8 +83,8 @@ def parse_segments(data: bytes) -> list[Segment]:
             continue
         if stamp is not None:
             current["last_at"] = stamp
-        metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
-        numbers = {k: float(v) for k, v in metrics.items() if type(v) in (int, float)}
+        metrics = as_dict(record.get("metrics"))
+        numbers = {k: f for k, v in metrics.items() if (f := as_float(v)) is not None}
         level = record.get("level")
         if level == "METRICS" and type(record.get("step")) is int:
             step = record["step"]

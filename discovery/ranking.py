@@ -89,7 +89,7 @@ def pick_best(
     checkpoints: Sequence[Checkpoint], scores: Sequence[float | None], order: str
 ) -> str | None:
     """Best score; ties go to the earlier step, and a numbered folder beats final_model."""
-    best: tuple[float, int, int] | None = None
+    best: tuple[float, float, bool] | None = None
     best_name = None
     for c, s in zip(checkpoints, scores, strict=True):
         if s is None:

@@ -423,7 +423,9 @@ def _mlx_detail(run: Run) -> RunDetail:
     checkpoints = tuple(
         replace(
             c,
-            location=(run.path / "outputs" / "final_model") if c.is_final else files.get(c.step),
+            location=(run.path / "outputs" / "final_model")
+            if c.is_final or c.step is None
+            else files.get(c.step),
         )
         for c in build_checkpoints(
             run.path, history, list(run.checkpoint_steps), run.has_final_model

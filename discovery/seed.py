@@ -19,6 +19,7 @@ from .paths import realpath
 from .prompt_sets import count_source, default_description, list_prompt_sets
 from .ranking import margin_over_kl
 from .runs import Workspace, list_runs
+from .values import finite
 
 
 class TrainingRunDiscovery:
@@ -54,9 +55,8 @@ class CheckpointInfo:
         if training_type.lower() == "kto":
             value = margin_over_kl(self.metrics)
             return value if value is not None else -math.inf
-        loss = self.metrics.get("loss")
-        finite = type(loss) in (int, float) and math.isfinite(loss)
-        return -loss if finite else -math.inf
+        loss = finite(self.metrics.get("loss"))
+        return -loss if loss is not None else -math.inf
 
 
 class CheckpointDiscovery:

@@ -9,6 +9,7 @@ import shutil
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from .evaluator import DEMO_TAGS, write_evaluation, write_prompt_sets
 from .runs import (
@@ -32,7 +33,7 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
     if (root / "Trainers").exists():
         shutil.rmtree(root / "Trainers")
     old = time.mktime((now - timedelta(days=1)).timetuple())
-    specs = [
+    specs: list[tuple[str, int, dict[str, Any]]] = [
         ("sft", 9, {"max_steps": 400, "save_every": 50, "eval_every": 50, "seed": 1}),
         ("sft", 6, {"max_steps": 300, "save_every": 50, "seed": 2, "base_model": BASE_MODELS[1]}),
         (
@@ -79,7 +80,13 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
     return root
 
 
-DEMO_RUNNING = {"max_steps": 600, "done": 170, "save_every": 25, "seed": 6, "lr": 2e-7}
+DEMO_RUNNING: dict[str, Any] = {
+    "max_steps": 600,
+    "done": 170,
+    "save_every": 25,
+    "seed": 6,
+    "lr": 2e-7,
+}
 
 
 def demo_started(now: datetime) -> datetime:

@@ -21,6 +21,17 @@ SHARED_UPSTREAM = Path(__file__).resolve().parent.parent.parent / "shared" / "up
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+DB_FIXTURES = {"db", "transactional_db", "admin_client", "admin_user", "django_user_model"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `make test-db` selects database tests by this marker: a test that reaches the database
+    # through a fixture alone carries it too.
+    for item in items:
+        if DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.django_db)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     # Caches are keyed by path and file identity; clearing keeps tests independent anyway.

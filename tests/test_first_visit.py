@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -82,3 +83,22 @@ def test_discover_index_reads_every_run_with_a_progress_bar(many_runs, tmp_path)
     assert all(
         is_ready(r) for r in list_runs(Workspace.at(many_runs))
     )  # every run answers from memory
+
+
+def test_every_run_of_an_mlx_trainer_fills_in_from_one_background_pass(client, many_runs):
+    # Its runs share one folder: queued by path, only one of the three would be read.
+    start = datetime(2025, 11, 20, 9, 0)
+    wb.make_mlx_trainer(
+        many_runs,
+        [
+            (start, 30, True),
+            (start + timedelta(hours=2), 30, True),
+            (start + timedelta(hours=4), 30, True),
+        ],
+    )
+    mlx_runs = [r for r in list_runs(Workspace.at(many_runs)) if r.type == "mlx"]
+    assert len(mlx_runs) == 3
+    client.get("/runs/")
+    indexing.wait(10)
+    assert all(is_ready(r) for r in list_runs(Workspace.at(many_runs)))
+    assert "reading log…" not in client.get("/runs/").content.decode()

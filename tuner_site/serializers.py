@@ -231,6 +231,7 @@ def evaluation_json(e: Evaluation, cases: bool = False) -> dict[str, Any]:
     if cases:
         data["by_tag"] = e.by_tag
         data["failure_reasons"] = [{"reason": r, "count": n} for r, n in e.failure_reasons]
+        data["behavior_failures"] = [{"reason": r, "count": n} for r, n in e.behavior_failures]
         data["cases"] = [
             {
                 "case_id": c.case_id,

@@ -182,7 +182,7 @@ class Command(BaseCommand):
         self.stdout.write(table(["name", "cases", "description"], rows))
 
     def handle_checkpoints(self, ws: Workspace, run: str, json: bool, **_: Any) -> None:
-        trainer, _, name = run.strip("/").partition("/")
+        trainer, _sep, name = run.strip("/").partition("/")
         found = get_run(ws, trainer, name)
         if found is None:
             raise CommandError(
