@@ -38,6 +38,11 @@ def _section(data: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:
     return as_dict((data or {}).get(key))
 
 
+def is_complete(lineage: Mapping[str, Any] | None) -> bool:
+    """Whether a lineage names the base model and the LoRA, so no adapter config is needed."""
+    return bool(as_str(_section(lineage, "model").get("base_model")) and _section(lineage, "lora"))
+
+
 def from_sources(
     lineage: Mapping[str, Any] | None,
     adapter: Mapping[str, Any] | None = None,

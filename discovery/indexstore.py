@@ -35,7 +35,8 @@ class IndexStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._dirty: dict[str, bytes] = {}
+        # Fields, not bytes: encoding waits for the writer thread, off the request's path.
+        self._dirty: dict[str, tuple[Any, ...]] = {}
         self._wake = threading.Condition()
         self._writer: threading.Thread | None = None
         self.last_use = 0.0  # when the indexer last worked; writes wait for quiet
@@ -51,9 +52,8 @@ class IndexStore:
 
     def save(self, key: str, fields: tuple[Any, ...]) -> None:
         """Queue a write; a later save of the same key replaces a queued one."""
-        data = encode(fields)
         with self._wake:
-            self._dirty[key] = data
+            self._dirty[key] = fields
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_loop, daemon=True)
                 self._writer.start()
@@ -63,8 +63,8 @@ class IndexStore:
         """Write every queued index now."""
         with self._wake:
             pending, self._dirty = self._dirty, {}
-        for key, data in pending.items():
-            self._write(key, data)
+        for key, fields in pending.items():
+            self._write(key, fields)
 
     def _write_loop(self) -> None:
         while True:
@@ -76,11 +76,12 @@ class IndexStore:
                 if idle < IDLE_BEFORE_WRITE:
                     self._wake.wait(IDLE_BEFORE_WRITE - idle)
                     continue
-                key, data = self._dirty.popitem()
-            self._write(key, data)
+                key, fields = self._dirty.popitem()
+            self._write(key, fields)
 
-    def _write(self, key: str, data: bytes) -> None:
+    def _write(self, key: str, fields: tuple[Any, ...]) -> None:
         p = self._path(key)
+        data = encode(fields)
         try:
             p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = p.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")

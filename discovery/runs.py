@@ -377,12 +377,14 @@ def _hf_detail(run: Run) -> RunDetail:
     )
     lineage = read_lineage(run.path)
     max_steps = state.max_steps if state and state.max_steps and state.max_steps > 0 else None
+    # The adapter fills in only what a lineage (written at the end) does not say.
+    adapter = None if run_header.is_complete(lineage) else _newest_adapter(run)
     return RunDetail(
         run=run,
         history=history,
         checkpoints=checkpoints,
         ranking=ranking,
-        header=run_header.from_sources(lineage, _newest_adapter(run), max_steps),
+        header=run_header.from_sources(lineage, adapter, max_steps),
         lineage=lineage,
         global_step=state.global_step if state else None,
     )
