@@ -172,8 +172,8 @@ def _files(root: Path) -> dict[str, Path]:
     return found
 
 
-def read(path: Path, name: str) -> Evaluation:
-    result = file_cache.get(path, "evaluation", lambda data: parse(data, name, path))
+def read(path: Path, name: str, root: Path) -> Evaluation:
+    result = file_cache.get(path, root, "evaluation", lambda data: parse(data, name, path))
     if result is None:
         return _broken(name, path, "could not be read")
     return result
@@ -181,7 +181,7 @@ def read(path: Path, name: str) -> Evaluation:
 
 def list_evaluations(root: Path) -> list[Evaluation]:
     """Newest first; files that are not results are listed with their error."""
-    found = [read(p, name) for name, p in _files(root).items()]
+    found = [read(p, name, root) for name, p in _files(root).items()]
     return sorted(found, key=lambda e: (-_timestamp(e.generated_at), e.name))
 
 
@@ -197,4 +197,4 @@ def _timestamp(when: datetime | None) -> float:
 
 def get_evaluation(root: Path, name: str) -> Evaluation | None:
     path = _files(root).get(name)
-    return read(path, name) if path else None
+    return read(path, name, root) if path else None

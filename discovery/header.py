@@ -38,9 +38,17 @@ def _section(data: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:
     return as_dict((data or {}).get(key))
 
 
+def _minutes(value: Any) -> float | None:
+    minutes = as_float(value)
+    return minutes * 60 if minutes is not None else None
+
+
 def is_complete(lineage: Mapping[str, Any] | None) -> bool:
     """Whether a lineage names the base model and the LoRA, so no adapter config is needed."""
-    return bool(as_str(_section(lineage, "model").get("base_model")) and _section(lineage, "lora"))
+    named = as_str(_section(lineage, "model").get("base_model")) or as_str(
+        _section(lineage, "base_model").get("name")
+    )
+    return bool(named and (_section(lineage, "lora") or _section(lineage, "lora_config")))
 
 
 def from_sources(
@@ -50,14 +58,25 @@ def from_sources(
 ) -> RunHeader:
     """The header from `training_lineage.json` (or a layout's equivalent), falling back to the
     newest `adapter_config.json` for what a run still training has not written yet."""
+    # The RTX trainers write `model.base_model`, `lora.rank`, `training`, `results`; the upstream
+    # notebooks `base_model.name`, `lora_config.r`, `training_config`, `training_results`.
     model, lora = _section(lineage, "model"), _section(lineage, "lora")
-    training, dataset = _section(lineage, "training"), _section(lineage, "dataset")
-    results, hardware = _section(lineage, "results"), _section(lineage, "hardware")
-    resources = _section(lineage, "resources")
+    notebook_lora = _section(lineage, "lora_config")
+    training = _section(lineage, "training") or _section(lineage, "training_config")
+    dataset = _section(lineage, "dataset")
+    results = _section(lineage, "results") or _section(lineage, "training_results")
+    hardware, resources = _section(lineage, "hardware"), _section(lineage, "resources")
     adapter = adapter or {}
-    base = as_str(model.get("base_model")) or as_str(adapter.get("base_model_name_or_path"))
+    base = (
+        as_str(model.get("base_model"))
+        or as_str(_section(lineage, "base_model").get("name"))
+        or as_str((lineage or {}).get("base_model"))
+        or as_str(adapter.get("base_model_name_or_path"))
+    )
     rank, alpha = as_int(lora.get("rank")), as_int(lora.get("alpha"))
-    if not lora:
+    if notebook_lora:
+        rank, alpha = as_int(notebook_lora.get("r")), as_int(notebook_lora.get("alpha"))
+    if not lora and not notebook_lora:
         rank, alpha = as_int(adapter.get("r")), as_int(adapter.get("lora_alpha"))
     lineage_steps = as_int(training.get("max_steps"))
     present = {f"results.{k}" for k in results} | {f"resources.{k}" for k in resources}
@@ -69,15 +88,17 @@ def from_sources(
         learning_rate=as_float(training.get("learning_rate")),
         batch_size=as_int(training.get("batch_size")),
         gradient_accumulation_steps=as_int(training.get("gradient_accumulation_steps")),
-        dataset=as_str(dataset.get("source")),
-        train_examples=as_int(dataset.get("train_examples")),
+        dataset=as_str(dataset.get("source")) or as_str(dataset.get("name")),
+        train_examples=as_int(dataset.get("train_examples"))
+        or as_int(dataset.get("total_examples")),
         best_val_loss=as_float(results.get("best_val_loss")),
         final_val_loss=as_float(results.get("final_val_loss")),
         final_perplexity=as_float(results.get("final_perplexity")),
         final_loss=as_float(results.get("final_loss")),
-        training_seconds=as_float(results.get("training_time_seconds")),
+        training_seconds=as_float(results.get("training_time_seconds"))
+        or _minutes(results.get("training_duration_minutes")),
         training_time_text=as_str(results.get("training_time_formatted")),
-        gpu_name=as_str(hardware.get("gpu_name")),
+        gpu_name=as_str(hardware.get("gpu_name")) or as_str(hardware.get("gpu")),
         gpu_memory_gb=as_float(hardware.get("gpu_memory_gb")),
         peak_ram_gb=as_float(resources.get("peak_ram_gb")),
         peak_metal_gb=as_float(resources.get("peak_metal_gb")),

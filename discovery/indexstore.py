@@ -44,6 +44,10 @@ class IndexStore:
     def _path(self, key: str) -> Path:
         return self.folder / (hashlib.sha1(key.encode()).hexdigest() + ".idx")
 
+    def touch(self) -> None:
+        """The indexer is working: writes wait until it has been quiet for a moment."""
+        self.last_use = time.monotonic()
+
     def load(self, key: str) -> tuple[Any, ...] | None:
         try:
             return decode(self._path(key).read_bytes())

@@ -3,6 +3,8 @@ curves share a chart, and what a comparison opens on. Ranking, pages and compare
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # Metrics where a larger value is better; anything else ranks lowest-first by default.
 HIGHER_IS_BETTER = frozenset(
     {
@@ -52,3 +54,18 @@ def column_order(names: set[str] | dict[str, None]) -> list[str]:
     return [k for k in FIRST_COLUMNS if k in names] + sorted(
         k for k in names if k not in FIRST_COLUMNS
     )
+
+
+def type_from_metrics(logged: Iterable[str]) -> str:
+    """The training method a run's logged metric names point to, where nothing else says."""
+    names = set(logged)
+    if "kl" in names and "rewards/margins" in names:
+        return "kto"
+    # TRL's ORPOTrainer logs log_odds_ratio and nll_loss; LLaMA-Factory's ORPO odds_ratio_loss.
+    if names & {"log_odds_ratio", "nll_loss", "odds_ratio_loss"}:
+        return "orpo"
+    if "rewards/margins" in names or "rewards/accuracies" in names:
+        return "dpo"
+    if "reward" in names:
+        return "grpo"
+    return "sft"

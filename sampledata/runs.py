@@ -3,10 +3,12 @@ the demo and the benchmarks."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import random
+import zipfile
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -239,6 +241,11 @@ def make_run(
     return run_dir
 
 
+def mlx_val_loss(step: int, steps: int, rng: random.Random) -> float:
+    """Validation loss that bottoms out a little before the middle, then overfits."""
+    return round(0.9 + 0.8 * (step / steps - 0.42) ** 2 + rng.gauss(0, 0.005), 6)
+
+
 def mlx_records(
     started: datetime,
     steps: int,
@@ -247,8 +254,10 @@ def mlx_records(
     model: str = "mistralai/Mistral-7B-Instruct-v0.3",
     finished: bool = True,
     seed: int = 0,
+    log_dir: str = "logs",
 ) -> list[dict[str, Any]]:
-    """One run's records as the MLX trainer's structured logger writes them."""
+    """One run's records as the MLX trainer's structured logger writes them (main.py,
+    trainer.py, utils.py upstream): metrics each step, an evaluation at each save."""
     rng = random.Random(seed)
     t = started
 
@@ -266,23 +275,33 @@ def mlx_records(
     out = [
         rec("INFO", "=" * 80),
         rec("INFO", "MLX Fine-Tuning System - Logging Initialized"),
+        rec("INFO", "=" * 80),
+        rec("INFO", "Log level: INFO"),
+        rec("INFO", f"Log directory: {log_dir}"),
         rec("INFO", f"Loading model: {model}"),
+        rec("INFO", "Trainer initialized:"),
         rec("INFO", f"  Total steps: {steps}"),
     ]
     per_epoch = max(steps // epochs, 1)
+    save_every = max(steps // 5, 1)
+    best = math.inf
     for step in range(1, steps + 1):
         loss = 2.2 * math.exp(-3 * step / steps) + 0.3 + rng.gauss(0, 0.03)
-        out.append(
-            rec(
-                "METRICS",
-                "Training metrics",
-                step=step,
-                metrics={"loss": loss, "lr": 5e-5, "step_time": 2.5, "tokens_per_sec": 900.0},
-            )
-        )
+        metrics = {"loss": loss, "lr": 5e-5, "step_time": 2.5, "tokens_per_sec": 900.0}
+        line = " | ".join(f"{k}: {v:.6f}" for k, v in metrics.items())
+        out.append(rec("INFO", f"Step {step} | {line}"))
+        out.append(rec("METRICS", "Training metrics", step=step, metrics=metrics))
+        if step % save_every == 0:
+            val = mlx_val_loss(step, steps, rng)
+            out.append(rec("INFO", f"Validation loss: {val:.4f}"))
+            if val < best:
+                best = val
+                out.append(rec("INFO", f"New best validation loss: {val:.4f}"))
+            out.append(rec("INFO", f"Saving checkpoint: checkpoints/checkpoint_step_{step}.npz"))
         if step % per_epoch == 0:
             epoch = step // per_epoch
-            val = 0.9 + 0.2 * (epoch - epochs / 2) ** 2 / epochs + rng.gauss(0, 0.01)
+            val = mlx_val_loss(step, steps, rng)
+            out.append(rec("INFO", f"Validation loss: {val:.4f}"))
             out.append(
                 rec(
                     "EPOCH_SUMMARY",
@@ -292,8 +311,24 @@ def mlx_records(
                 )
             )
     if finished:
-        out.append(rec("INFO", "Training complete"))
+        out.append(rec("INFO", "Training Complete!"))
+        out.append(rec("INFO", "Saving Final Model"))
+        out.append(rec("INFO", "Training report saved to: outputs/metrics/training_report.json"))
     return out
+
+
+def npz_checkpoint(state: dict[str, Any]) -> bytes:
+    """A checkpoint .npz as `np.savez` writes it: a zip of .npy files. `state.npy` holds the
+    trainer state as one JSON string (dtype <U n); the weights are stand-in bytes."""
+    text = json.dumps(state)
+    header = "{'descr': '<U%d', 'fortran_order': False, 'shape': (), }" % len(text)
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"  # .npy aligns data to 64 bytes
+    npy = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin-1")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("state.npy", npy + text.encode("utf-32-le"))
+        z.writestr("model_params.npy", b"\0" * 1024)
+    return buf.getvalue()
 
 
 def make_mlx_trainer(
@@ -302,7 +337,8 @@ def make_mlx_trainer(
     name: str = "mistral_lora_mac",
     keep: int = 3,
 ) -> Path:
-    """An MLX trainer folder whose one log holds these runs (start, steps, finished)."""
+    """An MLX trainer folder whose one log holds these runs (start, steps, finished); the files
+    in the shared folders are the last run's, as the upstream trainer leaves them."""
     folder = root / "Trainers" / name
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     with (folder / "logs" / "training.jsonl").open("a") as f:
@@ -313,16 +349,44 @@ def make_mlx_trainer(
     start, steps, finished = runs[-1]
     ckpts = folder / "checkpoints"
     ckpts.mkdir(exist_ok=True)
+    # main.py creates the final model's folder at start; only a finished run writes the file.
+    (folder / "outputs" / "final_model").mkdir(parents=True, exist_ok=True)
+    vals = _val_losses(records)
+    best = math.inf
     save_every = max(steps // 5, 1)
-    for step in list(range(save_every, steps + 1, save_every))[-keep:]:
-        (ckpts / f"checkpoint_step_{step}.npz").write_bytes(b"\0" * 2048)
-    (ckpts / "best_checkpoint.npz").write_bytes(b"\0" * 2048)
+    saves = list(range(save_every, steps + 1, save_every))
+    for step in saves:
+        state = {
+            "epoch": 0,
+            "global_step": step,
+            "best_val_loss": min(best, vals.get(step, math.inf)),
+            "train_loss_history": [],
+            "val_loss_history": [vals[s] for s in saves if s <= step and s in vals],
+            "learning_rates": [],
+        }
+        data = npz_checkpoint(state)
+        (ckpts / f"checkpoint_step_{step}.npz").write_bytes(data)
+        if vals.get(step, math.inf) < best:
+            best = vals[step]
+            (ckpts / "best_checkpoint.npz").write_bytes(data)  # shutil.copy upstream
+    for step in saves[:-keep]:  # only the last few are kept; the best copy stays
+        (ckpts / f"checkpoint_step_{step}.npz").unlink()
     if finished:
-        final = folder / "outputs" / "final_model"
-        final.mkdir(parents=True, exist_ok=True)
-        (final / "lora_adapters.npz").write_bytes(b"\0" * 4096)
+        (folder / "outputs" / "final_model" / "lora_adapters.npz").write_bytes(b"\0" * 4096)
         write_mlx_report(folder, records)
     return folder
+
+
+def _val_losses(records: list[dict[str, Any]]) -> dict[int, float]:
+    """The validation loss logged at each step (the first one, where two are)."""
+    found: dict[int, float] = {}
+    step = None
+    for r in records:
+        if r["level"] == "METRICS":
+            step = r["step"]
+        elif r["message"].startswith("Validation loss: ") and step is not None:
+            found.setdefault(step, float(r["message"].split(": ")[1]))
+    return found
 
 
 def write_mlx_report(folder: Path, records: list[dict[str, Any]]) -> Path:

@@ -67,7 +67,9 @@ def test_the_memo_follows_changes_on_disk_and_the_clock(many_runs):
     run = get_run(Workspace.at(root), "rtx3090_sft", "20251101_100000")
     assert 250 in [c.step for c in detail(run).checkpoints]
     # A run that is training now goes quiet: same files, so a memo hit, but a new status.
-    live = wb.make_run(root, "kto", started("20251120_100000"), max_steps=100, completed=False)
+    live = wb.make_run(
+        root, "kto", started("20251120_100000"), max_steps=100, done=60, completed=False
+    )
     assert detail(get_run(Workspace.at(root), "rtx3090_kto", live.name)).run.status == "running"
     later = get_run(Workspace.at(root), "rtx3090_kto", live.name, now=time.time() + 3600)
     assert detail(later).run.status == "stopped"

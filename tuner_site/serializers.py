@@ -94,6 +94,7 @@ def checkpoint_row(
         "is_final": c.is_final,
         "metrics": c.metrics,
         "metrics_step": c.metrics_step,
+        "metric_steps": c.metric_steps,
         "score": score,
         "best": c.name == d.ranking.best,
         "url": checkpoint_url(d.run, c.name),
@@ -128,6 +129,7 @@ def checkpoint_detail(
         "is_final": c.is_final,
         "metrics": c.metrics,
         "metrics_step": c.metrics_step,
+        "metric_steps": c.metric_steps,
         "best": c.name == d.ranking.best,
         "path": str(c.path),
         "files": [{"name": f.name, "size": f.size} for f in files],
@@ -145,7 +147,7 @@ def header_json(d: RunDetail) -> dict[str, Any]:
 
 def history_json(history: History) -> dict[str, Any]:
     return {
-        "steps": history.entry_steps(),
+        "steps": history.steps,
         "series": {name: history.column(name) for name in history.metric_names()},
     }
 

@@ -107,7 +107,7 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
     lines = []
     for color, d, s in zip(COLORS, runs, series, strict=False):
         column = s.column(metric) if metric else []
-        kept = [(st, v) for st, v in zip(s.entry_steps(), column, strict=True) if math.isfinite(v)]
+        kept = [(st, v) for st, v in zip(s.steps, column, strict=True) if math.isfinite(v)]
         steps, values = tuple(st for st, _ in kept), tuple(v for _, v in kept)
         lines.append(Line(d, color, steps, values, _without(request, d.run.id, ids, metric)))
     chart = points_chart(

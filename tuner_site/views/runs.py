@@ -14,7 +14,13 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
-from discovery.checkpoints import Checkpoint, disk_sizes, list_files, read_adapter_config
+from discovery.checkpoints import (
+    Checkpoint,
+    adapter_summary,
+    disk_sizes,
+    list_files,
+    read_adapter_config,
+)
 from discovery.evaluations import list_evaluations
 from discovery.logs import History
 from discovery.metrics import CHART_GROUPS, column_order
@@ -180,7 +186,7 @@ def _charts(d: RunDetail, history: History) -> list[Chart]:
     groups = list(CHART_GROUPS)
     if d.ranking.rule == "requested" and not any(d.ranking.metric in g for _, g in groups):
         groups.append((d.ranking.metric, (d.ranking.metric,)))
-    steps = history.entry_steps()
+    steps = history.steps
     for title, group in groups:
         present = [n for n in group if n in names]
         if not present:
@@ -252,13 +258,13 @@ def checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
     d, c, i = _get_checkpoint_or_404(request, trainer, run, checkpoint)
-    files = list_files(c.path, d.run.trainer.root)
+    files = list_files(c.path, d.run.trainer.root, c.kind == "top")
     context = {
         "d": d,
         "c": c,
         "files": files,
         "total_size": sum(f.size for f in files),
-        "adapter": read_adapter_config(c.path),
+        "adapter": adapter_summary(read_adapter_config(c.path, d.run.trainer.root)),
         "prev": d.checkpoints[i - 1] if i > 0 else None,
         "next": d.checkpoints[i + 1] if i + 1 < len(d.checkpoints) else None,
         "score": d.ranking.scores[i],
@@ -272,8 +278,11 @@ def api_checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
     d, c, _ = _get_checkpoint_or_404(request, trainer, run, checkpoint)
-    files = list_files(c.path, d.run.trainer.root)
-    return json_response(serializers.checkpoint_detail(d, c, files, read_adapter_config(c.path)))
+    root = d.run.trainer.root
+    files = list_files(c.path, root, c.kind == "top")
+    return json_response(
+        serializers.checkpoint_detail(d, c, files, read_adapter_config(c.path, root))
+    )
 
 
 def _overview(ws: Workspace, running_only: bool) -> dict[str, Any]:
