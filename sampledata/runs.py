@@ -321,7 +321,7 @@ def npz_checkpoint(state: dict[str, Any]) -> bytes:
     """A checkpoint .npz as `np.savez` writes it: a zip of .npy files. `state.npy` holds the
     trainer state as one JSON string (dtype <U n); the weights are stand-in bytes."""
     text = json.dumps(state)
-    header = "{'descr': '<U%d', 'fortran_order': False, 'shape': (), }" % len(text)
+    header = "{'descr': '<U" + str(len(text)) + "', 'fortran_order': False, 'shape': (), }"
     header += " " * (63 - (10 + len(header)) % 64) + "\n"  # .npy aligns data to 64 bytes
     npy = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin-1")
     buf = io.BytesIO()
