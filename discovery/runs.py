@@ -326,7 +326,8 @@ def read_run(
             st = os.stat(log)
         except OSError:
             continue
-        logs.append((log.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        # The version changes when a background pass corrects a first answer of this log.
+        logs.append((log.name, st.st_ino, st.st_size, st.st_mtime_ns, indexer.version(log)))
     has_lineage, has_state = LINEAGE in children, STATE in children
     if not steps and final is None and not logs and not has_state:
         return None
@@ -340,7 +341,7 @@ def read_run(
     if not completed:
         # Only an unfinished run's status needs its checkpoints' times.
         last_write = max(
-            [m / 1e9 for *_, m in logs]
+            [log[3] / 1e9 for log in logs]
             + [
                 _entry_mtime(children.get("checkpoints")) if folder != path else _mtime(path),
                 _mtime(newest) if newest else 0.0,

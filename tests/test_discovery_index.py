@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 import discovery.logindex as logindex
 import discovery.logs as logs
 from discovery.logindex import LogIndexer, indexer, read_history, read_summary
+from discovery.runs import Workspace, detail, get_run
 from sampledata import runs as wb
 
 from .conftest import run_dir, started
@@ -45,13 +47,30 @@ def trainer_log(run: Path, steps: range, stamp: str = "20251101_100100") -> Path
     return wb.write_log(run, [{"step": s, "loss": 1 / s, "lr": 1e-4} for s in steps], stamp)
 
 
-def test_only_the_lines_at_wanted_steps_are_parsed(workspace, parsed):
+@pytest.fixture
+def first_answers():
+    """The indexer as a server runs it: a first answer from windows, the full read after."""
+    indexer.configure(None, background=True)
+    yield indexer
+    indexer.wait(30)
+    indexer.configure(None)
+
+
+def test_a_first_answer_parses_only_the_lines_at_wanted_steps(workspace, parsed, first_answers):
     run = run_dir(workspace, "sft", "20251101_100000")
-    trainer_log(run, range(1, 2001))
+    log = trainer_log(run, range(1, 2001))
     summary = read_summary(run, workspace, [500, 1000, 1503])
-    assert summary.last_step == 2000
+    assert summary.last_step == 2000 and summary.approximate
     assert at(summary, 1503)["loss"] == 1 / 1503
-    assert len(parsed) <= 5  # four lines, and the last one once more to test for a torn tail
+    assert at(summary, 500)["loss"] == 1 / 500
+    assert len(parsed) <= 6  # the lines at 500, 1000, 1503 and 2000, and the tail's check
+    reads: list[int] = []
+    real = os.pread
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(logindex.os, "pread", lambda fd, n, off: reads.append(n) or real(fd, n, off))
+        indexer.clear()
+        read_summary(run, workspace, [500, 1000, 1503])
+    assert sum(reads) < log.stat().st_size / 4  # kilobytes of a 50 KB log, not all of it
 
 
 def test_the_summary_agrees_with_a_full_parse(workspace):
@@ -116,7 +135,7 @@ def test_a_file_whose_steps_go_back_is_parsed_in_full_and_later_lines_win(worksp
     assert logged(summary) == [5, 10, 15]
 
 
-def test_windows_line_endings_take_the_fast_path(workspace, parsed):
+def test_windows_line_endings_take_the_fast_path(workspace, parsed, first_answers):
     run = run_dir(workspace, "sft", "20251101_100000")
     log = run / "logs" / "training_20251101_100100.jsonl"
     log.parent.mkdir(parents=True)
@@ -202,7 +221,7 @@ def test_indexes_survive_a_restart_without_reading_the_log_again(workspace, tmp_
     indexer.configure(store)
     before = read_summary(run, workspace, [250])
     indexer.flush()
-    assert list(store.glob("*.idx"))
+    assert list(store.glob("*.sqlite3"))
 
     indexer.configure(store)  # a new process: nothing in memory
 
@@ -222,10 +241,13 @@ def test_a_corrupt_index_file_is_ignored(workspace, tmp_path):
     log = next((run / "logs").glob("training_*.jsonl"))
     read.index(log, workspace)
     read.flush()
-    for p in store.glob("*.idx"):
-        p.write_bytes(b"\x00garbage")
+    (db,) = store.glob("*.sqlite3")
+    db.write_bytes(b"\x00garbage that is no SQLite file" * 100)
     fresh = LogIndexer(store)
     assert fresh.index(log, workspace).last_step == 10
+    fresh.flush()  # the foreign file was set aside and a store written in its place
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 1
 
 
 def test_a_step_beyond_64_bits_is_a_skipped_line_not_a_crash(workspace):
@@ -260,3 +282,80 @@ def test_malformed_lines_are_logged_once_per_version_of_the_file(workspace, capl
     assert read_summary(run, workspace, [10]).skipped == 2
     warnings = [r.getMessage() for r in caplog.records if r.name == "discovery.logindex"]
     assert warnings[1:] == [f"{log}: skipped 1 malformed appended line(s)"]
+
+
+def _shapes(workspace: Path) -> dict[str, tuple[Path, list[int]]]:
+    """Logs of every shape the index must read right, with the checkpoint steps to ask for."""
+    made: dict[str, tuple[Path, list[int]]] = {}
+    crlf = run_dir(workspace, "sft", "20251101_100000")
+    log = crlf / "logs" / "training_20251101_100100.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"".join(b'{"step": %d, "loss": %d.5}\r\n' % (s, s) for s in range(1, 301)))
+    made["crlf"] = (crlf, [50, 100, 150])
+    nan = run_dir(workspace, "sft", "20251102_100000")
+    lines = [{"step": s, "loss": math.nan if s % 50 == 0 else 1 / s} for s in range(1, 301)]
+    lines[99]["grad_norm"] = math.inf
+    wb.write_log(nan, lines, "20251102_100100")
+    made["nan and infinity"] = (nan, [50, 100, 101, 299])
+    torn = run_dir(workspace, "sft", "20251103_100000")
+    log = trainer_log(torn, range(1, 301))
+    with log.open("a") as f:
+        f.write('{"step": 301, "lo')
+    made["half-written last line"] = (torn, [100, 300])
+    summary = run_dir(workspace, "sft", "20251104_100000")
+    wb.write_log(
+        summary,
+        [{"step": s, "loss": 1 / s} for s in range(5, 301, 5)]
+        + [{"step": 300, "eval_loss": 0.7}, {"step": 300, "train_runtime": 9.0, "train_loss": 0.4}],
+        "20251104_100100",
+    )
+    made["summary at a checkpoint step"] = (summary, [150, 300])
+    resumed = run_dir(workspace, "kto", "20251105_100000")
+    trainer_log(resumed, range(1, 201), "20251105_100100")
+    wb.write_log(resumed, [{"step": s, "loss": 0.5} for s in range(150, 401)], "20251106_090000")
+    made["resumed logs"] = (resumed, [100, 160, 400])
+    for i, kind in enumerate(("sft", "kto")):
+        run = wb.make_run(workspace, kind, started(f"2025111{i}_100000"), eval_every=50, seed=i)
+        made[f"{kind} with eval lines"] = (run, [50, 100, 150, 200, 250, 300])
+    return made
+
+
+def test_a_first_answer_equals_the_full_read_on_every_shape(workspace):
+    made = _shapes(workspace)
+    indexer.configure(None, background=True)
+    try:
+        first = {name: read_summary(run, workspace, steps) for name, (run, steps) in made.items()}
+        assert all(h.approximate for h in first.values())
+    finally:
+        indexer.wait(30)
+        indexer.configure(None)
+    for name, (run, steps) in made.items():
+        full = read_summary(run, workspace, steps)
+        assert not full.approximate
+        for step in [*steps, full.last_step]:
+            a, b = first[name].at(step), full.at(step)
+            assert a.values.keys() == b.values.keys(), name
+            for k, v in b.values.items():
+                assert (math.isnan(v) and math.isnan(a.values[k])) or a.values[k] == v, name
+            assert a.steps == b.steps, name
+        assert first[name].last_step == full.last_step, name
+
+
+def test_a_bad_line_in_the_middle_is_found_by_the_background_pass_and_reported(workspace):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    lines = [json.dumps({"step": s, "loss": 1 / s}) for s in range(1, 2001)]
+    lines[1000] = '{"step": 1001, "loss": '  # torn mid-file: a crash, then a restart
+    wb.write_log(run, lines, "20251101_100100")
+    wb.add_checkpoint(run, 500)
+    ws = Workspace.at(workspace)
+    indexer.configure(None, background=True)
+    try:
+        first = detail(get_run(ws, "rtx3090_sft", run.name))
+        assert first.history.approximate and first.history.skipped == 0
+        assert indexer.wait(30)
+        assert indexer.checking() == 0
+        again = detail(get_run(ws, "rtx3090_sft", run.name))
+        assert not again.history.approximate and again.history.skipped == 1
+        assert again.checkpoints[0].metrics["loss"] == 1 / 500
+    finally:
+        indexer.configure(None)

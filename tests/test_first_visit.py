@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import datetime, timedelta
 from io import StringIO
@@ -81,7 +82,10 @@ def test_discover_index_reads_every_run_with_a_progress_bar(many_runs, tmp_path)
     out = StringIO()
     call_command("discover", "index", stdout=out)
     assert "8/8 runs" in out.getvalue() and "Indexed 8 run(s)" in out.getvalue()
-    assert len(list((tmp_path / "index").glob("*.idx"))) == 8
+    stores = list((tmp_path / "index").glob("*.sqlite3"))
+    assert len(stores) == 1  # one store for the workspace
+    with sqlite3.connect(stores[0]) as conn:
+        assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 8  # a row per log
     assert all(
         is_ready(r) for r in list_runs(Workspace.at(many_runs))
     )  # every run answers from memory

@@ -59,6 +59,7 @@ class Command(BaseCommand):
                 f"The workspace {exc} is missing or unreadable: set TUNER_WORKSPACE."
             ) from None
         getattr(self, f"handle_{what.replace('-', '_')}")(ws, **options)
+        indexer.flush()  # the next command reads what this one learned
 
     def handle_models(self, backend: str | None, json: bool, **_: Any) -> None:
         found = workspace.backend_statuses()
