@@ -10,6 +10,7 @@ that is not such a store, or from another version, is set aside and started afre
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import marshal
@@ -86,10 +87,8 @@ class IndexStore:
             # Not a store of ours (or damaged beyond SQLite's own recovery): start afresh.
             log.warning("%s is not a readable index store; starting a new one", self.path)
             for suffix in ("", "-wal", "-shm"):
-                try:
+                with contextlib.suppress(OSError):
                     os.replace(f"{self.path}{suffix}", f"{self.path}{suffix}.bad")
-                except OSError:
-                    pass
             try:
                 return self._connect()
             except (sqlite3.DatabaseError, OSError):
