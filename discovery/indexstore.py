@@ -55,7 +55,7 @@ class IndexStore:
         self._dirty: dict[str, tuple[Any, ...]] = {}
         self._wake = threading.Condition()
         self._writer: threading.Thread | None = None
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one write at a time, pending taken inside it
         self.last_use = 0.0  # when the indexer last worked; writes wait for quiet
         _stores.add(self)
 
@@ -128,10 +128,11 @@ class IndexStore:
             self._wake.notify()
 
     def flush(self) -> None:
-        """Write every queued index now."""
-        with self._wake:
-            pending, self._dirty = self._dirty, {}
-        self._write(pending)
+        """Write every queued index now, after a write the background thread has begun."""
+        with self._write_lock:
+            with self._wake:
+                pending, self._dirty = self._dirty, {}
+            self._write(pending)
 
     def _write_loop(self) -> None:
         while True:
@@ -143,25 +144,27 @@ class IndexStore:
                 if idle < IDLE_BEFORE_WRITE:
                     self._wake.wait(IDLE_BEFORE_WRITE - idle)
                     continue
-                pending, self._dirty = self._dirty, {}
-            self._write(pending)
+            # Taken with the write lock held, so a flush() waits for this write to end.
+            with self._write_lock:
+                with self._wake:
+                    pending, self._dirty = self._dirty, {}
+                self._write(pending)
 
     def _write(self, pending: dict[str, tuple[Any, ...]]) -> None:
         if not pending:
             return
         rows = [(key, encode(fields)) for key, fields in pending.items()]
-        with self._write_lock:
-            conn = self._open()
-            if conn is None:
-                return  # a read-only data folder costs speed after a restart, nothing else
-            try:
-                with conn:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?)", rows)
-            except sqlite3.DatabaseError as exc:
-                log.warning("could not write the index store %s: %s", self.path, exc)
-            finally:
-                conn.close()
+        conn = self._open()
+        if conn is None:
+            return  # a read-only data folder costs speed after a restart, nothing else
+        try:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?)", rows)
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not write the index store %s: %s", self.path, exc)
+        finally:
+            conn.close()
 
 
 _stores: weakref.WeakSet[IndexStore] = weakref.WeakSet()

@@ -19,6 +19,7 @@ HIGHER_IS_BETTER = frozenset(
         "epoch",
         "num_tokens",
         "learning_rate",
+        "accuracy",
     }
 )
 # Checkpoint-table columns people read first, in this order; the rest follow by name.
@@ -44,15 +45,39 @@ COMPARE_DEFAULTS = ("loss", "eval_loss", "val_loss", "rewards/margins", "reward"
 
 def direction(metric: str) -> str:
     """ "max" when a larger value of `metric` is better, else "min"."""
-    if metric in HIGHER_IS_BETTER or metric.startswith("eval_rewards/"):
+    base = metric.removeprefix("eval_")
+    if base in HIGHER_IS_BETTER or base == "rewards/margins" or base.startswith("rewards/acc"):
         return "max"
     return "min"
 
 
-def column_order(names: set[str] | dict[str, None]) -> list[str]:
-    """Metric names with the ones people read first in front, the rest by name."""
-    return [k for k in FIRST_COLUMNS if k in names] + sorted(
-        k for k in names if k not in FIRST_COLUMNS
+# Timing and bookkeeping a trainer logs beside its metrics: kept in the JSON and on a
+# checkpoint's page, but no table column, chart or ranking default.
+BOOKKEEPING = frozenset({"interval_time", "epoch", "total_flos", "step_time", "steps"})
+BOOKKEEPING_SUFFIXES = ("_runtime", "_per_second")
+# One quantity under two names (MLX logs `lr`, Hugging Face `learning_rate`): one series.
+ALIASES = {"lr": "learning_rate"}
+
+
+def is_bookkeeping(metric: str) -> bool:
+    return metric in BOOKKEEPING or metric.endswith(BOOKKEEPING_SUFFIXES)
+
+
+def is_duration(metric: str) -> bool:
+    """Seconds, shown as a duration."""
+    return metric.endswith("_runtime") or metric in {"interval_time", "step_time"}
+
+
+def canonical(metric: str) -> str:
+    return ALIASES.get(metric, metric)
+
+
+def column_order(names: Iterable[str]) -> list[str]:
+    """Metric columns of a table: the ones people read first in front, the rest by name,
+    bookkeeping left out."""
+    shown = {k for k in names if not is_bookkeeping(k)}
+    return [k for k in FIRST_COLUMNS if k in shown] + sorted(
+        k for k in shown if k not in FIRST_COLUMNS
     )
 
 

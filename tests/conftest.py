@@ -52,6 +52,7 @@ def _no_real_backends(settings, tmp_path_factory) -> None:
     settings.LMSTUDIO_HOST = ""
     settings.TUNER_OPENAI_BACKENDS = ""
     settings.TUNER_BACKEND_CACHE_SECONDS = 0
+    settings.TUNER_RUN_DIRS = []
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def run_summary(d: RunDetail) -> dict[str, Any]:
         "base_model": d.base_model,
         "checkpoint_count": len(r.checkpoint_steps),
         "has_final_model": r.has_final_model,
-        "last_step": d.history.last_step,
+        "last_step": d.step,
         "max_steps": d.max_steps,
         "progress": d.progress,
         "best_checkpoint": best_json(d),

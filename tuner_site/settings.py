@@ -34,6 +34,11 @@ def envlist(name: str, default: str) -> list[str]:
     return [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
 
 
+def envpaths(name: str) -> list[Path]:
+    """Folders separated by os.pathsep (":" here, ";" on Windows), as PATH lists them."""
+    return [Path(v).expanduser() for v in os.environ.get(name, "").split(os.pathsep) if v.strip()]
+
+
 def envpath(name: str, default: Path) -> Path | None:
     """A folder from the environment; set but empty means none."""
     value = os.environ.get(name)
@@ -87,6 +92,8 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 TUNER_DEMO_WORKSPACE = DATA_DIR / "demo-workspace"
 TUNER_WORKSPACE = Path(os.environ.get("TUNER_WORKSPACE") or TUNER_DEMO_WORKSPACE)
 TUNER_RUNNING_WINDOW = envint("TUNER_RUNNING_WINDOW", "600")
+# More Hugging Face output folders (each a run, or a folder of runs), each shown as a trainer.
+TUNER_RUN_DIRS = envpaths("TUNER_RUN_DIRS")
 # Log indexes, kept so a restart does not re-read every log. Empty: keep them in memory only.
 TUNER_INDEX_DIR = envpath("TUNER_INDEX_DIR", DATA_DIR / "index")
 # A first visit reads this many unindexed runs before answering; more are read in the background.

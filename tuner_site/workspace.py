@@ -24,13 +24,18 @@ class WorkspaceMissing(Exception):
 
 
 def current() -> Workspace:
-    """The configured workspace, or WorkspaceMissing."""
-    ws = Workspace.at(settings.TUNER_WORKSPACE, float(settings.TUNER_RUNNING_WINDOW))
+    """The configured workspace, or WorkspaceMissing. Run folders alone (TUNER_RUN_DIRS) are
+    enough to show: then a missing workspace only means no prompt sets or results."""
+    ws = Workspace.at(
+        settings.TUNER_WORKSPACE,
+        float(settings.TUNER_RUNNING_WINDOW),
+        tuple(d for d in settings.TUNER_RUN_DIRS if d.is_dir()),
+    )
     try:
-        if not ws.root.is_dir():
-            raise WorkspaceMissing(str(settings.TUNER_WORKSPACE))
         next(iter(ws.root.iterdir()), None)
-    except OSError:
+    except OSError:  # missing, not a folder, or unreadable
+        if ws.run_dirs:
+            return ws
         raise WorkspaceMissing(str(settings.TUNER_WORKSPACE)) from None
     return ws
 

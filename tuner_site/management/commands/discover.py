@@ -119,7 +119,7 @@ class Command(BaseCommand):
                 d.run.status,
                 d.base_model or "—",
                 str(len(d.run.checkpoint_steps)) + (" + final" if d.run.has_final_model else ""),
-                metric(d.history.last_step),
+                metric(d.step),
                 d.best.name if d.best else "—",
                 f"{metric(d.best_score)} ({d.ranking.rule})" if d.best else "—",
             ]
