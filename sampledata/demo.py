@@ -57,6 +57,7 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
     for run_type, days, kwargs in specs:
         started = (now - timedelta(days=days)).replace(microsecond=0)
         make_run(root, run_type, started, mtime=old, **kwargs)
+    _other_trainers(root, now, old)
     # The running run: started 90 minutes ago, its log written a moment ago.
     make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
     mac = make_mlx_trainer(
@@ -119,3 +120,15 @@ def follow_demo(root: Path, interval: float = 4.0, log_every: int = 5) -> None:
         run_dir / "training_lineage.json",
         lineage("kto", run_dir, base, spec["max_steps"], spec["lr"]),
     )
+
+
+def _other_trainers(root: Path, now: datetime, old: float) -> None:
+    """Runs as other trainers write them: TRL DPO with eval lines (the upstream project's later
+    `Trainers/dpo/dpo_output/` layout), and a plain Hugging Face Trainer's own layout
+    (`checkpoint-N/` at the run's top, trainer_state.json only, as Unsloth's GRPO notebooks)."""
+    dpo = {"max_steps": 400, "save_every": 50, "eval_every": 100, "seed": 7, "lr": 5e-7}
+    started = (now - timedelta(days=7, hours=3)).replace(microsecond=0)
+    make_run(root, "dpo", started, platform="", mtime=old, **dpo)
+    grpo = {"max_steps": 240, "save_every": 60, "seed": 8, "lr": 5e-6, "layout": "hf"}
+    started = (now - timedelta(days=2, hours=6)).replace(microsecond=0)
+    make_run(root, "grpo", started, platform="", mtime=old, **grpo)
