@@ -126,9 +126,13 @@ def _other_trainers(root: Path, now: datetime, old: float) -> None:
     """Runs as other trainers write them: TRL DPO with eval lines (the upstream project's later
     `Trainers/dpo/dpo_output/` layout), and a plain Hugging Face Trainer's own layout
     (`checkpoint-N/` at the run's top, trainer_state.json only, as Unsloth's GRPO notebooks)."""
-    dpo = {"max_steps": 400, "save_every": 50, "eval_every": 100, "seed": 7, "lr": 5e-7}
     started = (now - timedelta(days=7, hours=3)).replace(microsecond=0)
-    make_run(root, "dpo", started, platform="", mtime=old, **dpo)
-    grpo = {"max_steps": 240, "save_every": 60, "seed": 8, "lr": 5e-6, "layout": "hf"}
+    make_run(
+        root, "dpo", started, max_steps=400, save_every=50, eval_every=100, seed=7, lr=5e-7,
+        platform="", mtime=old,
+    )  # fmt: skip
     started = (now - timedelta(days=2, hours=6)).replace(microsecond=0)
-    make_run(root, "grpo", started, platform="", mtime=old, **grpo)
+    make_run(
+        root, "grpo", started, max_steps=240, save_every=60, seed=8, lr=5e-6, layout="hf",
+        platform="", mtime=old,
+    )  # fmt: skip
