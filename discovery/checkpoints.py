@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .logs import EMPTY_POINT, Entry, History, Point, Source, merge_into, parse_obj, shapes_of
-from .paths import file_cache, is_inside, loads_lenient, read_json_object
+from .paths import file_cache, is_inside, listing, loads_lenient, read_json_object
 from .values import as_dict, as_int, as_list, as_str
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
 FINAL_MODEL = "final_model"
 # A model saved at the top of an output folder (`trainer.save_model(output_dir)`).
 SAVED_MODEL_FILES = ("adapter_model.safetensors", "model.safetensors", "adapter_model.bin")
-# A folder changed this recently may change again within the filesystem's clock tick, unseen
-# by its mtime (git's "racily clean" entries): its listing is not reused until it settles.
-SETTLED_S = 2.0
-_listings: dict[tuple[str, str], tuple[tuple[int, int], tuple[int, ...]]] = {}
 
 
 @dataclass(frozen=True)
@@ -87,40 +82,20 @@ def checkpoints_folder(run_dir: Path) -> Path:
     return folder if folder.is_dir() else run_dir
 
 
-def checkpoint_steps(folder: Path, root: Path) -> list[int]:
-    """Steps of the `checkpoint-N` folders in `folder`, ascending.
-
-    A settled folder's listing is reused while its inode and mtime stay the same: adding,
-    removing or renaming a checkpoint changes them. Links are re-checked every time.
-    """
-    if os.path.islink(folder) and not is_inside(folder, root):
-        return []
-    try:
-        st = os.stat(folder)
-    except OSError:
-        return []
-    key, sig = (str(folder), str(root)), (st.st_ino, st.st_mtime_ns)
-    hit = _listings.get(key)
-    if hit is not None and hit[0] == sig:
-        return list(hit[1])
-    steps, linked = _scan_steps(folder, root)
-    if not linked and time.time() - st.st_mtime > SETTLED_S:
-        _listings[key] = (sig, tuple(steps))
-    return steps
+def checkpoint_steps(folder: Path | str, root: Path) -> list[int]:
+    """Steps of the `checkpoint-N` folders in `folder`, ascending (a settled listing reused)."""
+    steps = listing(str(folder), root, "checkpoints", lambda f: _scan_steps(f, root))
+    return list(steps) if steps is not None else []
 
 
-def clear_listings() -> None:
-    _listings.clear()
-
-
-def _scan_steps(folder: Path, root: Path) -> tuple[list[int], bool]:
+def _scan_steps(folder: str, root: Path) -> tuple[tuple[int, ...], bool]:
     """The folder's checkpoint steps, and whether any entry is a link."""
     steps = []
     linked = False
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return [], False
+        return (), False
     for entry in entries:
         m = CHECKPOINT_NAME.fullmatch(entry.name)
         if m is None:
@@ -136,7 +111,7 @@ def _scan_steps(folder: Path, root: Path) -> tuple[list[int], bool]:
                 continue
         steps.append(int(m.group(1)))
     steps.sort()
-    return steps, linked
+    return tuple(steps), linked
 
 
 def build_checkpoints(

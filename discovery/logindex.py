@@ -257,7 +257,7 @@ class LogIndexer:
         if st is not None:
             st.save(key, idx.fields())
 
-    def version(self, path: Path) -> int:
+    def version(self, path: Path | str) -> int:
         """Changes when a background pass corrects what was known of `path`."""
         return self._versions.get(str(path), 0)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from .paths import is_inside
+from .paths import is_inside, listing
 
 LOG_NAME = re.compile(r"training_(?:(?P<stamp>\d{8}_\d{6})|.*)\.jsonl")
 LATEST_LINK = "training_latest.jsonl"
@@ -85,31 +85,40 @@ def shapes_of(entries: Mapping[int, Entry]) -> tuple[Shape, ...]:
 
 def log_files(run_dir: Path, root: Path) -> list[Path]:
     """A run's real `logs/training_*.jsonl` files, oldest first by the stamp in their name."""
-    logs = run_dir / "logs"
-    if os.path.islink(logs) and not is_inside(logs, root):
-        return []
-    found: list[tuple[str, str, Path]] = []
+    return [Path(p) for p in log_paths(str(run_dir), root)]
+
+
+def log_paths(run_dir: str, root: Path) -> tuple[str, ...]:
+    """`log_files` as strings, for the walk's hot path."""
+    found = listing(os.path.join(run_dir, "logs"), root, "logs", lambda f: _scan_logs(f, root))
+    return found or ()
+
+
+def _scan_logs(folder: str, root: Path) -> tuple[tuple[str, ...], bool]:
+    found: list[tuple[str, str, str]] = []
+    linked = False
     try:
-        entries = list(os.scandir(logs))
+        entries = list(os.scandir(folder))
     except OSError:
-        return []
+        return (), False
     for entry in entries:
         if entry.name == LATEST_LINK:
             continue
         m = LOG_NAME.fullmatch(entry.name)
         if m is None:
             continue
-        path = Path(entry.path)
         try:
-            if entry.is_symlink() and not is_inside(path, root):
-                continue
+            if entry.is_symlink():
+                linked = True
+                if not is_inside(entry.path, root):
+                    continue
             if not entry.is_file():
                 continue
         except OSError:
             continue
-        found.append((m.group("stamp") or "", entry.name, path))
+        found.append((m.group("stamp") or "", entry.name, entry.path))
     found.sort()
-    return [p for _, _, p in found]
+    return tuple(p for _, _, p in found), linked
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -119,6 +120,37 @@ class StatCache:
 
 
 file_cache = StatCache()
+
+
+# A folder changed this recently may change again within the filesystem's clock tick, unseen
+# by its mtime (git's "racily clean" entries): its listing is not reused until it settles.
+SETTLED_S = 2.0
+_listings: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
+
+
+def listing(folder: str, root: Path, kind: str, scan: Callable[[str], tuple[T, bool]]) -> T | None:
+    """`scan(folder)` (its result, and whether any entry was a link), reused while the folder's
+    inode and mtime stay: adding, removing or renaming an entry changes them. A listing with
+    links is never reused (their targets can change unseen), nor one changed just now. None
+    when the folder is missing, or a link that leads out of `root`."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    if os.path.islink(folder) and not is_inside(folder, root):
+        return None
+    key, sig = (folder, str(root), kind), (st.st_ino, st.st_mtime_ns)
+    hit = _listings.get(key)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    result, linked = scan(folder)
+    if not linked and time.time() - st.st_mtime > SETTLED_S:
+        _listings[key] = (sig, result)
+    return result
+
+
+def clear_listings() -> None:
+    _listings.clear()
 
 
 def loads_lenient(data: bytes) -> Any:

@@ -39,7 +39,7 @@ from .checkpoints import (
 )
 from .header import RunHeader
 from .logindex import indexer, read_history, read_summary
-from .logs import History, Source, log_files, shapes_of
+from .logs import History, Source, log_files, log_paths, shapes_of
 from .metrics import type_from_metrics
 from .paths import is_inside, is_safe_name, read_json_object, realpath
 from .ranking import Ranking, RankRequest, rank
@@ -60,6 +60,9 @@ class Workspace:
     root: Path
     run_dirs: tuple[Path, ...] = ()  # more output folders, each its own trainer and confinement
     running_window: float = RUNNING_WINDOW_S
+    # Seconds a walk's finished and stopped runs may be reused (training runs are read again
+    # each time), while no trainer folder changes: many open pages polling share one walk.
+    walk_reuse: float = 0.0
 
     @classmethod
     def at(
@@ -67,8 +70,9 @@ class Workspace:
         root: Path | str,
         running_window: float = RUNNING_WINDOW_S,
         run_dirs: tuple[Path | str, ...] = (),
+        walk_reuse: float = 0.0,
     ) -> Workspace:
-        return cls(realpath(root), tuple(realpath(d) for d in run_dirs), running_window)
+        return cls(realpath(root), tuple(realpath(d) for d in run_dirs), running_window, walk_reuse)
 
 
 @dataclass(frozen=True)
@@ -279,7 +283,7 @@ def _mtime(path: Path | str) -> float:
         return 0.0
 
 
-def _stat_sig(path: Path) -> tuple[int, int, int] | None:
+def _stat_sig(path: str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -304,10 +308,10 @@ def read_run(
     except OSError:
         return None
     if _is_dir_inside(children.get("checkpoints"), root):
-        folder = path / "checkpoints"
+        folder = os.path.join(path, "checkpoints")
         steps = checkpoint_steps(folder, root)
     else:
-        folder = path
+        folder = str(path)
         steps = sorted(
             int(m.group(1))
             for n, e in children.items()
@@ -320,22 +324,24 @@ def read_run(
         has_saved_model(path)
     ):
         final = (path, "top")
+    # Strings, not Paths, on this walk's hot path: it runs for every run on every request.
+    here = str(path)
     logs = []
-    for log in log_files(path, root):
+    for log in log_paths(here, root):
         try:
             st = os.stat(log)
         except OSError:
             continue
         # The version changes when a background pass corrects a first answer of this log.
-        logs.append((log.name, st.st_ino, st.st_size, st.st_mtime_ns, indexer.version(log)))
+        logs.append((log, st.st_ino, st.st_size, st.st_mtime_ns, indexer.version(log)))
     has_lineage, has_state = LINEAGE in children, STATE in children
     if not steps and final is None and not logs and not has_state:
         return None
-    newest = folder / f"checkpoint-{steps[-1]}" if steps else None
+    newest = os.path.join(folder, f"checkpoint-{steps[-1]}") if steps else None
     completed = final is not None or has_lineage or has_state
     last_write = None
     if not completed:
-        state = newest_trainer_state(folder, steps, root)
+        state = newest_trainer_state(Path(folder), steps, root)
         # HF's own layout has no final model of its own: the trainer's count says it finished.
         completed = state is not None and state.finished
     if not completed:
@@ -343,7 +349,7 @@ def read_run(
         last_write = max(
             [log[3] / 1e9 for log in logs]
             + [
-                _entry_mtime(children.get("checkpoints")) if folder != path else _mtime(path),
+                _entry_mtime(children.get("checkpoints")) if folder != here else _mtime(here),
                 _mtime(newest) if newest else 0.0,
             ]
         )
@@ -352,11 +358,11 @@ def read_run(
         trainer=trainer,
         name=run_name,
         path=path,
-        type=trainer.type or _infer_type(path, folder, steps, root),
+        type=trainer.type or _infer_type(path, Path(folder), steps, root),
         started_at=started_at(run_name, 0.0 if RUN_STAMP.search(run_name) else _mtime(path)),
         status=status(completed, last_write, ws.running_window, now),
         checkpoint_steps=tuple(steps),
-        checkpoints_dir=folder,
+        checkpoints_dir=path / "checkpoints" if folder != here else path,
         final=final,
         last_write=last_write,
         signature=(
@@ -364,10 +370,12 @@ def read_run(
             final,
             tuple(logs),
             # Every metadata file a page shows: an edit or a finished write shows at once.
-            _stat_sig(path / LINEAGE) if has_lineage else None,
-            _stat_sig(path / STATE) if has_state else None,
-            _stat_sig(newest / STATE) if newest else None,
-            _stat_sig((final[0] if final else newest or path) / "adapter_config.json"),
+            _stat_sig(os.path.join(here, LINEAGE)) if has_lineage else None,
+            _stat_sig(os.path.join(here, STATE)) if has_state else None,
+            _stat_sig(os.path.join(newest, STATE)) if newest else None,
+            _stat_sig(
+                os.path.join(str(final[0]) if final else newest or here, "adapter_config.json")
+            ),
         ),
     )
 
@@ -403,15 +411,55 @@ def _log_tail_names(path: Path, root: Path) -> set[str]:
 
 def list_runs(ws: Workspace, run_type: str | None = None, now: float | None = None) -> list[Run]:
     """Runs of every trainer (or of one training type), newest start first."""
-    runs: list[Run] = []
-    for trainer in list_trainers(ws):
-        if run_type and trainer.type and trainer.type != run_type.lower():
-            continue
-        runs.extend(
-            r for r in trainer_runs(trainer, ws, now) if not run_type or r.type == run_type.lower()
-        )
-    runs.sort(key=lambda r: (r.started_at, r.trainer.id, r.name), reverse=True)
+    runs = _walk(ws, now)
+    if run_type:
+        runs = [r for r in runs if r.type == run_type.lower()]
     return runs
+
+
+_walks: dict[Workspace, tuple[float, tuple, list[Run]]] = {}
+_walks_lock = threading.Lock()
+
+
+def _walk(ws: Workspace, now: float | None) -> list[Run]:
+    trainers = list_trainers(ws)
+    if ws.walk_reuse <= 0 or now is not None:
+        return _walk_all(trainers, ws, now)
+    # Adding, removing or renaming a run changes its trainer folder's mtime.
+    folders = tuple((t.id, _stat_sig(str(t.output_dir))) for t in trainers)
+    with _walks_lock:
+        hit = _walks.get(ws)
+    if hit is not None and hit[1] == folders and time.monotonic() - hit[0] < ws.walk_reuse:
+        by_trainer = {t.id: t for t in trainers}
+        fresh: dict[str, Run | None] = {}
+        for r in hit[2]:
+            if r.status == "running" and r.trainer.layout != "mlx":
+                fresh[r.id] = read_run(by_trainer[r.trainer.id], r.path, ws, name=r.name)
+        live_mlx = {
+            r.trainer.id for r in hit[2] if r.status == "running" and r.trainer.layout == "mlx"
+        }
+        for t in trainers:
+            if t.id in live_mlx:
+                fresh |= {r.id: r for r in trainer_runs(t, ws)}
+        runs = [r for r in (fresh.get(r.id, r) for r in hit[2]) if r is not None]
+        runs.sort(key=_newest_first, reverse=True)
+        return runs
+    runs = _walk_all(trainers, ws, now)
+    with _walks_lock:
+        _walks[ws] = (time.monotonic(), folders, runs)
+    return runs
+
+
+def _walk_all(trainers: list[Trainer], ws: Workspace, now: float | None) -> list[Run]:
+    runs: list[Run] = []
+    for trainer in trainers:
+        runs.extend(trainer_runs(trainer, ws, now))
+    runs.sort(key=_newest_first, reverse=True)
+    return runs
+
+
+def _newest_first(r: Run) -> tuple[Any, ...]:
+    return (r.started_at, r.trainer.id, r.name)
 
 
 def trainer_runs(trainer: Trainer, ws: Workspace, now: float | None = None) -> list[Run]:
@@ -519,6 +567,8 @@ def walk_only(run: Run) -> RunDetail:
 def clear_memo() -> None:
     with _memo_lock:
         _memo.clear()
+    with _walks_lock:
+        _walks.clear()
 
 
 def _states(run: Run) -> tuple[TrainerState | None, TrainerState | None]:

@@ -10,9 +10,8 @@ import pytest
 
 from discovery.backends import cache as backend_cache
 from discovery.backends import last_seen
-from discovery.checkpoints import clear_listings
 from discovery.logindex import indexer
-from discovery.paths import file_cache
+from discovery.paths import clear_listings, file_cache
 from discovery.runs import clear_memo
 from sampledata import demo
 from sampledata import runs as wb

@@ -131,3 +131,20 @@ def test_progress_falls_back_to_the_trainers_global_step_without_a_log(workspace
     d = detail(get_run(Workspace.at(workspace), "rtx3090_sft", run.name))
     assert d.history.last_step is None
     assert (d.step, d.max_steps) == (120, 400)
+
+
+def test_a_reused_walk_still_sees_new_runs_and_training_progress(workspace):
+    ws = Workspace.at(workspace, walk_reuse=60)
+    live = wb.make_run(workspace, "sft", started("20251101_100000"), done=100, completed=False)
+    done = wb.make_run(workspace, "sft", started("20251102_100000"))
+    age(done, 3600)
+    first = {r.name: r for r in list_runs(ws)}
+    assert first[live.name].status == "running"
+    wb.write_log(live, [{"step": 105, "loss": 0.1}], "20251101_100200")  # training goes on
+    wb.add_final_model(done)  # a finished run's folder, edited: reused until the walk is old
+    again = {r.name: r for r in list_runs(ws)}
+    assert again[live.name].signature != first[live.name].signature  # read again
+    assert again[done.name] is first[done.name]  # reused
+    wb.make_run(workspace, "sft", started("20251103_100000"))  # a new run: the folder changed
+    assert len(list_runs(ws)) == 3
+    assert len(list_runs(Workspace.at(workspace))) == 3  # no reuse asked: always a full walk

@@ -11,6 +11,10 @@ from discovery import backends as backends_mod
 from discovery.backends import Backend, BackendStatus
 from discovery.runs import Workspace
 
+# Pages reuse a walk for a second (training runs are always read again): many open pages
+# polling every few seconds share one walk of a thousand runs instead of each making its own.
+WALK_REUSE_S = 1.0
+
 
 class WorkspaceMissing(Exception):
     """The configured workspace is not a readable folder; pages answer 503 saying so."""
@@ -30,6 +34,7 @@ def current() -> Workspace:
         settings.TUNER_WORKSPACE,
         float(settings.TUNER_RUNNING_WINDOW),
         tuple(d for d in settings.TUNER_RUN_DIRS if d.is_dir()),
+        WALK_REUSE_S,
     )
     try:
         next(iter(ws.root.iterdir()), None)
