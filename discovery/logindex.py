@@ -12,9 +12,7 @@ Growth is read from the last offset, for both; indexes persist on disk.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
-import multiprocessing
 import os
 import re
 import threading
@@ -561,7 +559,7 @@ class Verifier:
         self._busy = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._pool: Any = None
+        self._worker: Any = None
 
     def queue(self, key: str, root: Path) -> None:
         with self._cond:
@@ -587,15 +585,14 @@ class Verifier:
 
     def _check(self, key: str, root: Path) -> tuple[Any, ...] | None:
         if (os.cpu_count() or 1) < 2:
-            return verify_file(key, str(root))
-        if self._pool is None:
-            # spawn: a fresh interpreter, not a fork of a server's threads and sockets.
-            ctx = multiprocessing.get_context("spawn")
-            self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx)
+            return verify_file(key, str(root))  # no second core: this thread does it
+        if self._worker is None:
+            from .verify import Worker
+
+            self._worker = Worker()
         try:
-            return self._pool.submit(verify_file, key, str(root)).result()
-        except (concurrent.futures.process.BrokenProcessPool, OSError):
-            self._pool = None
+            return self._worker.check(key, str(root))
+        except OSError:
             return verify_file(key, str(root))
 
     def _run(self) -> None:
@@ -619,19 +616,25 @@ class Verifier:
 
 TAIL = 8 << 10
 WINDOW = 2 << 10
-LINE_STEP = re.compile(rb'(?:^|\n)\{"step": (\d{1,18}), ')
+LINE_STEP = re.compile(rb'\n\{"step": (\d{1,18}), ')
+FIRST_STEP = re.compile(rb'\{"step": (\d{1,18}), ')
 
 
 def _lines_with_steps(data: bytes, base: int, at_start: bool) -> list[tuple[int, int]]:
     """(offset, step) of the trainer-shaped lines starting in `data` (read from offset `base`);
-    the first line counts only when `data` starts at a line start."""
-    found = []
-    for m in LINE_STEP.finditer(data):
-        start = m.start() + (0 if data[m.start() : m.start() + 1] == b"{" else 1)
-        if start == 0 and not at_start:
-            continue
-        found.append((base + start, int(m.group(1))))
+    the first line counts only when `data` starts at a line start. A literal-prefix search:
+    the one step of this module that looks at many bytes."""
+    found = [(base + m.start() + 1, int(m.group(1))) for m in LINE_STEP.finditer(data)]
+    if at_start and (m := FIRST_STEP.match(data)):
+        found.insert(0, (base, int(m.group(1))))
     return found
+
+
+def _complete_lines(data: bytes, base: int, lines: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Those of `lines` that end within `data`: all but possibly the last."""
+    if lines and data.find(b"\n", lines[-1][0] - base) < 0:
+        return lines[:-1]
+    return lines
 
 
 def _parse_group(data: bytes, base: int, lines: list[tuple[int, int]], i: int) -> Entry | None:
@@ -739,9 +742,7 @@ def _window_at(
             est = (lo + hi) // 2
         pos = max(lo + 1, min(est - WINDOW // 2, hi - WINDOW))
         data = os.pread(fd, WINDOW, pos)
-        lines = [
-            (o, st) for o, st in _lines_with_steps(data, pos, False) if _complete(data, o - pos)
-        ]
+        lines = _complete_lines(data, pos, _lines_with_steps(data, pos, False))
         if not lines:
             return _resolve_range(fd, lo, hi, target) if hi - lo <= 16 * WINDOW else None
         if lines[0][1] > target:
@@ -759,10 +760,6 @@ def _window_at(
             lo = max(lo, start[0] - WINDOW)  # the step's first lines may precede the window
             lo = _line_start_before(fd, lo, start[0])
     return None
-
-
-def _complete(data: bytes, start: int) -> bool:
-    return data.find(b"\n", start) >= 0
 
 
 def _group_start(lines: list[tuple[int, int]], k: int) -> tuple[int, int]:
@@ -785,7 +782,7 @@ def _line_start_before(fd: int, pos: int, limit: int) -> int:
 def _resolve_range(fd: int, a: int, b: int, target: int) -> tuple[int, Entry, int] | None:
     """Within [a, b), `a` a line start: the nearest step at or before `target`, merged."""
     data = os.pread(fd, b - a, a)
-    lines = [(o, st) for o, st in _lines_with_steps(data, a, True) if _complete(data, o - a)]
+    lines = _complete_lines(data, a, _lines_with_steps(data, a, True))
     before = [i for i, (_, st) in enumerate(lines) if st <= target]
     if not before:
         return None

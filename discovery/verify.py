@@ -1,0 +1,66 @@
+"""The background pass over first-answered logs, in a second process: `python -m discovery.verify`.
+
+It reads requests (a log path and its root, one per line, tab-separated) on stdin and answers
+each with the log's exact index fields, marshalled and length-prefixed, on stdout. A plain
+subprocess rather than multiprocessing: nothing of the parent's main module is imported again.
+"""
+
+from __future__ import annotations
+
+import marshal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+
+def serve() -> None:
+    from .logindex import verify_file
+
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        path, _, root = line.rstrip(b"\n").decode("utf-8", "surrogateescape").partition("\t")
+        data = marshal.dumps(verify_file(path, root))
+        out.write(len(data).to_bytes(8, "little") + data)
+        out.flush()
+
+
+class Worker:
+    """The parent's end: one worker process, started on first use, restarted if it dies."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def check(self, path: str, root: str) -> tuple[Any, ...] | None:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "discovery.verify"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=None,
+                )
+            proc = self._proc
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(f"{path}\t{root}\n".encode("utf-8", "surrogateescape"))
+                proc.stdin.flush()
+                size = int.from_bytes(_read(proc.stdout, 8), "little")
+                value = marshal.loads(_read(proc.stdout, size))
+            except (OSError, EOFError, ValueError):
+                proc.kill()
+                self._proc = None
+                raise OSError("the background check process stopped") from None
+            return value if isinstance(value, tuple) else None
+
+
+def _read(stream: Any, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError
+    return data
+
+
+if __name__ == "__main__":
+    serve()
