@@ -10,7 +10,7 @@ from django.template.defaultfilters import filesizeformat
 from discovery.checkpoints import disk_sizes
 from discovery.evaluations import list_evaluations
 from discovery.logindex import indexer
-from discovery.runs import Workspace, detail, get_run, list_runs
+from discovery.runs import RunDetail, Workspace, detail, get_run, list_runs
 from tuner_site import serializers, workspace
 from tuner_site.formatting import metric
 from tuner_site.prompt_notes import listed
@@ -25,6 +25,11 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
+
+
+def _rule(d: RunDetail) -> str:
+    r = d.ranking
+    return f"{r.metric}, the trainer's choice" if r.rule == "trainer" else r.rule
 
 
 class Command(BaseCommand):
@@ -121,7 +126,7 @@ class Command(BaseCommand):
                 str(len(d.run.checkpoint_steps)) + (" + final" if d.run.has_final_model else ""),
                 metric(d.step),
                 d.best.name if d.best else "—",
-                f"{metric(d.best_score)} ({d.ranking.rule})" if d.best else "—",
+                f"{metric(d.best_score)} ({_rule(d)})" if d.best else "—",
             ]
             for d in details
         ]
@@ -201,7 +206,8 @@ class Command(BaseCommand):
                 metric(c.step),
                 metric(c.metrics_step),
                 metric(s),
-                metric(c.metrics.get("loss")),
+                metric(c.metrics.get("loss"))
+                + (f" @{metric(c.metric_steps['loss'])}" if "loss" in c.metric_steps else ""),
                 filesizeformat(sizes[c.name]).replace("\xa0", " "),
             ]
             for c, s in zip(d.checkpoints, r.scores, strict=True)
