@@ -21,6 +21,17 @@ SHARED_UPSTREAM = Path(__file__).resolve().parent.parent.parent / "shared" / "up
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    # Evaluation tests run real worker processes on the test database: SQLite's in-memory
+    # one cannot be shared with them, so SQLite tests use a file.
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     # Caches are keyed by path and file identity; clearing keeps tests independent anyway.
@@ -143,3 +154,46 @@ def page(browser):
     pg.set_default_timeout(10_000)
     yield pg
     context.close()
+
+
+@pytest.fixture
+def chat_ollama(settings):
+    """A configured Ollama that answers /api/chat once the test lets each case through."""
+    import threading
+
+    from .fake_servers import FakeServer
+
+    server = FakeServer("ollama").start()
+    server.gate = threading.Semaphore(0)
+    settings.OLLAMA_HOST = server.host
+    yield server
+    server.gate = None
+    server.stop()
+
+
+@pytest.fixture
+def eval_workspace(use_workspace: Path) -> Path:
+    """The workspace with the real Evaluator and `scored`: five cases, three answered right."""
+    from .evaluator_ws import add_evaluator, write_cases
+
+    add_evaluator(use_workspace)
+    write_cases(use_workspace, "scored", "RRWRW")
+    return use_workspace
+
+
+@pytest.fixture
+def workers(eval_workspace: Path, tmp_path: Path):
+    """Start worker processes with `workers()`; each is stopped after the test."""
+    from .evaluator_ws import Worker
+
+    started: list[Worker] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Worker:
+        worker = Worker(eval_workspace, tmp_path / "worker-data", env)
+        started.append(worker.start(*args))
+        return worker
+
+    start.started = started  # type: ignore[attr-defined]
+    yield start
+    for worker in started:
+        worker.stop()
