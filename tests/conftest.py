@@ -45,6 +45,12 @@ def _fresh_caches() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    # Tests make users; a deliberately slow hasher would cost a second per user on 2 cores.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _no_real_backends(settings, tmp_path_factory) -> None:
     # Neither this machine's demo workspace nor what runs on its default ports may leak in.
     settings.TUNER_WORKSPACE = tmp_path_factory.getbasetemp() / "no-workspace-configured"

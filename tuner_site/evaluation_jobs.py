@@ -159,7 +159,7 @@ def _run(job: EvaluationJob) -> None:
         return _finish(job.pk, Status.CANCELLED)
 
     results = root / "Evaluator" / "results"
-    stem = _reserve_stem(job.pk, results)
+    stem = reserve_stem(job.pk, results)
     args = evaluator_run.Arguments(
         kind=job.backend_kind,
         url=job.backend_url,
@@ -235,9 +235,9 @@ def _cancel_requested(job_id: int) -> bool:
     return EvaluationJob.objects.filter(pk=job_id, cancel_requested=True).exists()
 
 
-def _reserve_stem(job_id: int, results: Path) -> str:
+def reserve_stem(job_id: int, results: Path, now: datetime | None = None) -> str:
     """run_<local time>, as the upstream menu names results; _2, _3… when that is taken."""
-    base = "run_" + datetime.now().strftime("%Y%m%d_%H%M%S")
+    base = "run_" + (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
     for n in itertools.count(1):
         stem = base if n == 1 else f"{base}_{n}"
         if (results / f"{stem}.json").exists() or (results / f"{stem}.md").exists():
