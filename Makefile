@@ -15,10 +15,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The evaluation worker runs beside the server and is stopped with it; an evaluation it was
+# running ends, and its page says why. No autoreload: a reload would end evaluations too.
+WORKER := $(PY) manage.py db_worker --no-reload
+STOP_WORKER := trap 'kill -TERM $$worker 2>/dev/null' EXIT INT TERM
+
 # With no TUNER_WORKSPACE, a demo workspace whose running run keeps training while you look.
 run: install
 	$(PY) manage.py migrate --no-input
 	@if [ -z "$$TUNER_WORKSPACE" ]; then $(PY) manage.py demo && { $(PY) manage.py demo --follow & }; fi; \
+	$(WORKER) & worker=$$!; $(STOP_WORKER); \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install
@@ -30,13 +36,15 @@ serve-lan: install
 	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py migrate --no-input
 	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py collectstatic --no-input -v0
 	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py lan_cert
+	@DEBUG=0 TUNER_HTTPS=1 $(WORKER) & worker=$$!; $(STOP_WORKER); \
 	DEBUG=0 TUNER_HTTPS=1 $(VENV)/bin/gunicorn tuner_site.wsgi --workers 2 --bind $${BIND:-0.0.0.0:8443} \
 		--certfile $${TUNER_DATA_DIR:-var}/tls/cert.pem --keyfile $${TUNER_DATA_DIR:-var}/tls/key.pem
 
 # The database-touching tests again, on the database DATABASE_URL names (CI: PostgreSQL).
 DB_TESTS := tests/test_database.py tests/test_prompt_sets.py tests/test_security.py \
 	tests/test_views_runs.py tests/test_first_visit.py tests/test_cli_discover.py \
-	tests/test_evaluations.py
+	tests/test_evaluations.py tests/test_evaluation_form.py tests/test_evaluation_queue.py \
+	tests/test_evaluation_jobs.py
 test-db: install
 	@test -n "$$DATABASE_URL" || { echo "Set DATABASE_URL, e.g. postgres://user:pass@127.0.0.1/tuner"; exit 2; }
 	$(PY) -m pytest $(DB_TESTS)

@@ -278,3 +278,12 @@ def test_the_jobs_list_refreshes_only_while_a_job_is_active(client, eval_workspa
         "/evaluations/run_1/"
     )
     assert client.get("/api/evaluations/jobs/999/").status_code == 404
+
+
+def test_pages_that_answer_htmx_with_a_fragment_vary_on_it(client, eval_workspace, ollama):
+    # Else the browser's Back shows the last polled fragment, cached under the page's URL.
+    job = queued_job()
+    for url in ("/evaluations/new/", "/evaluations/jobs/", f"/evaluations/jobs/{job.pk}/"):
+        assert "HX-Request" in client.get(url)["Vary"], url
+    assert "HX-Target" in client.get("/backends/")["Vary"]
+    assert "HX-Request" in client.get("/prompt-sets/scored/")["Vary"]

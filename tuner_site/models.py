@@ -108,3 +108,9 @@ class EvaluationJob(models.Model):
     @property
     def progress(self) -> float | None:
         return self.done / self.total if self.total else None
+
+    @property
+    def took_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from discovery.prompt_sets import get_prompt_set
 from tuner_site import serializers, workspace
@@ -77,7 +78,10 @@ def _form_page(
     return render(request, template, context, status=status)
 
 
+# These pages answer htmx with a fragment of themselves at the same URL: without Vary, the
+# back button shows the browser's cached fragment instead of the page.
 @require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
 def new_evaluation(request: HtmxHttpRequest) -> HttpResponse:
     root = workspace.current().root
     if problem := missing_parts(root):
@@ -115,6 +119,7 @@ def api_new_evaluation(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@vary_on_headers("HX-Request")
 def job_list(request: HtmxHttpRequest) -> HttpResponse:
     jobs = _jobs()
     context = {"jobs": jobs, "active": any(j.is_active for j in jobs), "shown": JOBS_SHOWN}
@@ -177,6 +182,7 @@ def _text(value: object) -> str:
 
 
 @require_GET
+@vary_on_headers("HX-Request")
 def job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     fail_lost_jobs()
     job = _get_job_or_404(job_id)
