@@ -15,10 +15,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The evaluation worker runs beside the server and is stopped with it; an evaluation it was
-# running ends, and its page says why. No autoreload: a reload would end evaluations too.
+# The evaluation worker runs beside the server and is stopped with it: Ctrl-C reaches it too, and
+# the trap's TERM is then its second signal, which ends a running evaluation (its page says so).
+# The trap runs once: a third signal would kill the worker before it can say so. No autoreload:
+# a reload would end evaluations too.
 WORKER := $(PY) manage.py db_worker --no-reload
-STOP_WORKER := trap 'kill -TERM $$worker 2>/dev/null' EXIT INT TERM
+STOP_WORKER := trap 'trap - EXIT; kill -TERM $$worker 2>/dev/null' EXIT INT TERM
 
 # With no TUNER_WORKSPACE, a demo workspace whose running run keeps training while you look.
 run: install
