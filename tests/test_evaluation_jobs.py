@@ -210,7 +210,7 @@ def test_request_errors_fail_the_job_and_keep_the_evaluators_output(
     worker.proc.wait(60)
     failed = job(pk)
     assert failed.status == "failed" and failed.exit_code == 3, worker.output()
-    assert failed.error.startswith("Requests to the server failed (1 of 1 cases ran;")
+    assert failed.error.startswith("1 of 1 cases got no answer from the server (is it up,")
     assert "404 Client Error" in failed.error
     assert "✗ FAIL  case_01" in failed.output
     assert failed.result is not None  # the Evaluator wrote its result; the job links it

@@ -97,8 +97,8 @@ def test_outcomes_follow_the_evaluators_exit_codes():
     status, error = outcome(3, errors, has_result=True)
     assert status == "failed"
     assert error == (
-        "Requests to the server failed (2 of 2 cases ran; is the server up and the model on it?)"
-        " Error: connection refused"
+        "2 of 2 cases got no answer from the server (is it up, with the model on it?): "
+        "Error: connection refused"
     )
     assert outcome(-9, fed(""), has_result=False) == (
         "failed",

@@ -116,3 +116,11 @@ def test_cancelling_a_queued_job_hands_its_turn_to_the_next():
     assert tasks_for(second) == 1
     busy = make("lmstudio", status="running")
     assert cancel(busy).cancel_requested is True and busy.status == "running"
+
+
+def test_admin_lists_jobs_read_only(admin_client):
+    job = make(status="failed", error="Ollama is not running at 127.0.0.1:9.")
+    page = admin_client.get("/admin/tuner_site/evaluationjob/").content.decode()
+    assert "m:q8" in page and "failed" in page
+    assert admin_client.get(f"/admin/tuner_site/evaluationjob/{job.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/tuner_site/evaluationjob/add/").status_code == 403

@@ -32,6 +32,7 @@ SCRUBBED_ENV = ("OLLAMA_HOST", "OLLAMA_PORT", "LMSTUDIO_HOST", "LMSTUDIO_PORT")
 RUNNING = re.compile(r"^\s*Running (\d+) evaluations")
 CASE = re.compile(r"^\s*([✓✗])\s+(PASS|FAIL)\b")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+REQUEST_ERROR = re.compile(r"^\s+Error: ")  # indented under a ✗ FAIL line
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class Progress:
         self.total: int | None = None
         self.done = 0
         self.passed = 0
+        self.request_errors = 0
+        self.first_error: str | None = None
         self.lines: deque[str] = deque(maxlen=OUTPUT_LINES)
         self._lock = threading.Lock()
 
@@ -129,6 +132,9 @@ class Progress:
             elif m := CASE.match(line):
                 self.done += 1
                 self.passed += m.group(2) == "PASS"
+            elif REQUEST_ERROR.match(line):  # a case whose request failed
+                self.request_errors += 1
+                self.first_error = self.first_error or line.strip()
 
     def read(self, stream: IO[bytes]) -> None:
         for raw in stream:
@@ -143,10 +149,6 @@ class Progress:
                 "output": "\n".join(self.lines),
             }
 
-    def request_error(self) -> str | None:
-        with self._lock:
-            return next((s.strip() for s in self.lines if s.lstrip().startswith("Error:")), None)
-
     def last_line(self) -> str | None:
         with self._lock:
             return next((s.strip() for s in reversed(self.lines) if s.strip()), None)
@@ -157,10 +159,9 @@ def outcome(exit_code: int, progress: Progress, has_result: bool) -> tuple[str, 
     if exit_code in (0, 2) and has_result:  # 2: some cases failed, a finished evaluation
         return "succeeded", ""
     if exit_code == 3:
-        first = progress.request_error() or ""
         return "failed", _line(
-            f"Requests to the server failed ({progress.done} of {progress.total} cases ran; "
-            f"is the server up and the model on it?) {first}"
+            f"{progress.request_errors} of {progress.total} cases got no answer from the server "
+            f"(is it up, with the model on it?): {progress.first_error or 'no detail'}"
         )
     if exit_code < 0:
         return "failed", f"The Evaluator was killed by signal {-exit_code}."
