@@ -51,10 +51,13 @@ def test_evaluate_on_a_model_row_then_follow_the_job_to_its_result(
     page.get_by_role("button", name="Start evaluation").click()
 
     page.wait_for_url("**/evaluations/jobs/*/")
-    page.wait_for_selector("#job [data-progress]:has-text('0 / 5 cases')")
+    # Generous waits: the worker is another process, on a machine that may be busy.
+    page.wait_for_selector("#job [data-progress]:has-text('0 / 5 cases')", timeout=20_000)
     page.evaluate("window.notReloaded = true")
     chat_ollama.gate.release(2)
-    page.wait_for_selector("#job [data-progress]:has-text('2 / 5 cases · 2 passed')")
+    page.wait_for_selector(
+        "#job [data-progress]:has-text('2 / 5 cases · 2 passed')", timeout=20_000
+    )
     chat_ollama.gate.release(3)
     page.wait_for_selector("#job[data-status=succeeded]", timeout=20_000)
     assert page.evaluate("window.notReloaded") is True  # htmx kept it current

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from .models import EvaluationJob
 logger = logging.getLogger("tuner")
 Status = EvaluationJob.Status
 
-POLL_SECONDS = 0.5  # how often a running job saves progress and looks for a cancel
+POLL_SECONDS = 0.5  # how often a running job saves new output and looks for a cancel
+HEARTBEAT_SECONDS = 5.0  # how often it reports while the Evaluator prints nothing
 CANCEL_GRACE_SECONDS = 5.0  # SIGTERM, then SIGKILL after this long
 # A running job whose worker has not reported for this long is taken for lost.
 LOST_AFTER = timedelta(seconds=60)
@@ -204,15 +206,18 @@ def _run(job: EvaluationJob) -> None:
 
 def _follow(job_id: int, proc: subprocess.Popen, progress: evaluator_run.Progress) -> bool:
     """Save progress and a heartbeat while the Evaluator runs; stop it when cancelled."""
+    saved, beat = 0, time.monotonic()
     while True:
         try:
             proc.wait(timeout=POLL_SECONDS)
             return False
         except subprocess.TimeoutExpired:
             pass
-        EvaluationJob.objects.filter(pk=job_id).update(
-            heartbeat_at=timezone.now(), **progress.snapshot()
-        )
+        if progress.version != saved or time.monotonic() - beat >= HEARTBEAT_SECONDS:
+            saved, beat = progress.version, time.monotonic()
+            EvaluationJob.objects.filter(pk=job_id).update(
+                heartbeat_at=timezone.now(), **progress.snapshot()
+            )
         if _cancel_requested(job_id):
             evaluator_run.stop_group(proc, CANCEL_GRACE_SECONDS)
             return True

@@ -120,12 +120,14 @@ class Progress:
         self.passed = 0
         self.request_errors = 0
         self.first_error: str | None = None
+        self.version = 0  # counts lines read, so a reader can tell whether anything is new
         self.lines: deque[str] = deque(maxlen=OUTPUT_LINES)
         self._lock = threading.Lock()
 
     def feed(self, line: str) -> None:
         line = ANSI.sub("", line).rstrip()
         with self._lock:
+            self.version += 1
             self.lines.append(line[:LINE_CHARS])
             if m := RUNNING.match(line):
                 self.total = int(m.group(1))
