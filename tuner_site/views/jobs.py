@@ -83,15 +83,16 @@ def _form_page(
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
 def new_evaluation(request: HtmxHttpRequest) -> HttpResponse:
+    posted = request.method == "POST"
+    if posted and (denied := _denied(request)):
+        return error_response(request, 403, denied[1])
     root = workspace.current().root
     if problem := missing_parts(root):
-        return _form_page(request, None, problem, 409 if request.method == "POST" else 200)
+        return _form_page(request, None, problem, 409 if posted else 200)
     offer = current_offer(root)
-    if request.method == "GET":
+    if not posted:
         form = EvaluationForm(initial=_initial(request.GET, offer), offer=offer)
         return _form_page(request, form, None)
-    if denied := _denied(request):
-        return error_response(request, 403, denied[1])
     form = EvaluationForm(request.POST, offer=offer)
     if not form.is_valid():
         return _form_page(request, form, None, status=400)
