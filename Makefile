@@ -42,15 +42,13 @@ serve-lan: install
 	DEBUG=0 TUNER_HTTPS=1 $(VENV)/bin/gunicorn tuner_site.wsgi --workers 2 --bind $${BIND:-0.0.0.0:8443} \
 		--certfile $${TUNER_DATA_DIR:-var}/tls/cert.pem --keyfile $${TUNER_DATA_DIR:-var}/tls/key.pem
 
-# The database-touching tests again, on the database DATABASE_URL names (CI: PostgreSQL).
-DB_TESTS := tests/test_database.py tests/test_prompt_sets.py tests/test_security.py \
-	tests/test_views_runs.py tests/test_first_visit.py tests/test_cli_discover.py \
-	tests/test_evaluations.py tests/test_evaluation_form.py tests/test_evaluation_queue.py \
-	tests/test_evaluation_jobs.py
+# The database-touching tests (marked django_db) again, on the database DATABASE_URL names
+# (CI: PostgreSQL).
 test-db: install
 	@test -n "$$DATABASE_URL" || { echo "Set DATABASE_URL, e.g. postgres://user:pass@127.0.0.1/tuner"; exit 2; }
-	$(PY) -m pytest $(DB_TESTS)
+	$(PY) -m pytest -m django_db
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy

@@ -117,18 +117,25 @@ def bench(base: Path, size: str, reps: int) -> dict:
     r["walk+read"] = r["walk"] + median_time(floor_read, root, reps)
     r["walk+read+orjson"] = r["walk"] + median_time(floor_orjson, root, reps)
 
-    colds, warms, restarts, appends, rss = [], [], [], [], []
+    firsts, checked, colds, warms, restarts, appends, rss = [], [], [], [], [], [], []
     for _ in range(reps):
+        store = Path(tempfile.mkdtemp(prefix="tuner-index-"))
+        f = child("first", str(root), str(store))
+        firsts.append(f["first"])
+        checked.append(f["checked"])
+        shutil.rmtree(store)
         store = Path(tempfile.mkdtemp(prefix="tuner-index-"))
         c = child("cold", str(root), str(store))
         colds.append(c["cold"])
         warms.append(c["warm"])
         restarts.append(child("restart", str(root), str(store))["restart"])
-        rss.append(c["rss_mb"])
+        rss.extend([c["rss_mb"], f["rss_mb"]])
         shutil.rmtree(store)
     running = sorted((root / "Trainers").glob("*/*/*/logs/training_2*.jsonl"))[-1]
     for _ in range(reps):
         appends.append(child("append", str(root), "", str(running))["append"])
+    r["first"] = statistics.median(firsts)
+    r["checked"] = statistics.median(checked)
     r["cold"] = statistics.median(colds)
     r["warm"] = statistics.median(warms)
     r["restart"] = statistics.median(restarts)
@@ -155,10 +162,14 @@ def report(r: dict) -> str:
         f"| floor: walk + read every log | {ms(floor)} | 1.00 × walk+read |",
         f"| floor: walk + read + orjson every line | {ms(r['walk+read+orjson'])} | "
         f"{r['walk+read+orjson'] / floor:.2f} × walk+read |",
-        f"| cold full discovery (new process, no index) | {ms(r['cold'])} | "
+        f"| first answer, never-seen workspace (a server; windows of each log) | "
+        f"{ms(r['first'])} | {r['first'] / floor:.2f} × walk+read |",
+        f"| … and its full check, done in a second process | {ms(r['checked'])} | "
+        f"{r['checked'] / floor:.2f} × walk+read |",
+        f"| exact cold discovery (a command; every line read) | {ms(r['cold'])} | "
         f"{r['cold'] / floor:.2f} × walk+read |",
         f"| warm full discovery | {ms(r['warm'])} | {r['warm'] / r['walk']:.2f} × walk |",
-        f"| after a restart (new process, index on disk) | {ms(r['restart'])} | "
+        f"| a second command, or a restart (index store on disk) | {ms(r['restart'])} | "
         f"{r['restart'] / r['walk']:.2f} × walk |",
         f"| after appending 100 lines to one log | {ms(r['append100'])} | "
         f"{r['append100'] / r['walk']:.2f} × walk |",
@@ -166,7 +177,25 @@ def report(r: dict) -> str:
     for name, v in r["views"].items():
         lines.append(f"| `{name}` warm, p50 / p95 | {ms(v['p50'])} / {ms(v['p95']).strip()} | |")
     lines.append(f"| peak RSS | {r['rss_mb']:.0f} MB | |")
+    lines += ["", *targets(r)]
     return "\n".join(lines)
+
+
+def targets(r: dict) -> list[str]:
+    """The speed targets (issue 15), each with the figure that meets or misses it."""
+    views = r["views"]
+    rows = [
+        ("first complete run list ≤ 1 × (walk + read)", r["first"] / r["walk+read"], 1.0, "×"),
+        ("a second command or a restart ≤ 2 × walk", r["restart"] / r["walk"], 2.0, "×"),
+        ("warm `/runs/` p50 ≤ 50 ms", views["/runs/"]["p50"] * 1000, 50, "ms"),
+        ("warm `/api/runs/` p50 ≤ 30 ms", views["/api/runs/"]["p50"] * 1000, 30, "ms"),
+        ("peak RSS ≤ 200 MB", r["rss_mb"], 200, "MB"),
+    ]
+    out = ["| target | result | |", "|---|---|---|"]
+    for name, value, limit, unit in rows:
+        shown = f"{value:.2f} {unit}" if unit == "×" else f"{value:.0f} {unit}"
+        out.append(f"| {name} | {shown} | {'met' if value <= limit else 'MISSED'} |")
+    return out
 
 
 def main() -> None:

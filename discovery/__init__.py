@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .backends import Backend, BackendStatus
-from .checkpoints import Checkpoint, list_checkpoints
+from .checkpoints import Checkpoint
 from .logs import History
 from .modelinfo import ModelInfo
 from .prompt_sets import PromptSet
@@ -37,7 +37,6 @@ __all__ = [
     "Workspace",
     "detail",
     "get_run",
-    "list_checkpoints",
     "list_runs",
     "rank",
 ]

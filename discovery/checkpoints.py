@@ -1,25 +1,26 @@
-"""Checkpoint folders of a run, the metrics at each one, and their files."""
+"""Checkpoints of a run, each metric's value at each one, their trainer state and their files.
+
+Two layouts: the upstream trainers' `<run>/checkpoints/checkpoint-N/`, and Hugging Face's own
+`<output_dir>/checkpoint-N/`, which every Trainer writes by itself.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .logindex import read_summary
-from .logs import Entry, History
-from .paths import file_cache, is_inside, loads_lenient, read_json_object, realpath
+from .logs import EMPTY_POINT, Entry, History, Point, Source, merge_into, parse_obj, shapes_of
+from .paths import file_cache, is_inside, listing, loads_lenient, read_json_object
+from .values import as_dict, as_int, as_list, as_str
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
 FINAL_MODEL = "final_model"
-# A folder changed this recently may change again within the filesystem's clock tick, unseen
-# by its mtime (git's "racily clean" entries): its listing is not reused until it settles.
-SETTLED_S = 2.0
-_listings: dict[tuple[str, str], tuple[tuple[int, int], tuple[int, ...]]] = {}
+# A model saved at the top of an output folder (`trainer.save_model(output_dir)`).
+SAVED_MODEL_FILES = ("adapter_model.safetensors", "model.safetensors", "adapter_model.bin")
 
 
 @dataclass(frozen=True)
@@ -27,20 +28,26 @@ class Checkpoint:
     name: str
     step: int | None
     is_final: bool
-    run_dir: Path
-    metrics: Mapping[str, float]
-    metrics_step: int | None
-    # Where a layout keeps it elsewhere (MLX: a .npz file); else derived from run_dir.
-    location: Path | None = None
+    path: Path  # its folder; a single file (MLX .npz); or the run folder, for a top-level model
+    point: Point = EMPTY_POINT  # each metric's latest value at or before `step`
+    # "folder", "file", or "top": the model files at the top of the run folder (not its subfolders)
+    kind: str = "folder"
 
     @property
-    def path(self) -> Path:
-        # Built on demand: a run list touches tens of thousands of checkpoints.
-        if self.location is not None:
-            return self.location
-        if self.is_final:
-            return self.run_dir / FINAL_MODEL
-        return self.run_dir / "checkpoints" / self.name
+    def metrics(self) -> Mapping[str, float]:
+        return self.point.values
+
+    @property
+    def metrics_step(self) -> int | None:
+        """The newest logged step the metrics come from."""
+        return self.point.step
+
+    @property
+    def metric_steps(self) -> dict[str, int]:
+        """The metrics whose value was logged before this checkpoint's own step, with that step."""
+        if self.step is None:
+            return {}
+        return {k: s for k, s in self.point.steps.items() if s != self.step}
 
 
 @dataclass(frozen=True)
@@ -51,46 +58,44 @@ class FileInfo:
 
 @dataclass(frozen=True)
 class TrainerState:
-    """The few fields of `trainer_state.json` the dashboard uses."""
+    """What the dashboard uses of a `trainer_state.json`."""
 
     global_step: int | None
     max_steps: int | None
     best_model_checkpoint: str | None
+    best_global_step: int | None
+    history: Mapping[int, Entry]  # its log_history, merged per step
+
+    def source(self, path: Path) -> Source:
+        return Source(path, shapes_of(self.history), self.history)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.max_steps and self.global_step is not None) and (
+            self.global_step >= self.max_steps  # type: ignore[operator]
+        )
 
 
-def checkpoint_steps(run_dir: Path, root: Path) -> list[int]:
-    """Steps of the `checkpoints/checkpoint-N` folders, ascending.
-
-    A settled folder's listing is reused while its inode and mtime stay the same: adding,
-    removing or renaming a checkpoint changes them. Links are re-checked every time.
-    """
+def checkpoints_folder(run_dir: Path) -> Path:
+    """Where a run keeps its checkpoint-N folders: `checkpoints/` upstream, else the run itself."""
     folder = run_dir / "checkpoints"
-    try:
-        st = os.stat(folder)
-    except OSError:
-        return []
-    key, sig = (str(folder), str(root)), (st.st_ino, st.st_mtime_ns)
-    hit = _listings.get(key)
-    if hit is not None and hit[0] == sig:
-        return list(hit[1])
-    steps, linked = _scan_steps(folder, root)
-    if not linked and time.time() - st.st_mtime > SETTLED_S:
-        _listings[key] = (sig, tuple(steps))
-    return steps
+    return folder if folder.is_dir() else run_dir
 
 
-def clear_listings() -> None:
-    _listings.clear()
+def checkpoint_steps(folder: Path | str, root: Path) -> list[int]:
+    """Steps of the `checkpoint-N` folders in `folder`, ascending (a settled listing reused)."""
+    steps = listing(str(folder), root, "checkpoints", lambda f: _scan_steps(f, root))
+    return list(steps) if steps is not None else []
 
 
-def _scan_steps(folder: Path, root: Path) -> tuple[list[int], bool]:
+def _scan_steps(folder: str, root: Path) -> tuple[tuple[int, ...], bool]:
     """The folder's checkpoint steps, and whether any entry is a link."""
     steps = []
     linked = False
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return [], False
+        return (), False
     for entry in entries:
         m = CHECKPOINT_NAME.fullmatch(entry.name)
         if m is None:
@@ -106,69 +111,54 @@ def _scan_steps(folder: Path, root: Path) -> tuple[list[int], bool]:
                 continue
         steps.append(int(m.group(1)))
     steps.sort()
-    return steps, linked
-
-
-def has_final_model(run_dir: Path, root: Path) -> bool:
-    path = run_dir / FINAL_MODEL
-    return path.is_dir() and (not path.is_symlink() or is_inside(path, root))
-
-
-def metrics_at(history: History, step: int | None) -> tuple[Entry, int | None]:
-    """The merged entry at `step`, or at the nearest earlier logged step."""
-    found = history.nearest(step)
-    if found is None:
-        return {}, None
-    return history.entries.get(found, {}), found
+    return tuple(steps), linked
 
 
 def build_checkpoints(
-    run_dir: Path, history: History, steps: list[int], final: bool
+    history: History,
+    steps: Iterable[int],
+    folder: Path,
+    final: tuple[Path, str] | None,
+    final_step: int | None = None,
 ) -> list[Checkpoint]:
-    """Final model first, then checkpoints by step."""
+    """The final model (its path and kind, when there is one) first, then checkpoints by step."""
     result = []
-    if final:
-        last = history.last_step
-        metrics, metrics_step = metrics_at(history, last)
-        result.append(Checkpoint(FINAL_MODEL, last, True, run_dir, metrics, metrics_step))
+    if final is not None:
+        step = final_step if final_step is not None else history.last_step
+        result.append(Checkpoint(FINAL_MODEL, step, True, final[0], history.at(step), final[1]))
     for step in steps:
-        metrics, metrics_step = metrics_at(history, step)
         name = f"checkpoint-{step}"
-        result.append(Checkpoint(name, step, False, run_dir, metrics, metrics_step))
+        result.append(Checkpoint(name, step, False, folder / name, history.at(step)))
     return result
 
 
-def list_checkpoints(run_dir: Path, root: Path | None = None) -> list[Checkpoint]:
-    root = root or realpath(run_dir)
-    steps = checkpoint_steps(run_dir, root)
-    history = read_summary(run_dir, root, steps)
-    return build_checkpoints(run_dir, history, steps, has_final_model(run_dir, root))
-
-
-def _state_summary(data: bytes) -> TrainerState | None:
+def _state(data: bytes) -> TrainerState | None:
     obj = loads_lenient(data)
     if not isinstance(obj, dict):
         return None
-
-    def as_int(v: Any) -> int | None:
-        return v if type(v) is int else None
-
-    best_ckpt = obj.get("best_model_checkpoint")
+    history: dict[int, Entry] = {}
+    for record in as_list(obj.get("log_history")):
+        parsed = parse_obj(record)
+        if parsed is not None:
+            merge_into(history, *parsed)
     return TrainerState(
         global_step=as_int(obj.get("global_step")),
         max_steps=as_int(obj.get("max_steps")),
-        best_model_checkpoint=best_ckpt if isinstance(best_ckpt, str) and best_ckpt else None,
+        best_model_checkpoint=as_str(obj.get("best_model_checkpoint")),
+        best_global_step=as_int(obj.get("best_global_step")),
+        history=history,
     )
 
 
-def read_trainer_state(checkpoint_dir: Path) -> TrainerState | None:
-    return file_cache.get(checkpoint_dir / "trainer_state.json", "trainer_state", _state_summary)
+def read_trainer_state(folder: Path, root: Path) -> TrainerState | None:
+    """The `trainer_state.json` in `folder` (a checkpoint, or a run saved with save_state())."""
+    return file_cache.get(folder / "trainer_state.json", root, "trainer_state", _state)
 
 
-def newest_trainer_state(run_dir: Path, steps: list[int]) -> TrainerState | None:
+def newest_trainer_state(folder: Path, steps: list[int], root: Path) -> TrainerState | None:
     """The state of the newest checkpoint that has one (the newest may still be being written)."""
     for step in reversed(steps):
-        state = read_trainer_state(run_dir / "checkpoints" / f"checkpoint-{step}")
+        state = read_trainer_state(folder / f"checkpoint-{step}", root)
         if state is not None:
             return state
     return None
@@ -179,40 +169,74 @@ def checkpoint_basename(path: str) -> str:
     return re.split(r"[\\/]", path.rstrip("\\/"))[-1]
 
 
-def read_adapter_config(checkpoint_dir: Path) -> dict[str, Any] | None:
-    return read_json_object(checkpoint_dir / "adapter_config.json")
+def read_adapter_config(checkpoint_dir: Path, root: Path) -> dict[str, Any] | None:
+    if not checkpoint_dir.is_dir():
+        return None  # a single-file checkpoint has no adapter_config.json
+    return read_json_object(checkpoint_dir / "adapter_config.json", root)
 
 
-def list_files(checkpoint_dir: Path, root: Path) -> list[FileInfo]:
-    """Files in a checkpoint folder with their sizes, leaving out links that leave the root."""
+def adapter_summary(adapter: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The adapter fields pages show, shape-checked."""
+    if not adapter:
+        return None
+    modules = adapter.get("target_modules")
+    return {
+        "base_model": as_str(adapter.get("base_model_name_or_path")),
+        "peft_type": as_str(adapter.get("peft_type")),
+        "r": as_int(adapter.get("r")),
+        "lora_alpha": as_int(adapter.get("lora_alpha")),
+        "lora_dropout": adapter.get("lora_dropout")
+        if type(adapter.get("lora_dropout")) in (int, float)
+        else None,
+        "target_modules": modules
+        if isinstance(modules, str)
+        else [m for m in as_list(modules) if isinstance(m, str)],
+        "auto_mapping": as_dict(adapter.get("auto_mapping")) or None,
+    }
+
+
+def has_saved_model(run_dir: Path) -> bool:
+    """A model saved at the top of the run folder (HF's own layout, `save_model(output_dir)`)."""
+    return any(os.path.isfile(run_dir / name) for name in SAVED_MODEL_FILES)
+
+
+def list_files(checkpoint: Path, root: Path, top_only: bool = False) -> list[FileInfo]:
+    """Files of a checkpoint with their sizes, leaving out links that leave the root.
+
+    `top_only`: a model saved at the top of a run folder: its files, not the run's subfolders.
+    """
     files = []
-    if checkpoint_dir.is_file():  # a single-file checkpoint (MLX .npz)
+    if os.path.islink(checkpoint) and not is_inside(checkpoint, root):
+        return []
+    if checkpoint.is_file():  # a single-file checkpoint (MLX .npz)
         try:
-            return [FileInfo(checkpoint_dir.name, checkpoint_dir.stat().st_size)]
+            return [FileInfo(checkpoint.name, checkpoint.stat().st_size)]
         except OSError:
             return []
     try:
-        entries = list(os.scandir(checkpoint_dir))
+        entries = list(os.scandir(checkpoint))
     except OSError:
         return []
     for entry in entries:
         try:
             if entry.is_symlink() and not is_inside(entry.path, root):
                 continue
-            st = entry.stat()
+            if entry.is_dir():
+                if not top_only:
+                    files.append(FileInfo(entry.name + "/", _tree_size(Path(entry.path), root)))
+            elif entry.is_file():
+                files.append(FileInfo(entry.name, entry.stat().st_size))
         except OSError:
             continue
-        if entry.is_dir():
-            files.append(FileInfo(entry.name + "/", _tree_size(Path(entry.path), root)))
-        else:
-            files.append(FileInfo(entry.name, st.st_size))
     files.sort(key=lambda f: f.name)
     return files
 
 
 def disk_sizes(checkpoints: Iterable[Checkpoint], root: Path) -> dict[str, int]:
     """Bytes each checkpoint takes on disk, by name; links out of the root are not counted."""
-    return {c.name: sum(f.size for f in list_files(c.path, root)) for c in checkpoints}
+    return {
+        c.name: sum(f.size for f in list_files(c.path, root, c.kind == "top")) for c in checkpoints
+    }
 
 
 def _tree_size(path: Path, root: Path) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import file_cache, is_inside, loads_lenient
+from .values import as_dict, as_int, as_list, as_str, finite
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,9 @@ class Evaluation:
     pass_rate: float | None
     by_tag: dict[str, dict[str, float]] = field(default_factory=dict)
     failure_reasons: tuple[tuple[str, int], ...] = ()
+    behavior_failures: tuple[tuple[str, int], ...] = ()
     cases: tuple[CaseResult, ...] = ()
     error: str | None = None
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if type(value) in (int, float) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if type(value) is int else None
 
 
 def _prompt_set(prompt_file: Any) -> str | None:
@@ -71,29 +65,40 @@ def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
+def _messages(value: Any, *keys: str) -> list[str]:
+    """`message` texts of a list of issue objects (a validator's or a behaviour check's)."""
+    found = []
+    for issue in as_list(value):
+        issue = as_dict(issue)
+        text = next((t for k in keys if (t := as_str(issue.get(k)))), None)
+        if text and issue.get("passed") is not True:
+            found.append(text)
+    return found
+
+
 def _case(record: Any) -> CaseResult | None:
-    if not isinstance(record, dict) or not isinstance(record.get("case_id"), str):
+    record = as_dict(record)
+    case_id = as_str(record.get("case_id"))
+    if case_id is None:
         return None
-    validator = _literal(record.get("validator"))
-    issues: list[str] = []
-    if isinstance(validator, dict):
-        for issue in validator.get("issues") or []:
-            if isinstance(issue, dict) and isinstance(issue.get("message"), str):
-                issues.append(issue["message"])
-    error = record.get("error")
-    latency = record.get("latency_s")
-    try:
-        latency = float(latency) if latency is not None else None
-    except (TypeError, ValueError):
-        latency = None
+    validator = as_dict(_literal(record.get("validator")))
+    behavior = as_dict(_literal(record.get("behavior")))
+    # Why a case failed: its request error, its validator's issues (schema), its behaviour checks.
+    issues = _messages(validator.get("issues"), "message")
+    issues += [f"behavior: {m}" for m in _messages(behavior.get("issues"), "message", "check")]
+    if record.get("schema_passed") is False and not validator.get("issues"):
+        issues.append("schema: the response did not validate")
+    if record.get("behavior_passed") is False and not behavior.get("issues"):
+        issues.append("behavior: the expected behaviour was not shown")
+    error = as_str(record.get("error"))
     tags = _literal(record.get("tags"))
     return CaseResult(
-        case_id=record["case_id"],
+        case_id=case_id,
         passed=_truthy(record.get("passed")),
-        latency_s=latency,
-        error=error if isinstance(error, str) and error not in {"", "None"} else None,
+        latency_s=finite(record.get("latency_s")),
+        error=error if error != "None" else None,
         issues=tuple(issues),
-        tags=tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
+        tags=tuple(t for t in as_list(tags) if isinstance(t, str)),
     )
 
 
@@ -101,41 +106,52 @@ def _broken(name: str, path: Path, error: str) -> Evaluation:
     return Evaluation(name, path, None, None, None, None, None, None, None, error=error)
 
 
+def _counts(value: Any) -> tuple[tuple[str, int], ...]:
+    """`[[reason, count], ...]` as the Evaluator writes its top-10 lists."""
+    pairs = []
+    for item in as_list(value):
+        item = as_list(item)
+        if len(item) == 2 and as_str(item[0]) and as_int(item[1]) is not None:
+            pairs.append((item[0], item[1]))
+    return tuple(pairs)
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+        when.timestamp()  # a time no clock can place (year 1 in a zone) is no time
+    except (ValueError, OverflowError, OSError):
+        return None
+    return when
+
+
 def parse(data: bytes, name: str, path: Path) -> Evaluation:
     obj = loads_lenient(data)
     if not isinstance(obj, dict) or not isinstance(obj.get("summary"), dict):
         return _broken(name, path, "not an evaluation result (no summary object)")
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    summary = obj["summary"]
-    generated = meta.get("generated_at")
-    try:
-        when = datetime.fromisoformat(generated) if isinstance(generated, str) else None
-    except ValueError:
-        when = None
+    meta = as_dict(obj.get("metadata"))
+    summary = as_dict(obj.get("summary"))
     by_tag = {
-        tag: {k: v for k, v in stats.items() if type(v) in (int, float)}
-        for tag, stats in (summary.get("by_tag") or {}).items()
+        tag: {k: f for k, v in stats.items() if (f := finite(v)) is not None}
+        for tag, stats in as_dict(summary.get("by_tag")).items()
         if isinstance(tag, str) and isinstance(stats, dict)
     }
-    reasons = tuple(
-        (r[0], r[1])
-        for r in summary.get("top_failure_reasons") or []
-        if isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and type(r[1]) is int
-    )
-    records = obj.get("records") if isinstance(obj.get("records"), list) else []
     return Evaluation(
         name=name,
         path=path,
-        model=meta.get("model") if isinstance(meta.get("model"), str) else None,
+        model=as_str(meta.get("model")),
         prompt_set=_prompt_set(meta.get("prompt_file")),
-        generated_at=when,
-        total=_int(summary.get("total")),
-        passed=_int(summary.get("passed")),
-        request_errors=_int(summary.get("request_errors")),
-        pass_rate=_num(summary.get("pass_rate")),
+        generated_at=_when(meta.get("generated_at")),
+        total=as_int(summary.get("total")),
+        passed=as_int(summary.get("passed")),
+        request_errors=as_int(summary.get("request_errors")),
+        pass_rate=finite(summary.get("pass_rate")),
         by_tag=by_tag,
-        failure_reasons=reasons,
-        cases=tuple(c for c in (_case(r) for r in records) if c is not None),
+        failure_reasons=_counts(summary.get("top_failure_reasons")),
+        behavior_failures=_counts(summary.get("top_behavior_failures")),
+        cases=tuple(c for c in (_case(r) for r in as_list(obj.get("records"))) if c is not None),
     )
 
 
@@ -156,8 +172,8 @@ def _files(root: Path) -> dict[str, Path]:
     return found
 
 
-def read(path: Path, name: str) -> Evaluation:
-    result = file_cache.get(path, "evaluation", lambda data: parse(data, name, path))
+def read(path: Path, name: str, root: Path) -> Evaluation:
+    result = file_cache.get(path, root, "evaluation", lambda data: parse(data, name, path))
     if result is None:
         return _broken(name, path, "could not be read")
     return result
@@ -165,15 +181,20 @@ def read(path: Path, name: str) -> Evaluation:
 
 def list_evaluations(root: Path) -> list[Evaluation]:
     """Newest first; files that are not results are listed with their error."""
-    found = [read(p, name) for name, p in _files(root).items()]
+    found = [read(p, name, root) for name, p in _files(root).items()]
     return sorted(found, key=lambda e: (-_timestamp(e.generated_at), e.name))
 
 
 def _timestamp(when: datetime | None) -> float:
     # Aware times convert as they are; naive ones are the evaluating machine's local time.
-    return when.timestamp() if when is not None else float("-inf")
+    if when is None:
+        return float("-inf")
+    try:
+        return when.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return float("-inf")
 
 
 def get_evaluation(root: Path, name: str) -> Evaluation | None:
     path = _files(root).get(name)
-    return read(path, name) if path else None
+    return read(path, name, root) if path else None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MAX_INT = 2**63
+from .values import as_dict, as_float, as_int, as_str
 
 
 @dataclass(frozen=True)
@@ -35,26 +35,20 @@ class RunHeader:
 
 
 def _section(data: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:
-    value = (data or {}).get(key)
-    return value if isinstance(value, dict) else {}
+    return as_dict((data or {}).get(key))
 
 
-def _int(value: Any) -> int | None:
-    return value if type(value) is int and -MAX_INT <= value < MAX_INT else None
+def _minutes(value: Any) -> float | None:
+    minutes = as_float(value)
+    return minutes * 60 if minutes is not None else None
 
 
-def _float(value: Any) -> float | None:
-    """Any number a float holds, infinities and NaN included; None for anything else."""
-    if type(value) not in (int, float):
-        return None
-    try:
-        return float(value)
-    except OverflowError:
-        return None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def is_complete(lineage: Mapping[str, Any] | None) -> bool:
+    """Whether a lineage names the base model and the LoRA, so no adapter config is needed."""
+    named = as_str(_section(lineage, "model").get("base_model")) or as_str(
+        _section(lineage, "base_model").get("name")
+    )
+    return bool(named and (_section(lineage, "lora") or _section(lineage, "lora_config")))
 
 
 def from_sources(
@@ -64,36 +58,49 @@ def from_sources(
 ) -> RunHeader:
     """The header from `training_lineage.json` (or a layout's equivalent), falling back to the
     newest `adapter_config.json` for what a run still training has not written yet."""
+    # The RTX trainers write `model.base_model`, `lora.rank`, `training`, `results`; the upstream
+    # notebooks `base_model.name`, `lora_config.r`, `training_config`, `training_results`.
     model, lora = _section(lineage, "model"), _section(lineage, "lora")
-    training, dataset = _section(lineage, "training"), _section(lineage, "dataset")
-    results, hardware = _section(lineage, "results"), _section(lineage, "hardware")
-    resources = _section(lineage, "resources")
+    notebook_lora = _section(lineage, "lora_config")
+    training = _section(lineage, "training") or _section(lineage, "training_config")
+    dataset = _section(lineage, "dataset")
+    results = _section(lineage, "results") or _section(lineage, "training_results")
+    hardware, resources = _section(lineage, "hardware"), _section(lineage, "resources")
     adapter = adapter or {}
-    base = _str(model.get("base_model")) or _str(adapter.get("base_model_name_or_path"))
-    rank, alpha = _int(lora.get("rank")), _int(lora.get("alpha"))
-    if not lora:
-        rank, alpha = _int(adapter.get("r")), _int(adapter.get("lora_alpha"))
-    lineage_steps = _int(training.get("max_steps"))
+    base = (
+        as_str(model.get("base_model"))
+        or as_str(_section(lineage, "base_model").get("name"))
+        or as_str((lineage or {}).get("base_model"))
+        or as_str(adapter.get("base_model_name_or_path"))
+    )
+    rank, alpha = as_int(lora.get("rank")), as_int(lora.get("alpha"))
+    if notebook_lora:
+        rank, alpha = as_int(notebook_lora.get("r")), as_int(notebook_lora.get("alpha"))
+    if not lora and not notebook_lora:
+        rank, alpha = as_int(adapter.get("r")), as_int(adapter.get("lora_alpha"))
+    lineage_steps = as_int(training.get("max_steps"))
     present = {f"results.{k}" for k in results} | {f"resources.{k}" for k in resources}
     return RunHeader(
         base_model=base,
         max_steps=max_steps or (lineage_steps if lineage_steps and lineage_steps > 0 else None),
         lora_rank=rank,
         lora_alpha=alpha,
-        learning_rate=_float(training.get("learning_rate")),
-        batch_size=_int(training.get("batch_size")),
-        gradient_accumulation_steps=_int(training.get("gradient_accumulation_steps")),
-        dataset=_str(dataset.get("source")),
-        train_examples=_int(dataset.get("train_examples")),
-        best_val_loss=_float(results.get("best_val_loss")),
-        final_val_loss=_float(results.get("final_val_loss")),
-        final_perplexity=_float(results.get("final_perplexity")),
-        final_loss=_float(results.get("final_loss")),
-        training_seconds=_float(results.get("training_time_seconds")),
-        training_time_text=_str(results.get("training_time_formatted")),
-        gpu_name=_str(hardware.get("gpu_name")),
-        gpu_memory_gb=_float(hardware.get("gpu_memory_gb")),
-        peak_ram_gb=_float(resources.get("peak_ram_gb")),
-        peak_metal_gb=_float(resources.get("peak_metal_gb")),
+        learning_rate=as_float(training.get("learning_rate")),
+        batch_size=as_int(training.get("batch_size")),
+        gradient_accumulation_steps=as_int(training.get("gradient_accumulation_steps")),
+        dataset=as_str(dataset.get("source")) or as_str(dataset.get("name")),
+        train_examples=as_int(dataset.get("train_examples"))
+        or as_int(dataset.get("total_examples")),
+        best_val_loss=as_float(results.get("best_val_loss")),
+        final_val_loss=as_float(results.get("final_val_loss")),
+        final_perplexity=as_float(results.get("final_perplexity")),
+        final_loss=as_float(results.get("final_loss")),
+        training_seconds=as_float(results.get("training_time_seconds"))
+        or _minutes(results.get("training_duration_minutes")),
+        training_time_text=as_str(results.get("training_time_formatted")),
+        gpu_name=as_str(hardware.get("gpu_name")) or as_str(hardware.get("gpu")),
+        gpu_memory_gb=as_float(hardware.get("gpu_memory_gb")),
+        peak_ram_gb=as_float(resources.get("peak_ram_gb")),
+        peak_metal_gb=as_float(resources.get("peak_metal_gb")),
         present=frozenset(present),
     )

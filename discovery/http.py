@@ -53,11 +53,3 @@ def get_json(client: httpx.Client, url: str, deadline: Deadline) -> Any:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         raise BackendError("not_json", url) from None
-
-
-def as_int(value: Any) -> int | None:
-    return value if type(value) is int else None
-
-
-def as_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None

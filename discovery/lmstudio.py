@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 
-from .http import BackendError, Deadline, NotFound, as_int, as_str, get_json
+from .http import BackendError, Deadline, NotFound, get_json
 from .modelinfo import ModelInfo, Probe
+from .values import as_int, as_str
 
 
 def _list(payload: Any, key: str, path: str) -> list[dict[str, Any]]:

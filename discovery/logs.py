@@ -1,25 +1,52 @@
-"""Trainers' JSONL metric logs: lenient per line, merged per step; a run's merged history."""
+"""Metric histories: JSONL log lines and `log_history` entries, merged per step and per metric.
+
+A run's metrics come from sources: its `logs/training_*.jsonl` files (oldest first) and, where
+those cannot answer, the `log_history` of its `trainer_state.json` files. Trainers log metrics
+at different cadences (training lines every few steps, eval lines less often, a summary at the
+end), so a metric's value at a step is its latest logged value at or before that step.
+"""
 
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from .paths import is_inside
+from .paths import is_inside, listing
 
 LOG_NAME = re.compile(r"training_(?:(?P<stamp>\d{8}_\d{6})|.*)\.jsonl")
 LATEST_LINK = "training_latest.jsonl"
 
 Entry = dict[str, float]
 MAX_STEP = 2**63
+
+
+def parse_obj(obj: object) -> tuple[int, Entry] | None:
+    """(step, numeric values) of one decoded log record, else None."""
+    if not isinstance(obj, dict):
+        return None
+    step = obj.get("step")
+    # A step beyond 64 bits is garbage, not a step: indexes keep steps as int64.
+    if type(step) is not int or not -MAX_STEP <= step < MAX_STEP:
+        return None
+    values = {}
+    for k, v in obj.items():
+        if k == "step" or not isinstance(k, str) or type(v) not in (int, float):
+            continue
+        try:
+            values[k] = float(v)
+        except OverflowError:
+            continue  # an integer no float holds is no metric value
+    return step, values
 
 
 def parse_line(raw: bytes) -> tuple[int, Entry] | None:
@@ -34,54 +61,7 @@ def parse_line(raw: bytes) -> tuple[int, Entry] | None:
             obj = json.loads(raw.decode("utf-8"))
         except (ValueError, RecursionError):
             return None
-    if not isinstance(obj, dict):
-        return None
-    step = obj.get("step")
-    # A step beyond 64 bits is garbage, not a step: indexes keep steps as int64.
-    if type(step) is not int or not -MAX_STEP <= step < MAX_STEP:
-        return None
-    values = {
-        k: float(v)
-        for k, v in obj.items()
-        if k != "step" and type(v) in (int, float) and isinstance(k, str)
-    }
-    return step, values
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """Complete lines of a chunk of log, parsed and merged per step."""
-
-    entries: dict[int, Entry]
-    skipped: int  # lines that are not trainer-shaped JSON
-    consumed: int  # bytes up to the end of the last complete line
-    pending_tail: bool  # an unterminated last line that does not parse yet
-
-
-def parse_lines(data: bytes) -> Parsed:
-    """Every line of `data`; a last line without a newline counts when it parses."""
-    entries: dict[int, Entry] = {}
-    skipped = consumed = 0
-    lines = data.split(b"\n")
-    tail = lines.pop()
-    for raw in lines:
-        consumed += len(raw) + 1
-        if not raw.strip():
-            continue
-        parsed = parse_line(raw)
-        if parsed is None:
-            skipped += 1
-        else:
-            merge_into(entries, *parsed)
-    pending = False
-    if tail.strip():
-        parsed = parse_line(tail)
-        if parsed is None:
-            pending = True  # a write in progress, or a crash mid-line
-        else:
-            consumed += len(tail)
-            merge_into(entries, *parsed)
-    return Parsed(entries, skipped, consumed, pending)
+    return parse_obj(obj)
 
 
 def merge_into(entries: dict[int, Entry], step: int, values: Entry) -> None:
@@ -90,68 +70,158 @@ def merge_into(entries: dict[int, Entry], step: int, values: Entry) -> None:
     entries[step] = values if current is None else {**current, **values}
 
 
+Shape = tuple[tuple[str, ...], array]  # the metric names some lines share, and their steps
+
+
+def shapes_of(entries: Mapping[int, Entry]) -> tuple[Shape, ...]:
+    """The steps of each set of metric names logged together, from entries merged per step."""
+    by_keys: dict[tuple[str, ...], array] = {}
+    for step in sorted(entries):
+        keys = tuple(sorted(entries[step]))
+        if keys:
+            by_keys.setdefault(keys, array("q")).append(step)
+    return tuple(by_keys.items())
+
+
 def log_files(run_dir: Path, root: Path) -> list[Path]:
     """A run's real `logs/training_*.jsonl` files, oldest first by the stamp in their name."""
-    logs = run_dir / "logs"
-    found: list[tuple[str, str, Path]] = []
+    return [Path(p) for p in log_paths(str(run_dir), root)]
+
+
+def log_paths(run_dir: str, root: Path) -> tuple[str, ...]:
+    """`log_files` as strings, for the walk's hot path."""
+    found = listing(os.path.join(run_dir, "logs"), root, "logs", lambda f: _scan_logs(f, root))
+    return found or ()
+
+
+def _scan_logs(folder: str, root: Path) -> tuple[tuple[str, ...], bool]:
+    found: list[tuple[str, str, str]] = []
+    linked = False
     try:
-        entries = list(os.scandir(logs))
+        entries = list(os.scandir(folder))
     except OSError:
-        return []
+        return (), False
     for entry in entries:
         if entry.name == LATEST_LINK:
             continue
         m = LOG_NAME.fullmatch(entry.name)
         if m is None:
             continue
-        path = Path(entry.path)
-        if entry.is_symlink() and not is_inside(path, root):
-            continue
         try:
+            if entry.is_symlink():
+                linked = True
+                if not is_inside(entry.path, root):
+                    continue
             if not entry.is_file():
                 continue
         except OSError:
             continue
-        found.append((m.group("stamp") or "", entry.name, path))
+        found.append((m.group("stamp") or "", entry.name, entry.path))
     found.sort()
-    return [p for _, _, p in found]
+    return tuple(p for _, _, p in found), linked
+
+
+@dataclass(frozen=True)
+class Point:
+    """Every metric's latest value at or before a step, and the step each came from."""
+
+    values: Entry
+    steps: Mapping[str, int]
+
+    @property
+    def step(self) -> int | None:
+        """The newest step any value comes from."""
+        return max(self.steps.values(), default=None)
+
+
+EMPTY_POINT = Point({}, {})
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file's metrics: the steps of each metric-name set, and entries at some or all steps."""
+
+    path: Path | None
+    shapes: tuple[Shape, ...]
+    entries: Mapping[int, Entry]
+    skipped: int = 0
+    # The first answer of a log not yet read in full: shapes hold only the lines read.
+    approximate: bool = False
+
+    @property
+    def last_step(self) -> int | None:
+        return max((s[-1] for _, s in self.shapes if len(s)), default=None)
+
+    def candidates(self, step: int) -> list[int]:
+        """Steps whose entries hold the latest value of some metric at or before `step`."""
+        found = set()
+        for _, steps in self.shapes:
+            i = bisect.bisect_right(steps, step)
+            if i:
+                found.add(steps[i - 1])
+        return sorted(found)
 
 
 @dataclass(frozen=True)
 class History:
-    """A run's merged metrics: every logged step, and entries at all of them or at some.
+    """A run's metrics from all its sources, later sources winning a tie at one step.
 
-    A summary (`complete` false) holds entries only at the steps a table needs; the full
-    history, for charts, holds every step's. Later files and later lines win per key.
+    A summary holds entries only where tables need them; the full history, for charts, holds
+    every step's (`complete`).
     """
 
-    steps: Sequence[int]
-    entries: Mapping[int, Entry]
-    skipped: int = 0
-    files: tuple[Path, ...] = ()
+    sources: tuple[Source, ...] = ()
     complete: bool = False
+    files: tuple[Path, ...] = ()
+
+    @property
+    def skipped(self) -> int:
+        return sum(s.skipped for s in self.sources)
+
+    @property
+    def approximate(self) -> bool:
+        return any(s.approximate for s in self.sources)
 
     @property
     def last_step(self) -> int | None:
-        return self.steps[-1] if self.steps else None
-
-    def nearest(self, step: int | None) -> int | None:
-        """The logged step at or before `step`."""
-        if step is None:
-            return None
-        i = bisect.bisect_right(self.steps, step)
-        return self.steps[i - 1] if i else None
+        return max((s.last_step for s in self.sources if s.last_step is not None), default=None)
 
     def metric_names(self) -> list[str]:
         names: dict[str, None] = {}
-        for entry in self.entries.values():
-            names.update(dict.fromkeys(entry))
-        return list(names)
+        for source in self.sources:
+            for keys, _ in source.shapes:
+                names.update(dict.fromkeys(keys))
+        return sorted(names)
+
+    def at(self, step: int | None) -> Point:
+        """Each metric's latest value at or before `step`, across sources."""
+        if step is None:
+            return EMPTY_POINT
+        best: dict[str, tuple[int, int, float]] = {}
+        for rank, source in enumerate(self.sources):
+            for s in source.candidates(step):
+                for name, value in source.entries.get(s, {}).items():
+                    if (s, rank) >= best.get(name, (s, -1, 0.0))[:2]:
+                        best[name] = (s, rank, value)
+        return Point(
+            {k: v for k, (_, _, v) in best.items()}, {k: s for k, (s, _, _) in best.items()}
+        )
+
+    @functools.cached_property
+    def merged(self) -> dict[int, Entry]:
+        """Every entry merged per step (a complete history's), later sources winning."""
+        out: dict[int, Entry] = {}
+        for source in self.sources:
+            for step in sorted(source.entries):
+                merge_into(out, step, source.entries[step])
+        return out
+
+    @functools.cached_property
+    def steps(self) -> tuple[int, ...]:
+        """Every step with an entry."""
+        return tuple(sorted(self.merged))
 
     def column(self, name: str) -> list[float]:
-        """`name` at every step with an entry, NaN where a step lacks it."""
-        nan = math.nan
-        return [self.entries[s].get(name, nan) for s in self.steps if s in self.entries]
-
-    def entry_steps(self) -> list[int]:
-        return [s for s in self.steps if s in self.entries]
+        """`name` at every step of `steps`, NaN where a step lacks it."""
+        merged, nan = self.merged, math.nan
+        return [merged[s].get(name, nan) for s in self.steps]

@@ -3,8 +3,7 @@ curves share a chart, and what a comparison opens on. Ranking, pages and compare
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from collections.abc import Iterable
 
 # Metrics where a larger value is better; anything else ranks lowest-first by default.
 HIGHER_IS_BETTER = frozenset(
@@ -20,6 +19,7 @@ HIGHER_IS_BETTER = frozenset(
         "epoch",
         "num_tokens",
         "learning_rate",
+        "accuracy",
     }
 )
 # Checkpoint-table columns people read first, in this order; the rest follow by name.
@@ -45,24 +45,52 @@ COMPARE_DEFAULTS = ("loss", "eval_loss", "val_loss", "rewards/margins", "reward"
 
 def direction(metric: str) -> str:
     """ "max" when a larger value of `metric` is better, else "min"."""
-    if metric in HIGHER_IS_BETTER or metric.startswith("eval_rewards/"):
+    base = metric.removeprefix("eval_")
+    if base in HIGHER_IS_BETTER or base == "rewards/margins" or base.startswith("rewards/acc"):
         return "max"
     return "min"
 
 
-def finite(value: Any) -> float | None:
-    """A number any float holds and any chart can draw, else None."""
-    if type(value) not in (int, float):
-        return None
-    try:
-        v = float(value)
-    except OverflowError:  # an integer beyond any float
-        return None
-    return v if math.isfinite(v) else None
+# Timing and bookkeeping a trainer logs beside its metrics: kept in the JSON and on a
+# checkpoint's page, but no table column, chart or ranking default.
+BOOKKEEPING = frozenset({"interval_time", "epoch", "total_flos", "step_time", "steps"})
+BOOKKEEPING_SUFFIXES = ("_runtime", "_per_second")
+# One quantity under two names (MLX logs `lr`, Hugging Face `learning_rate`): one series.
+ALIASES = {"lr": "learning_rate"}
 
 
-def column_order(names: set[str] | dict[str, None]) -> list[str]:
-    """Metric names with the ones people read first in front, the rest by name."""
-    return [k for k in FIRST_COLUMNS if k in names] + sorted(
-        k for k in names if k not in FIRST_COLUMNS
+def is_bookkeeping(metric: str) -> bool:
+    return metric in BOOKKEEPING or metric.endswith(BOOKKEEPING_SUFFIXES)
+
+
+def is_duration(metric: str) -> bool:
+    """Seconds, shown as a duration."""
+    return metric.endswith("_runtime") or metric in {"interval_time", "step_time"}
+
+
+def canonical(metric: str) -> str:
+    return ALIASES.get(metric, metric)
+
+
+def column_order(names: Iterable[str]) -> list[str]:
+    """Metric columns of a table: the ones people read first in front, the rest by name,
+    bookkeeping left out."""
+    shown = {k for k in names if not is_bookkeeping(k)}
+    return [k for k in FIRST_COLUMNS if k in shown] + sorted(
+        k for k in shown if k not in FIRST_COLUMNS
     )
+
+
+def type_from_metrics(logged: Iterable[str]) -> str:
+    """The training method a run's logged metric names point to, where nothing else says."""
+    names = set(logged)
+    if "kl" in names and "rewards/margins" in names:
+        return "kto"
+    # TRL's ORPOTrainer logs log_odds_ratio and nll_loss; LLaMA-Factory's ORPO odds_ratio_loss.
+    if names & {"log_odds_ratio", "nll_loss", "odds_ratio_loss"}:
+        return "orpo"
+    if "rewards/margins" in names or "rewards/accuracies" in names:
+        return "dpo"
+    if "reward" in names:
+        return "grpo"
+    return "sft"

@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 
-from .http import BackendError, Deadline, as_int, as_str, get_json
+from .http import BackendError, Deadline, get_json
 from .modelinfo import ModelInfo, Probe
+from .values import as_dict, as_int, as_str
 
 
 def _params(n: Any) -> str | None:
@@ -22,14 +23,14 @@ def fetch(client: httpx.Client, base: str, deadline: Deadline) -> Probe:
         raise BackendError("shape", "/v1/models has no data list")
     models = []
     for m in data:
-        if not isinstance(m, dict) or not as_str(m.get("id")):
+        m = as_dict(m)
+        model_id = as_str(m.get("id"))
+        if model_id is None:
             continue
-        meta = (
-            m.get("meta") if isinstance(m.get("meta"), dict) else {}
-        )  # llama.cpp; null while loading
+        meta = as_dict(m.get("meta"))  # llama.cpp; null while loading
         models.append(
             ModelInfo(
-                id=m["id"],
+                id=model_id,
                 loaded=True,  # these servers list what they serve
                 size=as_int(meta.get("size")),
                 parameter_size=_params(meta.get("n_params")),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
@@ -32,13 +34,45 @@ def realpath(path: Path | str) -> Path:
 
 def is_inside(path: Path | str, root: Path) -> bool:
     """True when `path`, with every symlink resolved, is `root` or below it."""
-    real = os.path.realpath(path)
-    root_s = str(root)
-    return real == root_s or real.startswith(root_s.rstrip(os.sep) + os.sep)
+    return _inside(os.path.realpath(path), root)
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+# Metadata files (trainer_state.json with a long history, lineage, adapter config, reports)
+# are read whole; a bigger one is not metadata and is left unread.
+MAX_FILE_BYTES = 64 * 2**20
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+def open_in(path: Path | str, root: Path) -> BinaryIO | None:
+    """`path` opened for reading when, every link resolved, it is a regular file inside `root`.
+
+    The one way workspace files are opened. Non-blocking, so a FIFO put where a file belongs
+    is refused at once instead of waiting for a writer; device files are refused too.
+    """
+    real = os.path.realpath(path)
+    if not _inside(real, root):
+        return None
+    try:
+        fd = os.open(real, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return os.fdopen(fd, "rb")
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _inside(real: str, root: Path) -> bool:
+    root_s = str(root)
+    return real == root_s or real.startswith(root_s.rstrip(os.sep) + os.sep)
 
 
 class StatCache:
@@ -48,26 +82,37 @@ class StatCache:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], tuple[tuple[int, int, int, int], Any]] = {}
 
-    def get(self, path: Path, kind: str, load: Callable[[bytes], T]) -> T | None:
-        try:
-            st = os.stat(path)
-        except OSError:
+    def get(self, path: Path, root: Path, kind: str, load: Callable[[bytes], T]) -> T | None:
+        """`load` of the file's bytes; None when it is not a readable regular file inside
+        `root`, or larger than MAX_FILE_BYTES."""
+        f = open_in(path, root)
+        if f is None:
             return None
-        key = (str(path), kind)
-        sig = stat_key(st)
-        with self._lock:
-            hit = self._entries.get(key)
-        if hit is not None and hit[0] == sig:
-            return hit[1]
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return None
-        value = load(data)
+        with f:
+            try:
+                sig = stat_key(os.fstat(f.fileno()))
+            except OSError:
+                return None
+            key = (str(path), kind)
+            with self._lock:
+                hit = self._entries.get(key)
+            if hit is not None and hit[0] == sig:
+                return hit[1]
+            try:
+                data = f.read(MAX_FILE_BYTES + 1)
+            except OSError:
+                return None
+        value = load(data) if len(data) <= MAX_FILE_BYTES else None
         with self._lock:
             self._entries[key] = (sig, value)
         return value
+
+    def signature(self, path: Path) -> tuple[int, int, int, int] | None:
+        """The identity of a file as last read, for memo signatures; None when absent."""
+        try:
+            return stat_key(os.stat(path))
+        except OSError:
+            return None
 
     def clear(self) -> None:
         with self._lock:
@@ -75,6 +120,37 @@ class StatCache:
 
 
 file_cache = StatCache()
+
+
+# A folder changed this recently may change again within the filesystem's clock tick, unseen
+# by its mtime (git's "racily clean" entries): its listing is not reused until it settles.
+SETTLED_S = 2.0
+_listings: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
+
+
+def listing(folder: str, root: Path, kind: str, scan: Callable[[str], tuple[T, bool]]) -> T | None:
+    """`scan(folder)` (its result, and whether any entry was a link), reused while the folder's
+    inode and mtime stay: adding, removing or renaming an entry changes them. A listing with
+    links is never reused (their targets can change unseen), nor one changed just now. None
+    when the folder is missing, or a link that leads out of `root`."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    if os.path.islink(folder) and not is_inside(folder, root):
+        return None
+    key, sig = (folder, str(root), kind), (st.st_ino, st.st_mtime_ns)
+    hit = _listings.get(key)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    result, linked = scan(folder)
+    if not linked and time.time() - st.st_mtime > SETTLED_S:
+        _listings[key] = (sig, result)
+    return result
+
+
+def clear_listings() -> None:
+    _listings.clear()
 
 
 def loads_lenient(data: bytes) -> Any:
@@ -90,11 +166,11 @@ def loads_lenient(data: bytes) -> Any:
             return None
 
 
-def read_json_object(path: Path, kind: str = "json") -> dict[str, Any] | None:
+def read_json_object(path: Path, root: Path, kind: str = "json") -> dict[str, Any] | None:
     """A JSON file's top-level object, or None when missing, unreadable or not an object."""
 
     def load(data: bytes) -> dict[str, Any] | None:
         value = loads_lenient(data)
         return value if isinstance(value, dict) else None
 
-    return file_cache.get(path, kind, load)
+    return file_cache.get(path, root, kind, load)

@@ -146,12 +146,12 @@ def _parse_and_warn(path: Path, data: bytes) -> Parsed:
     return parsed
 
 
-def read_prompt_set(path: Path, name: str) -> PromptSet | None:
+def read_prompt_set(path: Path, name: str, root: Path) -> PromptSet | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    parsed = file_cache.get(path, "prompt_set", partial(_parse_and_warn, path))
+    parsed = file_cache.get(path, root, "prompt_set", partial(_parse_and_warn, path))
     if parsed is None:
         parsed = Parsed(None, "could not be read")
     return PromptSet(name, path, st.st_size, st.st_mtime, parsed.cases, parsed.error)
@@ -203,11 +203,11 @@ def order_key(name: str) -> tuple[int, str]:
 
 def list_prompt_sets(root: Path) -> list[PromptSet]:
     """Every prompt-set file, the seed's known sets first; broken files are listed with an error."""
-    sets = [read_prompt_set(p, name) for name, p in _files(root).items()]
+    sets = [read_prompt_set(p, name, root) for name, p in _files(root).items()]
     return sorted((s for s in sets if s is not None), key=lambda s: order_key(s.name))
 
 
 def get_prompt_set(root: Path, name: str) -> PromptSet | None:
     """By name among discovered files only, so no URL can reach another path."""
     path = _files(root).get(name)
-    return read_prompt_set(path, name) if path else None
+    return read_prompt_set(path, name, root) if path else None

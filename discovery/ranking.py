@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .checkpoints import Checkpoint, checkpoint_basename
+from .checkpoints import Checkpoint
 from .metrics import direction
 
 Score = Callable[[Mapping[str, float]], float | None]
@@ -58,38 +59,107 @@ def _metric(name: str) -> Score:
     return score
 
 
-def margin_over_kl(m: Mapping[str, float]) -> float | None:
-    """KTO's score (the seed's): reward margin per unit of KL, where KL is positive."""
-    margin, kl = m.get("rewards/margins"), m.get("kl")
-    if margin is None or kl is None or not (math.isfinite(margin) and math.isfinite(kl)):
-        return None
-    if kl <= 0:
-        return None
-    value = margin / kl
-    return value if math.isfinite(value) else None
+def _ratio(margin_key: str, kl_key: str) -> Score:
+    def score(m: Mapping[str, float]) -> float | None:
+        margin, kl = m.get(margin_key), m.get(kl_key)
+        if margin is None or kl is None or not (math.isfinite(margin) and math.isfinite(kl)):
+            return None
+        if kl <= 0:
+            return None
+        value = margin / kl
+        return value if math.isfinite(value) else None
+
+    return score
 
 
-def type_rule(run_type: str, checkpoints: Sequence[Checkpoint]) -> tuple[str, str, Score]:
-    """(rule, order, score) for a trainer type when no trainer choice or request applies."""
-    t = run_type.lower()
-    if t == "kto":
-        return "margin/kl", "max", margin_over_kl
-    if t in {"dpo", "orpo"}:
-        return "rewards/margins", "max", _metric("rewards/margins")
-    if t == "grpo":
-        return "reward", "max", _metric("reward")
-    if t == "mlx" and any(_metric("val_loss")(c.metrics) is not None for c in checkpoints):
-        return "val_loss", "min", _metric("val_loss")  # the MLX trainer's own best rule
-    if any(_metric("eval_loss")(c.metrics) is not None for c in checkpoints):
-        return "eval_loss", "min", _metric("eval_loss")
-    return "loss", "min", _metric("loss")
+margin_over_kl = _ratio("rewards/margins", "kl")
+margin_over_kl.__doc__ = "KTO's score (the seed's): reward margin per unit of KL, where KL > 0."
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # as pages and the JSON name it
+    order: str
+    score: Score
+    kl_key: str | None = None  # a ratio over this KL: guarded against near-zero KL
+
+
+# The first rule under which some checkpoint has a score applies, per training type.
+_LOSS = (Rule("eval_loss", "min", _metric("eval_loss")), Rule("loss", "min", _metric("loss")))
+RULES: dict[str, tuple[Rule, ...]] = {
+    "kto": (
+        Rule("eval_margin/kl", "max", _ratio("eval_rewards/margins", "eval_kl"), "eval_kl"),
+        Rule("margin/kl", "max", margin_over_kl, "kl"),
+        # TRL clamps kl at 0, and writes 0 when KL is off: the margins alone then.
+        Rule("rewards/margins", "max", _metric("rewards/margins")),
+    ),
+    "dpo": (
+        Rule("eval_rewards/margins", "max", _metric("eval_rewards/margins")),
+        Rule("rewards/margins", "max", _metric("rewards/margins")),
+    ),
+    "grpo": (
+        Rule("eval_reward", "max", _metric("eval_reward")),
+        Rule("reward", "max", _metric("reward")),
+    ),
+    "mlx": (Rule("val_loss", "min", _metric("val_loss")), Rule("loss", "min", _metric("loss"))),
+}
+RULES["orpo"] = RULES["dpo"]
+# The KTO ratios count a checkpoint only when its KL is at least this share of the run's
+# median positive KL: early in training KL is near 0 and the ratio explodes.
+KL_FLOOR = 0.1
+
+
+def rules_for(run_type: str) -> tuple[Rule, ...]:
+    return RULES.get(run_type.lower(), _LOSS)
+
+
+def _guarded(rule: Rule, checkpoints: Sequence[Checkpoint]) -> tuple[tuple[float | None, ...], int]:
+    """Scores under `rule`, and how many checkpoints its KL guard left unscored."""
+    scores = [rule.score(c.metrics) for c in checkpoints]
+    if rule.kl_key is None:
+        return tuple(scores), 0
+    kls = sorted(
+        kl
+        for c in checkpoints
+        if (kl := c.metrics.get(rule.kl_key)) is not None and kl > 0 and math.isfinite(kl)
+    )
+    if not kls:
+        return tuple(scores), 0
+    floor = KL_FLOOR * statistics.median(kls)
+    excluded = 0
+    for i, c in enumerate(checkpoints):
+        kl = c.metrics.get(rule.kl_key)
+        if scores[i] is not None and kl is not None and kl < floor:
+            scores[i] = None
+            excluded += 1
+    return tuple(scores), excluded
+
+
+def type_rule(
+    run_type: str, checkpoints: Sequence[Checkpoint]
+) -> tuple[Rule, tuple[float | None, ...], list[str]]:
+    """The first rule of the type's list that scores some checkpoint, its scores, and notes."""
+    rules = rules_for(run_type)
+    for rule in rules:
+        scores, excluded = _guarded(rule, checkpoints)
+        if any(s is not None for s in scores):
+            notes = []
+            if excluded:
+                notes.append(
+                    f"{excluded} checkpoint{'s' if excluded > 1 else ''} not scored: "
+                    f"{rule.kl_key} below a tenth of the run's median positive {rule.kl_key}, "
+                    "where the ratio is noise."
+                )
+            return rule, scores, notes
+    last = rules[-1]
+    return last, (None,) * len(checkpoints), []
 
 
 def pick_best(
     checkpoints: Sequence[Checkpoint], scores: Sequence[float | None], order: str
 ) -> str | None:
     """Best score; ties go to the earlier step, and a numbered folder beats final_model."""
-    best: tuple[float, int, int] | None = None
+    best: tuple[float, float, bool] | None = None
     best_name = None
     for c, s in zip(checkpoints, scores, strict=True):
         if s is None:
@@ -103,35 +173,31 @@ def pick_best(
 def rank(
     run_type: str,
     checkpoints: Sequence[Checkpoint],
-    trainer_best: str | None = None,
+    trainer_best: tuple[str, str] | None = None,
     request: RankRequest | None = None,
 ) -> Ranking:
-    """Rank as requested, else by the trainer's own choice, else by the type's rule."""
+    """Rank as requested, else by the trainer's own choice ((checkpoint name, where it is
+    named)), else by the first of the type's rules that scores a checkpoint."""
     notes: list[str] = []
     if request is not None:
         metric, order = request.metric, request.order or direction(request.metric)
         scores = tuple(_metric(metric)(c.metrics) for c in checkpoints)
         return Ranking("requested", metric, order, scores, pick_best(checkpoints, scores, order))
 
-    rule, rule_order, score = type_rule(run_type, checkpoints)
-    scores = tuple(score(c.metrics) for c in checkpoints)
-    if trainer_best:
-        name = checkpoint_basename(trainer_best)
+    rule, scores, notes = type_rule(run_type, checkpoints)
+    if trainer_best is not None:
+        name, source = trainer_best
         if any(c.name == name and not c.is_final for c in checkpoints):
-            return Ranking(
-                "trainer",
-                rule,
-                rule_order,
-                scores,
-                name,
-                (f"trainer_state.json names {name} as best_model_checkpoint.",),
-            )
-        notes.append(
-            f"trainer_state.json names {name} as best, but that folder is gone "
-            "(save_total_limit rotates checkpoints away); ranked by "
-            f"{rule} instead."
+            notes.insert(0, f"{source} names {name} as the best checkpoint.")
+            return Ranking("trainer", rule.name, rule.order, scores, name, tuple(notes))
+        notes.insert(
+            0,
+            f"{source} names {name} as best, but that checkpoint is gone "
+            f"(old checkpoints are rotated away); ranked by {rule.name} instead.",
         )
-    best = pick_best(checkpoints, scores, rule_order)
+    best = pick_best(checkpoints, scores, rule.order)
     if best is None and checkpoints:
-        notes.append(f"No checkpoint has a finite {rule}, so none is marked best.")
-    return Ranking(rule, rule, rule_order, scores, best, tuple(notes))
+        names = [r.name for r in rules_for(run_type)]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        notes.append(f"No checkpoint has a finite {listed}, so none is marked best.")
+    return Ranking(rule.name, rule.name, rule.order, scores, best, tuple(notes))

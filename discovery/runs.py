@@ -1,4 +1,14 @@
-"""Trainers and their runs: found by layout, ordered by start time, with status and detail."""
+"""Trainers and their runs: found by layout, ordered by start time, with status and detail.
+
+Where runs are found:
+- `Trainers/<platform>_<type>/<type>_output_<platform>/<run>/` (the upstream RTX trainers) and
+  `Trainers/<type>/<type>_output/<run>/` (its later layout): a trainer per output folder;
+- `Trainers/<name>/` holding an MLX trainer's log (see mlx.py);
+- each folder of `Workspace.run_dirs`: a Hugging Face output folder (a run), or a folder of them.
+A run folder keeps its checkpoints in `checkpoints/checkpoint-N/` or, as every HF Trainer writes
+by itself, in `checkpoint-N/` at its top. A folder is a run once it has a checkpoint, a final or
+saved model, a `trainer_state.json`, or a training log (a run that has only just started).
+"""
 
 from __future__ import annotations
 
@@ -15,44 +25,65 @@ from typing import Any
 from . import header as run_header
 from . import mlx
 from .checkpoints import (
+    CHECKPOINT_NAME,
+    FINAL_MODEL,
     Checkpoint,
+    TrainerState,
     build_checkpoints,
+    checkpoint_basename,
     checkpoint_steps,
+    has_saved_model,
     newest_trainer_state,
     read_adapter_config,
+    read_trainer_state,
 )
 from .header import RunHeader
-from .logindex import read_history, read_summary
-from .logs import History, log_files
+from .logindex import indexer, read_history, read_summary
+from .logs import History, Source, log_files, log_paths, shapes_of
+from .metrics import type_from_metrics
 from .paths import is_inside, is_safe_name, read_json_object, realpath
 from .ranking import Ranking, RankRequest, rank
+from .values import as_str
 
-OUTPUT_DIR = re.compile(r"(?P<type>[A-Za-z0-9]+)_output_(?P<platform>.+)")
+OUTPUT_DIR = re.compile(r"(?P<type>[A-Za-z0-9]+)_output(?:_(?P<platform>.+))?")
 RUN_STAMP = re.compile(r"(\d{8}_\d{6})")
 RUNNING_WINDOW_S = 600.0
 STATUSES = ("running", "completed", "stopped")
+STATE = "trainer_state.json"
+LINEAGE = "training_lineage.json"
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """What discovery reads: the workspace root, and how recent a write means "running"."""
+    """What discovery reads, and how recent a write means "running"."""
 
     root: Path
+    run_dirs: tuple[Path, ...] = ()  # more output folders, each its own trainer and confinement
     running_window: float = RUNNING_WINDOW_S
+    # Seconds a walk's finished and stopped runs may be reused (training runs are read again
+    # each time), while no trainer folder changes: many open pages polling share one walk.
+    walk_reuse: float = 0.0
 
     @classmethod
-    def at(cls, root: Path | str, running_window: float = RUNNING_WINDOW_S) -> Workspace:
-        return cls(realpath(root), running_window)
+    def at(
+        cls,
+        root: Path | str,
+        running_window: float = RUNNING_WINDOW_S,
+        run_dirs: tuple[Path | str, ...] = (),
+        walk_reuse: float = 0.0,
+    ) -> Workspace:
+        return cls(realpath(root), tuple(realpath(d) for d in run_dirs), running_window, walk_reuse)
 
 
 @dataclass(frozen=True)
 class Trainer:
     id: str
-    type: str
+    type: str  # "" when its runs' types differ (a folder of HF output folders)
     platform: str
     output_dir: Path
     root: Path  # nothing outside it is read for this trainer's runs
-    layout: str = "hf"  # "hf": a folder per run; "mlx": runs are segments of one log
+    # "hf": a folder per run; "run": output_dir is itself the one run; "mlx": segments of a log
+    layout: str = "hf"
 
 
 @dataclass(frozen=True)
@@ -60,16 +91,20 @@ class Run:
     trainer: Trainer
     name: str
     path: Path
+    type: str
     started_at: datetime
     status: str
-    has_final_model: bool
     checkpoint_steps: tuple[int, ...]
-    # What a change on disk would change: checkpoints, final model, lineage, log sizes.
+    checkpoints_dir: Path
+    # The final model's path and kind ("folder", "top": files at the run's top, "file"), or None.
+    final: tuple[Path, str] | None
+    last_write: float | None = None  # the newest log or checkpoint write, for unfinished runs
+    # What a change on disk would change: checkpoints, final model, every file the pages show.
     signature: tuple = field(default=(), compare=False, repr=False)
 
     @property
-    def type(self) -> str:
-        return self.trainer.type
+    def has_final_model(self) -> bool:
+        return self.final is not None
 
     @property
     def id(self) -> str:
@@ -131,22 +166,63 @@ def status(completed: bool, last_write: float | None, window: float, now: float 
 
 
 def list_trainers(ws: Workspace) -> list[Trainer]:
-    """Every `Trainers/<platform>_<type>/<type>_output_<platform>/` folder, and MLX trainers."""
-    root = ws.root
+    """Every trainer of the workspace and of its run folders; ids are unique."""
+    trainers = _workspace_trainers(ws.root)
+    for folder in ws.run_dirs:
+        trainers += _run_dir_trainers(folder)
+    seen: set[str] = set()
+    unique = []
+    for t in trainers:
+        name, n = t.id, 2
+        while name in seen:  # two run folders with one name: both listed, told apart
+            name, n = f"{t.id}-{n}", n + 1
+        seen.add(name)
+        unique.append(replace(t, id=name) if name != t.id else t)
+    unique.sort(key=lambda t: t.id)
+    return unique
+
+
+def _workspace_trainers(root: Path) -> list[Trainer]:
+    base = root / "Trainers"
+    if os.path.islink(base) and not is_inside(base, root):
+        return []
     trainers = []
-    for entry in _scandirs(root / "Trainers", root):
+    for entry in _scandirs(base, root):
         found = False
         for child in _scandirs(Path(entry.path), root):
             m = OUTPUT_DIR.fullmatch(child.name)
-            if m and entry.name == f"{m['platform']}_{m['type']}":
+            if m is None:
+                continue
+            kind, platform = m["type"].lower(), m["platform"] or ""
+            if entry.name in {f"{platform}_{m['type']}", m["type"]}:
                 found = True
-                trainers.append(
-                    Trainer(entry.name, m["type"].lower(), m["platform"], Path(child.path), root)
-                )
+                trainers.append(Trainer(entry.name, kind, platform, Path(child.path), root))
         if not found and mlx.is_mlx_trainer(Path(entry.path)):
-            trainers.append(Trainer(entry.name, "mlx", "mac", Path(entry.path), root, layout="mlx"))
-    trainers.sort(key=lambda t: t.id)
+            trainers.append(Trainer(entry.name, "mlx", "mac", Path(entry.path), root, "mlx"))
     return trainers
+
+
+def _run_dir_trainers(folder: Path) -> list[Trainer]:
+    """A configured run folder: one HF output folder (a run), or a folder of them."""
+    if not folder.is_dir() or not is_safe_name(folder.name):
+        return []
+    try:
+        children = {e.name: e for e in os.scandir(folder)}
+    except OSError:
+        return []
+    layout = "run" if _looks_like_run(folder, children) else "hf"
+    return [Trainer(folder.name, "", "", folder, folder, layout)]
+
+
+def _looks_like_run(path: Path, children: dict[str, os.DirEntry[str]]) -> bool:
+    return (
+        any(CHECKPOINT_NAME.fullmatch(n) for n in children)
+        or "checkpoints" in children
+        or FINAL_MODEL in children
+        or STATE in children
+        or has_saved_model(path)
+        or "logs" in children
+    )
 
 
 def get_trainer(ws: Workspace, trainer_id: str) -> Trainer | None:
@@ -165,9 +241,9 @@ def _scandirs(path: Path, root: Path) -> list[os.DirEntry[str]]:
         try:
             if not e.is_dir():
                 continue
+            if e.is_symlink() and not is_inside(e.path, root):
+                continue
         except OSError:
-            continue
-        if e.is_symlink() and not is_inside(e.path, root):
             continue
         result.append(e)
     return result
@@ -207,6 +283,14 @@ def _mtime(path: Path | str) -> float:
         return 0.0
 
 
+def _stat_sig(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _entry_mtime(entry: os.DirEntry[str] | None) -> float:
     try:
         return entry.stat().st_mtime if entry is not None else 0.0
@@ -215,69 +299,179 @@ def _entry_mtime(entry: os.DirEntry[str] | None) -> float:
 
 
 def read_run(
-    trainer: Trainer, entry_path: Path, ws: Workspace, now: float | None = None
+    trainer: Trainer, path: Path, ws: Workspace, now: float | None = None, name: str | None = None
 ) -> Run | None:
-    """A run folder, or None when it has neither a final model nor a checkpoint."""
+    """A run folder, or None when nothing in it says a run happened there."""
     root = trainer.root
     try:
-        children = {e.name: e for e in os.scandir(entry_path)}
+        children = {e.name: e for e in os.scandir(path)}
     except OSError:
         return None
-    steps = checkpoint_steps(entry_path, root) if "checkpoints" in children else []
-    final = _is_dir_inside(children.get("final_model"), root)
-    if not steps and not final:
-        return None
+    if _is_dir_inside(children.get("checkpoints"), root):
+        folder = os.path.join(path, "checkpoints")
+        steps = checkpoint_steps(folder, root)
+    else:
+        folder = str(path)
+        steps = sorted(
+            int(m.group(1))
+            for n, e in children.items()
+            if (m := CHECKPOINT_NAME.fullmatch(n)) and _is_dir_inside(e, root)
+        )
+    final: tuple[Path, str] | None = None
+    if _is_dir_inside(children.get(FINAL_MODEL), root):
+        final = (path / FINAL_MODEL, "folder")
+    elif any(n in children for n in ("adapter_model.safetensors", "model.safetensors")) and (
+        has_saved_model(path)
+    ):
+        final = (path, "top")
+    # Strings, not Paths, on this walk's hot path: it runs for every run on every request.
+    here = str(path)
     logs = []
-    for path in log_files(entry_path, root):
+    for log in log_paths(here, root):
         try:
-            st = os.stat(path)
+            st = os.stat(log)
         except OSError:
             continue
-        logs.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
-    lineage = "training_lineage.json" in children
-    completed = final or lineage
+        # The version changes when a background pass corrects a first answer of this log.
+        logs.append((log, st.st_ino, st.st_size, st.st_mtime_ns, indexer.version(log)))
+    has_lineage, has_state = LINEAGE in children, STATE in children
+    if not steps and final is None and not logs and not has_state:
+        return None
+    newest = os.path.join(folder, f"checkpoint-{steps[-1]}") if steps else None
+    completed = final is not None or has_lineage or has_state
     last_write = None
     if not completed:
+        state = newest_trainer_state(Path(folder), steps, root)
+        # HF's own layout has no final model of its own: the trainer's count says it finished.
+        completed = state is not None and state.finished
+    if not completed:
         # Only an unfinished run's status needs its checkpoints' times.
-        newest = f"checkpoint-{steps[-1]}" if steps else None
         last_write = max(
-            [m / 1e9 for *_, m in logs]
+            [log[3] / 1e9 for log in logs]
             + [
-                _entry_mtime(children.get("checkpoints")),
-                _mtime(entry_path / "checkpoints" / newest) if newest else 0.0,
+                _entry_mtime(children.get("checkpoints")) if folder != here else _mtime(here),
+                _mtime(newest) if newest else 0.0,
             ]
         )
-    name = entry_path.name
+    run_name = name or path.name
     return Run(
         trainer=trainer,
-        name=name,
-        path=entry_path,
-        started_at=started_at(name, 0.0 if RUN_STAMP.search(name) else _mtime(entry_path)),
+        name=run_name,
+        path=path,
+        type=trainer.type or _infer_type(path, Path(folder), steps, root),
+        started_at=started_at(run_name, 0.0 if RUN_STAMP.search(run_name) else _mtime(path)),
         status=status(completed, last_write, ws.running_window, now),
-        has_final_model=final,
         checkpoint_steps=tuple(steps),
-        signature=(tuple(steps), final, lineage, tuple(logs)),
+        checkpoints_dir=path / "checkpoints" if folder != here else path,
+        final=final,
+        last_write=last_write,
+        signature=(
+            tuple(steps),
+            final,
+            tuple(logs),
+            # Every metadata file a page shows: an edit or a finished write shows at once.
+            _stat_sig(os.path.join(here, LINEAGE)) if has_lineage else None,
+            _stat_sig(os.path.join(here, STATE)) if has_state else None,
+            _stat_sig(os.path.join(newest, STATE)) if newest else None,
+            _stat_sig(
+                os.path.join(str(final[0]) if final else newest or here, "adapter_config.json")
+            ),
+        ),
     )
 
 
-def list_runs(
-    ws: Workspace, trainer_type: str | None = None, now: float | None = None
-) -> list[Run]:
-    """Runs of every trainer (or one type), newest start first."""
-    runs = []
-    for trainer in list_trainers(ws):
-        if trainer_type and trainer.type != trainer_type.lower():
-            continue
-        runs.extend(trainer_runs(trainer, ws, now))
-    runs.sort(key=lambda r: (r.started_at, r.trainer.id, r.name), reverse=True)
+def _infer_type(path: Path, folder: Path, steps: list[int], root: Path) -> str:
+    """A run's method where its folder names none: its lineage, else its logged metrics."""
+    lineage = read_json_object(path / LINEAGE, root)
+    if lineage is not None:
+        named = as_str(lineage.get("training_type")) or as_str(lineage.get("training_method"))
+        if named and named.isalnum():
+            return named.lower()
+    state = read_trainer_state(path, root) or newest_trainer_state(folder, steps, root)
+    names: set[str] = set()
+    if state is not None:
+        for entry in state.history.values():
+            names.update(entry)
+    if not names:
+        names.update(_log_tail_names(path, root))
+    return type_from_metrics(names)
+
+
+def _log_tail_names(path: Path, root: Path) -> set[str]:
+    """Metric names of the newest log's last lines, without reading the whole log."""
+    files = log_files(path, root)
+    if not files:
+        return set()
+    idx = indexer.index(files[-1], root)
+    names: set[str] = set()
+    for keys, _ in idx.shapes if idx else ():
+        names.update(keys)
+    return names
+
+
+def list_runs(ws: Workspace, run_type: str | None = None, now: float | None = None) -> list[Run]:
+    """Runs of every trainer (or of one training type), newest start first."""
+    runs = _walk(ws, now)
+    if run_type:
+        runs = [r for r in runs if r.type == run_type.lower()]
     return runs
+
+
+_walks: dict[Workspace, tuple[float, tuple, list[Run]]] = {}
+_walks_lock = threading.Lock()
+
+
+def _walk(ws: Workspace, now: float | None) -> list[Run]:
+    trainers = list_trainers(ws)
+    if ws.walk_reuse <= 0 or now is not None:
+        return _walk_all(trainers, ws, now)
+    # Adding, removing or renaming a run changes its trainer folder's mtime.
+    folders = tuple((t.id, _stat_sig(str(t.output_dir))) for t in trainers)
+    with _walks_lock:
+        hit = _walks.get(ws)
+    if hit is not None and hit[1] == folders and time.monotonic() - hit[0] < ws.walk_reuse:
+        by_trainer = {t.id: t for t in trainers}
+        fresh: dict[str, Run | None] = {}
+        for r in hit[2]:
+            if r.status == "running" and r.trainer.layout != "mlx":
+                fresh[r.id] = read_run(by_trainer[r.trainer.id], r.path, ws, name=r.name)
+        live_mlx = {
+            r.trainer.id for r in hit[2] if r.status == "running" and r.trainer.layout == "mlx"
+        }
+        for t in trainers:
+            if t.id in live_mlx:
+                fresh |= {r.id: r for r in trainer_runs(t, ws)}
+        runs = [r for r in (fresh.get(r.id, r) for r in hit[2]) if r is not None]
+        runs.sort(key=_newest_first, reverse=True)
+        return runs
+    runs = _walk_all(trainers, ws, now)
+    with _walks_lock:
+        _walks[ws] = (time.monotonic(), folders, runs)
+    return runs
+
+
+def _walk_all(trainers: list[Trainer], ws: Workspace, now: float | None) -> list[Run]:
+    runs: list[Run] = []
+    for trainer in trainers:
+        runs.extend(trainer_runs(trainer, ws, now))
+    runs.sort(key=_newest_first, reverse=True)
+    return runs
+
+
+def _newest_first(r: Run) -> tuple[Any, ...]:
+    return (r.started_at, r.trainer.id, r.name)
 
 
 def trainer_runs(trainer: Trainer, ws: Workspace, now: float | None = None) -> list[Run]:
     if trainer.layout == "mlx":
         return [_mlx_run(trainer, m, ws, now) for m in mlx.runs(trainer.output_dir, trainer.root)]
-    runs = []
+    if trainer.layout == "run":
+        run = read_run(trainer, trainer.output_dir, ws, now, name=trainer.output_dir.name)
+        return [run] if run is not None else []
+    runs: list[Run] = []
     for entry in _scandirs(trainer.output_dir, trainer.root):
+        if not is_safe_name(entry.name):
+            continue  # a name no link can carry is not listed
         run = read_run(trainer, Path(entry.path), ws, now)
         if run is not None:
             runs.append(run)
@@ -288,7 +482,7 @@ def get_run(ws: Workspace, trainer_id: str, run_name: str, now: float | None = N
     trainer = get_trainer(ws, trainer_id)
     if trainer is None or not is_safe_name(run_name):
         return None
-    if trainer.layout == "mlx":
+    if trainer.layout in ("mlx", "run"):
         return next((r for r in trainer_runs(trainer, ws, now) if r.name == run_name), None)
     path = trainer.output_dir / run_name
     if not path.is_dir() or not is_inside(path, trainer.root):
@@ -296,16 +490,24 @@ def get_run(ws: Workspace, trainer_id: str, run_name: str, now: float | None = N
     return read_run(trainer, path, ws, now)
 
 
-def read_lineage(run_dir: Path) -> dict[str, Any] | None:
-    return read_json_object(run_dir / "training_lineage.json")
+def list_checkpoints(run_dir: Path, root: Path | None = None) -> tuple[Checkpoint, ...]:
+    """The checkpoints of one run folder, with their metrics; nothing outside `root` is read."""
+    folder = realpath(run_dir)
+    trainer = Trainer(folder.parent.name, "", "", folder.parent, root or folder, "hf")
+    run = read_run(trainer, folder, Workspace(root or folder))
+    return detail(run).checkpoints if run is not None else ()
+
+
+def read_lineage(run_dir: Path, root: Path) -> dict[str, Any] | None:
+    return read_json_object(run_dir / LINEAGE, root)
 
 
 def _newest_adapter(run: Run) -> dict[str, Any] | None:
     """The adapter config of the final model, else of the newest checkpoint that has one."""
-    dirs = [run.path / "final_model"] if run.has_final_model else []
-    dirs += [run.path / "checkpoints" / f"checkpoint-{s}" for s in reversed(run.checkpoint_steps)]
+    dirs = [run.final[0]] if run.final else []
+    dirs += [run.checkpoints_dir / f"checkpoint-{s}" for s in reversed(run.checkpoint_steps)]
     for d in dirs:
-        adapter = read_adapter_config(d)
+        adapter = read_adapter_config(d, run.trainer.root)
         if adapter and isinstance(adapter.get("base_model_name_or_path"), str):
             return adapter
     return None
@@ -346,9 +548,9 @@ def is_ready(run: Run) -> bool:
 
 def walk_only(run: Run) -> RunDetail:
     """What a run's row can show before its logs are read."""
-    empty = History((), {})
+    empty = History()
     checkpoints = tuple(
-        build_checkpoints(run.path, empty, list(run.checkpoint_steps), run.has_final_model)
+        build_checkpoints(empty, run.checkpoint_steps, run.checkpoints_dir, run.final)
     )
     ranking = Ranking("pending", "", "", (None,) * len(checkpoints), None)
     return RunDetail(
@@ -365,45 +567,97 @@ def walk_only(run: Run) -> RunDetail:
 def clear_memo() -> None:
     with _memo_lock:
         _memo.clear()
+    with _walks_lock:
+        _walks.clear()
+
+
+def _states(run: Run) -> tuple[TrainerState | None, TrainerState | None]:
+    """(the run-level state `save_state()` wrote at the end, the newest checkpoint's state)."""
+    root = run.trainer.root
+    top = read_trainer_state(run.path, root)
+    return top, newest_trainer_state(run.checkpoints_dir, list(run.checkpoint_steps), root)
+
+
+def _state_source(run: Run, state: TrainerState | None, logs: list[Source]) -> Source | None:
+    """The state's log_history where the logs cannot answer: the steps they have no line at
+    (a run without a log, or the lines an upstream callback dropped off its logging grid)."""
+    if state is None or not state.history:
+        return None
+    logged = {s for src in logs for _, steps in src.shapes for s in steps}
+    uncovered = {s: e for s, e in state.history.items() if s not in logged}
+    if not uncovered:
+        return None
+    return Source(None, shapes_of(uncovered), uncovered)
 
 
 def _hf_detail(run: Run) -> RunDetail:
+    root = run.trainer.root
     steps = list(run.checkpoint_steps)
-    history = read_summary(run.path, run.trainer.root, steps)
-    checkpoints = tuple(build_checkpoints(run.path, history, steps, run.has_final_model))
-    state = newest_trainer_state(run.path, steps)
-    ranking = rank(
-        run.type, checkpoints, trainer_best=state.best_model_checkpoint if state else None
+    top, state = _states(run)
+    summary = read_summary(run.path, root, steps)
+    # The trainer states come first: a log wins a tie at one step.
+    extra = _state_source(run, top or state, list(summary.sources))
+    history = History(((extra,) if extra else ()) + summary.sources, False, summary.files)
+    counted = top or state
+    final_step = max(
+        (s for s in (history.last_step, counted.global_step if counted else None) if s is not None),
+        default=None,
     )
-    lineage = read_lineage(run.path)
-    max_steps = state.max_steps if state and state.max_steps and state.max_steps > 0 else None
+    checkpoints = tuple(
+        build_checkpoints(history, steps, run.checkpoints_dir, run.final, final_step)
+    )
+    ranking = rank(run.type, checkpoints, trainer_best=_trainer_best(top or state, checkpoints))
+    lineage = read_lineage(run.path, root)
+    max_steps = next(
+        (s.max_steps for s in (top, state) if s and s.max_steps and s.max_steps > 0), None
+    )
+    # The adapter fills in only what a lineage (written at the end) does not say.
+    adapter = None if run_header.is_complete(lineage) else _newest_adapter(run)
     return RunDetail(
         run=run,
         history=history,
         checkpoints=checkpoints,
         ranking=ranking,
-        header=run_header.from_sources(lineage, _newest_adapter(run), max_steps),
+        header=run_header.from_sources(lineage, adapter, max_steps),
         lineage=lineage,
-        global_step=state.global_step if state else None,
+        global_step=counted.global_step if counted else None,
     )
 
 
+def _trainer_best(
+    state: TrainerState | None, checkpoints: tuple[Checkpoint, ...]
+) -> tuple[str, str] | None:
+    """The checkpoint `trainer_state.json` names best (its path is from the training machine)."""
+    if state is None or (state.best_model_checkpoint is None and state.best_global_step is None):
+        return None
+    names = {c.name for c in checkpoints if not c.is_final}
+    if state.best_model_checkpoint is not None:
+        name = checkpoint_basename(state.best_model_checkpoint)
+        if name in names or state.best_global_step is None:
+            return name, STATE
+    return f"checkpoint-{state.best_global_step}", STATE
+
+
 def _mlx_run(trainer: Trainer, m: mlx.MlxRun, ws: Workspace, now: float | None) -> Run:
+    folder = trainer.output_dir
     return Run(
         trainer=trainer,
         name=m.segment.name,
-        path=trainer.output_dir,
+        path=folder,
+        type="mlx",
         started_at=m.segment.started,
         # Only the newest run can still be writing the shared log.
         status=status(
-            m.segment.finished or m.has_final,
+            m.segment.finished or m.final is not None,
             m.log_mtime if m.newest else None,
             ws.running_window,
             now,
         ),
-        has_final_model=m.has_final,
         checkpoint_steps=m.steps,
-        signature=(m.log_signature, m.steps, m.has_final, m.index, m.report_mtime),
+        checkpoints_dir=folder / m.profile.checkpoints,
+        final=(m.final, "file") if m.final is not None else None,
+        last_write=m.log_mtime if m.newest else None,
+        signature=m.signature,
     )
 
 
@@ -413,33 +667,50 @@ def _mlx_part(run: Run) -> mlx.MlxRun | None:
     )
 
 
+def _mlx_history(part: mlx.MlxRun | None, run: Run) -> History:
+    entries = part.segment.entries if part else {}
+    log = run.path / part.profile.log if part else None
+    source = Source(log, shapes_of(entries), entries, part.segment.skipped if part else 0)
+    return History((source,), True, (log,) if log else ())
+
+
 def _mlx_detail(run: Run) -> RunDetail:
     part = _mlx_part(run)
-    seg = part.segment if part else mlx.Segment(run.name, run.started_at)
-    history = History(
-        tuple(sorted(seg.entries)), seg.entries, seg.skipped, (run.path / mlx.LOG,), True
-    )
-    files = mlx.checkpoint_files(run.path, run.trainer.root)
-    checkpoints = tuple(
-        replace(
-            c,
-            location=(run.path / "outputs" / "final_model") if c.is_final else files.get(c.step),
-        )
-        for c in build_checkpoints(
-            run.path, history, list(run.checkpoint_steps), run.has_final_model
-        )
-    )
+    history = _mlx_history(part, run)
+    checkpoints = [
+        replace(c, path=part.files[c.step], kind="file")
+        if part and not c.is_final and c.step in part.files
+        else c
+        for c in build_checkpoints(history, run.checkpoint_steps, run.checkpoints_dir, run.final)
+    ]
+    trainer_best = None
+    if part is not None and part.best is not None:
+        best = part.best
+        same = f"checkpoint-{best.step}"
+        if best.step is not None and same in {c.name for c in checkpoints}:
+            trainer_best = (same, f"{mlx.BEST_FILE} (a copy of {same})")
+        else:
+            # Its checkpoint was rotated away (only the best copy is kept): a row of its own.
+            row = Checkpoint(
+                "best_checkpoint", best.step, False, best.path, history.at(best.step), "file"
+            )
+            checkpoints.append(row)
+            trainer_best = (row.name, mlx.BEST_FILE)
     lineage = None
-    if part is not None and part.report_mtime is not None:
-        lineage = mlx.report_lineage(run.path / mlx.REPORT)
-    header = run_header.from_sources(lineage, None, seg.max_steps)
-    if seg.base_model:
+    if part is not None and part.report is not None:
+        lineage = mlx.report_lineage(part.report, run.trainer.root, part.profile)
+    seg = part.segment if part else None
+    header = run_header.from_sources(lineage, None, seg.max_steps if seg else None)
+    if seg and seg.base_model:
         header = replace(header, base_model=seg.base_model)
+    ordered = tuple(
+        sorted(checkpoints, key=lambda c: (not c.is_final, c.step is None, c.step or 0))
+    )
     return RunDetail(
         run=run,
         history=history,
-        checkpoints=checkpoints,
-        ranking=rank("mlx", checkpoints),
+        checkpoints=ordered,
+        ranking=rank("mlx", ordered, trainer_best=trainer_best),
         header=header,
         lineage=lineage,
     )
@@ -448,9 +719,8 @@ def _mlx_detail(run: Run) -> RunDetail:
 def run_history(run: Run) -> History:
     """A run's whole merged history for charts, whatever its layout."""
     if run.trainer.layout == "mlx":
-        part = _mlx_part(run)
-        entries = part.segment.entries if part else {}
-        return History(
-            tuple(sorted(entries)), entries, part.segment.skipped if part else 0, (), True
-        )
-    return read_history(run.path, run.trainer.root)
+        return _mlx_history(_mlx_part(run), run)
+    full = read_history(run.path, run.trainer.root)
+    top, state = _states(run)
+    extra = _state_source(run, top or state, list(full.sources))
+    return History(((extra,) if extra else ()) + full.sources, True, full.files)

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from . import backends
-from .checkpoints import list_checkpoints
 from .logindex import read_history
 from .paths import realpath
 from .prompt_sets import count_source, default_description, list_prompt_sets
 from .ranking import margin_over_kl
-from .runs import Workspace, list_runs
+from .runs import Workspace, list_checkpoints, list_runs
+from .values import finite
 
 
 class TrainingRunDiscovery:
@@ -33,7 +33,12 @@ class TrainingRunDiscovery:
         """Run folders, newest first; `platform` ("rtx", "rtx3090", "mac") narrows by trainer."""
         if not self.repo_root.is_dir():
             return []
-        runs = list_runs(Workspace.at(self.repo_root), trainer_type)
+        # The seed lists runs with something to publish or evaluate: a checkpoint or final model.
+        runs = [
+            r
+            for r in list_runs(Workspace.at(self.repo_root), trainer_type)
+            if r.checkpoint_steps or r.final
+        ]
         if platform:
             runs = [r for r in runs if r.trainer.platform.lower().startswith(platform.lower())]
         # An MLX trainer's runs share its folder: name it once.
@@ -54,9 +59,8 @@ class CheckpointInfo:
         if training_type.lower() == "kto":
             value = margin_over_kl(self.metrics)
             return value if value is not None else -math.inf
-        loss = self.metrics.get("loss")
-        finite = type(loss) in (int, float) and math.isfinite(loss)
-        return -loss if finite else -math.inf
+        loss = finite(self.metrics.get("loss"))
+        return -loss if loss is not None else -math.inf
 
 
 class CheckpointDiscovery:
@@ -65,8 +69,8 @@ class CheckpointDiscovery:
     @staticmethod
     def load_metrics(run_dir: Path) -> dict[int, dict[str, Any]]:
         run_dir = Path(run_dir)
-        history = read_history(run_dir, realpath(run_dir))
-        return {step: dict(history.entries[step]) for step in history.steps}
+        merged = read_history(run_dir, realpath(run_dir)).merged
+        return {step: dict(merged[step]) for step in sorted(merged)}
 
     @staticmethod
     def discover(run_dir: Path) -> list[CheckpointInfo]:

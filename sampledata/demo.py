@@ -9,6 +9,7 @@ import shutil
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from .evaluator import DEMO_TAGS, write_evaluation, write_prompt_sets
 from .runs import (
@@ -32,7 +33,7 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
     if (root / "Trainers").exists():
         shutil.rmtree(root / "Trainers")
     old = time.mktime((now - timedelta(days=1)).timetuple())
-    specs = [
+    specs: list[tuple[str, int, dict[str, Any]]] = [
         ("sft", 9, {"max_steps": 400, "save_every": 50, "eval_every": 50, "seed": 1}),
         ("sft", 6, {"max_steps": 300, "save_every": 50, "seed": 2, "base_model": BASE_MODELS[1]}),
         (
@@ -56,6 +57,7 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
     for run_type, days, kwargs in specs:
         started = (now - timedelta(days=days)).replace(microsecond=0)
         make_run(root, run_type, started, mtime=old, **kwargs)
+    _other_trainers(root, now, old)
     # The running run: started 90 minutes ago, its log written a moment ago.
     make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
     mac = make_mlx_trainer(
@@ -79,7 +81,13 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
     return root
 
 
-DEMO_RUNNING = {"max_steps": 600, "done": 170, "save_every": 25, "seed": 6, "lr": 2e-7}
+DEMO_RUNNING: dict[str, Any] = {
+    "max_steps": 600,
+    "done": 170,
+    "save_every": 25,
+    "seed": 6,
+    "lr": 2e-7,
+}
 
 
 def demo_started(now: datetime) -> datetime:
@@ -112,3 +120,19 @@ def follow_demo(root: Path, interval: float = 4.0, log_every: int = 5) -> None:
         run_dir / "training_lineage.json",
         lineage("kto", run_dir, base, spec["max_steps"], spec["lr"]),
     )
+
+
+def _other_trainers(root: Path, now: datetime, old: float) -> None:
+    """Runs as other trainers write them: TRL DPO with eval lines (the upstream project's later
+    `Trainers/dpo/dpo_output/` layout), and a plain Hugging Face Trainer's own layout
+    (`checkpoint-N/` at the run's top, trainer_state.json only, as Unsloth's GRPO notebooks)."""
+    started = (now - timedelta(days=7, hours=3)).replace(microsecond=0)
+    make_run(
+        root, "dpo", started, max_steps=400, save_every=50, eval_every=100, seed=7, lr=5e-7,
+        platform="", mtime=old,
+    )  # fmt: skip
+    started = (now - timedelta(days=2, hours=6)).replace(microsecond=0)
+    make_run(
+        root, "grpo", started, max_steps=240, save_every=60, seed=8, lr=5e-6, layout="hf",
+        platform="", mtime=old,
+    )  # fmt: skip

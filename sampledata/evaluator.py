@@ -50,10 +50,10 @@ def write_evaluation(
         for tag in tags:
             stats = by_tag.setdefault(tag, {"total": 0, "passed": 0})
             stats["total"] += 1
-            stats["passed"] += passed
+            stats["passed"] += int(passed)
     for stats in by_tag.values():
         stats["pass_rate"] = stats["passed"] / stats["total"]
-    passed = sum(p for _, p, _ in results)
+    passed_count = sum(p for _, p, _ in results)
     failures = [f"Expected tools not called for {case}" for case, p, _ in results if not p]
     return write_json(
         root / "Evaluator" / "results" / f"{name}.json",
@@ -70,10 +70,10 @@ def write_evaluation(
             },
             "summary": {
                 "total": len(results),
-                "passed": passed,
-                "failed": len(results) - passed,
+                "passed": passed_count,
+                "failed": len(results) - passed_count,
                 "request_errors": 0,
-                "pass_rate": passed / len(results) if results else 0.0,
+                "pass_rate": passed_count / len(results) if results else 0.0,
                 "by_tag": by_tag,
                 "top_failure_reasons": [[f, 1] for f in failures[:10]],
             },

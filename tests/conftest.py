@@ -10,15 +10,25 @@ import pytest
 
 from discovery.backends import cache as backend_cache
 from discovery.backends import last_seen
-from discovery.checkpoints import clear_listings
 from discovery.logindex import indexer
-from discovery.paths import file_cache
+from discovery.paths import clear_listings, file_cache
 from discovery.runs import clear_memo
 from sampledata import demo
 from sampledata import runs as wb
 
 SHARED_UPSTREAM = Path(__file__).resolve().parent.parent.parent / "shared" / "upstream"
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+DB_FIXTURES = {"db", "transactional_db", "admin_client", "admin_user", "django_user_model"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `make test-db` selects database tests by this marker: a test that reaches the database
+    # through a fixture alone carries it too.
+    for item in items:
+        if DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.django_db)
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +68,7 @@ def _no_real_backends(settings, tmp_path_factory) -> None:
     settings.LMSTUDIO_HOST = ""
     settings.TUNER_OPENAI_BACKENDS = ""
     settings.TUNER_BACKEND_CACHE_SECONDS = 0
+    settings.TUNER_RUN_DIRS = []
 
 
 @pytest.fixture

@@ -34,3 +34,19 @@ def test_plain_http_without_https_settings_is_reported(tmp_path):
     result = check_deploy(tmp_path, DEBUG="0", TUNER_HTTPS="0")
     assert result.returncode != 0
     assert "security.W012" in result.stderr + result.stdout
+
+
+def test_bad_inference_server_settings_fail_the_system_check(tmp_path):
+    result = check_deploy(tmp_path, TUNER_OPENAI_BACKENDS="just-a-url")
+    assert result.returncode != 0
+    assert "tuner.E001" in result.stderr and "name=url" in result.stderr
+
+
+def test_settings_import_no_app_code():
+    code = (
+        "import sys, tuner_site.settings; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('discovery', 'sampledata')"
+        " or m.startswith('tuner_site.') and m != 'tuner_site.settings'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import os
 
-from discovery.checkpoints import (
-    checkpoint_steps,
-    list_checkpoints,
-    list_files,
-    read_adapter_config,
-)
+from discovery.checkpoints import checkpoint_steps, list_files, read_adapter_config
+from discovery.runs import list_checkpoints
 from sampledata import runs as wb
 
 from .conftest import age, run_dir, started
@@ -54,7 +50,7 @@ def test_it_lists_files_with_sizes_and_reads_the_adapter_config(workspace):
     assert files["adapter_model.safetensors"] == 4096
     assert files["sub/"] == 5
     assert "trainer_state.json" in files
-    adapter = read_adapter_config(ckpt)
+    adapter = read_adapter_config(ckpt, workspace)
     assert adapter["base_model_name_or_path"] == "base/model"
     assert adapter["r"] == 32 and adapter["lora_alpha"] == 64
 
@@ -72,9 +68,9 @@ def test_an_unreadable_adapter_config_is_none(workspace):
     run = run_dir(workspace, "sft", "20251101_100000")
     ckpt = wb.add_checkpoint(run, 10)
     (ckpt / "adapter_config.json").write_text("{not json")
-    assert read_adapter_config(ckpt) is None
+    assert read_adapter_config(ckpt, workspace) is None
     (ckpt / "adapter_config.json").write_text("[1, 2]")
-    assert read_adapter_config(ckpt) is None
+    assert read_adapter_config(ckpt, workspace) is None
 
 
 def _set_mtime_ns(path, ns: int) -> None:
@@ -84,9 +80,9 @@ def _set_mtime_ns(path, ns: int) -> None:
 def test_a_checkpoint_added_to_a_settled_folder_is_listed(workspace):
     run = wb.make_run(workspace, "sft", started("20251101_100000"), max_steps=100, save_every=50)
     age(run, 3600)
-    assert checkpoint_steps(run, workspace) == [50, 100]
+    assert checkpoint_steps(run / "checkpoints", workspace) == [50, 100]
     wb.add_checkpoint(run, 150, max_steps=200)
-    assert checkpoint_steps(run, workspace) == [50, 100, 150]
+    assert checkpoint_steps(run / "checkpoints", workspace) == [50, 100, 150]
 
 
 def test_a_settled_folder_is_not_listed_again_while_its_mtime_stays(workspace):
@@ -94,20 +90,20 @@ def test_a_settled_folder_is_not_listed_again_while_its_mtime_stays(workspace):
     age(run, 3600)
     folder = run / "checkpoints"
     before = os.stat(folder).st_mtime_ns
-    assert checkpoint_steps(run, workspace) == [50, 100]
+    assert checkpoint_steps(run / "checkpoints", workspace) == [50, 100]
     (folder / "checkpoint-150").mkdir()
     _set_mtime_ns(folder, before)  # as if in the same clock tick: the listing is reused
-    assert checkpoint_steps(run, workspace) == [50, 100]
+    assert checkpoint_steps(run / "checkpoints", workspace) == [50, 100]
 
 
 def test_a_folder_changed_just_now_is_listed_again_even_with_the_same_mtime(workspace):
     run = wb.make_run(workspace, "sft", started("20251101_100000"), max_steps=100, save_every=50)
     folder = run / "checkpoints"
     before = os.stat(folder).st_mtime_ns
-    assert checkpoint_steps(run, workspace) == [50, 100]
+    assert checkpoint_steps(run / "checkpoints", workspace) == [50, 100]
     (folder / "checkpoint-150").mkdir()
     _set_mtime_ns(folder, before)
-    assert checkpoint_steps(run, workspace) == [50, 100, 150]
+    assert checkpoint_steps(run / "checkpoints", workspace) == [50, 100, 150]
 
 
 def test_a_linked_checkpoint_is_checked_every_time(workspace, tmp_path):
@@ -116,10 +112,10 @@ def test_a_linked_checkpoint_is_checked_every_time(workspace, tmp_path):
     inside.mkdir(parents=True)
     (run / "checkpoints" / "checkpoint-150").symlink_to(inside)
     age(run, 3600)
-    assert checkpoint_steps(run, workspace) == [50, 100, 150]
+    assert checkpoint_steps(run / "checkpoints", workspace) == [50, 100, 150]
     inside.rmdir()
     (tmp_path / "outside").mkdir()
     inside.parent.rmdir()
     (workspace / "elsewhere").symlink_to(tmp_path / "outside")  # now the link leads out
     (tmp_path / "outside" / "checkpoint-150").mkdir()
-    assert checkpoint_steps(run, workspace) == [50, 100]
+    assert checkpoint_steps(run / "checkpoints", workspace) == [50, 100]

@@ -36,7 +36,7 @@ def test_it_skips_and_counts_blank_half_written_non_utf8_non_object_and_stepless
     h = history_of(run, workspace)
     assert h.steps == (5, 25)
     assert h.skipped == 6
-    assert h.entries[25]["loss"] == 0.7
+    assert h.merged[25]["loss"] == 0.7
 
 
 def test_it_keeps_nan_and_infinity_as_floats(workspace):
@@ -47,9 +47,9 @@ def test_it_keeps_nan_and_infinity_as_floats(workspace):
         "20251101_100100",
     )
     h = history_of(run, workspace)
-    assert math.isnan(h.entries[5]["loss"])
-    assert h.entries[5]["grad_norm"] == math.inf
-    assert h.entries[10]["loss"] == -math.inf
+    assert math.isnan(h.merged[5]["loss"])
+    assert h.merged[5]["grad_norm"] == math.inf
+    assert h.merged[10]["loss"] == -math.inf
     assert h.skipped == 0
 
 
@@ -64,7 +64,7 @@ def test_it_merges_training_eval_and_summary_lines_at_one_step(workspace):
         ],
         "20251101_100100",
     )
-    entry = history_of(run, workspace).entries[100]
+    entry = history_of(run, workspace).merged[100]
     assert entry == {
         "loss": 0.5,
         "learning_rate": 1e-5,
@@ -88,7 +88,7 @@ def test_it_reads_every_log_oldest_first_and_skips_the_latest_link(workspace):
     assert log_files(run, workspace) == [old, new]
     h = history_of(run, workspace)
     assert h.steps == (5, 10, 15)
-    assert h.entries[10]["loss"] == 0.5
+    assert h.merged[10]["loss"] == 0.5
 
 
 def test_it_orders_logs_by_the_stamp_in_their_names_not_by_mtime(workspace):
@@ -97,7 +97,7 @@ def test_it_orders_logs_by_the_stamp_in_their_names_not_by_mtime(workspace):
     older = wb.write_log(run, [{"step": 10, "loss": 0.9}], "20251101_000000")
     os.utime(newer, (1, 1))  # mtime says otherwise
     assert log_files(run, workspace) == [older, newer]
-    assert history_of(run, workspace).entries[10]["loss"] == 0.2
+    assert history_of(run, workspace).merged[10]["loss"] == 0.2
 
 
 def test_it_ignores_a_log_that_links_outside_the_workspace(workspace, tmp_path):
@@ -115,10 +115,10 @@ def test_it_reads_only_the_appended_bytes_of_a_grown_log(workspace, monkeypatch)
     log = wb.write_log(run, [{"step": s, "loss": 1.0 / s} for s in range(1, 101)], "20251101_1")
     history_of(run, workspace)
     parsed = []
-    import discovery.logs as logs
+    import discovery.logindex as logindex
 
-    real = logs.parse_line
-    monkeypatch.setattr(logs, "parse_line", lambda raw: parsed.append(raw) or real(raw))
+    real = logindex.parse_line
+    monkeypatch.setattr(logindex, "parse_line", lambda raw: parsed.append(raw) or real(raw))
     wb.write_log(run, [{"step": 101, "loss": 0.001}, {"step": 102, "loss": 0.0005}], "20251101_1")
     h = history_of(run, workspace)
     assert len(parsed) == 2
@@ -147,7 +147,7 @@ def test_it_rereads_a_log_that_was_truncated_or_replaced(workspace):
     assert history_of(run, workspace).steps == (5, 10, 15)
     log.write_text(json.dumps({"step": 5, "loss": 0.3}) + "\n")  # truncated in place
     assert history_of(run, workspace).steps == (5,)
-    assert history_of(run, workspace).entries[5]["loss"] == 0.3
+    assert history_of(run, workspace).merged[5]["loss"] == 0.3
     replacement = log.with_suffix(".tmp")
     replacement.write_text(
         "".join(json.dumps({"step": s, "loss": 0.1}) + "\n" for s in (7, 8, 9, 10))
@@ -169,9 +169,9 @@ def test_it_notices_a_log_rewritten_in_place_at_a_larger_size(workspace):
 def test_it_survives_a_log_that_disappears(workspace):
     run = run_dir(workspace, "sft", "20251101_100000")
     log = wb.write_log(run, [{"step": 5, "loss": 1.0}], "20251101_100100")
-    assert indexer.index(log) is not None
+    assert indexer.index(log, workspace) is not None
     log.unlink()
-    assert indexer.index(log) is None
+    assert indexer.index(log, workspace) is None
     assert history_of(run, workspace).steps == ()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from discovery.checkpoints import Checkpoint
+from discovery.logs import Point
 from discovery.ranking import RankRequest, rank
 from discovery.runs import Workspace, detail, get_run
 from sampledata import runs as wb
@@ -15,12 +16,19 @@ from sampledata import runs as wb
 from .conftest import run_dir
 
 
+def point(metrics: dict[str, float], step: int) -> Point:
+    return Point(metrics, dict.fromkeys(metrics, step))
+
+
 def ckpts(*metrics: dict[str, float], final: dict[str, float] | None = None) -> list[Checkpoint]:
     result = []
     if final is not None:
-        result.append(Checkpoint("final_model", 10 * len(metrics), True, Path("r"), final, 1))
+        last = 10 * len(metrics)
+        result.append(Checkpoint("final_model", last, True, Path("r"), point(final, last)))
     for i, m in enumerate(metrics, start=1):
-        result.append(Checkpoint(f"checkpoint-{10 * i}", 10 * i, False, Path("r"), m, 10 * i))
+        result.append(
+            Checkpoint(f"checkpoint-{10 * i}", 10 * i, False, Path("r"), point(m, 10 * i))
+        )
     return result
 
 
@@ -47,7 +55,7 @@ def test_kto_takes_the_highest_margin_over_kl_among_positive_kl():
         "kto",
         ckpts(
             {"rewards/margins": 5.0, "kl": 0.0},  # kl clamped at 0: no score
-            {"rewards/margins": 0.3, "kl": 0.1},  # 3.0
+            {"rewards/margins": 0.6, "kl": 0.2},  # 3.0
             {"rewards/margins": 4.0, "kl": 2.0},  # 2.0
             {"rewards/margins": 1.0},  # no kl: no score
         ),
@@ -86,9 +94,12 @@ def test_ties_go_to_the_earlier_step_and_to_a_numbered_folder_over_final_model()
 
 
 def test_no_scorable_checkpoint_means_no_best_and_says_why():
-    r = rank("kto", ckpts({"rewards/margins": 1.0, "kl": 0.0}))
+    r = rank("kto", ckpts({"loss": 0.3, "kl": 0.0}, {"rewards/margins": math.nan}))
     assert r.best is None
-    assert "no checkpoint has a finite margin/kl" in r.notes[0].lower()
+    note = r.notes[0].lower()
+    assert (
+        "no checkpoint has a finite" in note and "margin/kl" in note and "rewards/margins" in note
+    )
 
 
 def test_a_requested_metric_and_order_override_the_rule():

@@ -27,15 +27,17 @@ def test_it_finds_every_platform_and_type_of_trainer(workspace):
     }
 
 
-def test_it_lists_only_folders_with_a_final_model_or_a_valid_checkpoint(workspace):
+def test_it_lists_folders_with_a_model_a_valid_checkpoint_or_a_log(workspace):
     wb.make_run(workspace, "sft", started("20251101_100000"), completed=True)
     partial = wb.make_run(workspace, "sft", started("20251102_100000"), completed=False)
     empty = run_dir(workspace, "sft", "20251103_100000")
     (empty / "checkpoints" / "checkpoint-final").mkdir(parents=True)  # not checkpoint-<int>
     (empty / "checkpoints" / "checkpoint-10.bak").mkdir()
-    wb.write_log(empty, [{"step": 5, "loss": 1.0}], "20251103_100100")
+    (run_dir(workspace, "sft", "20251104_100000") / "notes").mkdir()  # nothing a trainer writes
+    just_started = run_dir(workspace, "sft", "20251105_100000")
+    wb.write_log(just_started, [{"step": 5, "loss": 1.0}], "20251105_100100")
     names = [r.name for r in list_runs(Workspace.at(workspace))]
-    assert names == ["20251102_100000", "20251101_100000"]
+    assert names == ["20251105_100000", "20251102_100000", "20251101_100000"]
     assert partial.name in names
 
 
@@ -54,8 +56,9 @@ def test_it_tells_completed_running_and_stopped_runs_apart(workspace):
     done = wb.make_run(workspace, "sft", started("20251101_100000"), completed=True)
     lineage_only = wb.make_run(workspace, "sft", started("20251101_110000"), completed=False)
     wb.write_json(lineage_only / "training_lineage.json", {"training_type": "SFT"})
-    running = wb.make_run(workspace, "sft", started("20251102_100000"), completed=False)
-    stopped = wb.make_run(workspace, "sft", started("20251103_100000"), completed=False)
+    # Unfinished: their newest checkpoint is short of max_steps.
+    running = wb.make_run(workspace, "sft", started("20251102_100000"), done=200, completed=False)
+    stopped = wb.make_run(workspace, "sft", started("20251103_100000"), done=200, completed=False)
     for path in (done, lineage_only, stopped):
         age(path, 3600)
     age(running, 3600)
@@ -70,7 +73,7 @@ def test_it_tells_completed_running_and_stopped_runs_apart(workspace):
 
 
 def test_the_running_window_is_configurable(workspace):
-    run = wb.make_run(workspace, "sft", started("20251102_100000"), completed=False)
+    run = wb.make_run(workspace, "sft", started("20251102_100000"), done=200, completed=False)
     age(run, 120)
     assert list_runs(Workspace.at(workspace, 600))[0].status == "running"
     assert list_runs(Workspace.at(workspace, 60))[0].status == "stopped"
@@ -128,3 +131,20 @@ def test_progress_falls_back_to_the_trainers_global_step_without_a_log(workspace
     d = detail(get_run(Workspace.at(workspace), "rtx3090_sft", run.name))
     assert d.history.last_step is None
     assert (d.step, d.max_steps) == (120, 400)
+
+
+def test_a_reused_walk_still_sees_new_runs_and_training_progress(workspace):
+    ws = Workspace.at(workspace, walk_reuse=60)
+    live = wb.make_run(workspace, "sft", started("20251101_100000"), done=100, completed=False)
+    done = wb.make_run(workspace, "sft", started("20251102_100000"))
+    age(done, 3600)
+    first = {r.name: r for r in list_runs(ws)}
+    assert first[live.name].status == "running"
+    wb.write_log(live, [{"step": 105, "loss": 0.1}], "20251101_100200")  # training goes on
+    wb.add_final_model(done)  # a finished run's folder, edited: reused until the walk is old
+    again = {r.name: r for r in list_runs(ws)}
+    assert again[live.name].signature != first[live.name].signature  # read again
+    assert again[done.name] is first[done.name]  # reused
+    wb.make_run(workspace, "sft", started("20251103_100000"))  # a new run: the folder changed
+    assert len(list_runs(ws)) == 3
+    assert len(list_runs(Workspace.at(workspace))) == 3  # no reuse asked: always a full walk

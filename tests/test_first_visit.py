@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from datetime import datetime, timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -66,7 +68,9 @@ def test_the_memo_follows_changes_on_disk_and_the_clock(many_runs):
     run = get_run(Workspace.at(root), "rtx3090_sft", "20251101_100000")
     assert 250 in [c.step for c in detail(run).checkpoints]
     # A run that is training now goes quiet: same files, so a memo hit, but a new status.
-    live = wb.make_run(root, "kto", started("20251120_100000"), max_steps=100, completed=False)
+    live = wb.make_run(
+        root, "kto", started("20251120_100000"), max_steps=100, done=60, completed=False
+    )
     assert detail(get_run(Workspace.at(root), "rtx3090_kto", live.name)).run.status == "running"
     later = get_run(Workspace.at(root), "rtx3090_kto", live.name, now=time.time() + 3600)
     assert detail(later).run.status == "stopped"
@@ -78,7 +82,29 @@ def test_discover_index_reads_every_run_with_a_progress_bar(many_runs, tmp_path)
     out = StringIO()
     call_command("discover", "index", stdout=out)
     assert "8/8 runs" in out.getvalue() and "Indexed 8 run(s)" in out.getvalue()
-    assert len(list((tmp_path / "index").glob("*.idx"))) == 8
+    stores = list((tmp_path / "index").glob("*.sqlite3"))
+    assert len(stores) == 1  # one store for the workspace
+    with sqlite3.connect(stores[0]) as conn:
+        assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 8  # a row per log
     assert all(
         is_ready(r) for r in list_runs(Workspace.at(many_runs))
     )  # every run answers from memory
+
+
+def test_every_run_of_an_mlx_trainer_fills_in_from_one_background_pass(client, many_runs):
+    # Its runs share one folder: queued by path, only one of the three would be read.
+    start = datetime(2025, 11, 20, 9, 0)
+    wb.make_mlx_trainer(
+        many_runs,
+        [
+            (start, 30, True),
+            (start + timedelta(hours=2), 30, True),
+            (start + timedelta(hours=4), 30, True),
+        ],
+    )
+    mlx_runs = [r for r in list_runs(Workspace.at(many_runs)) if r.type == "mlx"]
+    assert len(mlx_runs) == 3
+    client.get("/runs/")
+    indexing.wait(10)
+    assert all(is_ready(r) for r in list_runs(Workspace.at(many_runs)))
+    assert "reading log…" not in client.get("/runs/").content.decode()

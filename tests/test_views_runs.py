@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,48 @@ def test_numbers_beyond_64_bits_in_workspace_files_are_served_not_a_500(client, 
     data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/")
     assert data["lineage"]["training"] == {"total_flos": 10**30, "final_loss": None}
     assert client.get(f"/runs/rtx3090_kto/{KTO}/").status_code == 200
+
+
+def test_the_json_link_keeps_the_page_and_every_filter(client, ws, settings):
+    settings.TUNER_RUNS_PER_PAGE = 1
+    html = client.get("/runs/?page=2&sort=run").content.decode()
+    link = re.search(r'class="muted twin" href="([^"]+)"', html).group(1)
+    assert link == "/api/runs/?page=2&amp;sort=run"
+    second = get_json(client, "/api/runs/?page=2&sort=run")
+    assert second["page"] == 2 and second["runs"][0]["run"] == KTO
+
+
+def test_every_page_links_its_json_twin_with_the_whole_query(client, ws):
+    for url in (
+        "/",
+        "/runs/?type=kto&status=completed",
+        f"/runs/rtx3090_kto/{KTO}/?rank=loss&order=max",
+        f"/runs/rtx3090_kto/{KTO}/checkpoint-50/",
+        f"/compare/?run=rtx3090_kto/{KTO}&metric=kl",
+        "/backends/",
+        "/evaluations/",
+    ):
+        html = client.get(url).content.decode()
+        twin = "/api" + url.replace("&", "&amp;")
+        assert f'href="{twin}"' in html, url
+        assert client.get(twin.replace("&amp;", "&")).status_code == 200, twin
+
+
+def test_the_run_json_carries_the_lora_its_page_shows(client, ws):
+    ckpt = wb.output_dir(ws, "kto") / RUNNING / "checkpoints" / "checkpoint-40"
+    adapter = json.loads((ckpt / "adapter_config.json").read_text())
+    (ckpt / "adapter_config.json").write_text(json.dumps({**adapter, "r": 48, "lora_alpha": 96}))
+    data = get_json(client, f"/api/runs/rtx3090_kto/{RUNNING}/")
+    assert data["header"]["lora"] == {"rank": 48, "alpha": 96}
+    done = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/")
+    assert done["header"]["lora"] == {"rank": 32, "alpha": 64}  # from the lineage
+    assert done["header"]["base_model"] == done["base_model"]
+
+
+def test_the_overview_has_a_json_twin(client, ws):
+    data = get_json(client, "/api/")
+    assert data["run_count"] == 3
+    assert [r["run"] for r in data["running"]] == [RUNNING]
+    trainers = {t["trainer"]: [r["run"] for r in t["runs"]] for t in data["trainers"]}
+    assert trainers == {"rtx3090_kto": [RUNNING, KTO], "rtx3090_sft": [SFT]}
+    assert set(data) >= {"backends", "prompt_sets", "evaluations"}

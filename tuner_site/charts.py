@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -132,7 +132,7 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 def line_chart(
     title: str,
     steps: Sequence[int],
-    columns: dict[str, Sequence[float | None]],
+    columns: Mapping[str, Sequence[float | None]],
     checkpoint_steps: Sequence[int] = (),
     best_step: int | None = None,
 ) -> Chart | None:
@@ -143,7 +143,7 @@ def line_chart(
 
 def points_chart(
     title: str,
-    data: dict[str, Sequence[tuple[float, float | None]]],
+    points: Mapping[str, Sequence[tuple[float, float | None]]],
     checkpoint_steps: Sequence[int] = (),
     best_step: int | None = None,
 ) -> Chart | None:
@@ -151,10 +151,10 @@ def points_chart(
 
     Colours follow the names' order, whether or not a name has points to draw.
     """
-    colors = {name: COLORS[i % len(COLORS)] for i, name in enumerate(data)}
-    data = {
+    colors = {name: COLORS[i % len(COLORS)] for i, name in enumerate(points)}
+    data: dict[str, list[tuple[float, float]]] = {
         name: kept
-        for name, pts in data.items()
+        for name, pts in points.items()
         if (kept := [(s, v) for s, v in pts if v is not None and math.isfinite(v)])
     }
     if not data:

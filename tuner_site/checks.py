@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
+
+
+@register
+def run_dirs(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    from django.conf import settings
+
+    return [
+        Warning(
+            f"TUNER_RUN_DIRS names {folder}, which is not a folder: it is left out.",
+            id="tuner.W001",
+        )
+        for folder in settings.TUNER_RUN_DIRS
+        if not folder.is_dir()
+    ]
 
 
 @register

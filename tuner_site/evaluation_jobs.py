@@ -54,7 +54,7 @@ def create_job(
         limit=fields["limit"],
         temperature=fields["temperature"],
         seed=fields["seed"],
-        created_by=user if user.is_authenticated else None,
+        created_by_id=user.pk if user.is_authenticated else None,
     )
     enqueue(job)
     job.refresh_from_db()
@@ -190,6 +190,7 @@ def _run(job: EvaluationJob) -> None:
         raise
     reader.join(timeout=10)
     has_result = args.output.is_file()  # written by the Evaluator only, at the very end
+    status: str
     if cancelled:
         status, error = Status.CANCELLED, ""
     else:
@@ -280,10 +281,11 @@ def fail_lost_jobs(starting_worker: bool = False) -> list[EvaluationJob]:
 
 def _lost_reason(job: EvaluationJob, starting_worker: bool) -> str | None:
     worker = f"pid {job.worker_pid} on {job.worker_host}"
-    here = job.worker_host == socket.gethostname() and job.worker_pid is not None
-    if here and (
-        (starting_worker and job.worker_pid == os.getpid())
-        or not evaluator_run.pid_alive(job.worker_pid)
+    pid = job.worker_pid
+    if (
+        job.worker_host == socket.gethostname()
+        and pid is not None
+        and ((starting_worker and pid == os.getpid()) or not evaluator_run.pid_alive(pid))
     ):
         return f"Its worker ({worker}) stopped while it ran; it was found gone at {_now()}."
     heartbeat = job.heartbeat_at or job.started_at

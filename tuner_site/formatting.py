@@ -7,20 +7,28 @@ from typing import Any
 
 
 def metric(value: Any) -> str:
-    """A metric for people: NaN and infinities spelled out, others to 4 significant digits."""
+    """One format for every number people read, on pages and in the CLI: whole numbers and
+    anything from 1,000 up with thousands separators and no decimals, four significant digits
+    below that, scientific notation only for the very small and the very large; NaN and the
+    infinities spelled out."""
     if value is None or value == "":
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) < 10**15 else f"{value:.3e}"
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "∞" if value > 0 else "−∞"
-    if value.is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+    try:
+        magnitude = abs(float(value))
+    except OverflowError:
+        return f"{value:.3e}"  # an integer no float holds
+    if magnitude >= 1e15:
+        return f"{float(value):.3e}"
+    if isinstance(value, int) or value.is_integer() or magnitude >= 999.5:
+        return f"{round(value):,}"
+    if value != 0 and magnitude < 1e-3:
         return f"{value:.3e}"
     return f"{value:.4g}"
 

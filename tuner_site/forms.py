@@ -140,7 +140,7 @@ class EvaluationForm(forms.Form):
         return tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         status = self.offer.status(data.get("backend") or "")
         model = (self.cleaned_data.get("model") or "").strip()
         if status is not None and status.available:

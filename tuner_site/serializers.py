@@ -79,7 +79,7 @@ def run_summary(d: RunDetail) -> dict[str, Any]:
         "base_model": d.base_model,
         "checkpoint_count": len(r.checkpoint_steps),
         "has_final_model": r.has_final_model,
-        "last_step": d.history.last_step,
+        "last_step": d.step,
         "max_steps": d.max_steps,
         "progress": d.progress,
         "best_checkpoint": best_json(d),
@@ -96,6 +96,7 @@ def checkpoint_row(
         "is_final": c.is_final,
         "metrics": c.metrics,
         "metrics_step": c.metrics_step,
+        "metric_steps": c.metric_steps,
         "score": score,
         "best": c.name == d.ranking.best,
         "url": checkpoint_url(d.run, c.name),
@@ -130,6 +131,7 @@ def checkpoint_detail(
         "is_final": c.is_final,
         "metrics": c.metrics,
         "metrics_step": c.metrics_step,
+        "metric_steps": c.metric_steps,
         "best": c.name == d.ranking.best,
         "path": str(c.path),
         "files": [{"name": f.name, "size": f.size} for f in files],
@@ -147,7 +149,7 @@ def header_json(d: RunDetail) -> dict[str, Any]:
 
 def history_json(history: History) -> dict[str, Any]:
     return {
-        "steps": history.entry_steps(),
+        "steps": history.steps,
         "series": {name: history.column(name) for name in history.metric_names()},
     }
 
@@ -233,6 +235,7 @@ def evaluation_json(e: Evaluation, cases: bool = False) -> dict[str, Any]:
     if cases:
         data["by_tag"] = e.by_tag
         data["failure_reasons"] = [{"reason": r, "count": n} for r, n in e.failure_reasons]
+        data["behavior_failures"] = [{"reason": r, "count": n} for r, n in e.behavior_failures]
         data["cases"] = [
             {
                 "case_id": c.case_id,

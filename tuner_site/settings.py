@@ -35,6 +35,11 @@ def envlist(name: str, default: str) -> list[str]:
     return [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
 
 
+def envpaths(name: str) -> list[Path]:
+    """Folders separated by os.pathsep (":" here, ";" on Windows), as PATH lists them."""
+    return [Path(v).expanduser() for v in os.environ.get(name, "").split(os.pathsep) if v.strip()]
+
+
 def envpath(name: str, default: Path) -> Path | None:
     """A folder from the environment; set but empty means none."""
     value = os.environ.get(name)
@@ -62,7 +67,7 @@ def _secret_key() -> str:
 
 # The evaluation worker writes while pages read: WAL lets readers go on during a write, and
 # IMMEDIATE transactions take the write lock up front instead of failing to upgrade to it.
-SQLITE = {
+SQLITE_OPTIONS: dict[str, object] = {
     "OPTIONS": {
         "init_command": "PRAGMA journal_mode=WAL;",
         "transaction_mode": "IMMEDIATE",
@@ -71,9 +76,13 @@ SQLITE = {
 }
 
 
+def _sqlite(name: object) -> dict[str, object]:
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": name, **SQLITE_OPTIONS}
+
+
 def _database(url: str) -> dict[str, object]:
     if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "tuner.sqlite3"} | SQLITE
+        return _sqlite(DATA_DIR / "tuner.sqlite3")
     parts = urlsplit(url)
     if parts.scheme in {"postgres", "postgresql"}:
         return {
@@ -85,7 +94,7 @@ def _database(url: str) -> dict[str, object]:
             "PORT": str(parts.port or ""),
         }
     if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path)} | SQLITE
+        return _sqlite(unquote(parts.path))
     raise ImproperlyConfigured(f"DATABASE_URL must be postgres://… or sqlite:///…, not {url!r}")
 
 
@@ -99,6 +108,8 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 TUNER_DEMO_WORKSPACE = DATA_DIR / "demo-workspace"
 TUNER_WORKSPACE = Path(os.environ.get("TUNER_WORKSPACE") or TUNER_DEMO_WORKSPACE)
 TUNER_RUNNING_WINDOW = envint("TUNER_RUNNING_WINDOW", "600")
+# More Hugging Face output folders (each a run, or a folder of runs), each shown as a trainer.
+TUNER_RUN_DIRS = envpaths("TUNER_RUN_DIRS")
 # Log indexes, kept so a restart does not re-read every log. Empty: keep them in memory only.
 TUNER_INDEX_DIR = envpath("TUNER_INDEX_DIR", DATA_DIR / "index")
 # A first visit reads this many unindexed runs before answering; more are read in the background.

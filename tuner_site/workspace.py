@@ -11,6 +11,10 @@ from discovery import backends as backends_mod
 from discovery.backends import Backend, BackendStatus
 from discovery.runs import Workspace
 
+# Pages reuse a walk for a second (training runs are always read again): many open pages
+# polling every few seconds share one walk of a thousand runs instead of each making its own.
+WALK_REUSE_S = 1.0
+
 
 class WorkspaceMissing(Exception):
     """The configured workspace is not a readable folder; pages answer 503 saying so."""
@@ -24,13 +28,19 @@ class WorkspaceMissing(Exception):
 
 
 def current() -> Workspace:
-    """The configured workspace, or WorkspaceMissing."""
-    ws = Workspace.at(settings.TUNER_WORKSPACE, float(settings.TUNER_RUNNING_WINDOW))
+    """The configured workspace, or WorkspaceMissing. Run folders alone (TUNER_RUN_DIRS) are
+    enough to show: then a missing workspace only means no prompt sets or results."""
+    ws = Workspace.at(
+        settings.TUNER_WORKSPACE,
+        float(settings.TUNER_RUNNING_WINDOW),
+        tuple(d for d in settings.TUNER_RUN_DIRS if d.is_dir()),
+        WALK_REUSE_S,
+    )
     try:
-        if not ws.root.is_dir():
-            raise WorkspaceMissing(str(settings.TUNER_WORKSPACE))
         next(iter(ws.root.iterdir()), None)
-    except OSError:
+    except OSError:  # missing, not a folder, or unreadable
+        if ws.run_dirs:
+            return ws
         raise WorkspaceMissing(str(settings.TUNER_WORKSPACE)) from None
     return ws
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from discovery.metrics import COMPARE_DEFAULTS
+from discovery.metrics import COMPARE_DEFAULTS, canonical
 from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_history
 from tuner_site import serializers, workspace
 from tuner_site.charts import COLORS, Chart, points_chart
@@ -98,16 +98,18 @@ def _candidates(ids: list[str]) -> list[Run]:
 def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
     runs = _selected(request)
     series = [run_history(d.run) for d in runs]
-    logged = [set(s.metric_names()) for s in series]
+    # One quantity under two names (`lr`, `learning_rate`) is one series here.
+    names = [{canonical(m): m for m in s.metric_names()} for s in series]
+    logged = [set(n) for n in names]
     metrics = sorted(set().union(*logged))
     metric = choice_param(request, "metric", metrics) or (
         _default_metric(logged) if logged else None
     )
     ids = [d.run.id for d in runs]
     lines = []
-    for color, d, s in zip(COLORS, runs, series, strict=False):
-        column = s.column(metric) if metric else []
-        kept = [(st, v) for st, v in zip(s.entry_steps(), column, strict=True) if math.isfinite(v)]
+    for color, d, s, own in zip(COLORS, runs, series, names, strict=False):
+        column = s.column(own[metric]) if metric in own else []
+        kept = [(st, v) for st, v in zip(s.steps, column, strict=False) if math.isfinite(v)]
         steps, values = tuple(st for st, _ in kept), tuple(v for _, v in kept)
         lines.append(Line(d, color, steps, values, _without(request, d.run.id, ids, metric)))
     chart = points_chart(

@@ -168,7 +168,7 @@ def _posted(request: HttpRequest) -> dict[str, str]:
             raise BadQuery(f"Send a JSON object with {accepted}.")
         data = {k: _text(v) for k, v in raw.items()}
     else:
-        data = {k: v for k, v in request.POST.items() if k != "csrfmiddlewaretoken"}
+        data = {k: str(v) for k, v in request.POST.items() if k != "csrfmiddlewaretoken"}
     if unknown := sorted(set(data) - set(FIELDS)):
         raise BadQuery(f"Unknown field {', '.join(unknown)}: the fields are {accepted}.")
     return data

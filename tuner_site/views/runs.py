@@ -14,10 +14,17 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
-from discovery.checkpoints import Checkpoint, disk_sizes, list_files, read_adapter_config
+from discovery.checkpoints import (
+    Checkpoint,
+    adapter_summary,
+    disk_sizes,
+    list_files,
+    read_adapter_config,
+)
 from discovery.evaluations import list_evaluations
+from discovery.logindex import indexer
 from discovery.logs import History
-from discovery.metrics import CHART_GROUPS, column_order
+from discovery.metrics import CHART_GROUPS, column_order, is_bookkeeping, is_duration
 from discovery.paths import is_safe_name
 from discovery.ranking import RankError, RankRequest
 from discovery.runs import (
@@ -49,7 +56,7 @@ SORT_KEYS: dict[str, SortKey] = {
     "started": lambda d: d.run.started_at,
     "base_model": lambda d: d.base_model,
     "checkpoints": lambda d: len(d.run.checkpoint_steps),
-    "last_step": lambda d: d.history.last_step,
+    "last_step": lambda d: d.step,
     "best_score": lambda d: d.best_score,
 }
 SORTS = tuple(s for k in SORT_KEYS for s in (k, f"-{k}"))
@@ -64,11 +71,12 @@ class RunListing:
     trainers: list[str]
     pending: int = 0  # runs shown from the walk alone, their logs still being read
     total: int = 0
+    checking: int = 0  # logs first answered from a few windows, being read in full
 
     @property
     def live(self) -> bool:
-        """Whether a run on this page is training, so its row changes as it goes."""
-        return any(d.run.status == "running" for d in self.page.object_list)
+        """Whether a row on this page can still change: a run trains, or a check is running."""
+        return self.checking > 0 or any(d.run.status == "running" for d in self.page.object_list)
 
 
 def _sorted(details: list[RunDetail], sort: str) -> list[RunDetail]:
@@ -90,9 +98,10 @@ def _details(runs: list[Run], wait: bool) -> tuple[list[RunDetail], int]:
 
 
 def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunListing:
-    trainers = list_trainers(ws)
-    types = sorted({t.type for t in trainers})
-    trainer_ids = sorted(t.id for t in trainers)
+    every = list_runs(ws)
+    # Types are per run: a folder of Hugging Face output folders can hold several methods.
+    types = sorted({r.type for r in every})
+    trainer_ids = sorted({t.id for t in list_trainers(ws)})
     trainer = choice_param(request, "trainer", trainer_ids)
     run_type = choice_param(request, "type", types)
     status = choice_param(request, "status", STATUSES)
@@ -101,8 +110,10 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
     page_number = int_param(request, "page", 1)
     runs = [
         r
-        for r in list_runs(ws, run_type)
-        if (status is None or r.status == status) and (trainer is None or r.trainer.id == trainer)
+        for r in every
+        if (status is None or r.status == status)
+        and (trainer is None or r.trainer.id == trainer)
+        and (run_type is None or r.type == run_type)
     ]
     details, pending = _details(runs, wait)
     if q:
@@ -120,7 +131,14 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
     if sort != "-started":
         params["sort"] = sort
     return RunListing(
-        paginator.page(page_number), paginator.count, params, types, trainer_ids, pending, len(runs)
+        paginator.page(page_number),
+        paginator.count,
+        params,
+        types,
+        trainer_ids,
+        pending,
+        len(runs),
+        indexer.checking(),
     )
 
 
@@ -180,7 +198,7 @@ def _charts(d: RunDetail, history: History) -> list[Chart]:
     groups = list(CHART_GROUPS)
     if d.ranking.rule == "requested" and not any(d.ranking.metric in g for _, g in groups):
         groups.append((d.ranking.metric, (d.ranking.metric,)))
-    steps = history.entry_steps()
+    steps = history.steps
     for title, group in groups:
         present = [n for n in group if n in names]
         if not present:
@@ -216,7 +234,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "size_on_disk": sum(sizes.values()),
         "columns": _metric_columns(d),
         "charts": _charts(d, run_history(d.run)),
-        "rankable": sorted(d.history.metric_names()),
+        "rankable": [m for m in d.history.metric_names() if not is_bookkeeping(m)],
     }
     template = "runs/detail.html"
     if request.htmx:
@@ -252,17 +270,20 @@ def checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
     d, c, i = _get_checkpoint_or_404(request, trainer, run, checkpoint)
-    files = list_files(c.path, d.run.trainer.root)
+    files = list_files(c.path, d.run.trainer.root, c.kind == "top")
     context = {
         "d": d,
         "c": c,
         "files": files,
         "total_size": sum(f.size for f in files),
-        "adapter": read_adapter_config(c.path),
+        "adapter": adapter_summary(read_adapter_config(c.path, d.run.trainer.root)),
         "prev": d.checkpoints[i - 1] if i > 0 else None,
         "next": d.checkpoints[i + 1] if i + 1 < len(d.checkpoints) else None,
         "score": d.ranking.scores[i],
-        "metrics": sorted(c.metrics.items()),
+        "metrics": [
+            (name, value, c.metric_steps.get(name), is_duration(name))
+            for name, value in sorted(c.metrics.items())
+        ],
     }
     return render(request, "runs/checkpoint.html", context)
 
@@ -272,8 +293,11 @@ def api_checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
     d, c, _ = _get_checkpoint_or_404(request, trainer, run, checkpoint)
-    files = list_files(c.path, d.run.trainer.root)
-    return json_response(serializers.checkpoint_detail(d, c, files, read_adapter_config(c.path)))
+    root = d.run.trainer.root
+    files = list_files(c.path, root, c.kind == "top")
+    return json_response(
+        serializers.checkpoint_detail(d, c, files, read_adapter_config(c.path, root))
+    )
 
 
 def _overview(ws: Workspace, running_only: bool) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class Command(BaseCommand):
                 f"The workspace {exc} is missing or unreadable: set TUNER_WORKSPACE."
             ) from None
         getattr(self, f"handle_{what.replace('-', '_')}")(ws, **options)
+        indexer.flush()  # the next command reads what this one learned
 
     def handle_models(self, backend: str | None, json: bool, **_: Any) -> None:
         found = workspace.backend_statuses()
@@ -118,7 +119,7 @@ class Command(BaseCommand):
                 d.run.status,
                 d.base_model or "—",
                 str(len(d.run.checkpoint_steps)) + (" + final" if d.run.has_final_model else ""),
-                metric(d.history.last_step),
+                metric(d.step),
                 d.best.name if d.best else "—",
                 f"{metric(d.best_score)} ({d.ranking.rule})" if d.best else "—",
             ]
@@ -182,7 +183,7 @@ class Command(BaseCommand):
         self.stdout.write(table(["name", "cases", "description"], rows))
 
     def handle_checkpoints(self, ws: Workspace, run: str, json: bool, **_: Any) -> None:
-        trainer, _, name = run.strip("/").partition("/")
+        trainer, _sep, name = run.strip("/").partition("/")
         found = get_run(ws, trainer, name)
         if found is None:
             raise CommandError(
