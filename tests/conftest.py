@@ -25,9 +25,12 @@ DB_FIXTURES = {"db", "transactional_db", "admin_client", "admin_user", "django_u
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # `make test-db` selects database tests by this marker: a test that reaches the database
-    # through a fixture alone carries it too.
+    # through a fixture alone carries it too. One already marked keeps its own marker: a bare
+    # one added here would be the closest and turn `django_db(transaction=True)` off.
     for item in items:
-        if DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if item.get_closest_marker("django_db") is None and DB_FIXTURES & set(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.django_db)
 
 

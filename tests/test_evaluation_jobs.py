@@ -159,7 +159,7 @@ def test_a_queued_job_that_is_cancelled_never_runs(client, staff, chat_ollama, w
     response = client.post(f"/evaluations/jobs/{pk}/cancel/")
     assert response.status_code == 302 and job(pk).status == "cancelled"
     worker = workers("--batch")
-    assert worker.proc.wait(60) == 0
+    assert worker.proc.wait(60) == 0, worker.output()
     assert job(pk).status == "cancelled" and chat_ollama.chats == 0
 
 
@@ -290,3 +290,11 @@ def test_scripts_start_follow_and_read_a_job_as_json(
     assert (meta["host"], meta["port"], meta["model"]) == ("127.0.0.1", chat_ollama.port, MODEL)
     assert (meta["temperature"], meta["seed"], meta["limit"]) == (0.0, 7, 2)
     assert meta["tags_filter"] == ["folder"]
+
+
+def test_these_tests_commit_what_they_write_for_the_workers_to_see(staff):
+    # `staff` reaches the database through django_user_model; the marker conftest adds for
+    # such fixtures must not replace this module's transaction=True.
+    from django.db import connection
+
+    assert not connection.in_atomic_block
