@@ -15,10 +15,18 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The evaluation worker runs beside the server and is stopped with it: Ctrl-C reaches it too, and
+# the trap's TERM is then its second signal, which ends a running evaluation (its page says so).
+# The trap runs once: a third signal would kill the worker before it can say so. No autoreload:
+# a reload would end evaluations too.
+WORKER := $(PY) manage.py db_worker --no-reload
+STOP_WORKER := trap 'trap - EXIT; kill -TERM $$worker 2>/dev/null' EXIT INT TERM
+
 # With no TUNER_WORKSPACE, a demo workspace whose running run keeps training while you look.
 run: install
 	$(PY) manage.py migrate --no-input
 	@if [ -z "$$TUNER_WORKSPACE" ]; then $(PY) manage.py demo && { $(PY) manage.py demo --follow & }; fi; \
+	$(WORKER) & worker=$$!; $(STOP_WORKER); \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install
@@ -30,6 +38,7 @@ serve-lan: install
 	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py migrate --no-input
 	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py collectstatic --no-input -v0
 	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py lan_cert
+	@DEBUG=0 TUNER_HTTPS=1 $(WORKER) & worker=$$!; $(STOP_WORKER); \
 	DEBUG=0 TUNER_HTTPS=1 $(VENV)/bin/gunicorn tuner_site.wsgi --workers 2 --bind $${BIND:-0.0.0.0:8443} \
 		--certfile $${TUNER_DATA_DIR:-var}/tls/cert.pem --keyfile $${TUNER_DATA_DIR:-var}/tls/key.pem
 

@@ -25,10 +25,24 @@ DB_FIXTURES = {"db", "transactional_db", "admin_client", "admin_user", "django_u
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # `make test-db` selects database tests by this marker: a test that reaches the database
-    # through a fixture alone carries it too.
+    # through a fixture alone carries it too. One already marked keeps its own marker: a bare
+    # one added here would be the closest and turn `django_db(transaction=True)` off.
     for item in items:
-        if DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if item.get_closest_marker("django_db") is None and DB_FIXTURES & set(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.django_db)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    # Evaluation tests run real worker processes on the test database: SQLite's in-memory
+    # one cannot be shared with them, so SQLite tests use a file.
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +55,12 @@ def _fresh_caches() -> Iterator[None]:
     backend_cache.clear()
     last_seen.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    # Tests make users; a deliberately slow hasher would cost a second per user on 2 cores.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -154,3 +174,46 @@ def page(browser):
     pg.set_default_timeout(10_000)
     yield pg
     context.close()
+
+
+@pytest.fixture
+def chat_ollama(settings):
+    """A configured Ollama that answers /api/chat once the test lets each case through."""
+    import threading
+
+    from .fake_servers import FakeServer
+
+    server = FakeServer("ollama").start()
+    server.gate = threading.Semaphore(0)
+    settings.OLLAMA_HOST = server.host
+    yield server
+    server.gate = None
+    server.stop()
+
+
+@pytest.fixture
+def eval_workspace(use_workspace: Path) -> Path:
+    """The workspace with the real Evaluator and `scored`: five cases, three answered right."""
+    from .evaluator_ws import add_evaluator, write_cases
+
+    add_evaluator(use_workspace)
+    write_cases(use_workspace, "scored", "RRWRW")
+    return use_workspace
+
+
+@pytest.fixture
+def workers(eval_workspace: Path, tmp_path: Path):
+    """Start worker processes with `workers()`; each is stopped after the test."""
+    from .evaluator_ws import Worker
+
+    started: list[Worker] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Worker:
+        worker = Worker(eval_workspace, tmp_path / "worker-data", env)
+        started.append(worker.start(*args))
+        return worker
+
+    start.started = started  # type: ignore[attr-defined]
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,4 +1,9 @@
-"""Real HTTP servers on 127.0.0.1 that speak Ollama's, LM Studio's and OpenAI-style APIs."""
+"""Real HTTP servers on 127.0.0.1 that speak Ollama's, LM Studio's and OpenAI-style APIs.
+
+An Ollama server also answers `/api/chat` as the upstream Evaluator needs: a case whose
+question says "answer right" gets the tool call it expects, any other case plain text, which
+fails with "Expected tools not called".
+"""
 
 from __future__ import annotations
 
@@ -161,6 +166,39 @@ LLAMACPP = {
 }
 UNEXPECTED = {"error": "Unexpected endpoint or method. (GET {path})"}
 
+# What the Evaluator's validator accepts as a tool call's context (upstream tools/validate_syngen).
+EVAL_CONTEXT = {
+    "sessionId": "session_1732300800000_eval01234",
+    "workspaceId": "ws_1732300800000_atlasroll",
+    "sessionDescription": "d",
+    "sessionMemory": "m",
+    "toolContext": "t",
+    "primaryGoal": "g",
+    "subgoal": "s",
+}
+# The tool every test case expects, and its one required parameter.
+EVAL_TOOL = "vaultManager_createFolder"
+
+
+def chat_answer(request: dict[str, Any]) -> dict[str, Any]:
+    """Ollama's /api/chat reply: right for cases that ask for it, wrong for the others."""
+    question = next(
+        (
+            m.get("content", "")
+            for m in reversed(request.get("messages", []))
+            if m.get("role") == "user"
+        ),
+        "",
+    )
+    if "answer right" in question:
+        call = {
+            "function": {"name": EVAL_TOOL, "arguments": {"context": EVAL_CONTEXT, "path": "x"}}
+        }
+        message = {"role": "assistant", "content": "", "tool_calls": [call]}
+    else:
+        message = {"role": "assistant", "content": "I cannot help with that."}
+    return {"model": request.get("model"), "message": message, "done": True}
+
 
 def routes(kind: str, variant: str) -> dict[str, Any]:
     if kind == "ollama":
@@ -214,6 +252,11 @@ class FakeServer:
         self.hits: list[str] = []
         self.slow_seconds = 5.0
         self._server: ThreadingHTTPServer | None = None
+        # /api/chat: each request takes a permit first when a gate is set, so a test decides
+        # when each case is answered; `chats` counts the answers.
+        self.gate: threading.Semaphore | None = None
+        self.chats = 0
+        self.chat_status = 200
 
     @property
     def url(self) -> str:
@@ -245,6 +288,22 @@ class FakeServer:
                 if body is UNEXPECTED:
                     body = {"error": UNEXPECTED["error"].format(path=path)}
                 self._send(200, json.dumps(body).encode(), "application/json")
+
+            def do_POST(self) -> None:
+                fake.hits.append(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                request = json.loads(self.rfile.read(length) or b"{}")
+                if fake.kind != "ollama" or self.path != "/api/chat":
+                    return self._send(404, b"404 page not found", "text/plain")
+                if fake.gate is not None and not fake.gate.acquire(timeout=30):
+                    return self._send(503, b"the test never let this case through", "text/plain")
+                fake.chats += 1
+                if fake.chat_status != 200:
+                    body = {"error": f"model '{request.get('model')}' not found"}
+                    return self._send(
+                        fake.chat_status, json.dumps(body).encode(), "application/json"
+                    )
+                self._send(200, json.dumps(chat_answer(request)).encode(), "application/json")
 
             def _send(self, status: int, body: bytes, content_type: str) -> None:
                 try:

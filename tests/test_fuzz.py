@@ -132,7 +132,19 @@ def test_no_url_is_a_500(client, use_workspace, trainer, run):
 
 
 PARAMS = ["type", "status", "q", "sort", "page", "trainer", "rank", "order", "run", "metric"]
-PARAMS += ["tag", "model", "prompt_set", "x"]
+PARAMS += ["tag", "model", "prompt_set", "x", "backend", "tags", "limit", "temperature", "seed"]
+
+
+@pytest.fixture
+def served(settings):
+    """An Ollama that answers, so the evaluation form is rendered with its models."""
+    from .fake_servers import FakeServer
+
+    server = FakeServer("ollama").start()
+    settings.OLLAMA_HOST = server.host
+    settings.TUNER_BACKEND_CACHE_SECONDS = 60  # one answer serves every example
+    yield server
+    server.stop()
 
 
 @pytest.mark.django_db
@@ -142,12 +154,16 @@ PARAMS += ["tag", "model", "prompt_set", "x"]
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(st.lists(st.tuples(st.sampled_from(PARAMS), names), max_size=6))
-def test_no_query_string_is_a_500(client, use_workspace, params):
+def test_no_query_string_is_a_500(client, use_workspace, served, params):
     from urllib.parse import urlencode
 
     if not (use_workspace / "Trainers" / "rtx3090_sft").exists():
         wb.make_run(use_workspace, "sft", wb.datetime(2025, 1, 1), max_steps=10, save_every=5)
         evaluator.write_prompt_sets(use_workspace)
+        # Enough of an Evaluator for the form to be offered.
+        (use_workspace / "Evaluator" / "cli.py").write_text("")
+        (use_workspace / "tools").mkdir()
+        (use_workspace / "tools" / "validate_syngen.py").write_text("")
     query = urlencode(params)
     for path in (
         "/",
@@ -161,6 +177,10 @@ def test_no_query_string_is_a_500(client, use_workspace, params):
         "/api/prompt-sets/tool_prompts/",
         "/evaluations/",
         "/api/evaluations/",
+        "/evaluations/new/",
+        "/api/evaluations/new/",
+        "/evaluations/jobs/",
+        "/api/evaluations/jobs/",
     ):
         for headers in ({}, {"HX-Request": "true"}):
             response = client.get(f"{path}?{query}", headers=headers)

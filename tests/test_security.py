@@ -49,13 +49,29 @@ def ws(use_workspace: Path, tmp_path: Path) -> Path:
     return use_workspace
 
 
-def sample_urls() -> Iterator[str]:
+@pytest.fixture
+def job_id() -> int:
+    """An evaluation job, so every job route has one to show."""
+    from tuner_site.models import EvaluationJob
+
+    job = EvaluationJob.objects.create(
+        backend="ollama",
+        backend_kind="ollama",
+        backend_url="http://127.0.0.1:9",
+        model="m:q8",
+        prompt_set="tool_prompts",
+    )
+    return job.pk
+
+
+def sample_urls(job_id: int = 1) -> Iterator[str]:
     """One concrete URL for every route of the dashboard, admin and login aside."""
     values = {
         "trainer": "rtx3090_sft",
         "run": RUN,
         "checkpoint": "checkpoint-25",
         "name": "tool_prompts",
+        "job_id": str(job_id),
     }
 
     def walk(patterns, prefix: str) -> Iterator[str]:
@@ -75,15 +91,16 @@ def test_the_route_list_covers_pages_fragments_and_json():
     urls = set(sample_urls())
     assert {"/", "/runs/", "/backends/", "/prompt-sets/", "/api/runs/", "/api/backends/"} <= urls
     assert {"/evaluations/", "/api/evaluations/tool_prompts/"} <= urls
+    assert {"/evaluations/new/", "/evaluations/jobs/1/", "/api/evaluations/jobs/1/cancel/"} <= urls
     assert f"/api/runs/rtx3090_sft/{RUN}/metrics/" in urls
     assert len(urls) >= 14
 
 
 @pytest.mark.parametrize("htmx", [False, True])
-def test_with_require_login_every_route_needs_a_login(client, ws, settings, htmx):
+def test_with_require_login_every_route_needs_a_login(client, ws, settings, htmx, job_id):
     settings.TUNER_REQUIRE_LOGIN = True
     headers = {"HX-Request": "true", "HX-Target": "backends-panels"} if htmx else {}
-    for url in sample_urls():
+    for url in sample_urls(job_id):
         response = client.get(url, headers=headers)
         if url.startswith("/api/"):
             assert response.status_code == 401, url
@@ -97,12 +114,14 @@ def test_with_require_login_every_route_needs_a_login(client, ws, settings, htmx
             assert response["Location"].startswith("/accounts/login/?next="), url
 
 
-def test_a_logged_in_user_sees_every_route(client, ws, settings, django_user_model):
+def test_a_logged_in_user_sees_every_route(client, ws, settings, django_user_model, job_id):
     settings.TUNER_REQUIRE_LOGIN = True
     user = django_user_model.objects.create_user("teammate", password="a-long-password-1")
     client.force_login(user)
-    for url in sample_urls():
-        assert client.get(url).status_code == 200, url
+    for url in sample_urls(job_id):
+        # Cancelling is a POST-only action; every other route is a page or its JSON.
+        expected = 405 if url.endswith("/cancel/") else 200
+        assert client.get(url).status_code == expected, url
 
 
 def test_the_login_page_logs_a_teammate_in(client, ws, settings, django_user_model):

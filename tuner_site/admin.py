@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from discovery.prompt_sets import PromptSet, default_description, list_prompt_sets
 
 from . import workspace
-from .models import PromptSetNote
+from .models import EvaluationJob, PromptSetNote
 
 admin.site.site_header = "Tuner Dashboard admin"
 admin.site.site_title = "Tuner Dashboard"
@@ -54,3 +54,16 @@ class PromptSetNoteAdmin(admin.ModelAdmin):
         if found is None:
             return "—"
         return str(found.count) if found.count is not None else f"error: {found.error}"
+
+
+@admin.register(EvaluationJob)
+class EvaluationJobAdmin(admin.ModelAdmin):
+    """To look jobs up and delete old ones; they are started and cancelled from the pages."""
+
+    list_display = ("id", "status", "model", "prompt_set", "backend", "created_by", "created_at")
+    list_filter = ("status", "backend")
+    search_fields = ("model", "prompt_set", "result")
+    readonly_fields = [f.name for f in EvaluationJob._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

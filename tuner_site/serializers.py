@@ -21,6 +21,8 @@ from discovery.prompt_sets import Case
 from discovery.runs import Run, RunDetail
 
 if TYPE_CHECKING:
+    from tuner_site.forms import Offer
+    from tuner_site.models import EvaluationJob
     from tuner_site.prompt_notes import Listed
 
 
@@ -259,4 +261,60 @@ def overview_json(context: Mapping[str, Any]) -> dict[str, Any]:
         "backends": [backend_json(s) for s in context["statuses"]],
         "prompt_sets": [prompt_set_json(x) for x in context["prompt_sets"]],
         "evaluations": [evaluation_json(e) for e in context["evaluations"]],
+    }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def job_json(job: EvaluationJob, output: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": job.pk,
+        "url": reverse("tuner-job-detail", args=[job.pk]),
+        "status": job.status,
+        "backend": job.backend,
+        "backend_kind": job.backend_kind,
+        "model": job.model,
+        "prompt_set": job.prompt_set,
+        "tags": job.tags,
+        "limit": job.limit,
+        "temperature": job.temperature,
+        "seed": job.seed,
+        "done": job.done,
+        "total": job.total,
+        "passed": job.passed,
+        "result": job.result,
+        "result_url": reverse("tuner-evaluation-detail", args=[job.result]) if job.result else None,
+        "error": job.error or None,
+        "cancel_requested": job.cancel_requested,
+        "created_by": job.created_by.get_username() if job.created_by else None,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }
+    if output:
+        data["exit_code"] = job.exit_code
+        data["output"] = job.output_lines
+    return data
+
+
+def offer_json(offer: Offer) -> dict[str, Any]:
+    """What the form to start an evaluation offers now, for scripts."""
+    return {
+        "backends": [
+            {
+                "name": s.backend.name,
+                "kind": s.backend.kind,
+                "url": s.backend.url,
+                "available": s.available,
+                "error": s.error,
+                "models": [m.id for m in s.models],
+            }
+            for s in offer.statuses
+        ],
+        "prompt_sets": [
+            {"name": p.name, "count": p.count, "tags": [t for t, _ in p.top_tags(1000)]}
+            for p in offer.prompt_sets
+        ],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -64,9 +65,24 @@ def _secret_key() -> str:
     return key
 
 
+# The evaluation worker writes while pages read: WAL lets readers go on during a write, and
+# IMMEDIATE transactions take the write lock up front instead of failing to upgrade to it.
+SQLITE_OPTIONS: dict[str, object] = {
+    "OPTIONS": {
+        "init_command": "PRAGMA journal_mode=WAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+}
+
+
+def _sqlite(name: object) -> dict[str, object]:
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": name, **SQLITE_OPTIONS}
+
+
 def _database(url: str) -> dict[str, object]:
     if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "tuner.sqlite3"}
+        return _sqlite(DATA_DIR / "tuner.sqlite3")
     parts = urlsplit(url)
     if parts.scheme in {"postgres", "postgresql"}:
         return {
@@ -78,7 +94,7 @@ def _database(url: str) -> dict[str, object]:
             "PORT": str(parts.port or ""),
         }
     if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path)}
+        return _sqlite(unquote(parts.path))
     raise ImproperlyConfigured(f"DATABASE_URL must be postgres://… or sqlite:///…, not {url!r}")
 
 
@@ -111,6 +127,19 @@ TUNER_OPENAI_BACKENDS = os.environ.get("TUNER_OPENAI_BACKENDS", "")
 TUNER_BACKEND_TIMEOUT = min(envint("TUNER_BACKEND_TIMEOUT_MS", "1500"), 2000) / 1000
 TUNER_BACKEND_CACHE_SECONDS = envint("TUNER_BACKEND_CACHE_SECONDS", "3")
 
+# Evaluations started from the dashboard: a background job runs the workspace's own Evaluator
+# (`python -m Evaluator.cli`) with this interpreter, which needs `requests`.
+TUNER_EVALUATOR_PYTHON = os.environ.get("TUNER_EVALUATOR_PYTHON") or sys.executable
+# Django's tasks API (django-tasks on 5.2). By default jobs wait in this database for
+# `manage.py db_worker`; a team can name another backend (django_tasks_rq.RQBackend, …) and
+# the apps it needs, e.g. TUNER_TASKS_APPS=django_rq,django_tasks_rq.
+TUNER_TASKS_BACKEND = os.environ.get("TUNER_TASKS_BACKEND") or "django_tasks_db.DatabaseBackend"
+TUNER_TASKS_APPS = envlist("TUNER_TASKS_APPS", "")
+TASKS = {"default": {"BACKEND": TUNER_TASKS_BACKEND}}
+# django-tasks-rq takes its Redis from django-rq's queues.
+if TUNER_RQ_URL := os.environ.get("TUNER_RQ_URL", ""):
+    RQ_QUEUES = {"default": {"URL": TUNER_RQ_URL}}
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -122,7 +151,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    # Before django_tasks_db: its db_worker command is ours, which first fails lost jobs.
     "tuner_site",
+    "django_tasks",
+    "django_tasks_db",
+    *TUNER_TASKS_APPS,
 ]
 
 MIDDLEWARE = [
@@ -179,6 +212,9 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# A refused CSRF check answers like every other error: JSON under /api/, a page elsewhere.
+CSRF_FAILURE_VIEW = "tuner_site.views.errors.csrf_failure"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "tuner-overview"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import backends, compare, evaluations, prompt_sets, runs
+from .views import backends, compare, evaluations, jobs, prompt_sets, runs
 
 # /runs/… pages and their /api/runs/… JSON twins share the same paths.
 run_patterns = [
@@ -27,6 +27,22 @@ api_run_patterns = [
     ),
 ]
 
+# /evaluations/new/ and /evaluations/jobs/…: start evaluations and follow them; the JSON twins
+# take POST too, for scripts. Listed before /evaluations/<name>/, which would match them.
+job_patterns = [
+    path("new/", jobs.new_evaluation, name="tuner-evaluation-new"),
+    path("jobs/", jobs.job_list, name="tuner-job-list"),
+    path("jobs/<int:job_id>/", jobs.job_detail, name="tuner-job-detail"),
+    path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="tuner-job-cancel"),
+]
+
+api_job_patterns = [
+    path("new/", jobs.api_new_evaluation, name="tuner-api-evaluation-new"),
+    path("jobs/", jobs.api_job_list, name="tuner-api-job-list"),
+    path("jobs/<int:job_id>/", jobs.api_job_detail, name="tuner-api-job-detail"),
+    path("jobs/<int:job_id>/cancel/", jobs.api_job_cancel, name="tuner-api-job-cancel"),
+]
+
 urlpatterns = [
     path("", runs.overview, name="tuner-overview"),
     path("api/", runs.api_overview, name="tuner-api-overview"),
@@ -44,6 +60,8 @@ urlpatterns = [
         prompt_sets.api_prompt_set_detail,
         name="tuner-api-prompt-set-detail",
     ),
+    path("evaluations/", include(job_patterns)),
+    path("api/evaluations/", include(api_job_patterns)),
     path("evaluations/", evaluations.evaluation_list, name="tuner-evaluation-list"),
     path("evaluations/<str:name>/", evaluations.evaluation_detail, name="tuner-evaluation-detail"),
     path("api/evaluations/", evaluations.api_evaluation_list, name="tuner-api-evaluation-list"),

@@ -56,3 +56,8 @@ def backend_statuses() -> list[BackendStatus]:
     return backends_mod.statuses(
         backends(), settings.TUNER_BACKEND_TIMEOUT, settings.TUNER_BACKEND_CACHE_SECONDS
     )
+
+
+def probe(backend: Backend) -> BackendStatus:
+    """One server's answer right now, uncached: a job checks its server before it starts."""
+    return backends_mod.probe(backend, settings.TUNER_BACKEND_TIMEOUT)

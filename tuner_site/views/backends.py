@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
 from tuner_site import serializers
 from tuner_site.workspace import backend_statuses
@@ -15,6 +16,7 @@ FRAGMENTS = {"backends-panels", "backends-compact"}
 
 
 @require_GET
+@vary_on_headers("HX-Request", "HX-Target")  # else Back shows a cached fragment as the page
 def backend_list(request: HtmxHttpRequest) -> HttpResponse:
     template = "backends/list.html"
     # The overview's compact panel and this page's panels poll the same URL.

@@ -14,3 +14,12 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 def server_error(request: HttpRequest) -> HttpResponse:
     return error_response(request, 500, "Something went wrong on our side. It has been logged.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return error_response(
+        request,
+        403,
+        "The form's security token (CSRF) is missing or stale: reload the page and try again. "
+        "Scripts send the csrftoken cookie's value in an X-CSRFToken header.",
+    )

@@ -6,6 +6,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
 from discovery.evaluations import list_evaluations
 from discovery.prompt_sets import get_prompt_set
@@ -46,6 +47,7 @@ def api_prompt_set_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@vary_on_headers("HX-Request")  # else Back shows a cached fragment as the page
 def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     item = _get_set_or_404(name)
     tag = _tag(request, item)

@@ -1,0 +1,96 @@
+"""Evaluating a served model as a user does, in headless Chromium: a server's model row →
+the form → progress that moves without a reload → the result; and the same pages on a phone."""
+
+from __future__ import annotations
+
+import pytest
+
+from .evaluator_ws import MODEL
+
+# The live server and the worker are other threads and processes: data must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "pw-ada-12345"
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user("ada", password=PASSWORD, is_staff=True)
+
+
+@pytest.fixture
+def quick(settings):
+    settings.TUNER_REFRESH_SECONDS = 1
+
+
+def sign_in(page, live_server, next_path: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/?next={next_path}")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{next_path}")
+
+
+def fits(page) -> bool:
+    return page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+
+
+def test_evaluate_on_a_model_row_then_follow_the_job_to_its_result(
+    page, live_server, quick, staff, chat_ollama, workers
+):
+    workers()
+    sign_in(page, live_server, "/backends/")
+    row = page.locator("#backends-panels [data-backend=ollama] tr", has_text=MODEL)
+    row.get_by_role("link", name="Evaluate").click()
+    page.wait_for_url("**/evaluations/new/?backend=ollama&model=*")
+    assert page.locator("select[name=backend]").input_value() == "ollama"
+    assert page.locator("select[name=model]").input_value() == MODEL
+    page.select_option("select[name=prompt_set]", "scored")
+    page.get_by_role("button", name="Start evaluation").click()
+
+    page.wait_for_url("**/evaluations/jobs/*/")
+    # Generous waits: the worker is another process, on a machine that may be busy.
+    page.wait_for_selector("#job [data-progress]:has-text('0 / 5 cases')", timeout=20_000)
+    page.evaluate("window.notReloaded = true")
+    chat_ollama.gate.release(2)
+    page.wait_for_selector(
+        "#job [data-progress]:has-text('2 / 5 cases · 2 passed')", timeout=20_000
+    )
+    chat_ollama.gate.release(3)
+    page.wait_for_selector("#job[data-status=succeeded]", timeout=20_000)
+    assert page.evaluate("window.notReloaded") is True  # htmx kept it current
+    assert "3 of 5 passed" in page.locator(".result-link").inner_text()
+
+    page.locator(".result-link a").click()
+    page.wait_for_url("**/evaluations/run_*/")
+    facts = page.locator(".facts").inner_text()
+    assert MODEL in facts and "scored" in facts and "60%" in facts
+
+
+def test_the_evaluation_pages_fit_a_phone_screen(
+    browser, live_server, quick, staff, chat_ollama, workers
+):
+    chat_ollama.gate = None  # answer every case at once
+    workers()
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        sign_in(page, live_server, "/backends/")
+        assert fits(page), "/backends/"
+        page.goto(
+            f"{live_server.url}/evaluations/new/?backend=ollama&model={MODEL}&prompt_set=scored"
+        )
+        assert fits(page), "/evaluations/new/"
+        page.get_by_role("button", name="Start evaluation").tap()
+        page.wait_for_selector("#job[data-status=succeeded]", timeout=20_000)
+        assert fits(page), "the job's page"
+        for path in ("/evaluations/jobs/", "/evaluations/", "/prompt-sets/scored/"):
+            page.goto(f"{live_server.url}{path}")
+            assert fits(page), path
+    finally:
+        context.close()

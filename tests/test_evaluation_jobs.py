@@ -1,0 +1,300 @@
+"""Evaluations as background jobs, end to end: the form, real workers, the real Evaluator and a
+loopback Ollama that answers /api/chat when the test lets each case through."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tuner_site.evaluator_run import pid_alive
+from tuner_site.models import EvaluationJob
+
+from .evaluator_ws import MODEL, Worker, wait_for, write_cases
+
+# The workers are other processes: what the test writes must be committed for them to see.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    user = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
+    client.force_login(user)
+    return user
+
+
+def start_job(client, **fields) -> int:
+    data = {"backend": "ollama", "model": MODEL, "prompt_set": "scored"} | fields
+    response = client.post("/api/evaluations/jobs/", data)
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def job(pk: int) -> EvaluationJob:
+    return EvaluationJob.objects.get(pk=pk)
+
+
+def logs(*workers: Worker):
+    return lambda: "\n".join(w.output() for w in workers)
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    # Zombies still count for killpg; the group is gone once every member has exited.
+    return not pid_alive(pgid)
+
+
+def test_a_job_from_the_form_runs_the_evaluator_and_its_result_appears(
+    client, staff, eval_workspace, chat_ollama, workers
+):
+    worker = workers()
+    response = client.post(
+        "/evaluations/new/",
+        {"backend": "ollama", "model": MODEL, "prompt_set": "scored", "temperature": "0.2"},
+    )
+    assert response.status_code == 302
+    pk = int(response["Location"].rstrip("/").rsplit("/", 1)[1])
+    assert response["Location"] == f"/evaluations/jobs/{pk}/"
+
+    # "Running 5 evaluations..." comes before the first request, which the gate holds.
+    wait_for(lambda: job(pk).total == 5, "the Evaluator to announce 5 cases", logs=logs(worker))
+    assert (job(pk).status, job(pk).done) == ("running", 0)
+    chat_ollama.gate.release(2)
+    wait_for(lambda: job(pk).done == 2, "two cases done", logs=logs(worker))
+    assert job(pk).passed == 2
+    page = client.get(f"/evaluations/jobs/{pk}/").content.decode()
+    assert "2 / 5 cases · 2 passed" in page
+    assert 'hx-trigger="every' in page  # it keeps refreshing while it runs
+    assert f"Started by</dt><dd>{staff.username}" in page
+
+    chat_ollama.gate.release(3)
+    wait_for(lambda: job(pk).status == "succeeded", "the job to succeed", logs=logs(worker))
+    done = client.get(f"/api/evaluations/jobs/{pk}/").json()
+    assert {k: done[k] for k in ("status", "done", "total", "passed", "error")} == {
+        "status": "succeeded",
+        "done": 5,
+        "total": 5,
+        "passed": 3,
+        "error": None,
+    }
+    result = done["result"]
+    assert result.startswith("run_") and done["exit_code"] == 2  # 2: some cases failed
+    results = eval_workspace / "Evaluator" / "results"
+    assert (results / f"{result}.json").is_file() and (results / f"{result}.md").is_file()
+    assert any("✗ FAIL  case_03" in line for line in done["output"])
+
+    listed = client.get("/api/evaluations/").json()["evaluations"]
+    assert [(e["name"], e["model"], e["prompt_set"], e["pass_rate"]) for e in listed] == [
+        (result, MODEL, "scored", 0.6)
+    ]
+    page = client.get(f"/evaluations/jobs/{pk}/").content.decode()
+    assert f'href="/evaluations/{result}/"' in page and "hx-trigger" not in page
+    assert "60%" in client.get(f"/evaluations/{result}/").content.decode()
+    # The Evaluator was pointed at the configured server with the form's arguments.
+    assert chat_ollama.chats == 5
+
+
+def test_a_second_job_on_the_same_server_waits_for_the_first(
+    client, staff, eval_workspace, chat_ollama, workers
+):
+    write_cases(eval_workspace, "pair", "RW")
+    first_worker, second_worker = workers(), workers()
+    first = start_job(client, prompt_set="pair")
+    wait_for(lambda: job(first).total == 2, "the first job to start", logs=logs(first_worker))
+    second = start_job(client, prompt_set="pair")
+
+    # Some worker picks up the second job's task and leaves it queued: its server is busy.
+    from django_tasks_db.models import DBTaskResult
+
+    def looked_at() -> bool:
+        return DBTaskResult.objects.filter(id=job(second).task_id, status="SUCCESSFUL").exists()
+
+    wait_for(
+        looked_at, "a worker to look at the second job", logs=logs(first_worker, second_worker)
+    )
+    assert job(second).status == "queued"
+    page = client.get(f"/evaluations/jobs/{second}/").content.decode()
+    assert f'Waiting for <a href="/evaluations/jobs/{first}/">job {first}</a> on ollama' in page
+
+    chat_ollama.gate.release(4)
+    everyone = logs(first_worker, second_worker)
+    wait_for(lambda: job(second).status == "succeeded", "the second job", 60, everyone)
+    a, b = job(first), job(second)
+    assert a.status == "succeeded" and b.started_at >= a.finished_at
+    assert (a.passed, b.passed) == (1, 1) and a.result != b.result
+
+
+def test_cancel_stops_the_evaluators_process_group(client, staff, chat_ollama, workers):
+    worker = workers()
+    pk = start_job(client)
+    chat_ollama.gate.release(1)
+    wait_for(lambda: job(pk).done == 1, "the first case", logs=logs(worker))
+    pgid = job(pk).evaluator_pid
+    assert pgid and not group_gone(pgid)
+
+    # This process serves the cancel; the worker, another process, sees the flag and stops it.
+    response = client.post(f"/api/evaluations/jobs/{pk}/cancel/")
+    assert response.status_code == 200 and response.json()["cancel_requested"] is True
+    wait_for(lambda: job(pk).status == "cancelled", "the job to be cancelled", logs=logs(worker))
+    assert group_gone(pgid)
+    ended = job(pk)
+    assert ended.result is None and ended.error == ""
+    assert "✓ PASS  case_01" in ended.output  # what it printed is kept
+    response = client.post(f"/api/evaluations/jobs/{pk}/cancel/")
+    assert response.status_code == 409 and "already ended (cancelled)" in response.json()["error"]
+
+    # The worker goes on with the next job (answered at once: the cancelled Evaluator's
+    # abandoned request still waits at the gate).
+    chat_ollama.gate = None
+    after = start_job(client)
+    wait_for(lambda: job(after).status == "succeeded", "the next job", logs=logs(worker))
+
+
+def test_a_queued_job_that_is_cancelled_never_runs(client, staff, chat_ollama, workers):
+    pk = start_job(client)
+    response = client.post(f"/evaluations/jobs/{pk}/cancel/")
+    assert response.status_code == 302 and job(pk).status == "cancelled"
+    worker = workers("--batch")
+    assert worker.proc.wait(60) == 0, worker.output()
+    assert job(pk).status == "cancelled" and chat_ollama.chats == 0
+
+
+def test_a_killed_workers_job_is_failed_when_the_next_worker_starts(
+    client, staff, chat_ollama, workers
+):
+    first = workers()
+    pk = start_job(client)
+    chat_ollama.gate.release(1)
+    wait_for(lambda: job(pk).done == 1, "the first case", logs=logs(first))
+    evaluator = job(pk).evaluator_pid
+    first.kill()
+    # The Evaluator has its own session: it outlives its worker, and the job looks running.
+    assert pid_alive(evaluator) and job(pk).status == "running"
+
+    second = workers()
+    wait_for(lambda: job(pk).status == "failed", "the lost job to fail", logs=logs(second))
+    lost = job(pk)
+    assert f"Its worker (pid {first.proc.pid} on " in lost.error and "stopped" in lost.error
+    assert "✓ PASS  case_01" in lost.output
+    wait_for(lambda: group_gone(evaluator), "the orphaned Evaluator to be stopped")
+    wait_for(lambda: f"Evaluation job {pk} marked as lost" in second.output(), "its report")
+    from django_tasks_db.models import DBTaskResult
+
+    assert DBTaskResult.objects.get(id=lost.task_id).status == "FAILED"
+    shown = client.get(f"/api/evaluations/jobs/{pk}/").json()
+    assert shown["status"] == "failed" and shown["error"] == lost.error
+
+
+def test_a_server_that_is_down_fails_the_job_in_one_line(client, staff, chat_ollama, workers):
+    pk = start_job(client)
+    chat_ollama.stop()
+    worker = workers("--batch")
+    worker.proc.wait(60)
+    failed = job(pk)
+    assert failed.status == "failed", worker.output()
+    assert failed.error.startswith(f"Ollama is not running at 127.0.0.1:{chat_ollama.port}.")
+    assert "\n" not in failed.error and failed.result is None
+
+
+def test_request_errors_fail_the_job_and_keep_the_evaluators_output(
+    client, staff, chat_ollama, workers
+):
+    chat_ollama.gate = None
+    chat_ollama.chat_status = 404  # the model went away after the job was queued
+    pk = start_job(client, limit="1")
+    worker = workers("--batch")
+    worker.proc.wait(60)
+    failed = job(pk)
+    assert failed.status == "failed" and failed.exit_code == 3, worker.output()
+    assert failed.error.startswith("1 of 1 cases got no answer from the server (is it up,")
+    assert "404 Client Error" in failed.error
+    assert "✗ FAIL  case_01" in failed.output
+    assert failed.result is not None  # the Evaluator wrote its result; the job links it
+
+
+def test_an_evaluator_that_cannot_start_says_why(client, staff, chat_ollama, workers, tmp_path):
+    fake = tmp_path / "python-without-requests"
+    fake.write_text(
+        "#!/bin/sh\necho 'Traceback (most recent call last):'\n"
+        "echo \"ModuleNotFoundError: No module named 'requests'\"\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    pk = start_job(client)
+    worker = workers("--batch", env={"TUNER_EVALUATOR_PYTHON": str(fake)})
+    worker.proc.wait(60)
+    failed = job(pk)
+    assert failed.status == "failed", worker.output()
+    assert failed.error == (
+        "The Evaluator exited with code 1: ModuleNotFoundError: No module named 'requests'. "
+        "The Evaluator's Python needs `requests`: pip install requests"
+    )
+    assert failed.output.splitlines()[0] == "Traceback (most recent call last):"
+
+
+def test_a_prompt_set_removed_after_queueing_fails_the_job(
+    client, staff, eval_workspace, chat_ollama, workers
+):
+    pk = start_job(client)
+    (eval_workspace / "Evaluator" / "prompts" / "scored.json").unlink()
+    workers("--batch").proc.wait(60)
+    assert job(pk).status == "failed"
+    assert job(pk).error == "The prompt set 'scored' is no longer there."
+
+
+def test_scripts_start_follow_and_read_a_job_as_json(
+    client, staff, eval_workspace, chat_ollama, workers
+):
+    worker = workers()
+    response = client.post(
+        "/api/evaluations/jobs/",
+        json.dumps(
+            {
+                "backend": "ollama",
+                "model": MODEL,
+                "prompt_set": "scored",
+                "tags": ["folder"],
+                "limit": 2,
+                "temperature": 0,
+                "seed": 7,
+            }
+        ),
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    created = response.json()
+    assert response["Location"] == f"/api/evaluations/jobs/{created['id']}/"
+    assert created["status"] in ("queued", "running")
+    assert (created["tags"], created["limit"], created["temperature"], created["seed"]) == (
+        ["folder"],
+        2,
+        0.0,
+        7,
+    )
+    chat_ollama.gate.release(2)
+    pk = created["id"]
+    wait_for(lambda: job(pk).status == "succeeded", "the job", logs=logs(worker))
+    # Cases 1, 3 and 5 have the tag; the limit keeps 1 (answered right) and 3 (wrong).
+    data = client.get(f"/api/evaluations/jobs/{pk}/").json()
+    assert (data["done"], data["total"], data["passed"]) == (2, 2, 1)
+    assert [j["id"] for j in client.get("/api/evaluations/jobs/").json()["jobs"]] == [pk]
+    result = client.get(f"/api/evaluations/{data['result']}/").json()
+    assert result["pass_rate"] == 0.5
+    assert [c["case_id"] for c in result["cases"]] == ["case_01", "case_03"]
+    # The Evaluator got the form's arguments and the configured server's address.
+    written = eval_workspace / "Evaluator" / "results" / f"{data['result']}.json"
+    meta = json.loads(written.read_text())["metadata"]
+    assert (meta["host"], meta["port"], meta["model"]) == ("127.0.0.1", chat_ollama.port, MODEL)
+    assert (meta["temperature"], meta["seed"], meta["limit"]) == (0.0, 7, 2)
+    assert meta["tags_filter"] == ["folder"]
+
+
+def test_these_tests_commit_what_they_write_for_the_workers_to_see(staff):
+    # `staff` reaches the database through django_user_model; the marker conftest adds for
+    # such fixtures must not replace this module's transaction=True.
+    from django.db import connection
+
+    assert not connection.in_atomic_block

@@ -1,0 +1,126 @@
+"""The rules jobs follow in the database: one per server, first come first served, names that
+never collide, and jobs whose worker is gone never left running."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from tuner_site.evaluation_jobs import cancel, claim, fail_lost_jobs, reserve_stem
+from tuner_site.models import EvaluationJob
+
+pytestmark = pytest.mark.django_db
+
+
+def make(backend: str = "ollama", **fields) -> EvaluationJob:
+    return EvaluationJob.objects.create(
+        backend=backend,
+        backend_kind="ollama",
+        backend_url="http://127.0.0.1:9",
+        model="m:q8",
+        prompt_set="scored",
+        **fields,
+    )
+
+
+def tasks_for(job: EvaluationJob) -> int:
+    return sum(r.args_kwargs["args"] == [job.pk] for r in DBTaskResult.objects.all())
+
+
+def test_a_server_runs_one_job_at_a_time_in_the_order_they_came():
+    first, second, third = make(), make(), make()
+    other = make("lmstudio")
+    assert claim(second.pk, "t2") is None  # the first came first
+    assert claim(first.pk, "t1").status == "running"
+    assert claim(second.pk, "t2") is None  # its server is busy
+    assert claim(other.pk, "t4").status == "running"  # another server is not
+    assert claim(first.pk, "t1-again") is None  # a duplicate task does not run it twice
+    EvaluationJob.objects.filter(pk=first.pk).update(status="succeeded")
+    claimed = claim(second.pk, "t2")
+    assert claimed.task_id == "t2" and claimed.worker_host == socket.gethostname()
+    assert EvaluationJob.objects.get(pk=third.pk).status == "queued"
+
+
+def test_the_database_refuses_two_running_jobs_on_one_server():
+    make(status="running")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make(status="running")
+    make("lmstudio", status="running")
+    make(status="succeeded")
+
+
+def test_result_names_never_collide_with_files_or_other_jobs(tmp_path):
+    now = datetime(2025, 12, 1, 16, 30, 5)
+    (tmp_path / "run_20251201_163005.json").write_text("{}")
+    first, second, third = make(), make(), make()
+    assert reserve_stem(first.pk, tmp_path, now) == "run_20251201_163005_2"
+    assert reserve_stem(second.pk, tmp_path, now) == "run_20251201_163005_3"  # same second
+    (tmp_path / "run_20251201_163005_4.md").write_text("")
+    assert reserve_stem(third.pk, tmp_path, now) == "run_20251201_163005_5"
+    later = now + timedelta(seconds=1)
+    assert reserve_stem(make().pk, tmp_path, later) == "run_20251201_163006"
+
+
+def running(host: str, pid: int, heartbeat_age: float, **fields) -> EvaluationJob:
+    beat = timezone.now() - timedelta(seconds=heartbeat_age)
+    return make(
+        status="running",
+        worker_host=host,
+        worker_pid=pid,
+        heartbeat_at=beat,
+        started_at=beat,
+        **fields,
+    )
+
+
+def test_a_job_whose_worker_elsewhere_went_silent_is_failed_when_a_page_looks(client):
+    silent = running("gpu-box", 4242, heartbeat_age=120)
+    waiting = make()
+    data = client.get(f"/api/evaluations/jobs/{silent.pk}/").json()
+    assert data["status"] == "failed"
+    assert data["error"].startswith("Its worker (pid 4242 on gpu-box) stopped reporting at ")
+    assert tasks_for(waiting) == 1  # its server was handed to the next job
+
+
+def test_a_job_whose_worker_reports_stays_running(client):
+    busy = running("gpu-box", 4242, heartbeat_age=5)
+    assert client.get(f"/api/evaluations/jobs/{busy.pk}/").json()["status"] == "running"
+    assert fail_lost_jobs() == []
+
+
+def test_a_job_whose_worker_on_this_machine_is_gone_is_failed_at_once(client):
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    job = running(socket.gethostname(), gone.pid, heartbeat_age=1, cancel_requested=False)
+    page = client.get("/evaluations/jobs/").content.decode()
+    assert EvaluationJob.objects.get(pk=job.pk).status == "failed"
+    assert f"Its worker (pid {gone.pid} on {socket.gethostname()}) stopped" in page
+
+
+def test_a_lost_job_that_was_being_cancelled_ends_cancelled():
+    job = running("gpu-box", 4242, heartbeat_age=120, cancel_requested=True)
+    assert [j.pk for j in fail_lost_jobs()] == [job.pk]
+    assert EvaluationJob.objects.get(pk=job.pk).status == "cancelled"
+
+
+def test_cancelling_a_queued_job_hands_its_turn_to_the_next():
+    first, second = make(), make()
+    assert cancel(first).status == "cancelled"
+    assert tasks_for(second) == 1
+    busy = make("lmstudio", status="running")
+    assert cancel(busy).cancel_requested is True and busy.status == "running"
+
+
+def test_admin_lists_jobs_read_only(admin_client):
+    job = make(status="failed", error="Ollama is not running at 127.0.0.1:9.")
+    page = admin_client.get("/admin/tuner_site/evaluationjob/").content.decode()
+    assert "m:q8" in page and "failed" in page
+    assert admin_client.get(f"/admin/tuner_site/evaluationjob/{job.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/tuner_site/evaluationjob/add/").status_code == 403

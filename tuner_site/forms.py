@@ -1,0 +1,185 @@
+"""The form that starts an evaluation, checked against what is discovered right now."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from discovery.backends import Backend, BackendStatus
+from discovery.prompt_sets import PromptSet
+
+from . import workspace
+from .evaluator_run import DEFAULT_TEMPERATURE, EVALUATOR_KINDS
+from .prompt_notes import listed
+
+FIELDS = ("backend", "model", "prompt_set", "tags", "limit", "temperature", "seed")
+MAX_SEED = 2**31 - 1
+MAX_TEMPERATURE = 2.0
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What can be evaluated now: the Ollama and LM Studio servers' answers, the prompt sets."""
+
+    statuses: list[BackendStatus]
+    prompt_sets: list[PromptSet]
+
+    def status(self, name: str) -> BackendStatus | None:
+        return next((s for s in self.statuses if s.backend.name == name), None)
+
+    def prompt_set(self, name: str) -> PromptSet | None:
+        return next((p for p in self.prompt_sets if p.name == name), None)
+
+    @property
+    def available(self) -> list[BackendStatus]:
+        return [s for s in self.statuses if s.available]
+
+
+def current_offer(root: Path) -> Offer:
+    statuses = [s for s in workspace.backend_statuses() if s.backend.kind in EVALUATOR_KINDS]
+    sets = [x.set for x in listed(root, include_hidden=True) if x.set.cases]
+    return Offer(statuses, sets)
+
+
+def _listing(names: list[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+    return shown or "none"
+
+
+class EvaluationForm(forms.Form):
+    """Every field is text here: each clean method says what it accepts when it refuses."""
+
+    backend = forms.CharField(required=False)
+    model = forms.CharField(required=False, max_length=500)
+    prompt_set = forms.CharField(required=False)
+    tags = forms.CharField(required=False)
+    limit = forms.CharField(required=False)
+    temperature = forms.CharField(required=False)
+    seed = forms.CharField(required=False)
+
+    def __init__(self, *args: Any, offer: Offer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.offer = offer
+
+    def clean_backend(self) -> str:
+        raw = self.cleaned_data["backend"]
+        names = [s.backend.name for s in self.offer.statuses]
+        if not names:
+            raise ValidationError(
+                "No Ollama or LM Studio server is configured: set OLLAMA_HOST or LMSTUDIO_HOST."
+            )
+        status = self.offer.status(raw)
+        if status is None:
+            raise ValidationError(
+                f"backend must be one of the configured servers: {_listing(names)}; not {raw!r}."
+            )
+        if not status.available:
+            raise ValidationError(f"{raw} is not answering right now: {status.error}")
+        return raw
+
+    def clean_prompt_set(self) -> str:
+        raw = self.cleaned_data["prompt_set"]
+        if self.offer.prompt_set(raw) is None:
+            names = [p.name for p in self.offer.prompt_sets]
+            raise ValidationError(
+                f"prompt_set must be one of the prompt sets in Evaluator/prompts/: "
+                f"{_listing(names)}; not {raw!r}."
+            )
+        return raw
+
+    def clean_limit(self) -> int | None:
+        raw = self.cleaned_data["limit"].strip()
+        if not raw:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValidationError(
+                f"limit must be a whole number of at least 1, or empty for every case; not {raw!r}."
+            )
+        return value
+
+    def clean_temperature(self) -> float:
+        raw = self.cleaned_data["temperature"].strip()
+        if not raw:
+            return DEFAULT_TEMPERATURE
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value <= MAX_TEMPERATURE:
+            raise ValidationError(
+                f"temperature must be a number from 0 to {MAX_TEMPERATURE:g} "
+                f"(empty: the Evaluator's {DEFAULT_TEMPERATURE}); not {raw!r}."
+            )
+        return value
+
+    def clean_seed(self) -> int | None:
+        raw = self.cleaned_data["seed"].strip()
+        if not raw:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= MAX_SEED:
+            raise ValidationError(
+                f"seed must be a whole number from 0 to {MAX_SEED}, or empty for none; not {raw!r}."
+            )
+        return value
+
+    def clean_tags(self) -> tuple[str, ...]:
+        raw = self.cleaned_data["tags"]
+        return tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        status = self.offer.status(data.get("backend") or "")
+        model = (self.cleaned_data.get("model") or "").strip()
+        if status is not None and status.available:
+            served = [m.id for m in status.models]
+            if model not in served:
+                self.add_error(
+                    "model",
+                    f"model must be one of the models {status.backend.name} serves now: "
+                    f"{_listing(served)}; not {model!r}.",
+                )
+        prompt_set = self.offer.prompt_set(data.get("prompt_set") or "")
+        tags = data.get("tags") or ()
+        if prompt_set is not None and tags:
+            self._check_tags(prompt_set, tags)
+        return data
+
+    def _check_tags(self, prompt_set: PromptSet, tags: tuple[str, ...]) -> None:
+        cases = prompt_set.cases or ()
+        known = sorted({t for c in cases for t in c.tags})
+        unknown = [t for t in tags if t not in known]
+        if unknown:
+            self.add_error(
+                "tags",
+                f"tags must be tags {prompt_set.name} uses, comma-separated: "
+                f"{_listing(known, 40)}; not {', '.join(unknown)}.",
+            )
+        elif not any(set(tags) <= set(c.tags) for c in cases):
+            # The Evaluator keeps the cases that have every tag, and stops when none has.
+            self.add_error(
+                "tags", f"No case of {prompt_set.name} has all of these tags: {', '.join(tags)}."
+            )
+
+    def chosen_backend(self) -> Backend:
+        status = self.offer.status(self.cleaned_data["backend"])
+        assert status is not None
+        return status.backend
+
+    def job_fields(self) -> dict[str, Any]:
+        return {
+            "model": self.cleaned_data["model"].strip(),
+            **{k: self.cleaned_data[k] for k in FIELDS if k not in ("backend", "model")},
+        }
