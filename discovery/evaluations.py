@@ -40,6 +40,7 @@ class Evaluation:
     behavior_failures: tuple[tuple[str, int], ...] = ()
     cases: tuple[CaseResult, ...] = ()
     error: str | None = None
+    backend: str | None = None  # "ollama" or "lmstudio"; older results do not say
 
 
 def _prompt_set(prompt_file: Any) -> str | None:
@@ -152,6 +153,7 @@ def parse(data: bytes, name: str, path: Path) -> Evaluation:
         failure_reasons=_counts(summary.get("top_failure_reasons")),
         behavior_failures=_counts(summary.get("top_behavior_failures")),
         cases=tuple(c for c in (_case(r) for r in as_list(obj.get("records"))) if c is not None),
+        backend=as_str(meta.get("backend")),
     )
 
 
@@ -198,3 +200,60 @@ def _timestamp(when: datetime | None) -> float:
 def get_evaluation(root: Path, name: str) -> Evaluation | None:
     path = _files(root).get(name)
     return read(path, name) if path else None
+
+
+MAX_COMPARED = 4
+
+
+@dataclass(frozen=True)
+class CaseDiff:
+    case_id: str
+    tags: tuple[str, ...]
+    outcomes: tuple[bool | None, ...]  # passed, per result; None where the result lacks the case
+    change: str  # against the first result: "regressed", "fixed" or "mixed"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    evaluations: tuple[Evaluation, ...]
+    # Each tag's {passed, total, pass_rate} in each result (None where the result lacks it).
+    tags: tuple[tuple[str, tuple[dict[str, float] | None, ...]], ...]
+    differing: tuple[CaseDiff, ...]  # cases that pass in one result and fail in another
+    partial: int  # cases only some results have
+
+
+CHANGE_ORDER = {"regressed": 0, "mixed": 1, "fixed": 2}
+
+
+def compare(evaluations: list[Evaluation]) -> Comparison:
+    """Results side by side: per-tag rates, and the cases whose outcome differs, regressions
+    (passed in the first result, failed in a later one) first."""
+    tags = sorted({t for e in evaluations for t in e.by_tag})
+    outcomes: dict[str, list[bool | None]] = {}
+    case_tags: dict[str, tuple[str, ...]] = {}
+    for i, e in enumerate(evaluations):
+        for c in e.cases:
+            outcomes.setdefault(c.case_id, [None] * len(evaluations))[i] = c.passed
+            case_tags.setdefault(c.case_id, c.tags)
+    differing = []
+    partial = 0
+    for case_id, seen in outcomes.items():
+        present = [o for o in seen if o is not None]
+        if len(present) < len(seen):
+            partial += 1
+        if len(set(present)) < 2:
+            continue
+        first, later = present[0], present[1:]
+        change = "mixed"
+        if first and not any(later[-1:]):
+            change = "regressed"
+        elif not first and all(later[-1:]):
+            change = "fixed"
+        differing.append(CaseDiff(case_id, case_tags[case_id], tuple(seen), change))
+    differing.sort(key=lambda d: (CHANGE_ORDER[d.change], d.case_id))
+    return Comparison(
+        evaluations=tuple(evaluations),
+        tags=tuple((t, tuple(e.by_tag.get(t) for e in evaluations)) for t in tags),
+        differing=tuple(differing),
+        partial=partial,
+    )
