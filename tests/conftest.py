@@ -11,7 +11,9 @@ import pytest
 from discovery.backends import cache as backend_cache
 from discovery.backends import last_seen
 from discovery.checkpoints import clear_listings
+from discovery.hashing import hasher
 from discovery.logindex import indexer
+from discovery.ollama import shown
 from discovery.paths import file_cache
 from discovery.runs import clear_memo
 from sampledata import demo
@@ -41,6 +43,9 @@ def _fresh_caches() -> Iterator[None]:
     clear_listings()
     backend_cache.clear()
     last_seen.clear()
+    shown.clear()
+    # Files are hashed as soon as they are seen; tests that want a settle time set their own.
+    hasher.configure(None, settle_s=0.0)
     yield
 
 

@@ -13,6 +13,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 import discovery.logindex as logindex
+from discovery.lineage import model_id
 from sampledata import evaluator
 from sampledata import runs as wb
 
@@ -56,6 +57,7 @@ def sample_urls() -> Iterator[str]:
         "run": RUN,
         "checkpoint": "checkpoint-25",
         "name": "tool_prompts",
+        "model": model_id(("name", "m:q8")),  # the model the fixture's evaluation names
     }
 
     def walk(patterns, prefix: str) -> Iterator[str]:

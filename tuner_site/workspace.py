@@ -8,7 +8,9 @@ from __future__ import annotations
 from django.conf import settings
 
 from discovery import backends as backends_mod
+from discovery import lineage as lineage_mod
 from discovery.backends import Backend, BackendStatus
+from discovery.evaluations import list_evaluations
 from discovery.runs import Workspace
 
 
@@ -46,3 +48,10 @@ def backend_statuses() -> list[BackendStatus]:
     return backends_mod.statuses(
         backends(), settings.TUNER_BACKEND_TIMEOUT, settings.TUNER_BACKEND_CACHE_SECONDS
     )
+
+
+def lineage(statuses: list[BackendStatus] | None = None) -> lineage_mod.Lineage:
+    """Runs, what they published, what serves it and how it scored, joined."""
+    ws = current()
+    found = backend_statuses() if statuses is None else statuses
+    return lineage_mod.build(ws, found, list_evaluations(ws.root))
