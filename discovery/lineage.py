@@ -27,7 +27,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -123,13 +123,33 @@ class Model:
 
     @property
     def sources(self) -> tuple[Source, ...]:
-        """Every run it came from, newest upload first, the linked source leading."""
+        """Every run it came from: the linked source first, then uploads newest first, then
+        what served or evaluated models of it link to."""
         found = [self.source] if self.source else []
         found += [Source(p.run, p.checkpoint, p) for p in self.publications]
+        links = [*(s.link for s in self.served), *(e.link for e in self.evaluations)]
+        found += [link.source for link in links if link is not None]
         seen: dict[tuple[str, str | None], Source] = {}
         for s in found:
             seen.setdefault((s.run.id, s.checkpoint), s)
         return tuple(seen.values())
+
+    def of_run(self, run: Run) -> Model:
+        """Only what came from `run`: its uploads, and what is served or evaluated of them."""
+        served = tuple(s for s in self.served if s.link and s.link.source.run.id == run.id)
+        evaluations = tuple(
+            e for e in self.evaluations if e.link and e.link.source.run.id == run.id
+        )
+        linked = _strongest([*(s.link for s in served), *(e.link for e in evaluations)])
+        pubs = tuple(p for p in self.publications if p.run.id == run.id)
+        return replace(
+            self,
+            publications=pubs,
+            served=served,
+            evaluations=evaluations,
+            source=next((s for s in self.sources if s.run.id == run.id), None),
+            link=linked.kind if linked else (EXACT if pubs else None),
+        )
 
     def latest(self) -> tuple[Evaluated, ...]:
         """The newest evaluation on each prompt set, by prompt set name."""
@@ -176,7 +196,10 @@ class Lineage:
         return next((m for m in self.models if m.id == model_id), None)
 
     def for_run(self, run: Run) -> tuple[Model, ...]:
-        return tuple(m for m in self.models if any(s.run.id == run.id for s in m.sources))
+        """The models that came from `run`, each narrowed to what came from it."""
+        return tuple(
+            m.of_run(run) for m in self.models if any(s.run.id == run.id for s in m.sources)
+        )
 
     def of_evaluation(self, name: str) -> tuple[Model, Evaluated] | None:
         return self.evaluations().get(name)
@@ -266,12 +289,16 @@ def _names(model: ModelInfo) -> list[str]:
     return names
 
 
-def by_name(names: Iterable[str], cat: Catalog) -> Link | None:
+def by_name(names: Iterable[str], cat: Catalog, at: float | None = None) -> Link | None:
+    """The upload a name stands for: the newest, or the newest before `at` (an evaluation's
+    time: the hub held that upload's files then)."""
     for name in names:
         for candidate in repo_candidates(name):
             pubs = cat.by_repo.get(candidate)
             if pubs:
                 p = pubs[0]
+                if at is not None and at != float("-inf"):
+                    p = next((x for x in pubs if _when(x) <= at), pubs[-1])
                 how = f"the name holds the published repo id {p.repo}"
                 return Link(BY_NAME, how, Source(p.run, p.checkpoint, p))
     return None
@@ -378,8 +405,19 @@ def _evaluated(e: Evaluation, served: tuple[Served, ...], cat: Catalog) -> Evalu
     matches = tuple(
         s for s in served if _same_name(s, name) and (backend is None or s.backend.kind == backend)
     )
-    link = next((s.link for s in matches if s.link is not None), None)
-    return Evaluated(e, link or by_name([name], cat), matches)
+    at = _timestamp(e.generated_at)
+
+    def existed(link: Link) -> bool:
+        # What serves the name now cannot be what was evaluated before it was uploaded.
+        p = link.source.publication
+        return p is None or at == float("-inf") or _when(p) <= at
+
+    exact = next(
+        (s.link for s in matches if s.link and s.link.kind == EXACT and existed(s.link)), None
+    )
+    names = [name, *(n for s in matches for n in _names(s.model))]
+    link = exact or by_name(names, cat, at)
+    return Evaluated(e, link or next((s.link for s in matches if s.link), None), matches)
 
 
 def model_id(key: tuple[str, ...]) -> str:

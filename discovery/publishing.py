@@ -51,6 +51,10 @@ class Folder:
     format: str  # "lora", "merged_16bit", "merged_4bit"
     size: int
 
+    @property
+    def label(self) -> str:
+        return FORMAT_LABELS[self.format]
+
 
 @dataclass(frozen=True)
 class Publication:
@@ -82,7 +86,7 @@ class Publication:
         """What was made, for people: LoRA, merged 16-bit, GGUF Q4_K_M, …"""
         formats = [*self.formats, *(f.format for f in self.folders)]
         labels = [FORMAT_LABELS[f] for f in formats if f in FORMAT_LABELS]
-        quants = [g.quantization or "base" for g in self.gguf if g.present]
+        quants = [g.quantization for g in self.gguf if g.present and g.quantization]
         if quants or "gguf" in self.formats:
             labels.append("GGUF " + ", ".join(quants) if quants else "GGUF")
         return tuple(dict.fromkeys(labels))

@@ -13,9 +13,9 @@ from .runs import adapter_config, write_json
 DEFAULT_QUANTS = ("Q4_K_M", "Q8_0")
 
 
-def gguf_bytes(repo_id: str, quant: str | None, size: int = 4096) -> bytes:
-    """A small stand-in for a GGUF file: the magic, then bytes unique to the repo and quant."""
-    seed = hashlib.sha256(f"{repo_id}:{quant}".encode()).digest()
+def gguf_bytes(source: str, quant: str | None, size: int = 4096) -> bytes:
+    """A small stand-in for a GGUF file: the magic, then bytes unique to its source and quant."""
+    seed = hashlib.sha256(f"{source}:{quant}".encode()).digest()
     body = (seed * (size // len(seed) + 1))[: max(size - 4, 0)]
     return b"GGUF" + body
 
@@ -56,7 +56,7 @@ def write_upload(
         gguf.mkdir(parents=True, exist_ok=True)
         for quant in [None, *quants]:
             path = gguf / (f"{name}-{quant}.gguf" if quant else f"{name}.gguf")
-            path.write_bytes(gguf_bytes(repo_id, quant, gguf_size))
+            path.write_bytes(gguf_bytes(f"{model_path}:{repo_id}", quant, gguf_size))
             gguf_files.append(path.name)
     manifest = {
         "upload_timestamp": (uploaded_at or datetime.now()).isoformat(),

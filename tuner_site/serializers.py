@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from discovery.backends import BackendStatus
 from discovery.checkpoints import Checkpoint, FileInfo
-from discovery.evaluations import Comparison, Evaluation
+from discovery.evaluations import Cell, Comparison, Evaluation
 from discovery.lineage import Evaluated, Lineage, Link, Model, Served, Source
 from discovery.logs import History
 from discovery.modelinfo import ModelInfo
@@ -414,14 +414,15 @@ def evaluation_link_json(lineage: Lineage, name: str) -> dict[str, Any]:
 
 
 def comparison_json(c: Comparison, lineage: Lineage) -> dict[str, Any]:
+    def cell(x: Cell | None) -> dict[str, Any] | None:
+        return None if x is None else dataclasses.asdict(x)
+
     return {
         "evaluations": [
             {**evaluation_json(e), **evaluation_link_json(lineage, e.name)} for e in c.evaluations
         ],
-        "by_tag": [
-            {"tag": tag, "results": [dict(x) if x else None for x in cells]}
-            for tag, cells in c.tags
-        ],
+        "overall": [cell(x) for x in c.overall],
+        "by_tag": [{"tag": tag, "results": [cell(x) for x in cells]} for tag, cells in c.tags],
         "differing_cases": [
             {
                 "case_id": d.case_id,

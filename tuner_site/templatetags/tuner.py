@@ -66,6 +66,11 @@ def timestamp(value: float | None) -> datetime | None:
 
 
 @register.filter
+def absolute(value: float) -> float:
+    return abs(value)
+
+
+@register.filter
 def previous(model: Model, evaluated: Evaluated) -> Evaluated | None:
     """The evaluation before this one on the same prompt set, to compare with."""
     return model.previous(evaluated)

@@ -9,12 +9,17 @@ from django.template.defaultfilters import filesizeformat
 
 from discovery.checkpoints import disk_sizes
 from discovery.evaluations import list_evaluations
+from discovery.hashing import hasher
+from discovery.lineage import Lineage
 from discovery.logindex import indexer
 from discovery.runs import Workspace, detail, get_run, list_runs
 from tuner_site import serializers, workspace
 from tuner_site.formatting import metric
 from tuner_site.prompt_notes import listed
 from tuner_site.serializers import dumps
+
+# A GGUF file still being written is not waited for longer than this.
+HASH_WAIT_S = 600.0
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -105,11 +110,21 @@ class Command(BaseCommand):
             self.stdout.write(table(headers, rows) if rows else "  no models")
             self.stdout.write("")
 
+    def lineage(self) -> Lineage:
+        """The lineage once every GGUF file's sha256 is known: a command may wait for it."""
+        lineage = workspace.lineage()
+        pending = sum(d is None for d in lineage.catalog.digests.values())
+        if pending:
+            self.stderr.write(f"Hashing {pending} GGUF file(s); done once, then remembered…")
+            hasher.wait_idle(HASH_WAIT_S)
+            lineage = workspace.lineage()
+        return lineage
+
     def handle_models(self, ws: Workspace, backend: str | None, json: bool, **_: Any) -> None:
         if backend is not None and backend not in {b.name for b in workspace.backends()}:
             names = ", ".join(b.name for b in workspace.backends()) or "none"
             raise CommandError(f"No backend {backend!r}; configured: {names}.")
-        lineage = workspace.lineage()
+        lineage = self.lineage()
         models = [
             m
             for m in lineage.models
@@ -144,7 +159,7 @@ class Command(BaseCommand):
         self.stdout.write(f"\n{len(models)} model(s)")
 
     def handle_lineage(self, ws: Workspace, run: str | None, json: bool, **_: Any) -> None:
-        lineage = workspace.lineage()
+        lineage = self.lineage()
         if run is not None:
             trainer, _sep, name = run.strip("/").partition("/")
             found = get_run(ws, trainer, name)
