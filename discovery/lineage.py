@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -259,6 +261,32 @@ def catalog(ws: Workspace, runs: Iterable[Run] | None = None) -> Catalog:
     )
 
 
+_cached: tuple[Path, float, Catalog] | None = None
+_cache_lock = threading.Lock()
+
+
+def recent_catalog(ws: Workspace, max_age: float) -> Catalog:
+    """The catalog, reused for `max_age` seconds: servers' answers are cached as long, and a
+    page that polls them need not walk every run each time."""
+    global _cached
+    if max_age <= 0:
+        return catalog(ws)
+    with _cache_lock:
+        hit = _cached
+    if hit is not None and hit[0] == ws.root and time.monotonic() - hit[1] < max_age:
+        return hit[2]
+    found = catalog(ws)
+    with _cache_lock:
+        _cached = (ws.root, time.monotonic(), found)
+    return found
+
+
+def clear_cache() -> None:
+    global _cached
+    with _cache_lock:
+        _cached = None
+
+
 def repo_candidates(name: str) -> list[str]:
     """Repo ids a served or evaluated name may stand for, longest first, in lower case."""
     n = re.sub(r"^[a-z][a-z0-9+.-]*://", "", name.strip().lower())
@@ -462,10 +490,10 @@ def build(
     ws: Workspace,
     statuses: Iterable[BackendStatus],
     evaluations: Iterable[Evaluation],
-    runs: Iterable[Run] | None = None,
+    max_age: float = 0.0,
 ) -> Lineage:
     """Every model known anywhere (published, served or evaluated), one row each."""
-    cat = catalog(ws, runs)
+    cat = recent_catalog(ws, max_age)
     served = served_models(statuses, cat)
     rows: dict[tuple[str, ...], _Row] = {}
     for p in cat.publications:

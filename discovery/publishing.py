@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import CHECKPOINT_NAME, FINAL_MODEL, list_files
+from .checkpoints import CHECKPOINT_NAME, FINAL_MODEL, SETTLED_S, list_files
 from .paths import is_inside, read_json_object
 from .runs import Run
 from .values import as_dict, as_int, as_list, as_str
@@ -113,18 +115,46 @@ def publications(run: Run) -> tuple[Publication, ...]:
     """Every upload folder of a run, newest upload first; none for MLX runs (one shared folder)."""
     if run.trainer.layout != "hf":
         return ()
+    # Most runs have no upload folder: known as such while neither listing changes.
+    key, sig = str(run.path), _listing_signature(run.path)
+    if sig is not None and _without.get(key) == sig:
+        return ()
     root = run.trainer.root
     candidates: list[tuple[Path, str | None]] = [
-        (f, FINAL_MODEL) for f in _folders(run.path, root, RUN_FOLDERS)
+        (f, FINAL_MODEL) for f in _folders(run.path, root, lambda n: n in RUN_FOLDERS)
     ]
     candidates += [
         (f, None)
-        for f in _folders(run.path / "checkpoints", root, set())
-        if not CHECKPOINT_NAME.fullmatch(f.name)
+        for f in _folders(
+            run.path / "checkpoints", root, lambda n: bool(CHECKPOINT_NAME.fullmatch(n))
+        )
     ]
     found = [p for f, ckpt in candidates if (p := _publication(run, f, ckpt)) is not None]
     found.sort(key=lambda p: (p.uploaded_at is not None, _ts(p.uploaded_at), p.name), reverse=True)
+    if not found and sig is not None and time.time() - sig[2] > SETTLED_S:
+        _without[key] = sig
     return tuple(found)
+
+
+_without: dict[str, tuple[int, int, float]] = {}
+
+
+def _listing_signature(run_dir: Path) -> tuple[int, int, float] | None:
+    """What adding a folder to the run or to its checkpoints/ changes, and when it last did."""
+    try:
+        st = os.stat(run_dir)
+    except OSError:
+        return None
+    try:
+        ck = os.stat(run_dir / "checkpoints")
+        ck_sig, ck_time = ck.st_mtime_ns, ck.st_mtime
+    except OSError:
+        ck_sig, ck_time = 0, 0.0
+    return (st.st_mtime_ns, ck_sig, max(st.st_mtime, ck_time))
+
+
+def clear_listings() -> None:
+    _without.clear()
 
 
 def _ts(when: datetime | None) -> float:
@@ -136,14 +166,14 @@ def _ts(when: datetime | None) -> float:
         return 0.0
 
 
-def _folders(path: Path, root: Path, skip: set[str]) -> list[Path]:
+def _folders(path: Path, root: Path, skip: Callable[[str], bool]) -> list[Path]:
     try:
         entries = list(os.scandir(path))
     except OSError:
         return []
     found = []
     for e in entries:
-        if e.name in skip or e.name.startswith("."):
+        if e.name.startswith(".") or skip(e.name):
             continue
         try:
             if not e.is_dir() or (e.is_symlink() and not is_inside(e.path, root)):

@@ -12,9 +12,11 @@ from discovery.backends import cache as backend_cache
 from discovery.backends import last_seen
 from discovery.checkpoints import clear_listings
 from discovery.hashing import hasher
+from discovery.lineage import clear_cache as clear_lineage
 from discovery.logindex import indexer
 from discovery.ollama import shown
 from discovery.paths import file_cache
+from discovery.publishing import clear_listings as clear_upload_listings
 from discovery.runs import clear_memo
 from sampledata import demo
 from sampledata import runs as wb
@@ -41,6 +43,8 @@ def _fresh_caches() -> Iterator[None]:
     clear_memo()
     file_cache.clear()
     clear_listings()
+    clear_upload_listings()
+    clear_lineage()
     backend_cache.clear()
     last_seen.clear()
     shown.clear()

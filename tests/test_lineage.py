@@ -345,3 +345,52 @@ def test_the_probe_reads_show_root_and_publisher(chain):
     assert lms.models[0].publisher == "professorsynapse"
     cat = catalog(Workspace.at(chain.root))
     assert not cat.hashing and cat.by_sha[sha256(chain.sft_gguf)][1].quantization == "Q8_0"
+
+
+def test_compare_shows_rates_side_by_side_and_the_cases_that_changed(client, chain):
+    data = get_json(client, "/api/evaluations/compare/?e=eval_kto_old&e=eval_kto_new")
+    assert [e["name"] for e in data["evaluations"]] == ["eval_kto_old", "eval_kto_new"]
+    assert [e["run"] for e in data["evaluations"]] == [KTO_OLD_ID, KTO_NEW_ID]
+    assert [c["pass_rate"] for c in data["overall"]] == [10 / 12, 10 / 12]
+    search = next(t for t in data["by_tag"] if t["tag"] == "search")["results"]
+    assert search[0]["delta"] is None and search[1]["delta"] == pytest.approx(1 / 6)
+    assert [(d["case_id"], d["change"], d["passed"]) for d in data["differing_cases"]] == [
+        ("tool_003", "regressed", [True, False]),
+        ("tool_002", "fixed", [False, True]),
+    ]
+    html = client.get("/evaluations/compare/?e=eval_kto_old&e=eval_kto_new").content.decode()
+    assert "regressed" in html and "+17%" in html and "−33%" in html
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("e=a&e=b&e=c&e=d&e=eval_sft", "at most 4"),
+        ("e=nope", "unknown: 'nope'"),
+    ],
+)
+def test_compare_refuses_what_it_cannot_show(client, chain, query, says):
+    response = client.get(f"/api/evaluations/compare/?{query}")
+    assert response.status_code == 400 and says in json.loads(response.content)["error"]
+
+
+def test_compare_with_nothing_chosen_offers_the_results(client, chain):
+    html = client.get("/evaluations/compare/").content.decode()
+    assert 'name="e"' in html and "eval_kto_new" in html
+    page = client.get("/evaluations/eval_kto_new/").content.decode()
+    assert "/evaluations/compare/?e=eval_kto_old&amp;e=eval_kto_new" in page
+
+
+def test_the_demo_shows_the_chain_without_any_server(client, settings, demo_workspace):
+    from sampledata.demo import KTO_REPO as DEMO_KTO
+    from sampledata.demo import SFT_REPO as DEMO_SFT
+
+    settings.TUNER_WORKSPACE = demo_workspace
+    models = models_by_id(client)
+    kto = models[DEMO_KTO.replace("/", "--")]
+    assert len(kto["sources"]) == 2 and kto["link"] == "by name"
+    checkpoint_275 = next(e for e in kto["evaluations"] if e["name"] == "tool_prompts_kto_ckpt275")
+    assert checkpoint_275["checkpoint"] == "checkpoint-275"
+    assert models[DEMO_SFT.replace("/", "--")]["evaluations"][0]["link"] == "by name"
+    unlinked = [m for m in models.values() if m["run"] is None]
+    assert [m["title"] for m in unlinked] == ["mistral:7b-instruct"]

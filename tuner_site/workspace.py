@@ -54,4 +54,6 @@ def lineage(statuses: list[BackendStatus] | None = None) -> lineage_mod.Lineage:
     """Runs, what they published, what serves it and how it scored, joined."""
     ws = current()
     found = backend_statuses() if statuses is None else statuses
-    return lineage_mod.build(ws, found, list_evaluations(ws.root))
+    # Upload folders are read again as often as the servers are asked.
+    max_age = settings.TUNER_BACKEND_CACHE_SECONDS
+    return lineage_mod.build(ws, found, list_evaluations(ws.root), max_age)
