@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from .paths import stat_key
+from .paths import is_inside, stat_key
 
 Key = tuple[int, int, int, int]
 CHUNK = 1 << 20
@@ -28,7 +28,8 @@ class Hasher:
     def __init__(self, store: Path | None = None, settle_s: float = SETTLE_S) -> None:
         self._cond = threading.Condition()
         self._known: dict[Key, str] = {}
-        self._queue: dict[str, float] = {}  # path → monotonic time it may be read from
+        # path → (monotonic time it may be read from, the folder it must stay inside)
+        self._queue: dict[str, tuple[float, Path | None]] = {}
         self._current: str | None = None
         self._thread: threading.Thread | None = None
         self._store = store
@@ -41,10 +42,13 @@ class Hasher:
             self._known.clear()
             self._queue.clear()
 
-    def digest(self, path: Path, st: os.stat_result | None = None) -> str | None:
-        """The file's sha256 if known for what it holds now; else None, and the file is queued."""
+    def digest(self, path: Path, root: Path | None = None) -> str | None:
+        """The file's sha256 if known for what it holds now; else None, and the file is queued.
+
+        With `root`, the file is read only while it still resolves inside that folder.
+        """
         try:
-            st = st or os.stat(path)
+            st = os.stat(path)
         except OSError:
             return None
         if not stat.S_ISREG(st.st_mode):
@@ -56,7 +60,7 @@ class Hasher:
                 return hit
             name = str(path)
             if name != self._current and name not in self._queue:
-                self._queue[name] = time.monotonic()
+                self._queue[name] = (time.monotonic(), root)
                 self._cond.notify()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="sha256", daemon=True)
@@ -80,32 +84,34 @@ class Hasher:
             time.sleep(0.02)
         return True
 
-    def _next(self) -> str | None:
+    def _next(self) -> tuple[str, Path | None] | None:
         with self._cond:
             while self._queue:
-                path, when = min(self._queue.items(), key=lambda item: item[1])
+                path, (when, root) = min(self._queue.items(), key=lambda item: item[1][0])
                 wait = when - time.monotonic()
                 if wait <= 0:
                     del self._queue[path]
                     self._current = path
-                    return path
+                    return path, root
                 self._cond.wait(wait)
             self._thread = None
             return None
 
     def _work(self) -> None:
-        while (path := self._next()) is not None:
+        while (item := self._next()) is not None:
             try:
-                self._hash(path)
+                self._hash(*item)
             finally:
                 with self._cond:
                     self._current = None
 
-    def _later(self, path: str, delay: float) -> None:
+    def _later(self, path: str, root: Path | None, delay: float) -> None:
         with self._cond:
-            self._queue[path] = time.monotonic() + max(delay, 0.05)
+            self._queue[path] = (time.monotonic() + max(delay, 0.05), root)
 
-    def _hash(self, path: str) -> None:
+    def _hash(self, path: str, root: Path | None) -> None:
+        if root is not None and not is_inside(path, root):
+            return  # replaced by a link out since it was listed
         try:
             st = os.stat(path)
         except OSError:
@@ -115,7 +121,7 @@ class Hasher:
             return
         age = time.time() - st.st_mtime
         if age < self.settle_s:
-            self._later(path, self.settle_s - age)
+            self._later(path, root, self.settle_s - age)
             return
         try:
             # Non-blocking: should the name now be a FIFO, opening it must not wait for a writer.
@@ -127,7 +133,7 @@ class Hasher:
             if not stat.S_ISREG(opened.st_mode):
                 return
             if stat_key(opened) != key:
-                self._later(path, self.settle_s)
+                self._later(path, root, self.settle_s)
                 return
             sha, total = hashlib.sha256(), 0
             buf = bytearray(CHUNK)
@@ -145,7 +151,9 @@ class Hasher:
         except OSError:
             return
         if total != st.st_size or stat_key(finished) != key or not unchanged:
-            self._later(path, self.settle_s)  # written to while read: read it again once quiet
+            self._later(
+                path, root, self.settle_s
+            )  # written to while read: read it again once quiet
             return
         with self._cond:
             self._known[key] = sha.hexdigest()

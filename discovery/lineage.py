@@ -245,7 +245,7 @@ def catalog(ws: Workspace, runs: Iterable[Run] | None = None) -> Catalog:
         for g in p.gguf:
             if g.path is None:
                 continue
-            digest = hasher.digest(g.path)
+            digest = hasher.digest(g.path, ws.root)
             digests[g.path] = digest
             if digest is not None:
                 by_sha.setdefault(digest, (p, g))

@@ -166,3 +166,16 @@ def test_a_concurrent_lookup_never_starts_a_second_reader(tmp_path):
     assert hasher.wait_idle(20)
     workers = [t for t in threading.enumerate() if t.name == "sha256"]
     assert len(workers) <= 1 and hasher.digest(path) == sha256(path)
+
+
+def test_a_file_that_became_a_link_out_of_the_workspace_is_not_read(tmp_path):
+    root = (tmp_path / "ws").resolve()
+    root.mkdir()
+    outside = sparse(tmp_path / "outside.gguf", 1024)
+    link = root / "model.gguf"
+    link.symlink_to(outside)  # swapped in after the folder was listed
+    hasher = Hasher(settle_s=0)
+    assert hasher.digest(link, root) is None
+    assert hasher.wait_idle(5)
+    assert hasher.digest(link, root) is None  # queued again, never read
+    assert hasher.wait_idle(5) and hasher.digest(outside) is None

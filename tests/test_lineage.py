@@ -132,6 +132,19 @@ def test_two_runs_publishing_one_repo_are_both_shown_newest_first(client, server
     assert html.index(KTO_NEW_ID) < html.index(KTO_OLD_ID)
 
 
+def test_an_evaluation_older_than_the_served_file_links_to_the_upload_of_its_time(
+    client, servers, chain
+):
+    # The hub name now serves exactly the newer run's file...
+    newer = chain.kto_new / "nexus-tools-kto" / "gguf" / "nexus-tools-kto-Q4_K_M.gguf"
+    servers["ollama"].show[HUB_KTO] = fs.modelfile(HUB_KTO, sha256(newer))
+    row = models_by_id(client)[KTO_MODEL]
+    assert served(row, "ollama")[0]["link"] == "exact"
+    links = {e["name"]: (e["run"], e["link"]) for e in row["evaluations"]}
+    # ...which did not exist yet when the older result was made.
+    assert links == {"eval_kto_new": (KTO_NEW_ID, "exact"), "eval_kto_old": (KTO_OLD_ID, "by name")}
+
+
 def test_a_model_that_links_to_nothing_is_listed_without_a_run(client, servers):
     models = models_by_id(client)
     [gemma] = [m for m in models.values() if m["title"] == "gemma3:latest"]
@@ -227,6 +240,8 @@ def test_a_slow_api_show_does_not_slow_the_servers_page(client, settings, server
     assert time.monotonic() - started < 1.8
     status = next(b for b in data["backends"] if b["name"] == "ollama")
     assert status["available"] is True and len(status["models"]) == 3
+    # /api/show had half the budget: the answer came long before the timeout.
+    assert status["latency_ms"] < 800
     assert all(m["blobs"] is None for m in status["models"])  # asked on a later refresh
     assert len(server.shown) == 1
     server.show_seconds = 0.0
