@@ -4,10 +4,12 @@ folder. A request only ever looks a digest up; a file not known yet is queued, n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import stat
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +20,8 @@ from .paths import is_inside, stat_key
 
 Key = tuple[int, int, int, int]
 CHUNK = 1 << 20
+DROP_EVERY = 64 << 20
+NICENESS = 10
 # A file written this recently may still be being written: it waits before being read.
 SETTLE_S = 2.0
 FORMAT = 1
@@ -98,6 +102,10 @@ class Hasher:
             return None
 
     def _work(self) -> None:
+        # Below the threads answering requests, on Linux where a thread has its own niceness.
+        if sys.platform == "linux":
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
         while (item := self._next()) is not None:
             try:
                 self._hash(*item)
@@ -138,11 +146,15 @@ class Hasher:
             sha, total = hashlib.sha256(), 0
             buf = bytearray(CHUNK)
             view = memoryview(buf)
+            _advise(fd, 0, 0, "POSIX_FADV_SEQUENTIAL")
             try:
                 # Both calls release the GIL for a whole chunk: requests keep being answered.
                 while n := f.readinto(buf):
                     sha.update(view[:n])
                     total += n
+                    if total % DROP_EVERY < n:
+                        # Read once: gigabytes of it need not push what pages use out of memory.
+                        _advise(fd, total - DROP_EVERY, DROP_EVERY, "POSIX_FADV_DONTNEED")
             except OSError:
                 return
             finished = os.fstat(fd)
@@ -151,9 +163,8 @@ class Hasher:
         except OSError:
             return
         if total != st.st_size or stat_key(finished) != key or not unchanged:
-            self._later(
-                path, root, self.settle_s
-            )  # written to while read: read it again once quiet
+            # Written to while it was read: read it again once quiet.
+            self._later(path, root, self.settle_s)
             return
         with self._cond:
             self._known[key] = sha.hexdigest()
@@ -194,6 +205,12 @@ class Hasher:
             os.replace(tmp, store)
         except OSError:
             pass  # a read-only data folder costs a re-hash after a restart, nothing else
+
+
+def _advise(fd: int, offset: int, length: int, advice: str) -> None:
+    if hasattr(os, "posix_fadvise") and hasattr(os, advice):
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, max(offset, 0), length, getattr(os, advice))
 
 
 def _is_hex(value: object) -> bool:

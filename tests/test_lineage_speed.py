@@ -28,9 +28,10 @@ PAGES = [
     "/evaluations/",
     "/runs/",
 ]
-# Generous: a page here answers in tens of milliseconds; a page that waited for the hash
-# would take seconds.
-BOUND_S = 1.0
+# Generous, for a shared 2-core machine: a page here answers in a few to tens of milliseconds,
+# one that waited for the hash (seconds of reading) would not come close.
+MEDIAN_BOUND_S = 0.5
+MAX_BOUND_S = 2.0
 
 
 def test_pages_answer_quickly_while_a_4_gb_gguf_is_hashed(client, settings, use_workspace):
@@ -63,8 +64,9 @@ def test_pages_answer_quickly_while_a_4_gb_gguf_is_hashed(client, settings, use_
                     timings[url].append(took)
                     overlapped += 1
         assert overlapped >= len(PAGES), "too few requests answered while hashing to tell"
-        slowest = {url: max(t) for url, t in timings.items() if t}
-        assert max(slowest.values()) < BOUND_S, slowest
+        every = sorted(x for t in timings.values() for x in t)
+        assert every[len(every) // 2] < MEDIAN_BOUND_S, timings
+        assert every[-1] < MAX_BOUND_S, timings
         report = {url: [round(x * 1000, 1) for x in t] for url, t in timings.items() if t}
         print("\nms per page while hashing 4 GB:", json.dumps(report))
         html = client.get(f"/runs/{SFT_ID}/").content.decode()
