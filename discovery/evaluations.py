@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ class Evaluation:
     behavior_failures: tuple[tuple[str, int], ...] = ()
     cases: tuple[CaseResult, ...] = ()
     error: str | None = None
+    backend: str | None = None  # "ollama" or "lmstudio"; older results do not say
 
 
 def _prompt_set(prompt_file: Any) -> str | None:
@@ -152,6 +153,7 @@ def parse(data: bytes, name: str, path: Path) -> Evaluation:
         failure_reasons=_counts(summary.get("top_failure_reasons")),
         behavior_failures=_counts(summary.get("top_behavior_failures")),
         cases=tuple(c for c in (_case(r) for r in as_list(obj.get("records"))) if c is not None),
+        backend=as_str(meta.get("backend")),
     )
 
 
@@ -198,3 +200,98 @@ def _timestamp(when: datetime | None) -> float:
 def get_evaluation(root: Path, name: str) -> Evaluation | None:
     path = _files(root).get(name)
     return read(path, name, root) if path else None
+
+
+MAX_COMPARED = 4
+
+
+@dataclass(frozen=True)
+class CaseDiff:
+    case_id: str
+    tags: tuple[str, ...]
+    outcomes: tuple[bool | None, ...]  # passed, per result; None where the result lacks the case
+    change: str  # against the first result: "regressed", "fixed" or "mixed"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One result's rate on a tag (or overall), and how far it is from the first result's."""
+
+    passed: float | None
+    total: float | None
+    pass_rate: float | None
+    delta: float | None = None  # this rate minus the first result's; None in the first column
+
+
+@dataclass(frozen=True)
+class Comparison:
+    evaluations: tuple[Evaluation, ...]
+    overall: tuple[Cell, ...]
+    tags: tuple[tuple[str, tuple[Cell | None, ...]], ...]  # None: the result lacks the tag
+    differing: tuple[CaseDiff, ...]  # cases that pass in one result and fail in another
+    partial: int  # cases only some results have
+
+
+CHANGE_ORDER = {"regressed": 0, "mixed": 1, "fixed": 2}
+
+
+def _against_first(cells: list[Cell | None]) -> tuple[Cell | None, ...]:
+    first = cells[0].pass_rate if cells and cells[0] else None
+    return tuple(
+        replace(c, delta=c.pass_rate - first)
+        if i and c is not None and c.pass_rate is not None and first is not None
+        else c
+        for i, c in enumerate(cells)
+    )
+
+
+def _tag_cell(stats: dict[str, float] | None) -> Cell | None:
+    if stats is None:
+        return None
+    return Cell(stats.get("passed"), stats.get("total"), stats.get("pass_rate"))
+
+
+def compare(evaluations: list[Evaluation]) -> Comparison:
+    """Results side by side: overall and per-tag rates, and the cases whose outcome differs,
+    regressions (passed in the first result, failed in the last that has the case) first."""
+    tags = sorted({t for e in evaluations for t in e.by_tag})
+    outcomes: dict[str, list[bool | None]] = {}
+    case_tags: dict[str, tuple[str, ...]] = {}
+    for i, e in enumerate(evaluations):
+        for c in e.cases:
+            outcomes.setdefault(c.case_id, [None] * len(evaluations))[i] = c.passed
+            case_tags.setdefault(c.case_id, c.tags)
+    differing = []
+    partial = 0
+    for case_id, seen in outcomes.items():
+        present = [o for o in seen if o is not None]
+        if len(present) < len(seen):
+            partial += 1
+        if len(set(present)) < 2:
+            continue
+        change = "mixed"
+        if present[0] and not present[-1]:
+            change = "regressed"
+        elif not present[0] and present[-1]:
+            change = "fixed"
+        differing.append(CaseDiff(case_id, case_tags[case_id], tuple(seen), change))
+    differing.sort(key=lambda d: (CHANGE_ORDER[d.change], d.case_id))
+    overall = _against_first(
+        [
+            Cell(
+                float(e.passed) if e.passed is not None else None,
+                float(e.total) if e.total is not None else None,
+                e.pass_rate,
+            )
+            for e in evaluations
+        ]
+    )
+    return Comparison(
+        evaluations=tuple(evaluations),
+        overall=tuple(c for c in overall if c is not None),
+        tags=tuple(
+            (t, _against_first([_tag_cell(e.by_tag.get(t)) for e in evaluations])) for t in tags
+        ),
+        differing=tuple(differing),
+        partial=partial,
+    )

@@ -1,4 +1,4 @@
-"""The one HTTP helper the inference-server clients share: a GET that must return JSON."""
+"""The HTTP helpers the inference-server clients share: requests that must return JSON."""
 
 from __future__ import annotations
 
@@ -38,9 +38,18 @@ class Deadline:
 
 
 def get_json(client: httpx.Client, url: str, deadline: Deadline) -> Any:
-    left = deadline.remaining()
+    return _json(client, "GET", url, None, deadline.remaining())
+
+
+def post_json(client: httpx.Client, url: str, body: Any, timeout: float) -> Any:
+    return _json(client, "POST", url, body, timeout)
+
+
+def _json(client: httpx.Client, method: str, url: str, body: Any, left: float) -> Any:
     try:
-        response = client.get(url, timeout=httpx.Timeout(left, connect=min(left, 1.0)))
+        response = client.request(
+            method, url, json=body, timeout=httpx.Timeout(left, connect=min(left, 1.0))
+        )
     except httpx.TimeoutException:
         raise BackendError("timeout", url) from None
     except httpx.HTTPError as exc:

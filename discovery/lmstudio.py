@@ -42,6 +42,7 @@ def _v1(payload: Any) -> list[ModelInfo]:
                 or as_int(m.get("max_context_length")),
                 format=as_str(m.get("format")),
                 type=as_str(m.get("type")),
+                publisher=as_str(m.get("publisher")),
             )
         )
     return models
@@ -57,6 +58,7 @@ def _v0(payload: Any) -> list[ModelInfo]:
             context_length=as_int(m.get("max_context_length")),
             format=as_str(m.get("compatibility_type")),
             type=as_str(m.get("type")),
+            publisher=as_str(m.get("publisher")),
         )
         for m in _list(payload, "data", "/api/v0/models")
         if as_str(m.get("id"))

@@ -20,6 +20,14 @@ class ModelInfo:
     format: str | None = None
     type: str | None = None
     parent: str | None = None
+    # Ollama: the manifest digest /api/tags lists, and the sha256 of the blobs its Modelfile's
+    # FROM and ADAPTER lines name (None until /api/show has been asked).
+    digest: str | None = None
+    blobs: tuple[str, ...] | None = None
+    # vLLM: the path or repo a model or LoRA adapter was loaded from; llama.cpp: its model file.
+    root: str | None = None
+    # LM Studio: who published it, so `<publisher>/<key>` names the hub repo.
+    publisher: str | None = None
 
 
 @dataclass(frozen=True)

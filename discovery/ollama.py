@@ -1,14 +1,25 @@
-"""Ollama's REST API: /api/version, /api/tags (present) and /api/ps (loaded)."""
+"""Ollama's REST API: /api/version, /api/tags (present), /api/ps (loaded) and /api/show (what
+each model was made from), the last asked once per model digest and remembered."""
 
 from __future__ import annotations
 
+import re
+import threading
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from .http import BackendError, Deadline, NotFound, get_json
+from .http import BackendError, Deadline, NotFound, get_json, post_json
 from .modelinfo import ModelInfo, Probe
 from .values import as_dict, as_int, as_str
+
+# `FROM /root/.ollama/models/blobs/sha256-<hex>` (or `sha256:<hex>`, or a Windows path) and
+# ADAPTER lines alike; commented lines (`# FROM name:tag`) are not instructions.
+_INSTRUCTION = re.compile(r"^[ \t]*(?:FROM|ADAPTER)[ \t]+(\S.*)$", re.IGNORECASE | re.MULTILINE)
+_BLOB = re.compile(r"sha256[-:]([0-9a-fA-F]{64})")
+# /api/show may spend at most this share of a probe's time budget; the rest waits a refresh.
+SHOW_SHARE = 0.5
 
 
 def _name(m: dict[str, Any]) -> str | None:
@@ -40,7 +51,65 @@ def _info(name: str, listed: dict[str, Any], running: dict[str, Any] | None, ps:
         modified_at=as_str(listed.get("modified_at")),
         expires_at=as_str(run.get("expires_at")),
         format=as_str(details.get("format")),
+        digest=as_str(listed.get("digest")) or as_str(run.get("digest")),
     )
+
+
+def blobs_of(modelfile: str) -> tuple[str, ...]:
+    """The sha256 of each blob a Modelfile's FROM and ADAPTER lines name, in order."""
+    found = (_BLOB.search(m.group(1)) for m in _INSTRUCTION.finditer(modelfile))
+    return tuple(dict.fromkeys(b.group(1).lower() for b in found if b))
+
+
+class _Shown:
+    """What /api/show said, per server, model name and digest: a new digest asks again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blobs: dict[tuple[str, str, str | None], tuple[str, ...]] = {}
+
+    def get(self, key: tuple[str, str, str | None]) -> tuple[str, ...] | None:
+        with self._lock:
+            return self._blobs.get(key)
+
+    def put(self, key: tuple[str, str, str | None], blobs: tuple[str, ...]) -> None:
+        with self._lock:
+            self._blobs[key] = blobs
+
+    def clear(self) -> None:
+        with self._lock:
+            self._blobs.clear()
+
+
+shown = _Shown()
+
+
+def _show(
+    client: httpx.Client, base: str, models: list[ModelInfo], deadline: Deadline
+) -> list[ModelInfo]:
+    """Each model with its blobs: remembered ones at once, others while the budget lasts."""
+    reserve = deadline.seconds * (1 - SHOW_SHARE)
+    result = []
+    asking = True
+    for m in models:
+        key = (base, m.id, m.digest)
+        blobs = shown.get(key)
+        left = deadline.remaining() - reserve
+        if blobs is None and asking and left > 0.01:
+            try:
+                # `name` too, for servers older than the `model` key.
+                body = post_json(client, f"{base}/api/show", {"model": m.id, "name": m.id}, left)
+            except BackendError as exc:
+                if exc.kind in {"timeout", "refused"}:
+                    asking = False  # a server this slow gets no more questions this round
+                else:
+                    blobs = ()  # it cannot say (gone, or an error): not asked again
+                    shown.put(key, blobs)
+            else:
+                blobs = blobs_of(as_str(as_dict(body).get("modelfile")) or "")
+                shown.put(key, blobs)
+        result.append(replace(m, blobs=blobs) if blobs is not None else m)
+    return result
 
 
 def fetch(client: httpx.Client, base: str, deadline: Deadline) -> Probe:
@@ -61,4 +130,5 @@ def fetch(client: httpx.Client, base: str, deadline: Deadline) -> Probe:
     models = [_info(name, m, loaded.get(name), ps is not None) for name, m in tags.items()]
     # A model can be loaded without being listed (pulled under another tag): show it anyway.
     models += [_info(name, {}, m, True) for name, m in loaded.items() if name not in tags]
+    models = _show(client, base, models, deadline)
     return Probe(version=as_str(version.get("version")), api="ollama", models=models)

@@ -28,6 +28,8 @@ def fetch(client: httpx.Client, base: str, deadline: Deadline) -> Probe:
         if model_id is None:
             continue
         meta = as_dict(m.get("meta"))  # llama.cpp; null while loading
+        # vLLM names what it loaded in `root`; llama.cpp's id is its model file (or an alias).
+        root = as_str(m.get("root")) or (model_id if m.get("owned_by") == "llamacpp" else None)
         models.append(
             ModelInfo(
                 id=model_id,
@@ -36,6 +38,7 @@ def fetch(client: httpx.Client, base: str, deadline: Deadline) -> Probe:
                 parameter_size=_params(meta.get("n_params")),
                 context_length=as_int(m.get("max_model_len")) or as_int(meta.get("n_ctx_train")),
                 parent=as_str(m.get("parent")),  # vLLM: the base model of a LoRA adapter
+                root=root,
             )
         )
     return Probe(version=None, api="openai", models=models)

@@ -25,6 +25,7 @@ from .runs import (
     write_json,
     write_log,
 )
+from .upload import write_upload
 
 
 def build_demo(root: Path, now: datetime | None = None) -> Path:
@@ -54,9 +55,10 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
             },
         ),
     ]
+    made = []
     for run_type, days, kwargs in specs:
         started = (now - timedelta(days=days)).replace(microsecond=0)
-        make_run(root, run_type, started, mtime=old, **kwargs)
+        made.append(make_run(root, run_type, started, mtime=old, **kwargs))
     _other_trainers(root, now, old)
     # The running run: started 90 minutes ago, its log written a moment ago.
     make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
@@ -71,14 +73,48 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
         for n in [*dirs, *files]:
             os.utime(os.path.join(dirpath, n), (old, old))
     write_prompt_sets(root)
-    # The SFT model still fumbles folder creation; the KTO one mostly learned it.
-    fails = {"nexus-tools-sft:q8": {1, 5, 6, 9}, "nexus-tools-kto:q8": {9}}
-    for i, (model, failed) in enumerate(fails.items()):
-        results = [(f"tool_{n:03d}", n not in failed, DEMO_TAGS[n % 4]) for n in range(12)]
-        when = (now - timedelta(days=3 - i)).replace(microsecond=0)
-        name = f"tool_prompts_{model.split(':')[0]}"
-        write_evaluation(root, name, model, "tool_prompts", results, when)
+    _publish_and_evaluate(root, now, made)
     return root
+
+
+# What the demo's runs published, and the results of evaluating those models as Ollama pulled
+# them from the hub (`hf.co/<repo>-GGUF:<quant>`): the chain shows with no server running.
+SFT_REPO = "professorsynapse/nexus-tools-sft"
+KTO_REPO = "professorsynapse/nexus-tools-kto"
+
+
+def _publish_and_evaluate(root: Path, now: datetime, made: list[Path]) -> None:
+    sft, _, _, kto_old, kto_new = made
+    day = timedelta(days=1)
+    write_upload(sft / "final_model", SFT_REPO, uploaded_at=now - 8.5 * day)
+    # The first KTO model went out from a checkpoint, as a LoRA; a later run replaced it.
+    write_upload(
+        kto_old / "checkpoints" / "checkpoint-275",
+        KTO_REPO,
+        save_method="lora",
+        uploaded_at=now - 7.5 * day,
+    )
+    write_upload(kto_new / "final_model", KTO_REPO, uploaded_at=now - 4.5 * day)
+    results = root / "Evaluator" / "results"
+    if results.exists():
+        shutil.rmtree(results)
+    # The SFT model still fumbles folder creation; the KTO ones mostly learned it, and the
+    # newer one fixed a search case but broke an archive case.
+    evaluations = [
+        ("tool_prompts_sft", f"hf.co/{SFT_REPO}-GGUF:Q4_K_M", "tool_prompts", {1, 5, 6, 9}, 6),
+        ("tool_prompts_kto_ckpt275", f"hf.co/{KTO_REPO}-GGUF:Q4_K_M", "tool_prompts", {2, 9}, 7),
+        ("tool_prompts_kto", f"hf.co/{KTO_REPO}-GGUF:Q4_K_M", "tool_prompts", {3, 9}, 4),
+        ("behavior_prompts_kto", f"hf.co/{KTO_REPO}-GGUF:Q8_0", "behavior_prompts", {4}, 3),
+        # A stock model from the Ollama library, for reference: it comes from no run.
+        ("tool_prompts_mistral", "mistral:7b-instruct", "tool_prompts", {1, 2, 5, 6, 9, 11}, 9),
+    ]
+    for name, model, prompt_set, failed, days in evaluations:
+        count = 12 if prompt_set == "tool_prompts" else 8
+        prefix = "tool" if prompt_set == "tool_prompts" else "IH"
+        tags = DEMO_TAGS if prefix == "tool" else [["behavior", *t[:1]] for t in DEMO_TAGS]
+        cases = [(f"{prefix}_{n:03d}", n not in failed, tags[n % 4]) for n in range(count)]
+        when = (now - days * day).replace(microsecond=0)
+        write_evaluation(root, name, model, prompt_set, cases, when)
 
 
 DEMO_RUNNING: dict[str, Any] = {

@@ -129,6 +129,9 @@ def test_no_url_is_a_500(client, use_workspace, trainer, run):
             f"{prefix}?sort={quote(run, safe='')}&page={quote(trainer, safe='')}",
         ):
             assert client.get(url).status_code in (200, 400, 404), url
+    for prefix in ("/models/", "/api/models/", "/evaluations/", "/api/evaluations/"):
+        url = f"{prefix}{quote(run, safe='')}/"
+        assert client.get(url).status_code in (200, 400, 404), url
 
 
 PARAMS = ["type", "status", "q", "sort", "page", "trainer", "rank", "order", "run", "metric"]
@@ -145,6 +148,9 @@ def served(settings):
     settings.TUNER_BACKEND_CACHE_SECONDS = 60  # one answer serves every example
     yield server
     server.stop()
+
+
+PARAMS += ["tag", "model", "prompt_set", "x", "e", "e", "e"]
 
 
 @pytest.mark.django_db
@@ -181,6 +187,11 @@ def test_no_query_string_is_a_500(client, use_workspace, served, params):
         "/api/evaluations/new/",
         "/evaluations/jobs/",
         "/api/evaluations/jobs/",
+        "/evaluations/compare/",
+        "/api/evaluations/compare/",
+        "/models/",
+        "/api/models/",
+        "/api/runs/rtx3090_sft/20250101_000000/lineage/",
     ):
         for headers in ({}, {"HX-Request": "true"}):
             response = client.get(f"{path}?{query}", headers=headers)

@@ -13,6 +13,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 import discovery.logindex as logindex
+from discovery.lineage import model_id
 from sampledata import evaluator
 from sampledata import runs as wb
 
@@ -72,6 +73,7 @@ def sample_urls(job_id: int = 1) -> Iterator[str]:
         "checkpoint": "checkpoint-25",
         "name": "tool_prompts",
         "job_id": str(job_id),
+        "model": model_id(("name", "m:q8")),  # the model the fixture's evaluation names
     }
 
     def walk(patterns, prefix: str) -> Iterator[str]:

@@ -14,10 +14,12 @@ from django.urls import reverse
 
 from discovery.backends import BackendStatus
 from discovery.checkpoints import Checkpoint, FileInfo
-from discovery.evaluations import Evaluation
+from discovery.evaluations import Cell, Comparison, Evaluation
+from discovery.lineage import Evaluated, Lineage, Link, Model, Served, Source
 from discovery.logs import History
 from discovery.modelinfo import ModelInfo
 from discovery.prompt_sets import Case
+from discovery.publishing import Publication
 from discovery.runs import Run, RunDetail
 
 if TYPE_CHECKING:
@@ -104,8 +106,9 @@ def checkpoint_row(
     }
 
 
-def run_detail(d: RunDetail, sizes: Mapping[str, int]) -> dict[str, Any]:
+def run_detail(d: RunDetail, sizes: Mapping[str, int], lineage: Lineage) -> dict[str, Any]:
     ranking = d.ranking
+    chain = run_lineage_json(d.run, lineage)
     return {
         **run_summary(d),
         "rank": {"rule": ranking.rule, "metric": ranking.metric, "order": ranking.order},
@@ -117,6 +120,8 @@ def run_detail(d: RunDetail, sizes: Mapping[str, int]) -> dict[str, Any]:
             checkpoint_row(d, c, s, sizes.get(c.name))
             for c, s in zip(d.checkpoints, ranking.scores, strict=True)
         ],
+        "published": chain["published"],
+        "models": chain["models"],
     }
 
 
@@ -169,10 +174,21 @@ def model_json(m: ModelInfo) -> dict[str, Any]:
         "format": m.format,
         "type": m.type,
         "parent": m.parent,
+        "digest": m.digest,
+        "blobs": list(m.blobs) if m.blobs is not None else None,
+        "root": m.root,
+        "publisher": m.publisher,
     }
 
 
-def backend_json(s: BackendStatus) -> dict[str, Any]:
+def backend_json(s: BackendStatus, lineage: Lineage | None = None) -> dict[str, Any]:
+    def model(m: ModelInfo) -> dict[str, Any]:
+        data = model_json(m)
+        if lineage is not None:
+            served = lineage.served_on(s.backend.name, m.id)
+            data["lineage"] = served_link_json(served, lineage) if served else None
+        return data
+
     return {
         "name": s.backend.name,
         "kind": s.backend.kind,
@@ -182,16 +198,14 @@ def backend_json(s: BackendStatus) -> dict[str, Any]:
         "version": s.version,
         "latency_ms": s.latency_ms,
         "api": s.api,
-        "models": [model_json(m) for m in s.models],
-        "last_seen": None if s.last_seen is None else last_seen_json(s.last_seen),
-    }
-
-
-def last_seen_json(s: BackendStatus) -> dict[str, Any]:
-    return {
-        "at": datetime.fromtimestamp(s.checked_at, tz=UTC).isoformat(),
-        "version": s.version,
-        "models": [model_json(m) for m in s.models],
+        "models": [model(m) for m in s.models],
+        "last_seen": None
+        if s.last_seen is None
+        else {
+            "at": datetime.fromtimestamp(s.last_seen.checked_at, tz=UTC).isoformat(),
+            "version": s.last_seen.version,
+            "models": [model(m) for m in s.last_seen.models],
+        },
     }
 
 
@@ -317,4 +331,174 @@ def offer_json(offer: Offer) -> dict[str, Any]:
             {"name": p.name, "count": p.count, "tags": [t for t, _ in p.top_tags(1000)]}
             for p in offer.prompt_sets
         ],
+    }
+
+
+def model_url(m: Model) -> str:
+    return reverse("tuner-model-detail", args=[m.id])
+
+
+def source_json(source: Source | None) -> dict[str, Any]:
+    if source is None:
+        return {"run": None, "run_url": None, "checkpoint": None, "checkpoint_url": None}
+    run, name = source.run, source.checkpoint
+    return {
+        "run": run.id,
+        "run_url": run_url(run),
+        "checkpoint": name,
+        "checkpoint_url": checkpoint_url(run, name) if name and source.checkpoint_exists else None,
+    }
+
+
+def link_json(link: Link | None) -> dict[str, Any]:
+    return {
+        "link": link.kind if link else None,
+        "how": link.how if link else None,
+        **source_json(link.source if link else None),
+    }
+
+
+def publication_json(p: Publication, digests: Mapping[Any, str | None]) -> dict[str, Any]:
+    return {
+        "repo": p.repo,
+        "huggingface_url": p.huggingface_url,
+        "folder": p.name,
+        "path": str(p.folder),
+        **source_json(Source(p.run, p.checkpoint, p)),
+        "uploaded_at": p.uploaded_at.isoformat() if p.uploaded_at else None,
+        "formats": list(p.formats),
+        "labels": list(p.labels),
+        "folders": [{"name": f.name, "format": f.format, "size": f.size} for f in p.folders],
+        "gguf": [
+            {
+                "name": g.name,
+                "quantization": g.quantization,
+                "size": g.size,
+                "present": g.present,
+                "sha256": digests.get(g.path) if g.path else None,
+                "hashing": g.path is not None and digests.get(g.path) is None,
+            }
+            for g in p.gguf
+        ],
+        "error": p.error,
+    }
+
+
+def served_json(s: Served) -> dict[str, Any]:
+    return {
+        "backend": s.backend.name,
+        "kind": s.backend.kind,
+        "name": s.name,
+        "loaded": s.loaded,
+        "size_vram": s.model.size_vram,
+        "quantization": s.model.quantization,
+        "stale": s.stale,
+        "hashing": s.hashing,
+        **link_json(s.link),
+    }
+
+
+def evaluated_json(ev: Evaluated) -> dict[str, Any]:
+    e = ev.evaluation
+    return {
+        "name": e.name,
+        "prompt_set": e.prompt_set,
+        "pass_rate": e.pass_rate,
+        "passed": e.passed,
+        "total": e.total,
+        "url": reverse("tuner-evaluation-detail", args=[e.name]),
+        "model": e.model,
+        "generated_at": e.generated_at.isoformat() if e.generated_at else None,
+        **link_json(ev.link),
+    }
+
+
+def model_row_json(m: Model, digests: Mapping[Any, str | None]) -> dict[str, Any]:
+    source = source_json(m.source)
+    return {
+        "id": m.id,
+        "url": model_url(m),
+        "title": m.title,
+        "repo": m.repo,
+        "names": list(m.names),
+        "huggingface_url": m.publications[0].huggingface_url if m.publications else None,
+        **source,
+        "link": m.link,
+        "sources": [source_json(s) for s in m.sources],
+        "served": [served_json(s) for s in m.served],
+        "evaluations": [evaluated_json(e) for e in m.evaluations],
+        "latest": [evaluated_json(e) for e in m.latest()],
+    }
+
+
+def model_detail_json(m: Model, digests: Mapping[Any, str | None]) -> dict[str, Any]:
+    return {
+        **model_row_json(m, digests),
+        "publications": [publication_json(p, digests) for p in m.publications],
+    }
+
+
+def served_link_json(s: Served, lineage: Lineage) -> dict[str, Any]:
+    model = lineage.model_of(s)
+    return {
+        "model_id": model.id if model else None,
+        "model_url": model_url(model) if model else None,
+        "hashing": s.hashing,
+        **link_json(s.link),
+    }
+
+
+def run_lineage_json(run: Run, lineage: Lineage) -> dict[str, Any]:
+    digests = lineage.catalog.digests
+    return {
+        "run": run.id,
+        "url": run_url(run),
+        "published": [publication_json(p, digests) for p in lineage.catalog.of_run(run)],
+        "models": [model_row_json(m, digests) for m in lineage.for_run(run)],
+    }
+
+
+def evaluation_link_json(lineage: Lineage, name: str) -> dict[str, Any]:
+    found = lineage.of_evaluation(name)
+    if found is None:
+        return {"model_id": None, "model_url": None, "served": [], **link_json(None)}
+    m, ev = found
+    return {
+        "model_id": m.id,
+        "model_url": model_url(m),
+        "served": [
+            {"backend": s.backend.name, "name": s.name, "loaded": s.loaded} for s in ev.served
+        ],
+        **link_json(ev.link),
+    }
+
+
+def comparison_json(c: Comparison, lineage: Lineage) -> dict[str, Any]:
+    def cell(x: Cell | None) -> dict[str, Any] | None:
+        return None if x is None else dataclasses.asdict(x)
+
+    return {
+        "evaluations": [
+            {**evaluation_json(e), **evaluation_link_json(lineage, e.name)} for e in c.evaluations
+        ],
+        "overall": [cell(x) for x in c.overall],
+        "by_tag": [{"tag": tag, "results": [cell(x) for x in cells]} for tag, cells in c.tags],
+        "differing_cases": [
+            {
+                "case_id": d.case_id,
+                "tags": list(d.tags),
+                "passed": list(d.outcomes),
+                "change": d.change,
+            }
+            for d in c.differing
+        ],
+        "partial_cases": c.partial,
+    }
+
+
+def evaluation_list_json(evaluations: list[Evaluation], lineage: Lineage) -> dict[str, Any]:
+    return {
+        "evaluations": [
+            evaluation_json(e) | evaluation_link_json(lineage, e.name) for e in evaluations
+        ]
     }

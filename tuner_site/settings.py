@@ -112,6 +112,8 @@ TUNER_RUNNING_WINDOW = envint("TUNER_RUNNING_WINDOW", "600")
 TUNER_RUN_DIRS = envpaths("TUNER_RUN_DIRS")
 # Log indexes, kept so a restart does not re-read every log. Empty: keep them in memory only.
 TUNER_INDEX_DIR = envpath("TUNER_INDEX_DIR", DATA_DIR / "index")
+# Each published GGUF file's sha256, so a restart does not re-read gigabytes. Empty: memory only.
+TUNER_HASH_FILE = envpath("TUNER_HASH_FILE", DATA_DIR / "gguf-sha256.json")
 # A first visit reads this many unindexed runs before answering; more are read in the background.
 TUNER_SYNC_INDEX_LIMIT = envint("TUNER_SYNC_INDEX_LIMIT", "50")
 TUNER_REQUIRE_LOGIN = envbool("TUNER_REQUIRE_LOGIN", "0")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import backends, compare, evaluations, jobs, prompt_sets, runs
+from .views import backends, compare, evaluations, jobs, models, prompt_sets, runs
 
 # /runs/… pages and their /api/runs/… JSON twins share the same paths.
 run_patterns = [
@@ -20,6 +20,7 @@ api_run_patterns = [
     path("", runs.api_run_list, name="tuner-api-run-list"),
     path("<str:trainer>/<str:run>/", runs.api_run_detail, name="tuner-api-run-detail"),
     path("<str:trainer>/<str:run>/metrics/", runs.api_run_metrics, name="tuner-api-run-metrics"),
+    path("<str:trainer>/<str:run>/lineage/", runs.api_run_lineage, name="tuner-api-run-lineage"),
     path(
         "<str:trainer>/<str:run>/<str:checkpoint>/",
         runs.api_checkpoint_detail,
@@ -63,13 +64,25 @@ urlpatterns = [
     path("evaluations/", include(job_patterns)),
     path("api/evaluations/", include(api_job_patterns)),
     path("evaluations/", evaluations.evaluation_list, name="tuner-evaluation-list"),
+    # Fixed names before <name>: a result file cannot be called compare.json and be reached.
+    path("evaluations/compare/", evaluations.evaluation_compare, name="tuner-evaluation-compare"),
     path("evaluations/<str:name>/", evaluations.evaluation_detail, name="tuner-evaluation-detail"),
     path("api/evaluations/", evaluations.api_evaluation_list, name="tuner-api-evaluation-list"),
+    path(
+        "api/evaluations/compare/",
+        evaluations.api_evaluation_compare,
+        name="tuner-api-evaluation-compare",
+    ),
     path(
         "api/evaluations/<str:name>/",
         evaluations.api_evaluation_detail,
         name="tuner-api-evaluation-detail",
     ),
+    # /models/… every model known anywhere: published from a run, served, or evaluated.
+    path("models/", models.model_list, name="tuner-model-list"),
+    path("models/<str:model>/", models.model_detail, name="tuner-model-detail"),
+    path("api/models/", models.api_model_list, name="tuner-api-model-list"),
+    path("api/models/<str:model>/", models.api_model_detail, name="tuner-api-model-detail"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

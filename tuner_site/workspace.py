@@ -8,7 +8,9 @@ from __future__ import annotations
 from django.conf import settings
 
 from discovery import backends as backends_mod
+from discovery import lineage as lineage_mod
 from discovery.backends import Backend, BackendStatus
+from discovery.evaluations import list_evaluations
 from discovery.runs import Workspace
 
 # Pages reuse a walk for a second (training runs are always read again): many open pages
@@ -61,3 +63,12 @@ def backend_statuses() -> list[BackendStatus]:
 def probe(backend: Backend) -> BackendStatus:
     """One server's answer right now, uncached: a job checks its server before it starts."""
     return backends_mod.probe(backend, settings.TUNER_BACKEND_TIMEOUT)
+
+
+def lineage(statuses: list[BackendStatus] | None = None) -> lineage_mod.Lineage:
+    """Runs, what they published, what serves it and how it scored, joined."""
+    ws = current()
+    found = backend_statuses() if statuses is None else statuses
+    # Upload folders are read again as often as the servers are asked.
+    max_age = settings.TUNER_BACKEND_CACHE_SECONDS
+    return lineage_mod.build(ws, found, list_evaluations(ws.root), max_age)

@@ -9,6 +9,7 @@ from django.http import QueryDict
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from discovery.lineage import Evaluated, Model
 from tuner_site import formatting
 
 register = template.Library()
@@ -62,6 +63,17 @@ def codespans(text: str | None) -> SafeString:
 @register.filter
 def timestamp(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+@register.filter
+def absolute(value: float) -> float:
+    return abs(value)
+
+
+@register.filter
+def previous(model: Model, evaluated: Evaluated) -> Evaluated | None:
+    """The evaluation before this one on the same prompt set, to compare with."""
+    return model.previous(evaluated)
 
 
 @register.filter

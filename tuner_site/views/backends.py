@@ -1,13 +1,18 @@
-"""Inference servers: one panel each, refreshed over htmx, and the JSON twin."""
+"""Inference servers: one panel each, refreshed over htmx, and the JSON twin; each model says
+which run it came from."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
-from tuner_site import serializers
+from discovery.backends import BackendStatus
+from discovery.lineage import Lineage, Served
+from tuner_site import serializers, workspace
 from tuner_site.workspace import backend_statuses
 
 from .common import HtmxHttpRequest, json_response
@@ -22,9 +27,33 @@ def backend_list(request: HtmxHttpRequest) -> HttpResponse:
     # The overview's compact panel and this page's panels poll the same URL.
     if request.htmx and request.htmx.target in FRAGMENTS:
         template += f"#{request.htmx.target}"
-    return render(request, template, {"statuses": backend_statuses()})
+    statuses = backend_statuses()
+    context: dict[str, Any] = {"statuses": statuses}
+    if template != "backends/list.html#backends-compact":
+        context["links"] = _links(_lineage(statuses))
+    return render(request, template, context)
+
+
+def _lineage(statuses: list[BackendStatus]) -> Lineage | None:
+    try:
+        return workspace.lineage(statuses)
+    except workspace.WorkspaceMissing:
+        return None  # the servers are worth showing without a workspace to link them to
+
+
+def _links(lineage: Lineage | None) -> dict[str, dict[str, tuple[Served, str | None]]]:
+    """Each served model with the id of its /models/ page, by backend name and model name."""
+    links: dict[str, dict[str, tuple[Served, str | None]]] = {}
+    if lineage is None:
+        return links
+    for s in lineage.served:
+        model = lineage.model_of(s)
+        links.setdefault(s.backend.name, {})[s.name] = (s, model.id if model else None)
+    return links
 
 
 @require_GET
 def api_backend_list(request: HttpRequest) -> HttpResponse:
-    return json_response({"backends": [serializers.backend_json(s) for s in backend_statuses()]})
+    statuses = backend_statuses()
+    lineage = _lineage(statuses)
+    return json_response({"backends": [serializers.backend_json(s, lineage) for s in statuses]})

@@ -1,30 +1,59 @@
-"""Evaluation results: which model passed how much of which prompt set."""
+"""Evaluation results: which model passed how much of which prompt set, from which run."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from discovery.evaluations import Evaluation, get_evaluation, list_evaluations
+from discovery.evaluations import (
+    MAX_COMPARED,
+    Comparison,
+    Evaluation,
+    compare,
+    get_evaluation,
+    list_evaluations,
+)
+from discovery.lineage import Lineage
 from discovery.prompt_sets import get_prompt_set
+from discovery.runs import Run
 from tuner_site import serializers, workspace
 
-from .common import choice_param, json_response
+from .common import BadQuery, choice_param, json_response
 
 
-def _filtered(request: HttpRequest) -> list[Evaluation]:
+@dataclass(frozen=True)
+class Listing:
+    evaluations: list[Evaluation]
+    lineage: Lineage
+    run: Run | None
+
+
+def _filtered(request: HttpRequest) -> Listing:
     found = list_evaluations(workspace.current().root)
     model = choice_param(request, "model", sorted({e.model for e in found if e.model}))
     prompt_set = choice_param(
         request, "prompt_set", sorted({e.prompt_set for e in found if e.prompt_set})
     )
-    return [
-        e
-        for e in found
-        if (model is None or e.model == model)
-        and (prompt_set is None or e.prompt_set == prompt_set)
-    ]
+    lineage = workspace.lineage()
+    run_id = request.GET.get("run") or None
+    run = next((r for r in lineage.catalog.runs if r.id == run_id), None)
+    if run_id is not None and run is None:
+        raise BadQuery(f"run must be <trainer>/<run> of a run in this workspace, not {run_id!r}.")
+    of_run = lineage.runs_evaluated().get(run_id or "", set())
+    return Listing(
+        [
+            e
+            for e in found
+            if (model is None or e.model == model)
+            and (prompt_set is None or e.prompt_set == prompt_set)
+            and (run_id is None or e.name in of_run)
+        ],
+        lineage,
+        run,
+    )
 
 
 def _get_or_404(name: str) -> Evaluation:
@@ -36,14 +65,19 @@ def _get_or_404(name: str) -> Evaluation:
 
 @require_GET
 def evaluation_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "evaluations/list.html", {"evaluations": _filtered(request)})
+    listing = _filtered(request)
+    context = {
+        "evaluations": listing.evaluations,
+        "linked": listing.lineage.evaluations(),
+        "run": listing.run,
+    }
+    return render(request, "evaluations/list.html", context)
 
 
 @require_GET
 def api_evaluation_list(request: HttpRequest) -> HttpResponse:
-    return json_response(
-        {"evaluations": [serializers.evaluation_json(e) for e in _filtered(request)]}
-    )
+    listing = _filtered(request)
+    return json_response(serializers.evaluation_list_json(listing.evaluations, listing.lineage))
 
 
 @require_GET
@@ -54,9 +88,64 @@ def evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
         and get_prompt_set(workspace.current().root, e.prompt_set) is not None
     )
     cases = sorted(e.cases, key=lambda c: (c.passed, c.case_id))  # failures first
-    return render(request, "evaluations/detail.html", {"e": e, "cases": cases, "has_set": has_set})
+    lineage = workspace.lineage()
+    found = lineage.of_evaluation(e.name)
+    # The other results on this prompt set, newest first, to compare with in one click.
+    others = [
+        x
+        for x in list_evaluations(workspace.current().root)
+        if x.prompt_set == e.prompt_set and x.name != e.name and not x.error
+    ]
+    context = {
+        "e": e,
+        "cases": cases,
+        "has_set": has_set,
+        "model": found[0] if found else None,
+        "evaluated": found[1] if found else None,
+        "others": others,
+    }
+    return render(request, "evaluations/detail.html", context)
 
 
 @require_GET
 def api_evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
-    return json_response(serializers.evaluation_json(_get_or_404(name), cases=True))
+    e = _get_or_404(name)
+    lineage = workspace.lineage()
+    return json_response(
+        serializers.evaluation_json(e, cases=True) | serializers.evaluation_link_json(lineage, name)
+    )
+
+
+def _comparison(request: HttpRequest) -> tuple[Comparison, list[Evaluation]]:
+    names = list(dict.fromkeys(n for n in request.GET.getlist("e") if n))
+    if len(names) > MAX_COMPARED:
+        raise BadQuery(f"compare at most {MAX_COMPARED} results at once, not {len(names)}.")
+    found = list_evaluations(workspace.current().root)
+    by_name = {e.name: e for e in found}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise BadQuery(
+            f"e must name results in Evaluator/results/ (without .json); unknown: {unknown[0]!r}."
+        )
+    chosen = [by_name[n] for n in names]
+    return compare(chosen), [e for e in found if e.name not in names and not e.error]
+
+
+@require_GET
+def evaluation_compare(request: HttpRequest) -> HttpResponse:
+    comparison, addable = _comparison(request)
+    lineage = workspace.lineage()
+    linked = [lineage.of_evaluation(e.name) for e in comparison.evaluations]
+    context = {
+        "c": comparison,
+        "columns": list(zip(comparison.evaluations, linked, strict=True)),
+        "addable": addable,
+        "full": len(comparison.evaluations) >= MAX_COMPARED,
+    }
+    return render(request, "evaluations/compare.html", context)
+
+
+@require_GET
+def api_evaluation_compare(request: HttpRequest) -> HttpResponse:
+    comparison, _ = _comparison(request)
+    return json_response(serializers.comparison_json(comparison, workspace.lineage()))

@@ -223,6 +223,9 @@ def _metric_columns(d: RunDetail) -> list[str]:
 @require_GET
 def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
+    if request.htmx and request.htmx.target == "run-lineage":
+        # The chain panel polls itself while GGUF files are being hashed.
+        return render(request, "runs/_lineage.html", _lineage_context(d.run))
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
     rows = [
         {"checkpoint": c, "score": s, "best": c.name == d.ranking.best, "size": sizes[c.name]}
@@ -235,6 +238,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "columns": _metric_columns(d),
         "charts": _charts(d, run_history(d.run)),
         "rankable": [m for m in d.history.metric_names() if not is_bookkeeping(m)],
+        **_lineage_context(d.run),
     }
     template = "runs/detail.html"
     if request.htmx:
@@ -242,10 +246,37 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     return render(request, template, context)
 
 
+def _lineage_context(run: Run) -> dict[str, Any]:
+    lineage = workspace.lineage()
+    published = lineage.catalog.of_run(run)
+    digests = lineage.catalog.digests
+    models = lineage.for_run(run)
+    return {
+        "run": run,
+        "published": published,
+        "models": models,
+        "digests": digests,
+        # Until every GGUF file's sha256 is known the panel polls itself, unless the whole
+        # page already does (a running run).
+        "hashing": run.status != "running"
+        and any(digests.get(g.path) is None for p in published for g in p.gguf if g.path),
+        "evaluated": any(m.evaluations for m in models),
+    }
+
+
 @require_GET
 def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
-    return json_response(serializers.run_detail(d, disk_sizes(d.checkpoints, d.run.trainer.root)))
+    sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
+    return json_response(serializers.run_detail(d, sizes, workspace.lineage()))
+
+
+@require_GET
+def api_run_lineage(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
+    found = get_run(workspace.current(), trainer, run)
+    if found is None:
+        raise Http404(f"No run {trainer}/{run} in this workspace.")
+    return json_response(serializers.run_lineage_json(found, workspace.lineage()))
 
 
 @require_GET

@@ -9,12 +9,17 @@ from django.template.defaultfilters import filesizeformat
 
 from discovery.checkpoints import disk_sizes
 from discovery.evaluations import list_evaluations
+from discovery.hashing import hasher
+from discovery.lineage import Lineage
 from discovery.logindex import indexer
 from discovery.runs import RunDetail, Workspace, detail, get_run, list_runs
 from tuner_site import serializers, workspace
 from tuner_site.formatting import metric
 from tuner_site.prompt_notes import listed
 from tuner_site.serializers import dumps
+
+# A GGUF file still being written is not waited for longer than this.
+HASH_WAIT_S = 600.0
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -49,13 +54,23 @@ class Command(BaseCommand):
         evals.add_argument("--json", action="store_true", help="print the API's JSON")
         sets = sub.add_parser("prompt-sets", help="prompt sets in Evaluator/prompts/")
         sets.add_argument("--json", action="store_true", help="print the API's JSON")
-        models = sub.add_parser("models", help="inference servers and their models")
-        models.add_argument("--backend", help="only this backend (ollama, lmstudio, or a name)")
+        servers = sub.add_parser("backends", help="inference servers and their models")
+        servers.add_argument("--backend", help="only this backend (ollama, lmstudio, or a name)")
+        servers.add_argument("--json", action="store_true", help="print the API's JSON")
+        models = sub.add_parser(
+            "models", help="every model published from a run, served or evaluated, one row each"
+        )
+        models.add_argument("--backend", help="only models this backend serves")
         models.add_argument("--json", action="store_true", help="print the API's JSON")
+        chain = sub.add_parser(
+            "lineage", help="what runs published, where it is served and how it scored"
+        )
+        chain.add_argument("run", nargs="?", help="<trainer>/<run>; every run when left out")
+        chain.add_argument("--json", action="store_true", help="print the API's JSON")
 
     def handle(self, *args: Any, what: str, **options: Any) -> None:
-        if what == "models":
-            self.handle_models(**options)
+        if what == "backends":
+            self.handle_backends(**options)
             return
         try:
             ws = workspace.current()
@@ -66,7 +81,7 @@ class Command(BaseCommand):
         getattr(self, f"handle_{what.replace('-', '_')}")(ws, **options)
         indexer.flush()  # the next command reads what this one learned
 
-    def handle_models(self, backend: str | None, json: bool, **_: Any) -> None:
+    def handle_backends(self, backend: str | None, json: bool, **_: Any) -> None:
         found = workspace.backend_statuses()
         if backend is not None:
             found = [s for s in found if s.backend.name == backend]
@@ -100,6 +115,111 @@ class Command(BaseCommand):
             headers = ["model", "state", "size", "quant", "params", "context"]
             self.stdout.write(table(headers, rows) if rows else "  no models")
             self.stdout.write("")
+
+    def lineage(self) -> Lineage:
+        """The lineage once every GGUF file's sha256 is known: a command may wait for it."""
+        lineage = workspace.lineage()
+        pending = sum(d is None for d in lineage.catalog.digests.values())
+        if pending:
+            self.stderr.write(f"Hashing {pending} GGUF file(s); done once, then remembered…")
+            hasher.wait_idle(HASH_WAIT_S)
+            lineage = workspace.lineage()
+        return lineage
+
+    def handle_models(self, ws: Workspace, backend: str | None, json: bool, **_: Any) -> None:
+        if backend is not None and backend not in {b.name for b in workspace.backends()}:
+            names = ", ".join(b.name for b in workspace.backends()) or "none"
+            raise CommandError(f"No backend {backend!r}; configured: {names}.")
+        lineage = self.lineage()
+        models = [
+            m
+            for m in lineage.models
+            if backend is None or any(s.backend.name == backend for s in m.served)
+        ]
+        if json:
+            digests = lineage.catalog.digests
+            self.emit({"models": [serializers.model_row_json(m, digests) for m in models]})
+            return
+        rows = [
+            [
+                m.title,
+                (m.run.id + (f" · {m.checkpoint}" if m.checkpoint else "")) if m.run else "—",
+                m.link or "—",
+                ", ".join(
+                    f"{s.backend.name}:{s.name}" + (" (loaded)" if s.loaded else "")
+                    for s in m.served
+                )
+                or "—",
+                ", ".join(
+                    f"{e.evaluation.prompt_set or e.evaluation.name} "
+                    f"{metric((e.evaluation.pass_rate or 0) * 100)}%"
+                    for e in m.latest()
+                    if e.evaluation.pass_rate is not None
+                )
+                or "—",
+            ]
+            for m in models
+        ]
+        headers = ["model", "from run", "link", "served", "latest pass rate"]
+        self.stdout.write(table(headers, rows))
+        self.stdout.write(f"\n{len(models)} model(s)")
+
+    def handle_lineage(self, ws: Workspace, run: str | None, json: bool, **_: Any) -> None:
+        lineage = self.lineage()
+        if run is not None:
+            trainer, _sep, name = run.strip("/").partition("/")
+            found = get_run(ws, trainer, name)
+            if found is None:
+                raise CommandError(
+                    f"No run {run!r}: give <trainer>/<run> as `discover runs` lists them."
+                )
+            runs = [found]
+        else:
+            # Every run with something to show: an upload folder, or a model linked to it.
+            runs = [
+                r for r in lineage.catalog.runs if lineage.catalog.of_run(r) or lineage.for_run(r)
+            ]
+        if json:
+            chains = [serializers.run_lineage_json(r, lineage) for r in runs]
+            self.emit(chains[0] if run is not None else {"runs": chains})
+            return
+        digests = lineage.catalog.digests
+        for r in runs:
+            self.stdout.write(f"{r.id} ({r.status})")
+            published = lineage.catalog.of_run(r)
+            for p in published:
+                what = f"published as {p.repo}" if p.repo else f"upload folder {p.name}/"
+                labels = f" ({', '.join(p.labels)})" if p.labels else ""
+                self.stdout.write(f"  {what}{labels} from {p.checkpoint or 'a checkpoint'}")
+                if p.error:
+                    self.stdout.write(f"    ! {p.error}")
+                for g in p.gguf:
+                    size = (
+                        filesizeformat(g.size or 0).replace("\xa0", " ") if g.present else "missing"
+                    )
+                    sha = digests.get(g.path) if g.path else None
+                    state = (sha[:12] + "…") if sha else ("hashing…" if g.present else "")
+                    line = f"    gguf/{g.name}  {size}  {state}".replace("\xa0", " ")
+                    self.stdout.write(line.rstrip())
+            if not published:
+                self.stdout.write("  not published")
+            for m in lineage.for_run(r):
+                self.stdout.write(f"  model {m.title} [{m.link or 'not linked'}]")
+                for s in m.served:
+                    state = "loaded" if s.loaded else "listed"
+                    kind = s.link.kind if s.link else "not linked"
+                    self.stdout.write(
+                        f"    served by {s.backend.name} as {s.name} ({state}, {kind})"
+                    )
+                for e in m.evaluations:
+                    ev = e.evaluation
+                    rate = (
+                        f"{metric((ev.pass_rate or 0) * 100)}%" if ev.pass_rate is not None else "—"
+                    )
+                    self.stdout.write(f"    evaluated {ev.name} on {ev.prompt_set or '?'}: {rate}")
+            self.stdout.write("")
+        if not runs:
+            self.stdout.write("No run has published, served or evaluated models yet.")
 
     def emit(self, data: Any) -> None:
         sys.stdout.buffer.write(dumps(data, indent=True) + b"\n")
@@ -156,7 +276,7 @@ class Command(BaseCommand):
     def handle_evaluations(self, ws: Workspace, json: bool, **_: Any) -> None:
         found = list_evaluations(ws.root)
         if json:
-            self.emit({"evaluations": [serializers.evaluation_json(e) for e in found]})
+            self.emit(serializers.evaluation_list_json(found, workspace.lineage()))
             return
         rows = [
             [
@@ -197,7 +317,7 @@ class Command(BaseCommand):
         d = detail(found)
         sizes = disk_sizes(d.checkpoints, found.trainer.root)
         if json:
-            self.emit(serializers.run_detail(d, sizes))
+            self.emit(serializers.run_detail(d, sizes, workspace.lineage()))
             return
         r = d.ranking
         rows = [

@@ -1,0 +1,50 @@
+"""Models: every model known anywhere (published from a run, served, evaluated), and one model's
+whole chain from run to evaluation. The joining itself is discovery.lineage's."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from discovery.lineage import Lineage, Model
+from discovery.paths import is_safe_name
+from tuner_site import serializers, workspace
+
+from .common import json_response
+
+
+def _get_or_404(lineage: Lineage, model: str) -> Model:
+    found = lineage.get(model) if is_safe_name(model) else None
+    if found is None:
+        raise Http404(f"No model {model!r}: it is neither published, served nor evaluated here.")
+    return found
+
+
+@require_GET
+def model_list(request: HttpRequest) -> HttpResponse:
+    lineage = workspace.lineage()
+    return render(request, "models/list.html", {"lineage": lineage, "models": lineage.models})
+
+
+@require_GET
+def api_model_list(request: HttpRequest) -> HttpResponse:
+    lineage = workspace.lineage()
+    digests = lineage.catalog.digests
+    return json_response(
+        {"models": [serializers.model_row_json(m, digests) for m in lineage.models]}
+    )
+
+
+@require_GET
+def model_detail(request: HttpRequest, model: str) -> HttpResponse:
+    lineage = workspace.lineage()
+    m = _get_or_404(lineage, model)
+    return render(request, "models/detail.html", {"m": m, "digests": lineage.catalog.digests})
+
+
+@require_GET
+def api_model_detail(request: HttpRequest, model: str) -> HttpResponse:
+    lineage = workspace.lineage()
+    m = _get_or_404(lineage, model)
+    return json_response(serializers.model_detail_json(m, lineage.catalog.digests))
