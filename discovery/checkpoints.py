@@ -13,6 +13,7 @@ from typing import Any
 from .logindex import read_summary
 from .logs import Entry, History
 from .paths import file_cache, is_inside, loads_lenient, read_json_object, realpath
+from .values import as_int
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
 FINAL_MODEL = "final_model"
@@ -149,10 +150,6 @@ def _state_summary(data: bytes) -> TrainerState | None:
     obj = loads_lenient(data)
     if not isinstance(obj, dict):
         return None
-
-    def as_int(v: Any) -> int | None:
-        return v if type(v) is int else None
-
     best_ckpt = obj.get("best_model_checkpoint")
     return TrainerState(
         global_step=as_int(obj.get("global_step")),

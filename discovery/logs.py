@@ -14,12 +14,15 @@ from pathlib import Path
 import orjson
 
 from .paths import is_inside
+from .values import as_float
 
 LOG_NAME = re.compile(r"training_(?:(?P<stamp>\d{8}_\d{6})|.*)\.jsonl")
 LATEST_LINK = "training_latest.jsonl"
 
 Entry = dict[str, float]
 MAX_STEP = 2**63
+# Numbers beyond any float, which orjson rejects: 309 digits or more, or a 3-digit exponent.
+_LONG_NUMBER = re.compile(rb"\d{309}|[eE]\+?\d{3}")
 
 
 def parse_line(raw: bytes) -> tuple[int, Entry] | None:
@@ -27,8 +30,9 @@ def parse_line(raw: bytes) -> tuple[int, Entry] | None:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        # Python's json.dumps writes NaN and Infinity, which orjson rejects.
-        if b"NaN" not in raw and b"Infinity" not in raw:
+        # Python's json.dumps writes NaN and Infinity, which orjson rejects, as it does integers
+        # no float holds (those values are missing; the rest of the line counts).
+        if b"NaN" not in raw and b"Infinity" not in raw and not _LONG_NUMBER.search(raw):
             return None
         try:
             obj = json.loads(raw.decode("utf-8"))
@@ -41,9 +45,9 @@ def parse_line(raw: bytes) -> tuple[int, Entry] | None:
     if type(step) is not int or not -MAX_STEP <= step < MAX_STEP:
         return None
     values = {
-        k: float(v)
+        k: f
         for k, v in obj.items()
-        if k != "step" and type(v) in (int, float) and isinstance(k, str)
+        if k != "step" and isinstance(k, str) and (f := as_float(v)) is not None
     }
     return step, values
 

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import orjson
 
+from .values import too_deep
+
 T = TypeVar("T")
 
 # Names that a URL may carry into a path: no separators, no dot-only names, no NUL,
@@ -78,16 +80,18 @@ file_cache = StatCache()
 
 
 def loads_lenient(data: bytes) -> Any:
-    """orjson, falling back to json for the NaN and Infinity tokens Python writes."""
+    """orjson, falling back to json for the NaN and Infinity tokens Python writes (and integers
+    beyond 64 bits); None for what does not parse or nests deeper than anything writes."""
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError:
         import json
 
         try:
-            return json.loads(data.decode("utf-8"))
+            value = json.loads(data.decode("utf-8"))
         except (ValueError, RecursionError):
             return None
+    return None if too_deep(value) else value
 
 
 def read_json_object(path: Path, kind: str = "json") -> dict[str, Any] | None:

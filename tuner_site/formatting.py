@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from discovery.values import as_float
+
 
 def metric(value: Any) -> str:
     """A metric for people: NaN and infinities spelled out, others to 4 significant digits."""
@@ -13,7 +15,10 @@ def metric(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int):
-        return f"{value:,}" if abs(value) < 10**15 else f"{value:.3e}"
+        if abs(value) < 10**15:
+            return f"{value:,}"
+        value = as_float(value)  # the number rule: beyond any float, it is missing
+        return "—" if value is None else f"{value:.3e}"
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):

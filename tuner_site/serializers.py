@@ -19,6 +19,7 @@ from discovery.logs import History
 from discovery.modelinfo import ModelInfo
 from discovery.prompt_sets import Case
 from discovery.runs import Run, RunDetail
+from discovery.values import as_float
 
 if TYPE_CHECKING:
     from tuner_site.prompt_notes import Listed
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
 def dumps(data: Any, indent: bool = False) -> bytes:
     """JSON for the API and the CLI. NaN and Infinity become null, as browsers need: orjson
-    does that itself; the fallback, for integers beyond 64 bits, does it here."""
+    does that itself. Integers beyond 64 bits go through the fallback: within a float's range
+    they are written as they are, beyond it they are missing (null), the one number rule."""
     option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
     try:
         return orjson.dumps(data, option=option)
@@ -37,6 +39,8 @@ def dumps(data: Any, indent: bool = False) -> bytes:
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if type(value) is int:
+        return None if as_float(value) is None else value
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

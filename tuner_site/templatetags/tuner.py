@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +10,7 @@ from django.http import QueryDict
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from discovery.values import finite
 from tuner_site import formatting
 
 register = template.Library()
@@ -24,8 +26,10 @@ def get(mapping: Mapping[str, Any] | None, key: str) -> Any:
 
 
 @register.filter
-def percent(value: float | None) -> str:
-    return "" if value is None else f"{value * 100:.0f}%"
+def percent(value: Any) -> str:
+    """A share as a whole percentage; empty for anything that is not a finite number."""
+    share = finite(value)
+    return "" if share is None or not math.isfinite(share * 100) else f"{share * 100:.0f}%"
 
 
 @register.simple_tag(takes_context=True)
