@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from tuner_site import serializers
 from tuner_site.workspace import backend_statuses
@@ -14,7 +14,7 @@ from .common import HtmxHttpRequest, json_response
 FRAGMENTS = {"backends-panels", "backends-compact"}
 
 
-@require_GET
+@require_safe
 def backend_list(request: HtmxHttpRequest) -> HttpResponse:
     template = "backends/list.html"
     # The overview's compact panel and this page's panels poll the same URL.
@@ -23,6 +23,6 @@ def backend_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, {"statuses": backend_statuses()})
 
 
-@require_GET
+@require_safe
 def api_backend_list(request: HttpRequest) -> HttpResponse:
     return json_response({"backends": [serializers.backend_json(s) for s in backend_statuses()]})

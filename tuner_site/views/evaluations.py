@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from discovery.evaluations import Evaluation, get_evaluation, list_evaluations
 from discovery.prompt_sets import get_prompt_set
@@ -34,19 +34,19 @@ def _get_or_404(name: str) -> Evaluation:
     return found
 
 
-@require_GET
+@require_safe
 def evaluation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "evaluations/list.html", {"evaluations": _filtered(request)})
 
 
-@require_GET
+@require_safe
 def api_evaluation_list(request: HttpRequest) -> HttpResponse:
     return json_response(
         {"evaluations": [serializers.evaluation_json(e) for e in _filtered(request)]}
     )
 
 
-@require_GET
+@require_safe
 def evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
     e = _get_or_404(name)
     has_set = (
@@ -57,6 +57,6 @@ def evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "evaluations/detail.html", {"e": e, "cases": cases, "has_set": has_set})
 
 
-@require_GET
+@require_safe
 def api_evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
     return json_response(serializers.evaluation_json(_get_or_404(name), cases=True))

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from django_htmx.http import push_url
 
 from discovery.checkpoints import Checkpoint, disk_sizes, list_files, read_adapter_config
@@ -124,7 +124,7 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
     )
 
 
-@require_GET
+@require_safe
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
     listing = _run_listing(request, workspace.current(), wait=False)
     template = "runs/list.html"
@@ -141,7 +141,7 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def api_run_list(request: HttpRequest) -> HttpResponse:
     listing = _run_listing(request, workspace.current())
     page = listing.page
@@ -202,7 +202,7 @@ def _metric_columns(d: RunDetail) -> list[str]:
     return column_order(seen)
 
 
-@require_GET
+@require_safe
 def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
@@ -224,13 +224,13 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     return render(request, template, context)
 
 
-@require_GET
+@require_safe
 def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
     return json_response(serializers.run_detail(d, disk_sizes(d.checkpoints, d.run.trainer.root)))
 
 
-@require_GET
+@require_safe
 def api_run_metrics(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
     return json_response(serializers.history_json(run_history(d.run)))
@@ -247,7 +247,7 @@ def _get_checkpoint_or_404(
     raise Http404(f"No checkpoint {checkpoint} in run {trainer}/{run}.")
 
 
-@require_GET
+@require_safe
 def checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
@@ -267,7 +267,7 @@ def checkpoint_detail(
     return render(request, "runs/checkpoint.html", context)
 
 
-@require_GET
+@require_safe
 def api_checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
@@ -295,7 +295,7 @@ def _overview(ws: Workspace, running_only: bool) -> dict[str, Any]:
     }
 
 
-@require_GET
+@require_safe
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     # "Training now" polls this page; it alone is rendered, without probing any backend.
     if request.htmx and request.htmx.target == "running-now":
@@ -303,6 +303,6 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "overview.html", _overview(workspace.current(), False))
 
 
-@require_GET
+@require_safe
 def api_overview(request: HttpRequest) -> HttpResponse:
     return json_response(serializers.overview_json(_overview(workspace.current(), False)))
