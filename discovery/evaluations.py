@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .paths import file_cache, is_inside, loads_lenient
+from .paths import file_cache, is_inside, is_safe_name, loads_lenient
 from .values import as_dict, as_int, as_list, as_str, finite, fraction
 
 
@@ -174,10 +174,12 @@ def _files(root: Path) -> dict[str, Path]:
         return {}
     found = {}
     for e in entries:
-        if e.name.endswith(".json") and not e.name.startswith("."):
+        name = e.name[: -len(".json")]
+        # A name no URL can open is not listed.
+        if e.name.endswith(".json") and not e.name.startswith(".") and is_safe_name(name):
             try:
                 if e.is_file() and is_inside(e.path, root):
-                    found[e.name[: -len(".json")]] = Path(e.path)
+                    found[name] = Path(e.path)
             except OSError:
                 continue
     return found

@@ -14,18 +14,28 @@ from .values import too_deep
 
 T = TypeVar("T")
 
-# Names that a URL may carry into a path: no separators, no dot-only names, no NUL,
-# and short enough for any filesystem.
+# Names that a URL may carry into a path: no separators, no dot-only names, no NUL, text
+# (a folder name that is not UTF-8 cannot be a URL), and short enough for any filesystem.
+# Discovery lists only such names, so every listed name opens; pages draw them `visible`.
 MAX_NAME_LENGTH = 255
+SEPARATORS = frozenset({"/", "\x00", os.sep, os.altsep or "/"})
 
 
 def is_safe_name(name: str) -> bool:
     return (
         0 < len(name) <= MAX_NAME_LENGTH
         and name not in {".", ".."}
-        and not any(c in name for c in "/\\\x00")
-        and name.isprintable()
+        and not any(c in SEPARATORS for c in name)
+        and _is_text(name)
     )
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by os.fsdecode as lone surrogates
+        return False
+    return True
 
 
 def realpath(path: Path | str) -> Path:

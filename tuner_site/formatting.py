@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Any
 
 from discovery.values import as_float
@@ -43,3 +44,28 @@ def duration(seconds: Any) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"
+
+
+# Characters that hide or reorder the text around them: controls, format characters (bidi
+# overrides and isolates, zero-width ones), line and paragraph separators, lone surrogates.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def visible(value: Any, keep: str = "") -> str:
+    """A name as it is, with what would hide or reorder text spelled out: `a\\u202eb`, `a\\nb`."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if unicodedata.category(c) in HIDDEN_CATEGORIES and c not in keep
+        else c
+        for c in text
+    )
+
+
+def visible_text(value: Any) -> str:
+    """Prose (a description) like `visible`, its line breaks and tabs kept."""
+    return visible(value, keep="\n\r\t")

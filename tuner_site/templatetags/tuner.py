@@ -7,6 +7,7 @@ from typing import Any
 
 from django import template
 from django.http import QueryDict
+from django.utils.encoding import escape_uri_path
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -18,6 +19,8 @@ register = template.Library()
 
 register.filter("metric", formatting.metric)
 register.filter("duration", formatting.duration)
+register.filter("visible", formatting.visible)
+register.filter("visible_text", formatting.visible_text)
 
 
 @register.filter
@@ -51,9 +54,9 @@ def query(context: dict[str, Any], **changes: Any) -> str:
 def twin_url(context: dict[str, Any]) -> str:
     """The JSON twin of the page being shown: `/api` before its path, its whole query string."""
     request = context["request"]
-    script = request.META.get("SCRIPT_NAME", "").rstrip("/")
+    script = request.path.removesuffix(request.path_info)  # the sub-path it is served under
     query = request.META.get("QUERY_STRING", "")
-    return f"{script}/api{request.path_info}" + (f"?{query}" if query else "")
+    return escape_uri_path(f"{script}/api{request.path_info}") + (f"?{query}" if query else "")
 
 
 @register.filter

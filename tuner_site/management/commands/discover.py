@@ -12,12 +12,13 @@ from discovery.evaluations import list_evaluations
 from discovery.logindex import indexer
 from discovery.runs import Workspace, detail, get_run, list_runs
 from tuner_site import serializers, workspace
-from tuner_site.formatting import metric
+from tuner_site.formatting import metric, visible
 from tuner_site.prompt_notes import listed
 from tuner_site.serializers import dumps
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
+    rows = [[visible(c) for c in r] for r in rows]  # no name reorders or hides the terminal's text
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
