@@ -6,13 +6,26 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 from django_htmx.http import HttpResponseClientRedirect
 
 from .views.common import BadQuery, error_response, is_api
 from .workspace import WorkspaceMissing
 
-# Paths that must answer without a login: the login itself, admin (which has its own), assets.
-OPEN_PATHS = ("/accounts/login/", "/admin/", "/static/")
+# Routes that answer without a login: the login page, and admin, which asks for its own.
+# Static files never get here: WhiteNoise answers them first.
+OPEN_VIEWS = {"login"}
+OPEN_APPS = {"admin"}
+
+
+def is_open(request: HttpRequest) -> bool:
+    """Decided on the route Django resolves (`path_info`), never on the full path: a sub-path
+    (`SCRIPT_NAME`, set by a proxy or in a header) must neither open nor close a route."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    return match.url_name in OPEN_VIEWS or bool(OPEN_APPS & set(match.app_names))
 
 
 def require_login(get_response: Callable[[HttpRequest], HttpResponse]):
@@ -22,7 +35,7 @@ def require_login(get_response: Callable[[HttpRequest], HttpResponse]):
         if (
             settings.TUNER_REQUIRE_LOGIN
             and not request.user.is_authenticated
-            and not request.path.startswith(OPEN_PATHS)
+            and not is_open(request)
         ):
             if is_api(request):
                 return error_response(request, 401, "Log in first: this dashboard requires it.")

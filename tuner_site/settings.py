@@ -159,7 +159,13 @@ TIME_ZONE = os.environ.get("TZ_NAME", "UTC")
 USE_I18N = False
 USE_TZ = True
 
-STATIC_URL = "static/"
+# Served under a sub-path (https://box.lan/tuner/): gunicorn takes it from SCRIPT_NAME and
+# strips it from each path; FORCE_SCRIPT_NAME is for a proxy that strips it itself. Links come
+# from reverse() either way; static URLs are fixed here, as Django keeps the first one it makes.
+FORCE_SCRIPT_NAME = os.environ.get("FORCE_SCRIPT_NAME") or None
+_sub_path = (FORCE_SCRIPT_NAME or os.environ.get("SCRIPT_NAME", "")).rstrip("/")
+STATIC_URL = f"{_sub_path}/static/"
+WHITENOISE_STATIC_PREFIX = "/static/"  # matched against the path below the sub-path
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 # WhiteNoise serves from here once collectstatic has run; it warns when the folder is absent.
