@@ -42,26 +42,51 @@ def envpath(name: str, default: Path) -> Path | None:
     return Path(value) if value.strip() else None
 
 
+def _data_dir() -> Path:
+    """The dashboard's own folder: its database, secret key and indexes are for its owner only."""
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        st = DATA_DIR.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            DATA_DIR.chmod(0o700)  # made by an earlier version, readable by everyone
+    except (OSError, AttributeError):  # not ours, or no owners (Windows)
+        pass
+    return DATA_DIR
+
+
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once into the data folder."""
+    """SECRET_KEY from the environment, else one generated once into the data folder.
+
+    Several workers may start at once on a fresh folder: each writes a whole key under its own
+    name and links it into place. The first link wins; everyone reads the winner's key.
+    """
     if key := os.environ.get("SECRET_KEY"):
         return key
     path = DATA_DIR / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
+    if not path.exists():
+        tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(50))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another worker linked its key first
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty: delete it, and a new key is made.")
     return key
+
+
+# Django's SQLite, with a private file that only `migrate` creates (tuner_site/sqlite/base.py).
+_SQLITE = "tuner_site.sqlite"
 
 
 def _database(url: str) -> dict[str, object]:
     if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "tuner.sqlite3"}
+        return {"ENGINE": _SQLITE, "NAME": DATA_DIR / "tuner.sqlite3"}
     parts = urlsplit(url)
     if parts.scheme in {"postgres", "postgresql"}:
         return {
@@ -73,11 +98,12 @@ def _database(url: str) -> dict[str, object]:
             "PORT": str(parts.port or ""),
         }
     if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path)}
+        return {"ENGINE": _SQLITE, "NAME": unquote(parts.path)}
     raise ImproperlyConfigured(f"DATABASE_URL must be postgres://… or sqlite:///…, not {url!r}")
 
 
 DEBUG = envbool("DEBUG", "1")
+_data_dir()
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")

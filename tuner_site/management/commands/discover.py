@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from django.template.defaultfilters import filesizeformat
 
 from discovery.checkpoints import disk_sizes
@@ -12,6 +13,7 @@ from discovery.evaluations import list_evaluations
 from discovery.logindex import indexer
 from discovery.runs import Workspace, detail, get_run, list_runs
 from tuner_site import serializers, workspace
+from tuner_site.database import problem
 from tuner_site.formatting import metric, visible
 from tuner_site.prompt_notes import listed
 from tuner_site.serializers import dumps
@@ -59,7 +61,12 @@ class Command(BaseCommand):
             raise CommandError(
                 f"The workspace {exc} is missing or unreadable: set TUNER_WORKSPACE."
             ) from None
-        getattr(self, f"handle_{what.replace('-', '_')}")(ws, **options)
+        try:
+            getattr(self, f"handle_{what.replace('-', '_')}")(ws, **options)
+        except DatabaseError as exc:
+            if (found := problem(exc)) is None:
+                raise
+            raise CommandError(found.message) from None
 
     def handle_models(self, backend: str | None, json: bool, **_: Any) -> None:
         found = workspace.backend_statuses()

@@ -1,0 +1,17 @@
+"""Django's migrate, which also makes the SQLite database file: nothing else creates it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.commands.migrate import Command as DjangoMigrate
+from django.db import connections
+
+
+class Command(DjangoMigrate):
+    def handle(self, *args: Any, **options: Any) -> None:
+        connection = connections[options["database"]]
+        create_file = getattr(connection, "create_file", None)
+        if create_file is not None:
+            create_file()
+        super().handle(*args, **options)
