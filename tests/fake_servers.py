@@ -287,7 +287,10 @@ class FakeServer:
                     return self._huge("length" in fake.variant)
                 if fake.mode == "bomb":
                     return self._send(200, gzip_bomb(), "application/json", "gzip")
-                table = routes(fake.kind, fake.variant if fake.variant != "many" else "")
+                variant = fake.variant
+                if variant == "many":  # the newest API of each, with many models
+                    variant = "v1" if fake.kind == "lmstudio" else ""
+                table = routes(fake.kind, variant)
                 path = self.path.split("?")[0]
                 if path not in table:
                     return self._send(404, b"404 page not found", "text/plain")

@@ -146,6 +146,21 @@ def _y_range(ys: Sequence[float]) -> tuple[float, float]:
     return max(lo - pad, -sys.float_info.max), min(hi + pad, sys.float_info.max)
 
 
+MARK_GAP = 3.0  # pixels between checkpoint marks: thousands of checkpoints make one band
+
+
+def _spaced(marks: list[Mark]) -> tuple[Mark, ...]:
+    """Marks at least MARK_GAP apart, the best one always among them."""
+    kept: list[Mark] = []
+    for m in sorted(marks, key=lambda m: m.x):
+        if kept and m.x - kept[-1].x < MARK_GAP:
+            if m.best:
+                kept[-1] = m
+            continue
+        kept.append(m)
+    return tuple(kept)
+
+
 def line_chart(
     title: str,
     steps: Sequence[int],
@@ -202,8 +217,8 @@ def points_chart(
         raw = " ".join(f"{sx(s)},{py(u)}" for s, u in thin(units))
         smooth = " ".join(f"{sx(s)},{py(u)}" for s, u in thin(avg))
         series.append(Series(name, colors[name], raw, smooth, len(pts), window))
-    marks = tuple(
-        Mark(sx(s), f"checkpoint-{s}", s == best_step) for s in checkpoint_steps if x0 <= s <= x1
+    marks = _spaced(
+        [Mark(sx(s), f"checkpoint-{s}", s == best_step) for s in checkpoint_steps if x0 <= s <= x1]
     )
     x_ticks = tuple(Tick(sx(t), f"{t:g}") for t in _nice_ticks(x0, x1) if x0 <= t <= x1)
     y_ticks = tuple(Tick(py(y_unit(t)), _fmt(t)) for t in _nice_ticks(y0, y1) if y0 <= t <= y1)

@@ -20,6 +20,7 @@ from discovery.modelinfo import ModelInfo
 from discovery.prompt_sets import Case
 from discovery.runs import Run, RunDetail
 from discovery.values import as_float
+from tuner_site.paging import CHECKPOINTS_PER_PAGE, MODELS_PER_PAGE, page_count, page_of
 
 if TYPE_CHECKING:
     from tuner_site.prompt_notes import Listed
@@ -105,8 +106,10 @@ def checkpoint_row(
     }
 
 
-def run_detail(d: RunDetail, sizes: Mapping[str, int]) -> dict[str, Any]:
+def run_detail(d: RunDetail, sizes: Mapping[str, int], page: int = 1) -> dict[str, Any]:
+    """A run with one page of its checkpoints (`?page=`; all of them unless there are many)."""
     ranking = d.ranking
+    rows = list(zip(d.checkpoints, ranking.scores, strict=True))
     return {
         **run_summary(d),
         "rank": {"rule": ranking.rule, "metric": ranking.metric, "order": ranking.order},
@@ -116,8 +119,11 @@ def run_detail(d: RunDetail, sizes: Mapping[str, int]) -> dict[str, Any]:
         "size_on_disk": sum(sizes.values()),
         "checkpoints": [
             checkpoint_row(d, c, s, sizes.get(c.name))
-            for c, s in zip(d.checkpoints, ranking.scores, strict=True)
+            for c, s in page_of(rows, page, CHECKPOINTS_PER_PAGE)
         ],
+        "checkpoints_total": len(rows),
+        "checkpoints_page": page,
+        "checkpoints_pages": page_count(len(rows), CHECKPOINTS_PER_PAGE),
     }
 
 
@@ -172,7 +178,18 @@ def model_json(m: ModelInfo) -> dict[str, Any]:
     }
 
 
-def backend_json(s: BackendStatus) -> dict[str, Any]:
+def models_json(s: BackendStatus, page: int) -> dict[str, Any]:
+    """One page of a server's models (loaded first), and how many there are in all."""
+    return {
+        "models": [model_json(m) for m in page_of(s.models, page, MODELS_PER_PAGE)],
+        "model_count": len(s.models),
+        "loaded_count": s.loaded_count,
+        "models_page": page,
+        "models_pages": page_count(len(s.models), MODELS_PER_PAGE),
+    }
+
+
+def backend_json(s: BackendStatus, models_page: int = 1) -> dict[str, Any]:
     return {
         "name": s.backend.name,
         "kind": s.backend.kind,
@@ -182,16 +199,16 @@ def backend_json(s: BackendStatus) -> dict[str, Any]:
         "version": s.version,
         "latency_ms": s.latency_ms,
         "api": s.api,
-        "models": [model_json(m) for m in s.models],
-        "last_seen": None if s.last_seen is None else last_seen_json(s.last_seen),
+        **models_json(s, models_page),
+        "last_seen": None if s.last_seen is None else last_seen_json(s.last_seen, models_page),
     }
 
 
-def last_seen_json(s: BackendStatus) -> dict[str, Any]:
+def last_seen_json(s: BackendStatus, models_page: int = 1) -> dict[str, Any]:
     return {
         "at": datetime.fromtimestamp(s.checked_at, tz=UTC).isoformat(),
         "version": s.version,
-        "models": [model_json(m) for m in s.models],
+        **models_json(s, models_page),
     }
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from discovery.values import finite
-from tuner_site import formatting
+from tuner_site import formatting, paging
 
 register = template.Library()
 
@@ -74,3 +74,14 @@ def timestamp(value: float | None) -> datetime | None:
 @register.filter
 def sub(value: int, other: int) -> int:
     return int(value) - int(other)
+
+
+@register.filter
+def models_on_page(models: Sequence[Any], number: int) -> Sequence[Any]:
+    """Page `number` of a server's models, as the JSON pages them."""
+    return paging.page_of(models, number, paging.MODELS_PER_PAGE)
+
+
+@register.filter
+def model_pages(models: Sequence[Any]) -> int:
+    return paging.page_count(len(models), paging.MODELS_PER_PAGE)

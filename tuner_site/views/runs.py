@@ -36,6 +36,7 @@ from discovery.runs import (
 from tuner_site import serializers, workspace
 from tuner_site.charts import Chart, line_chart
 from tuner_site.indexing import index_in_background
+from tuner_site.paging import CHECKPOINTS_PER_PAGE
 from tuner_site.prompt_notes import listed
 
 from .common import BadQuery, HtmxHttpRequest, choice_param, int_param, json_response
@@ -202,17 +203,35 @@ def _metric_columns(d: RunDetail) -> list[str]:
     return column_order(seen)
 
 
+def _checkpoint_page(request: HttpRequest, d: RunDetail) -> Page:
+    """This page of a run's checkpoints (their indexes), as the page and its JSON show them."""
+    paginator = Paginator(range(len(d.checkpoints)), CHECKPOINTS_PER_PAGE)
+    number = int_param(request, "page", 1)
+    if number > paginator.num_pages:
+        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
+    return paginator.page(number)
+
+
 @require_safe
 def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
-    rows = [
-        {"checkpoint": c, "score": s, "best": c.name == d.ranking.best, "size": sizes[c.name]}
-        for c, s in zip(d.checkpoints, d.ranking.scores, strict=True)
-    ]
+    page = _checkpoint_page(request, d)
+
+    def row(i: int) -> dict[str, Any]:
+        c = d.checkpoints[i]
+        best = c.name == d.ranking.best
+        return {"checkpoint": c, "score": d.ranking.scores[i], "best": best, "size": sizes[c.name]}
+
+    # A long run's best and newest checkpoints stay in view on every page.
+    newest = max(range(len(d.checkpoints)), key=lambda i: d.checkpoints[i].step or 0, default=None)
+    best = next((i for i, c in enumerate(d.checkpoints) if c.name == d.ranking.best), None)
+    pinned = [i for i in dict.fromkeys((best, newest)) if i is not None and i not in page]
     context = {
         "d": d,
-        "rows": rows,
+        "rows": [row(i) for i in page],
+        "pinned": [row(i) for i in pinned] if page.paginator.num_pages > 1 else [],
+        "page": page,
         "size_on_disk": sum(sizes.values()),
         "columns": _metric_columns(d),
         "charts": _charts(d, run_history(d.run)),
@@ -227,7 +246,9 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
 @require_safe
 def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
-    return json_response(serializers.run_detail(d, disk_sizes(d.checkpoints, d.run.trainer.root)))
+    page = _checkpoint_page(request, d)
+    sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
+    return json_response(serializers.run_detail(d, sizes, page.number))
 
 
 @require_safe
