@@ -102,7 +102,7 @@ def _message(backend: Backend, error: BackendError, timeout: float) -> str:
     if error.kind == "refused":
         return f"{label} is not running at {where}. {fix}"
     if error.kind == "timeout":
-        return f"{label} at {where} did not answer within {timeout:g} s. It may be busy; {fix}"
+        return f"{label} at {where} did not answer within {timeout:g} s. It may be busy. {fix}"
     if error.kind == "http":
         return f"{label} at {where} answered with an error ({error.detail}). Check its log."
     if error.kind == "too_large":

@@ -142,7 +142,7 @@ def test_a_chart_spanning_every_finite_float_draws(client, use_workspace):
     drawn = re.findall(r'points="([^"]*)"', html) + re.findall(r' y[12]?="([^"]*)"', html)
     numbers = [float(n) for d in drawn for n in re.split(r"[ ,]", d) if n]
     assert numbers and all(math.isfinite(n) for n in numbers)
-    assert "1.0e+308" in html  # a tick label
+    assert ">1e308<" in html and ">-1e308<" in html  # tick labels
 
 
 @pytest.mark.parametrize(

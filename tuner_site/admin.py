@@ -73,7 +73,10 @@ class PromptSetNoteAdmin(admin.ModelAdmin):
             found = problem(exc)
             if request.method != "POST" or found is None or not found.busy:
                 raise
-            request.tuner_busy = found.message  # type: ignore[attr-defined]
+            request.tuner_busy = (  # type: ignore[attr-defined]
+                "The dashboard's database is busy: another program holds a lock on it, so "
+                "nothing was saved. What you typed is still here: save again in a moment."
+            )
             return view(request, extra_context=extra_context)
 
     def get_form(self, request: Any, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:

@@ -109,10 +109,12 @@ def smoothing_window(n: int) -> int:
 
 
 def _fmt(v: float) -> str:
+    """A tick label short enough for the axis: `2.5e-5`, `-1e308`, `0.35`."""
     if v == 0:
         return "0"
     if abs(v) >= 1000 or abs(v) < 0.01:
-        return f"{v:.1e}"
+        mantissa, exponent = f"{v:.1e}".split("e")
+        return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
     return f"{v:.3g}"
 
 
@@ -146,7 +148,7 @@ def _y_range(ys: Sequence[float]) -> tuple[float, float]:
     return max(lo - pad, -sys.float_info.max), min(hi + pad, sys.float_info.max)
 
 
-MARK_GAP = 3.0  # pixels between checkpoint marks: thousands of checkpoints make one band
+MARK_GAP = 5.0  # pixels between checkpoint marks: thousands of checkpoints make one band
 
 
 def _spaced(marks: list[Mark]) -> tuple[Mark, ...]:

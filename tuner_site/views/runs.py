@@ -226,11 +226,11 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     # A long run's best and newest checkpoints stay in view on every page.
     newest = max(range(len(d.checkpoints)), key=lambda i: d.checkpoints[i].step or 0, default=None)
     best = next((i for i, c in enumerate(d.checkpoints) if c.name == d.ranking.best), None)
-    pinned = [i for i in dict.fromkeys((best, newest)) if i is not None and i not in page]
+    pinned = {i: what for i, what in ((newest, "newest"), (best, "best")) if i not in page}
     context = {
         "d": d,
         "rows": [row(i) for i in page],
-        "pinned": [row(i) for i in pinned] if page.paginator.num_pages > 1 else [],
+        "pinned": [row(i) | {"pinned": what} for i, what in pinned.items() if i is not None],
         "page": page,
         "size_on_disk": sum(sizes.values()),
         "columns": _metric_columns(d),
