@@ -159,12 +159,16 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         runs = httpx.get(base + "/api/runs/?status=running", timeout=30).json()["runs"]
+        if not runs:
+            # A workspace built over TUNER_RUNNING_WINDOW ago: one stopped run trains again.
+            runs = httpx.get(base + "/api/runs/?status=stopped", timeout=30).json()["runs"]
         running = runs[0]
         log = sorted(
             (root / "Trainers" / running["trainer"]).glob(
                 f"*/{running['run']}/logs/training_2*.jsonl"
             )
         )[-1]
+        append_lines(log, time.monotonic() + 0.1)  # a write now: it counts as running
         expected = httpx.get(base + "/api/runs/", timeout=30).json()["count"]
         answered: list[tuple[float, int]] = []  # (when a response arrived, its last step)
         answered_lock = threading.Lock()
