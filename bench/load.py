@@ -1,10 +1,13 @@
 """Load on loopback: gunicorn with 2 workers, a log growing meanwhile, httpx clients.
 
-    python bench/load.py [--seconds 10] [--clients 8] [--dir /tmp/tuner-bench]
+    python bench/load.py [--seconds 10] [--clients 8] [--dir /tmp/tuner-bench] [--slow-server]
 
 Drives /api/runs/, /runs/ and a run page in turn on the small benchmark workspace, while
 another process appends to a running run's log. Reports requests per second, p50, p99,
 errors (not 200) and wrong answers (a run missing, or a running run's last step going back).
+With --slow-server, an Ollama on 127.0.0.1 that sends its answers a byte every 0.1 s is
+configured, and the pages that show servers (/, /backends/, /api/backends/) are driven too:
+a wrong answer there is one without the server, or one that took past the deadline.
 Every loop is bounded by --seconds and --max-requests; only 127.0.0.1 is ever contacted.
 """
 
@@ -99,11 +102,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--max-requests", type=int, default=20000)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "tuner-bench")
+    parser.add_argument("--slow-server", action="store_true", help="configure a dripping Ollama")
     args = parser.parse_args()
 
     from bench.run import ensure_workspace
 
     root = ensure_workspace(args.dir, "small").resolve()
+    slow = None
+    if args.slow_server:
+        from tests.fake_servers import FakeServer
+
+        slow = FakeServer("ollama", mode="drip").start()
     data = Path(tempfile.mkdtemp(prefix="tuner-load-"))
     port = free_port()
     env = dict(
@@ -114,8 +123,10 @@ def main() -> None:
         TUNER_HTTPS="0",
         ALLOWED_HOSTS="127.0.0.1",
         SECRET_KEY="load-test-only-" + "x" * 40,
-        OLLAMA_HOST="",
+        OLLAMA_HOST=slow.host if slow else "",
         LMSTUDIO_HOST="",
+        TUNER_BACKEND_TIMEOUT_MS="1500",
+        TUNER_BACKEND_CACHE_SECONDS="3",
     )
     manage = [sys.executable, str(REPO / "manage.py")]
     for cmd in (["migrate", "--no-input", "-v0"], ["collectstatic", "--no-input", "-v0"]):
@@ -148,12 +159,16 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         runs = httpx.get(base + "/api/runs/?status=running", timeout=30).json()["runs"]
+        if not runs:
+            # A workspace built over TUNER_RUNNING_WINDOW ago: one stopped run trains again.
+            runs = httpx.get(base + "/api/runs/?status=stopped", timeout=30).json()["runs"]
         running = runs[0]
         log = sorted(
             (root / "Trainers" / running["trainer"]).glob(
                 f"*/{running['run']}/logs/training_2*.jsonl"
             )
         )[-1]
+        append_lines(log, time.monotonic() + 0.1)  # a write now: it counts as running
         expected = httpx.get(base + "/api/runs/", timeout=30).json()["count"]
         answered: list[tuple[float, int]] = []  # (when a response arrived, its last step)
         answered_lock = threading.Lock()
@@ -175,6 +190,21 @@ def main() -> None:
             ("/runs/", lambda r, sent: running["run"] in r.text),
             (running["url"], lambda r, sent: "checkpoint-" in r.text),
         ]
+        if slow:
+
+            def in_time(ok: bool, sent: float) -> bool:
+                # The first answer waits for one probe (1.5 s); none waits longer.
+                return ok and time.perf_counter() - sent < 2.0
+
+            def check_backends(r: httpx.Response, sent: float) -> bool:
+                (b,) = r.json()["backends"]
+                return in_time(b["name"] == "ollama" and b["available"] is False, sent)
+
+            pages += [
+                ("/api/backends/", check_backends),
+                ("/backends/", lambda r, sent: in_time('data-backend="ollama"' in r.text, sent)),
+                ("/", lambda r, sent: in_time('data-backend="ollama"' in r.text, sent)),
+            ]
         total = args.seconds * len(pages)
         appender = multiprocessing.Process(
             target=append_lines, args=(log, time.monotonic() + total + 5)
@@ -182,6 +212,7 @@ def main() -> None:
         appender.start()
         print(
             f"gunicorn, 2 workers, {args.clients} clients, {args.seconds:g} s each, {expected} runs"
+            + (", a server dripping its answers" if slow else "")
         )
         print("| path | requests | req/s | p50 | p99 | errors | wrong |")
         print("|---|---|---|---|---|---|---|")
@@ -198,6 +229,8 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
+        if slow:
+            slow.stop()
 
 
 if __name__ == "__main__":

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import httpx
 
 from . import lmstudio, ollama, openai_compat
-from .http import BackendError, Deadline
+from .http import MAX_BODY_BYTES, BackendError, Deadline
 from .modelinfo import ModelInfo
 
 DEFAULT_TIMEOUT_S = 1.5
@@ -102,9 +102,15 @@ def _message(backend: Backend, error: BackendError, timeout: float) -> str:
     if error.kind == "refused":
         return f"{label} is not running at {where}. {fix}"
     if error.kind == "timeout":
-        return f"{label} at {where} did not answer within {timeout:g} s. It may be busy; {fix}"
+        return f"{label} at {where} did not answer within {timeout:g} s. It may be busy. {fix}"
     if error.kind == "http":
         return f"{label} at {where} answered with an error ({error.detail}). Check its log."
+    if error.kind == "too_large":
+        return (
+            f"{label} at {where} answered with more than {MAX_BODY_BYTES // 2**20} MB "
+            f"({error.detail}), which is more than any model list needs. Is another program "
+            f"using that port? {fix}"
+        )
     if error.kind == "not_json":
         return (
             f"{label} at {where} answered with something that is not JSON. "
@@ -159,36 +165,90 @@ class _LastSeen:
 last_seen = _LastSeen()
 
 
+# Past the deadline, a probe still running is answered as a timeout; its thread ends on its own
+# within one more read.
+GRACE_S = 0.25
+# How long the request that finds the cache stale waits for the refresh it starts; every other
+# request is answered from the cache at once.
+FRESH_WAIT_S = 0.25
+
+
+def _timed_out(backend: Backend, timeout: float) -> BackendStatus:
+    error = BackendError("timeout", backend.url)
+    down = BackendStatus(
+        backend, False, _message(backend, error, timeout), None, None, (), None, time.time()
+    )
+    return last_seen.recall(down)
+
+
 class _Cache:
-    """Results per backend list for a few seconds; one refresh at a time, others wait for it."""
+    """The last answer per backend list, and at most one refresh running, in the background.
+
+    A request never waits behind a slow server: while a refresh runs, everyone gets the last
+    answer. Only the first answer for a list of servers is waited for, within the deadline.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._value: tuple[tuple[Backend, ...], float, list[BackendStatus]] | None = None
+        self._running: tuple[tuple[Backend, ...], threading.Event] | None = None
 
     def get(self, backends: list[Backend], timeout: float, max_age: float) -> list[BackendStatus]:
         key = tuple(backends)
         with self._lock:
-            hit = self._value
-            if hit and hit[0] == key and time.monotonic() - hit[1] < max_age:
+            hit = self._value if self._value and self._value[0] == key else None
+            if hit and time.monotonic() - hit[1] < max_age:
                 return hit[2]
-            statuses = probe_all(backends, timeout)
-            self._value = (key, time.monotonic(), statuses)
-            return statuses
+            done = self._refresh(key, timeout)
+        done.wait(timeout + 2 * GRACE_S if hit is None else FRESH_WAIT_S)
+        with self._lock:
+            latest = self._value if self._value and self._value[0] == key else None
+        if latest is not None:
+            return latest[2]
+        return [_timed_out(b, timeout) for b in backends]
+
+    def _refresh(self, key: tuple[Backend, ...], timeout: float) -> threading.Event:
+        """The refresh of `key` under way, or a new one; called with the lock held."""
+        if self._running is not None and self._running[0] == key:
+            return self._running[1]
+        done = threading.Event()
+        self._running = (key, done)
+
+        def run() -> None:
+            try:
+                statuses = probe_all(list(key), timeout)
+                with self._lock:
+                    self._value = (key, time.monotonic(), statuses)
+            finally:
+                with self._lock:
+                    if self._running is not None and self._running[1] is done:
+                        self._running = None
+                done.set()
+
+        threading.Thread(target=run, name="backend-refresh", daemon=True).start()
+        return done
 
     def clear(self) -> None:
         with self._lock:
             self._value = None
+            self._running = None
 
 
 cache = _Cache()
 
 
 def probe_all(backends: list[Backend], timeout: float = DEFAULT_TIMEOUT_S) -> list[BackendStatus]:
+    """Every backend at once; answered within `timeout` (and a little grace) whatever they do."""
     if not backends:
         return []
-    with ThreadPoolExecutor(max_workers=len(backends)) as pool:
-        return list(pool.map(lambda b: probe(b, timeout), backends))
+    pool = ThreadPoolExecutor(max_workers=len(backends), thread_name_prefix="probe")
+    futures = [pool.submit(probe, b, timeout) for b in backends]
+    done, _ = wait(futures, timeout=timeout + GRACE_S)
+    pool.shutdown(wait=False, cancel_futures=True)
+    return [
+        f.result() if f in done else _timed_out(b, timeout)
+        for b, f in zip(backends, futures, strict=True)
+    ]
 
 
 def statuses(

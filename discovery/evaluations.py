@@ -6,12 +6,12 @@ import ast
 import os
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .paths import file_cache, is_inside, loads_lenient
-from .values import as_dict, as_int, as_list, as_str, finite
+from .paths import file_cache, is_inside, is_safe_name, loads_lenient
+from .values import as_dict, as_int, as_list, as_str, finite, fraction
 
 
 @dataclass(frozen=True)
@@ -117,25 +117,36 @@ def _counts(value: Any) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
+# A time within a day of the calendar's ends cannot be shown in every time zone.
+_EARLIEST, _LATEST = datetime.min + timedelta(days=1), datetime.max - timedelta(days=1)
+
+
 def _when(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
         when = datetime.fromisoformat(value)
         when.timestamp()  # a time no clock can place (year 1 in a zone) is no time
+        utc = when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
     except (ValueError, OverflowError, OSError):
         return None
-    return when
+    return when if _EARLIEST <= utc <= _LATEST else None
+
+
+def _stat(key: str, value: Any) -> float | None:
+    return fraction(value) if key == "pass_rate" else finite(value)
 
 
 def parse(data: bytes, name: str, path: Path) -> Evaluation:
     obj = loads_lenient(data)
+    if obj is None:
+        return _broken(name, path, "not JSON, or nested deeper than any result is")
     if not isinstance(obj, dict) or not isinstance(obj.get("summary"), dict):
         return _broken(name, path, "not an evaluation result (no summary object)")
     meta = as_dict(obj.get("metadata"))
     summary = as_dict(obj.get("summary"))
     by_tag = {
-        tag: {k: f for k, v in stats.items() if (f := finite(v)) is not None}
+        tag: {k: f for k, v in stats.items() if (f := _stat(k, v)) is not None}
         for tag, stats in as_dict(summary.get("by_tag")).items()
         if isinstance(tag, str) and isinstance(stats, dict)
     }
@@ -148,7 +159,7 @@ def parse(data: bytes, name: str, path: Path) -> Evaluation:
         total=as_int(summary.get("total")),
         passed=as_int(summary.get("passed")),
         request_errors=as_int(summary.get("request_errors")),
-        pass_rate=finite(summary.get("pass_rate")),
+        pass_rate=fraction(summary.get("pass_rate")),
         by_tag=by_tag,
         failure_reasons=_counts(summary.get("top_failure_reasons")),
         behavior_failures=_counts(summary.get("top_behavior_failures")),
@@ -165,10 +176,12 @@ def _files(root: Path) -> dict[str, Path]:
         return {}
     found = {}
     for e in entries:
-        if e.name.endswith(".json") and not e.name.startswith("."):
+        name = e.name[: -len(".json")]
+        # A name no URL can open is not listed.
+        if e.name.endswith(".json") and not e.name.startswith(".") and is_safe_name(name):
             try:
                 if e.is_file() and is_inside(e.path, root):
-                    found[e.name[: -len(".json")]] = Path(e.path)
+                    found[name] = Path(e.path)
             except OSError:
                 continue
     return found

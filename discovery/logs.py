@@ -22,12 +22,15 @@ from pathlib import Path
 import orjson
 
 from .paths import is_inside, listing
+from .values import as_float
 
 LOG_NAME = re.compile(r"training_(?:(?P<stamp>\d{8}_\d{6})|.*)\.jsonl")
 LATEST_LINK = "training_latest.jsonl"
 
 Entry = dict[str, float]
 MAX_STEP = 2**63
+# Numbers beyond any float, which orjson rejects: 309 digits or more, or a 3-digit exponent.
+_LONG_NUMBER = re.compile(rb"\d{309}|[eE]\+?\d{3}")
 
 
 def parse_obj(obj: object) -> tuple[int, Entry] | None:
@@ -38,14 +41,11 @@ def parse_obj(obj: object) -> tuple[int, Entry] | None:
     # A step beyond 64 bits is garbage, not a step: indexes keep steps as int64.
     if type(step) is not int or not -MAX_STEP <= step < MAX_STEP:
         return None
-    values = {}
-    for k, v in obj.items():
-        if k == "step" or not isinstance(k, str) or type(v) not in (int, float):
-            continue
-        try:
-            values[k] = float(v)
-        except OverflowError:
-            continue  # an integer no float holds is no metric value
+    values = {
+        k: f
+        for k, v in obj.items()
+        if k != "step" and isinstance(k, str) and (f := as_float(v)) is not None
+    }
     return step, values
 
 
@@ -54,8 +54,9 @@ def parse_line(raw: bytes) -> tuple[int, Entry] | None:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        # Python's json.dumps writes NaN and Infinity, which orjson rejects.
-        if b"NaN" not in raw and b"Infinity" not in raw:
+        # Python's json.dumps writes NaN and Infinity, which orjson rejects, as it does integers
+        # no float holds (those values are missing; the rest of the line counts).
+        if b"NaN" not in raw and b"Infinity" not in raw and not _LONG_NUMBER.search(raw):
             return None
         try:
             obj = json.loads(raw.decode("utf-8"))

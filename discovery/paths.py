@@ -12,20 +12,32 @@ from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
+from .values import MAX_DEPTH, too_deep
+
 T = TypeVar("T")
 
-# Names that a URL may carry into a path: no separators, no dot-only names, no NUL,
-# and short enough for any filesystem.
+# Names that a URL may carry into a path: no separators, no dot-only names, no NUL, text
+# (a folder name that is not UTF-8 cannot be a URL), and short enough for any filesystem.
+# Discovery lists only such names, so every listed name opens; pages draw them `visible`.
 MAX_NAME_LENGTH = 255
+SEPARATORS = frozenset({"/", "\x00", os.sep, os.altsep or "/"})
 
 
 def is_safe_name(name: str) -> bool:
     return (
         0 < len(name) <= MAX_NAME_LENGTH
         and name not in {".", ".."}
-        and not any(c in name for c in "/\\\x00")
-        and name.isprintable()
+        and not any(c in SEPARATORS for c in name)
+        and _is_text(name)
     )
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by os.fsdecode as lone surrogates
+        return False
+    return True
 
 
 def realpath(path: Path | str) -> Path:
@@ -154,16 +166,21 @@ def clear_listings() -> None:
 
 
 def loads_lenient(data: bytes) -> Any:
-    """orjson, falling back to json for the NaN and Infinity tokens Python writes."""
+    """orjson, falling back to json for the NaN and Infinity tokens Python writes (and integers
+    beyond 64 bits); None for what does not parse or nests deeper than anything writes."""
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError:
         import json
 
         try:
-            return json.loads(data.decode("utf-8"))
+            value = json.loads(data.decode("utf-8"))
         except (ValueError, RecursionError):
             return None
+    # Fewer brackets than the depth limit cannot nest past it: most lines skip the walk.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and too_deep(value):
+        return None
+    return value
 
 
 def read_json_object(path: Path, root: Path, kind: str = "json") -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from .paths import file_cache, is_inside, loads_lenient
+from .paths import file_cache, is_inside, is_safe_name, loads_lenient
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,9 @@ def _files(root: Path) -> dict[str, Path]:
         except OSError:
             continue
         stem = e.name.rsplit(".", 1)[0]
-        found[e.name if stem in found else stem] = Path(e.path)
+        name = e.name if stem in found else stem
+        if is_safe_name(name):  # a name no URL can open is not listed
+            found[name] = Path(e.path)
     return found
 
 

@@ -238,6 +238,8 @@ def _scandirs(path: Path, root: Path) -> list[os.DirEntry[str]]:
         return []
     result = []
     for e in entries:
+        if not is_safe_name(e.name):
+            continue  # a name no URL can open is not listed
         try:
             if not e.is_dir():
                 continue

@@ -9,6 +9,9 @@ import math
 from typing import Any
 
 MAX_INT = 2**63
+# No trainer or evaluator nests deeper than a few levels; encoders, templates and repr() recurse
+# once per level, so a document nested deeper than this is not read at all.
+MAX_DEPTH = 100
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -43,3 +46,21 @@ def finite(value: Any) -> float | None:
     """A number any float holds and any chart can draw, else None."""
     v = as_float(value)
     return v if v is not None and math.isfinite(v) else None
+
+
+def fraction(value: Any) -> float | None:
+    """A share between 0 and 1 (a pass rate), else None."""
+    v = finite(value)
+    return v if v is not None and 0.0 <= v <= 1.0 else None
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and objects nest more than `limit` levels; found without recursion."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False

@@ -45,7 +45,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
+    if "sqlite" in db["ENGINE"]:
         db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
@@ -226,3 +226,18 @@ def workers(eval_workspace: Path, tmp_path: Path):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def job_id() -> int:
+    """An evaluation job, so every job route has one to show."""
+    from tuner_site.models import EvaluationJob
+
+    job = EvaluationJob.objects.create(
+        backend="ollama",
+        backend_kind="ollama",
+        backend_url="http://127.0.0.1:9",
+        model="m:q8",
+        prompt_set="tool_prompts",
+    )
+    return job.pk

@@ -7,9 +7,12 @@ fails with "Expected tools not called".
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -286,8 +289,46 @@ def routes(kind: str, variant: str) -> dict[str, Any]:
     raise ValueError(kind)
 
 
+def many_models(kind: str, n: int) -> dict[str, Any]:
+    """A server with `n` models (a shared model folder), every tenth one loaded."""
+    if kind == "ollama":
+        base = OLLAMA_TAGS["models"][0]
+        return {
+            "models": [
+                {**base, "name": f"model-{i:05d}:q4", "model": f"model-{i:05d}:q4"}
+                for i in range(n)
+            ]
+        }
+    if kind == "ollama-ps":
+        base = OLLAMA_PS["models"][0]
+        return {
+            "models": [
+                {**base, "name": f"model-{i:05d}:q4", "model": f"model-{i:05d}:q4"}
+                for i in range(0, n, 10)
+            ]
+        }
+    base = LMSTUDIO_V1["models"][1]
+    loaded = LMSTUDIO_V1["models"][0]["loaded_instances"]
+    return {
+        "models": [
+            {**base, "key": f"model-{i:05d}", "loaded_instances": loaded if i % 10 == 0 else []}
+            for i in range(n)
+        ]
+    }
+
+
+@functools.cache
+def gzip_bomb(inflated: int = 2**28) -> bytes:
+    """A gzip stream of zeros: about 250 kB on the wire, 256 MB once inflated."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = b"\0" * 2**20
+    return b"".join(packer.compress(block) for _ in range(inflated // len(block))) + packer.flush()
+
+
 class FakeServer:
-    """A server of one kind; `mode` makes it misbehave: slow, error, html, shape."""
+    """A server of one kind; `mode` makes it misbehave: slow, error, html, shape, and
+    drip (a byte every `drip_seconds`), huge (more than any cap, with or without a length),
+    bomb (a gzip bomb); gzip and deflate answer correctly, compressed."""
 
     def __init__(
         self,
@@ -307,6 +348,9 @@ class FakeServer:
         self.shown: list[str] = []  # the model names /api/show was asked about
         self.show_seconds = 0.0
         self.slow_seconds = 5.0
+        self.drip_seconds = 0.1
+        self.huge_bytes = 48 * 2**20
+        self.models = 10_000  # for the "many" variant
         self._server: ThreadingHTTPServer | None = None
         # /api/chat: each request takes a permit first when a gate is set, so a test decides
         # when each case is answered; `chats` counts the answers.
@@ -324,6 +368,8 @@ class FakeServer:
 
     def start(self) -> FakeServer:
         fake = self
+        if self.mode == "bomb":
+            gzip_bomb()  # made before the first request, not during it
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -336,14 +382,30 @@ class FakeServer:
                     return self._send(200, b"<html><body>Router login</body></html>", "text/html")
                 if fake.mode == "shape":
                     return self._send(200, b'{"result": [1, 2, 3]}', "application/json")
-                table = {**routes(fake.kind, fake.variant), **fake.routes}
+                if fake.mode == "huge":
+                    return self._huge("length" in fake.variant)
+                if fake.mode == "bomb":
+                    return self._send(200, gzip_bomb(), "application/json", "gzip")
+                variant = fake.variant
+                if variant == "many":  # the newest API of each, with many models
+                    variant = "v1" if fake.kind == "lmstudio" else ""
+                table = {**routes(fake.kind, variant), **fake.routes}
                 path = self.path.split("?")[0]
                 if path not in table:
                     return self._send(404, b"404 page not found", "text/plain")
                 body = table[path]
                 if body is UNEXPECTED:
                     body = {"error": UNEXPECTED["error"].format(path=path)}
-                self._send(200, json.dumps(body).encode(), "application/json")
+                if fake.variant == "many" and path in ("/api/tags", "/api/ps", "/api/v1/models"):
+                    kind = {"/api/tags": "ollama", "/api/ps": "ollama-ps"}.get(path, "lmstudio")
+                    body = many_models(kind, fake.models)
+                data = json.dumps(body).encode()
+                if fake.mode == "drip":
+                    return self._drip(data)
+                if fake.mode in ("gzip", "deflate"):
+                    packed = gzip.compress(data) if fake.mode == "gzip" else zlib.compress(data)
+                    return self._send(200, packed, "application/json", fake.mode)
+                self._send(200, data, "application/json")
 
             def do_POST(self) -> None:
                 fake.hits.append(self.path)
@@ -392,15 +454,47 @@ class FakeServer:
                 }
                 self._send(200, json.dumps(answer).encode(), "application/json")
 
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
+            def _send(
+                self, status: int, body: bytes, content_type: str, encoding: str = ""
+            ) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(body)))
+                    if encoding:
+                        self.send_header("Content-Encoding", encoding)
                     self.end_headers()
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
+
+            def _drip(self, body: bytes) -> None:
+                """Headers at once, then the body a byte at a time: each read is quick."""
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.flush()
+                    for i in range(len(body)):
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(fake.drip_seconds)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _huge(self, with_length: bool) -> None:
+                block = b" " * 2**20
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    if with_length:
+                        self.send_header("Content-Length", str(fake.huge_bytes))
+                    self.end_headers()
+                    for _ in range(fake.huge_bytes // len(block)):
+                        self.wfile.write(block)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass

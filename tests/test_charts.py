@@ -43,3 +43,12 @@ def test_checkpoints_are_marked_and_the_best_one_flagged():
         ("checkpoint-10", False),
         ("checkpoint-30", True),
     ]
+
+
+def test_thousands_of_checkpoint_marks_are_spaced_and_keep_the_best():
+    steps = list(range(1, 5001))
+    chart = line_chart("Loss", steps, {"loss": [1.0 / s for s in steps]}, steps, best_step=2345)
+    assert len(chart.marks) <= 700 // 5
+    xs = [m.x for m in chart.marks]
+    assert all(b - a >= 5 for a, b in zip(xs, xs[1:], strict=False))
+    assert [m.label for m in chart.marks if m.best] == ["checkpoint-2345"]

@@ -50,21 +50,6 @@ def ws(use_workspace: Path, tmp_path: Path) -> Path:
     return use_workspace
 
 
-@pytest.fixture
-def job_id() -> int:
-    """An evaluation job, so every job route has one to show."""
-    from tuner_site.models import EvaluationJob
-
-    job = EvaluationJob.objects.create(
-        backend="ollama",
-        backend_kind="ollama",
-        backend_url="http://127.0.0.1:9",
-        model="m:q8",
-        prompt_set="tool_prompts",
-    )
-    return job.pk
-
-
 def sample_urls(job_id: int = 1) -> Iterator[str]:
     """One concrete URL for every route of the dashboard, admin and login aside."""
     values = {

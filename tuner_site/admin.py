@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connections, router
 from django.http import HttpRequest, HttpResponse
 
 from discovery.prompt_sets import PromptSet, default_description, list_prompt_sets
 
 from . import workspace
+from .database import problem
 from .models import EvaluationJob, PromptSetNote
 
 admin.site.site_header = "Tuner Dashboard admin"
@@ -24,6 +30,16 @@ def _discovered(request: HttpRequest | None = None) -> dict[str, PromptSet]:
     return {s.name: s for s in list_prompt_sets(root)}
 
 
+def _busy_form(form: Any, message: str) -> Any:
+    """The same form or formset, invalid with `message`: shown again with what was typed."""
+
+    def clean(self: Any) -> Any:
+        form.clean(self)
+        raise ValidationError(message)
+
+    return type(form.__name__, (form,), {"clean": clean})
+
+
 @admin.register(PromptSetNote)
 class PromptSetNoteAdmin(admin.ModelAdmin):
     list_display = ("name", "file", "cases", "description", "default", "display_order", "hidden")
@@ -32,12 +48,67 @@ class PromptSetNoteAdmin(admin.ModelAdmin):
     list_filter = ("hidden",)
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        self._add_discovered(request)
+        return self._retrying_when_busy(request, super().changelist_view, extra_context)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        view = partial(super().changeform_view, object_id=object_id, form_url=form_url)
+        return self._retrying_when_busy(request, view, extra_context)
+
+    def _retrying_when_busy(
+        self, request: HttpRequest, view: Callable[..., HttpResponse], extra_context: Any
+    ) -> HttpResponse:
+        """A save that meets a locked database is shown again, with what was typed and why.
+
+        When even that cannot read the database, the 503 page keeps what was typed instead.
+        """
+        try:
+            return view(request, extra_context=extra_context)
+        except DatabaseError as exc:
+            found = problem(exc)
+            if request.method != "POST" or found is None or not found.busy:
+                raise
+            request.tuner_busy = (  # type: ignore[attr-defined]
+                "The dashboard's database is busy: another program holds a lock on it, so "
+                "nothing was saved. What you typed is still here: save again in a moment."
+            )
+            connection = connections[router.db_for_write(self.model)]
+            deferred = getattr(connection, "deferred", None)
+            with deferred() if deferred else contextlib.nullcontext():
+                return view(request, extra_context=extra_context)
+
+    def get_form(self, request: Any, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        busy = getattr(request, "tuner_busy", None)
+        return _busy_form(form, busy) if busy else form
+
+    def get_changelist_formset(self, request: Any, **kwargs: Any) -> Any:
+        formset = super().get_changelist_formset(request, **kwargs)
+        busy = getattr(request, "tuner_busy", None)
+        return _busy_form(formset, busy) if busy else formset
+
+    def _add_discovered(self, request: HttpRequest) -> None:
         # Every discovered set gets a row to edit. A blank description shows the default,
         # which discovery computes; it is never copied into the row.
-        PromptSetNote.objects.bulk_create(
-            [PromptSetNote(name=n) for n in _discovered(request)], ignore_conflicts=True
-        )
-        return super().changelist_view(request, extra_context)
+        known = set(PromptSetNote.objects.values_list("name", flat=True))
+        missing = [PromptSetNote(name=n) for n in _discovered(request) if n not in known]
+        if not missing:
+            return
+        try:
+            PromptSetNote.objects.bulk_create(missing, ignore_conflicts=True)
+        except DatabaseError as exc:
+            found = problem(exc)
+            if found is None or not found.busy:
+                raise
+            messages.warning(
+                request, "New prompt sets get their rows here once the database is free again."
+            )
 
     @admin.display(description="shown when blank")
     def default(self, obj: PromptSetNote) -> str:

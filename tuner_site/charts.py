@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -108,25 +109,58 @@ def smoothing_window(n: int) -> int:
 
 
 def _fmt(v: float) -> str:
+    """A tick label short enough for the axis: `2.5e-5`, `-1e308`, `0.35`."""
     if v == 0:
         return "0"
     if abs(v) >= 1000 or abs(v) < 0.01:
-        return f"{v:.1e}"
+        mantissa, exponent = f"{v:.1e}".split("e")
+        return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
     return f"{v:.3g}"
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    if hi <= lo:
+    """Round values between lo and hi, about `count` apart; any finite range, none overflows."""
+    raw = hi / count - lo / count
+    if not 0 < raw < math.inf:
         return [lo]
-    raw = (hi - lo) / count
-    mag = 10 ** math.floor(math.log10(raw))
+    mag = 10.0 ** math.floor(math.log10(raw))
+    if mag == 0:  # a range among the smallest floats there are
+        return [lo]
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.ceil(lo / step) * step
-    ticks, t = [], start
-    while t <= hi + step * 1e-9:
-        ticks.append(round(t, 12))
-        t += step
-    return ticks
+    # Multiples of the step, not a running sum: no drift, and no tick past the range's end.
+    first, last = math.ceil(lo / step), math.floor(hi / step)
+    return [k * step for k in range(first, last + 1)] if last - first <= 4 * count else [lo]
+
+
+def _unit(lo: float, hi: float) -> Callable[[float], float]:
+    """Maps lo..hi onto 0..1, in halves when the span itself is beyond a float (-1e308..1e308)."""
+    if math.isfinite(hi - lo):
+        return lambda v: (v - lo) / (hi - lo)
+    return lambda v: (v / 2 - lo / 2) / (hi / 2 - lo / 2)
+
+
+def _y_range(ys: Sequence[float]) -> tuple[float, float]:
+    """The y-axis: the values' range and 5% either side, within what a float holds."""
+    lo, hi = min(ys), max(ys)
+    if lo == hi:
+        lo, hi = lo - max(1.0, abs(lo) * 1e-6), hi + max(1.0, abs(hi) * 1e-6)
+    pad = hi * 0.05 - lo * 0.05
+    return max(lo - pad, -sys.float_info.max), min(hi + pad, sys.float_info.max)
+
+
+MARK_GAP = 5.0  # pixels between checkpoint marks: thousands of checkpoints make one band
+
+
+def _spaced(marks: list[Mark]) -> tuple[Mark, ...]:
+    """Marks at least MARK_GAP apart, the best one always among them."""
+    kept: list[Mark] = []
+    for m in sorted(marks, key=lambda m: m.x):
+        if kept and m.x - kept[-1].x < MARK_GAP:
+            if m.best:
+                kept[-1] = m
+            continue
+        kept.append(m)
+    return tuple(kept)
 
 
 def line_chart(
@@ -160,36 +194,34 @@ def points_chart(
     if not data:
         return None
     xs = [s for pts in data.values() for s, _ in pts]
-    ys = [v for pts in data.values() for _, v in pts]
     x0, x1 = min(xs), max(max(xs), *(checkpoint_steps or [0]))
-    y0, y1 = min(ys), max(ys)
-    if y0 == y1:
-        y0, y1 = y0 - 1, y1 + 1
-    pad = (y1 - y0) * 0.05
-    y0, y1 = y0 - pad, y1 + pad
+    y0, y1 = _y_range([v for pts in data.values() for _, v in pts])
     if x0 == x1:
         x1 = x0 + 1
     left, right, top, bottom = PAD_L, WIDTH - PAD_R, PAD_T, HEIGHT - PAD_B
+    x_unit, y_unit = _unit(x0, x1), _unit(y0, y1)
 
     def sx(x: float) -> float:
-        return round(left + (x - x0) / (x1 - x0) * (right - left), 1)
+        return round(left + x_unit(x) * (right - left), 1)
 
-    def sy(y: float) -> float:
-        return round(bottom - (y - y0) / (y1 - y0) * (bottom - top), 1)
+    def py(u: float) -> float:
+        return round(bottom - u * (bottom - top), 1)
 
     series = []
     for name, pts in data.items():
         # Per series: eval losses are logged far less often than training losses.
         window = smoothing_window(len(pts))
+        # Averaged on the 0..1 scale, where no sum of values overflows.
+        units = [(s, y_unit(v)) for s, v in pts]
         avg = list(
-            zip((s for s, _ in pts), moving_average([v for _, v in pts], window), strict=True)
+            zip((s for s, _ in units), moving_average([u for _, u in units], window), strict=True)
         )
-        raw = " ".join(f"{sx(s)},{sy(v)}" for s, v in thin(pts))
-        smooth = " ".join(f"{sx(s)},{sy(v)}" for s, v in thin(avg))
+        raw = " ".join(f"{sx(s)},{py(u)}" for s, u in thin(units))
+        smooth = " ".join(f"{sx(s)},{py(u)}" for s, u in thin(avg))
         series.append(Series(name, colors[name], raw, smooth, len(pts), window))
-    marks = tuple(
-        Mark(sx(s), f"checkpoint-{s}", s == best_step) for s in checkpoint_steps if x0 <= s <= x1
+    marks = _spaced(
+        [Mark(sx(s), f"checkpoint-{s}", s == best_step) for s in checkpoint_steps if x0 <= s <= x1]
     )
     x_ticks = tuple(Tick(sx(t), f"{t:g}") for t in _nice_ticks(x0, x1) if x0 <= t <= x1)
-    y_ticks = tuple(Tick(sy(t), _fmt(t)) for t in _nice_ticks(y0, y1) if y0 <= t <= y1)
+    y_ticks = tuple(Tick(py(y_unit(t)), _fmt(t)) for t in _nice_ticks(y0, y1) if y0 <= t <= y1)
     return Chart(title, tuple(series), marks, x_ticks, y_ticks)

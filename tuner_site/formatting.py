@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Any
+
+from discovery.values import as_float
 
 
 def metric(value: Any) -> str:
@@ -15,15 +18,16 @@ def metric(value: Any) -> str:
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
+    if isinstance(value, int) and abs(value) >= 10**15:
+        value = as_float(value)  # the number rule: beyond any float, it is missing
+        if value is None:
+            return "—"
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
-    try:
-        magnitude = abs(float(value))
-    except OverflowError:
-        return f"{value:.3e}"  # an integer no float holds
+    magnitude = abs(value)
     if magnitude >= 1e15:
         return f"{float(value):.3e}"
     if isinstance(value, int) or value.is_integer() or magnitude >= 999.5:
@@ -46,3 +50,28 @@ def duration(seconds: Any) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"
+
+
+# Characters that hide or reorder the text around them: controls, format characters (bidi
+# overrides and isolates, zero-width ones), line and paragraph separators, lone surrogates.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def visible(value: Any, keep: str = "") -> str:
+    """A name as it is, with what would hide or reorder text spelled out: `a\\u202eb`, `a\\nb`."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if unicodedata.category(c) in HIDDEN_CATEGORIES and c not in keep
+        else c
+        for c in text
+    )
+
+
+def visible_text(value: Any) -> str:
+    """Prose (a description) like `visible`, its line breaks and tabs kept."""
+    return visible(value, keep="\n\r\t")

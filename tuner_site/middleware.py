@@ -4,26 +4,45 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 from django_htmx.http import HttpResponseClientRedirect
 
+from .database import RETRY_AFTER_S, Problem, problem
 from .views.common import BadQuery, error_response, is_api
 from .workspace import WorkspaceMissing
 
-# Paths that must answer without a login: the login itself, admin (which has its own), assets.
-OPEN_PATHS = ("/accounts/login/", "/admin/", "/static/")
+# Routes that answer without a login: the login page, and admin, which asks for its own.
+# Static files never get here: WhiteNoise answers them first.
+OPEN_VIEWS = {"login"}
+OPEN_APPS = {"admin"}
+
+
+def is_open(request: HttpRequest) -> bool:
+    """Decided on the route Django resolves (`path_info`), never on the full path: a sub-path
+    (`SCRIPT_NAME`, set by a proxy or in a header) must neither open nor close a route."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    return match.url_name in OPEN_VIEWS or bool(OPEN_APPS & set(match.app_names))
 
 
 def require_login(get_response: Callable[[HttpRequest], HttpResponse]):
     """With TUNER_REQUIRE_LOGIN, every page, partial and API route needs a logged-in user."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        if (
-            settings.TUNER_REQUIRE_LOGIN
-            and not request.user.is_authenticated
-            and not request.path.startswith(OPEN_PATHS)
-        ):
+        if not settings.TUNER_REQUIRE_LOGIN or is_open(request):
+            return get_response(request)
+        try:
+            authenticated = request.user.is_authenticated  # reads the session: the database
+        except DatabaseError as exc:
+            if (found := problem(exc)) is None:
+                raise
+            return database_response(request, found)
+        if not authenticated:
             if is_api(request):
                 return error_response(request, 401, "Log in first: this dashboard requires it.")
             login = redirect_to_login(request.get_full_path())
@@ -52,9 +71,27 @@ class ErrorPages:
             return error_response(request, 404, message)
         if isinstance(exc, BadQuery):
             return error_response(request, 400, str(exc))
+        if (found := problem(exc)) is not None:
+            return database_response(request, found)
         if isinstance(exc, WorkspaceMissing):
             message = exc.message()
             if is_api(request):
                 return error_response(request, 503, message)
             return render(request, "workspace_missing.html", {"message": message}, status=503)
         return None
+
+
+def database_response(request: HttpRequest, found: Problem) -> HttpResponse:
+    """503 saying what is wrong with the database. A form sent meanwhile is shown again with
+    what was typed, to send again: nothing typed is lost, nothing is half-saved."""
+    if is_api(request):
+        response = error_response(request, 503, found.message)
+    else:
+        typed = [(k, v) for k, v in request.POST.lists() if k != "csrfmiddlewaretoken"]
+        context = {"message": found.message, "busy": found.busy, "typed": typed}
+        if request.method != "POST":
+            context["typed"] = None
+        response = render(request, "database_problem.html", context, status=503)
+    if found.busy:
+        response["Retry-After"] = str(RETRY_AFTER_S)
+    return response

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
-
-from django.db import DatabaseError
 
 from discovery.prompt_sets import PromptSet, default_description, list_prompt_sets, order_key
 
 from .models import PromptSetNote
-
-logger = logging.getLogger("tuner")
 
 
 @dataclass(frozen=True)
@@ -24,12 +19,9 @@ class Listed:
 
 
 def notes() -> dict[str, PromptSetNote]:
-    try:
-        return {n.name: n for n in PromptSetNote.objects.all()}
-    except DatabaseError:
-        # An unmigrated or unreachable database costs the edited descriptions, not the page.
-        logger.warning("Prompt-set notes unavailable; run `manage.py migrate`.", exc_info=True)
-        return {}
+    # A database error propagates: defaults in place of edits, or hidden sets shown, would be
+    # wrong answers. Pages turn it into a 503 that says why (tuner_site/database.py).
+    return {n.name: n for n in PromptSetNote.objects.all()}
 
 
 def describe(s: PromptSet, note: PromptSetNote | None) -> Listed:

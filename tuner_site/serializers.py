@@ -21,6 +21,8 @@ from discovery.modelinfo import ModelInfo
 from discovery.prompt_sets import Case
 from discovery.publishing import Publication
 from discovery.runs import Run, RunDetail
+from discovery.values import as_float
+from tuner_site.paging import CHECKPOINTS_PER_PAGE, MODELS_PER_PAGE, page_count, page_of
 
 if TYPE_CHECKING:
     from tuner_site.forms import Offer
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 
 def dumps(data: Any, indent: bool = False) -> bytes:
     """JSON for the API and the CLI. NaN and Infinity become null, as browsers need: orjson
-    does that itself; the fallback, for integers beyond 64 bits, does it here."""
+    does that itself. Integers beyond 64 bits go through the fallback: within a float's range
+    they are written as they are, beyond it they are missing (null), the one number rule."""
     option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
     try:
         return orjson.dumps(data, option=option)
@@ -41,6 +44,8 @@ def dumps(data: Any, indent: bool = False) -> bytes:
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if type(value) is int:
+        return None if as_float(value) is None else value
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -106,8 +111,12 @@ def checkpoint_row(
     }
 
 
-def run_detail(d: RunDetail, sizes: Mapping[str, int], lineage: Lineage) -> dict[str, Any]:
+def run_detail(
+    d: RunDetail, sizes: Mapping[str, int], lineage: Lineage, page: int = 1
+) -> dict[str, Any]:
+    """A run with one page of its checkpoints (`?page=`; all of them unless there are many)."""
     ranking = d.ranking
+    rows = list(zip(d.checkpoints, ranking.scores, strict=True))
     chain = run_lineage_json(d.run, lineage)
     return {
         **run_summary(d),
@@ -118,8 +127,11 @@ def run_detail(d: RunDetail, sizes: Mapping[str, int], lineage: Lineage) -> dict
         "size_on_disk": sum(sizes.values()),
         "checkpoints": [
             checkpoint_row(d, c, s, sizes.get(c.name))
-            for c, s in zip(d.checkpoints, ranking.scores, strict=True)
+            for c, s in page_of(rows, page, CHECKPOINTS_PER_PAGE)
         ],
+        "checkpoints_total": len(rows),
+        "checkpoints_page": page,
+        "checkpoints_pages": page_count(len(rows), CHECKPOINTS_PER_PAGE),
         "published": chain["published"],
         "models": chain["models"],
     }
@@ -181,14 +193,31 @@ def model_json(m: ModelInfo) -> dict[str, Any]:
     }
 
 
-def backend_json(s: BackendStatus, lineage: Lineage | None = None) -> dict[str, Any]:
+def models_json(
+    s: BackendStatus, page: int, lineage: Lineage | None = None, served_by: str | None = None
+) -> dict[str, Any]:
+    """One page of a server's models (loaded first), each with the run it came from, and how
+    many there are in all."""
+
     def model(m: ModelInfo) -> dict[str, Any]:
         data = model_json(m)
-        if lineage is not None:
-            served = lineage.served_on(s.backend.name, m.id)
+        if lineage is not None and served_by is not None:
+            served = lineage.served_on(served_by, m.id)
             data["lineage"] = served_link_json(served, lineage) if served else None
         return data
 
+    return {
+        "models": [model(m) for m in page_of(s.models, page, MODELS_PER_PAGE)],
+        "model_count": len(s.models),
+        "loaded_count": s.loaded_count,
+        "models_page": page,
+        "models_pages": page_count(len(s.models), MODELS_PER_PAGE),
+    }
+
+
+def backend_json(
+    s: BackendStatus, lineage: Lineage | None = None, models_page: int = 1
+) -> dict[str, Any]:
     return {
         "name": s.backend.name,
         "kind": s.backend.kind,
@@ -198,14 +227,20 @@ def backend_json(s: BackendStatus, lineage: Lineage | None = None) -> dict[str, 
         "version": s.version,
         "latency_ms": s.latency_ms,
         "api": s.api,
-        "models": [model(m) for m in s.models],
+        **models_json(s, models_page, lineage, s.backend.name),
         "last_seen": None
         if s.last_seen is None
-        else {
-            "at": datetime.fromtimestamp(s.last_seen.checked_at, tz=UTC).isoformat(),
-            "version": s.last_seen.version,
-            "models": [model(m) for m in s.last_seen.models],
-        },
+        else last_seen_json(s.last_seen, models_page, lineage),
+    }
+
+
+def last_seen_json(
+    s: BackendStatus, models_page: int = 1, lineage: Lineage | None = None
+) -> dict[str, Any]:
+    return {
+        "at": datetime.fromtimestamp(s.checked_at, tz=UTC).isoformat(),
+        "version": s.version,
+        **models_json(s, models_page, lineage, s.backend.name),
     }
 
 

@@ -48,36 +48,58 @@ def envpath(name: str, default: Path) -> Path | None:
     return Path(value) if value.strip() else None
 
 
+def _data_dir() -> Path:
+    """The dashboard's own folder: its database, secret key and indexes are for its owner only."""
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        st = DATA_DIR.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            DATA_DIR.chmod(0o700)  # made by an earlier version, readable by everyone
+    except (OSError, AttributeError):  # not ours, or no owners (Windows)
+        pass
+    return DATA_DIR
+
+
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once into the data folder."""
+    """SECRET_KEY from the environment, else one generated once into the data folder.
+
+    Several workers may start at once on a fresh folder: each writes a whole key under its own
+    name and links it into place. The first link wins; everyone reads the winner's key.
+    """
     if key := os.environ.get("SECRET_KEY"):
         return key
     path = DATA_DIR / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
+    if not path.exists():
+        tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(50))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another worker linked its key first
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty: delete it, and a new key is made.")
     return key
 
 
+# Django's SQLite, with a private file that only `migrate` creates (tuner_site/sqlite/base.py).
 # The evaluation worker writes while pages read: WAL lets readers go on during a write, and
 # IMMEDIATE transactions take the write lock up front instead of failing to upgrade to it.
 SQLITE_OPTIONS: dict[str, object] = {
     "OPTIONS": {
         "init_command": "PRAGMA journal_mode=WAL;",
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        "timeout": 5,  # then a page says "busy, try again" rather than wait on
     }
 }
 
 
 def _sqlite(name: object) -> dict[str, object]:
-    return {"ENGINE": "django.db.backends.sqlite3", "NAME": name, **SQLITE_OPTIONS}
+    return {"ENGINE": "tuner_site.sqlite", "NAME": name, **SQLITE_OPTIONS}
 
 
 def _database(url: str) -> dict[str, object]:
@@ -99,6 +121,7 @@ def _database(url: str) -> dict[str, object]:
 
 
 DEBUG = envbool("DEBUG", "1")
+_data_dir()
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
@@ -201,7 +224,13 @@ TIME_ZONE = os.environ.get("TZ_NAME", "UTC")
 USE_I18N = False
 USE_TZ = True
 
-STATIC_URL = "static/"
+# Served under a sub-path (https://box.lan/tuner/): gunicorn takes it from SCRIPT_NAME and
+# strips it from each path; FORCE_SCRIPT_NAME is for a proxy that strips it itself. Links come
+# from reverse() either way; static URLs are fixed here, as Django keeps the first one it makes.
+FORCE_SCRIPT_NAME = os.environ.get("FORCE_SCRIPT_NAME") or None
+_sub_path = (FORCE_SCRIPT_NAME or os.environ.get("SCRIPT_NAME", "")).rstrip("/")
+STATIC_URL = f"{_sub_path}/static/"
+WHITENOISE_STATIC_PREFIX = "/static/"  # matched against the path below the sub-path
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 # WhiteNoise serves from here once collectstatic has run; it warns when the folder is absent.

@@ -1,22 +1,27 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from django import template
 from django.http import QueryDict
+from django.utils.encoding import escape_uri_path
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from discovery.lineage import Evaluated, Model
-from tuner_site import formatting
+from discovery.values import finite
+from tuner_site import formatting, paging
 
 register = template.Library()
 
 
 register.filter("metric", formatting.metric)
 register.filter("duration", formatting.duration)
+register.filter("visible", formatting.visible)
+register.filter("visible_text", formatting.visible_text)
 
 
 @register.filter
@@ -25,8 +30,10 @@ def get(mapping: Mapping[str, Any] | None, key: str) -> Any:
 
 
 @register.filter
-def percent(value: float | None) -> str:
-    return "" if value is None else f"{value * 100:.0f}%"
+def percent(value: Any) -> str:
+    """A share as a whole percentage; empty for anything that is not a finite number."""
+    share = finite(value)
+    return "" if share is None or not math.isfinite(share * 100) else f"{share * 100:.0f}%"
 
 
 @register.simple_tag(takes_context=True)
@@ -48,9 +55,9 @@ def query(context: dict[str, Any], **changes: Any) -> str:
 def twin_url(context: dict[str, Any]) -> str:
     """The JSON twin of the page being shown: `/api` before its path, its whole query string."""
     request = context["request"]
-    script = request.META.get("SCRIPT_NAME", "").rstrip("/")
+    script = request.path.removesuffix(request.path_info)  # the sub-path it is served under
     query = request.META.get("QUERY_STRING", "")
-    return f"{script}/api{request.path_info}" + (f"?{query}" if query else "")
+    return escape_uri_path(f"{script}/api{request.path_info}") + (f"?{query}" if query else "")
 
 
 @register.filter
@@ -79,3 +86,14 @@ def previous(model: Model, evaluated: Evaluated) -> Evaluated | None:
 @register.filter
 def sub(value: int, other: int) -> int:
     return int(value) - int(other)
+
+
+@register.filter
+def models_on_page(models: Sequence[Any], number: int) -> Sequence[Any]:
+    """Page `number` of a server's models, as the JSON pages them."""
+    return paging.page_of(models, number, paging.MODELS_PER_PAGE)
+
+
+@register.filter
+def model_pages(models: Sequence[Any]) -> int:
+    return paging.page_count(len(models), paging.MODELS_PER_PAGE)

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from discovery.metrics import COMPARE_DEFAULTS, canonical
 from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_history
@@ -118,7 +118,7 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
     return Comparison(metric, metrics, lines, chart, _candidates(ids) if offer_more else [])
 
 
-@require_GET
+@require_safe
 def compare(request: HtmxHttpRequest) -> HttpResponse:
     template = "compare.html"
     if request.htmx:
@@ -126,7 +126,7 @@ def compare(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, {"cmp": _comparison(request, offer_more=True)})
 
 
-@require_GET
+@require_safe
 def api_compare(request: HttpRequest) -> HttpResponse:
     cmp = _comparison(request, offer_more=False)
     return json_response(

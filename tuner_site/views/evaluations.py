@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from discovery.evaluations import (
     MAX_COMPARED,
@@ -63,7 +63,7 @@ def _get_or_404(name: str) -> Evaluation:
     return found
 
 
-@require_GET
+@require_safe
 def evaluation_list(request: HttpRequest) -> HttpResponse:
     listing = _filtered(request)
     context = {
@@ -74,13 +74,13 @@ def evaluation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "evaluations/list.html", context)
 
 
-@require_GET
+@require_safe
 def api_evaluation_list(request: HttpRequest) -> HttpResponse:
     listing = _filtered(request)
     return json_response(serializers.evaluation_list_json(listing.evaluations, listing.lineage))
 
 
-@require_GET
+@require_safe
 def evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
     e = _get_or_404(name)
     has_set = (
@@ -107,7 +107,7 @@ def evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "evaluations/detail.html", context)
 
 
-@require_GET
+@require_safe
 def api_evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
     e = _get_or_404(name)
     lineage = workspace.lineage()
@@ -131,7 +131,7 @@ def _comparison(request: HttpRequest) -> tuple[Comparison, list[Evaluation]]:
     return compare(chosen), [e for e in found if e.name not in names and not e.error]
 
 
-@require_GET
+@require_safe
 def evaluation_compare(request: HttpRequest) -> HttpResponse:
     comparison, addable = _comparison(request)
     lineage = workspace.lineage()
@@ -145,7 +145,7 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
     return render(request, "evaluations/compare.html", context)
 
 
-@require_GET
+@require_safe
 def api_evaluation_compare(request: HttpRequest) -> HttpResponse:
     comparison, _ = _comparison(request)
     return json_response(serializers.comparison_json(comparison, workspace.lineage()))

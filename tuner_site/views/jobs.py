@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from discovery.prompt_sets import get_prompt_set
@@ -80,7 +80,7 @@ def _form_page(
 
 # These pages answer htmx with a fragment of themselves at the same URL: without Vary, the
 # back button shows the browser's cached fragment instead of the page.
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request")
 def new_evaluation(request: HtmxHttpRequest) -> HttpResponse:
     posted = request.method == "POST"
@@ -100,7 +100,7 @@ def new_evaluation(request: HtmxHttpRequest) -> HttpResponse:
     return redirect("tuner-job-detail", job.pk)
 
 
-@require_GET
+@require_safe
 @ensure_csrf_cookie  # scripts read the token from the cookie this sets
 def api_new_evaluation(request: HttpRequest) -> HttpResponse:
     root = workspace.current().root
@@ -119,7 +119,7 @@ def api_new_evaluation(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def job_list(request: HtmxHttpRequest) -> HttpResponse:
     jobs = _jobs()
@@ -130,7 +130,7 @@ def job_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @ensure_csrf_cookie
 def api_job_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -182,7 +182,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     fail_lost_jobs()
@@ -211,7 +211,7 @@ def _job_context(request: HttpRequest, job: EvaluationJob) -> dict[str, Any]:
     }
 
 
-@require_GET
+@require_safe
 def api_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     fail_lost_jobs()
     return json_response(serializers.job_json(_get_job_or_404(job_id), output=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from discovery.lineage import Lineage, Model
 from discovery.paths import is_safe_name
@@ -21,13 +21,13 @@ def _get_or_404(lineage: Lineage, model: str) -> Model:
     return found
 
 
-@require_GET
+@require_safe
 def model_list(request: HttpRequest) -> HttpResponse:
     lineage = workspace.lineage()
     return render(request, "models/list.html", {"lineage": lineage, "models": lineage.models})
 
 
-@require_GET
+@require_safe
 def api_model_list(request: HttpRequest) -> HttpResponse:
     lineage = workspace.lineage()
     digests = lineage.catalog.digests
@@ -36,14 +36,14 @@ def api_model_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def model_detail(request: HttpRequest, model: str) -> HttpResponse:
     lineage = workspace.lineage()
     m = _get_or_404(lineage, model)
     return render(request, "models/detail.html", {"m": m, "digests": lineage.catalog.digests})
 
 
-@require_GET
+@require_safe
 def api_model_detail(request: HttpRequest, model: str) -> HttpResponse:
     lineage = workspace.lineage()
     m = _get_or_404(lineage, model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from discovery.evaluations import list_evaluations
@@ -33,20 +33,20 @@ def _tag(request: HttpRequest, item: Listed) -> str | None:
     return tag
 
 
-@require_GET
+@require_safe
 def prompt_set_list(request: HttpRequest) -> HttpResponse:
     return render(
         request, "prompt_sets/list.html", {"prompt_sets": listed(workspace.current().root)}
     )
 
 
-@require_GET
+@require_safe
 def api_prompt_set_list(request: HttpRequest) -> HttpResponse:
     items = listed(workspace.current().root)
     return json_response({"prompt_sets": [serializers.prompt_set_json(x) for x in items]})
 
 
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")  # else Back shows a cached fragment as the page
 def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     item = _get_set_or_404(name)
@@ -71,7 +71,7 @@ def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@require_GET
+@require_safe
 def api_prompt_set_detail(request: HttpRequest, name: str) -> HttpResponse:
     item = _get_set_or_404(name)
     tag = _tag(request, item)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from django_htmx.http import push_url
 
 from discovery.checkpoints import (
@@ -43,6 +43,7 @@ from discovery.runs import (
 from tuner_site import serializers, workspace
 from tuner_site.charts import Chart, line_chart
 from tuner_site.indexing import index_in_background
+from tuner_site.paging import CHECKPOINTS_PER_PAGE
 from tuner_site.prompt_notes import listed
 
 from .common import BadQuery, HtmxHttpRequest, choice_param, int_param, json_response
@@ -142,7 +143,7 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
     )
 
 
-@require_GET
+@require_safe
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
     listing = _run_listing(request, workspace.current(), wait=False)
     template = "runs/list.html"
@@ -159,7 +160,7 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def api_run_list(request: HttpRequest) -> HttpResponse:
     listing = _run_listing(request, workspace.current())
     page = listing.page
@@ -220,20 +221,38 @@ def _metric_columns(d: RunDetail) -> list[str]:
     return column_order(seen)
 
 
-@require_GET
+def _checkpoint_page(request: HttpRequest, d: RunDetail) -> Page:
+    """This page of a run's checkpoints (their indexes), as the page and its JSON show them."""
+    paginator = Paginator(range(len(d.checkpoints)), CHECKPOINTS_PER_PAGE)
+    number = int_param(request, "page", 1)
+    if number > paginator.num_pages:
+        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
+    return paginator.page(number)
+
+
+@require_safe
 def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
     if request.htmx and request.htmx.target == "run-lineage":
         # The chain panel polls itself while GGUF files are being hashed.
         return render(request, "runs/_lineage.html", _lineage_context(d.run))
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
-    rows = [
-        {"checkpoint": c, "score": s, "best": c.name == d.ranking.best, "size": sizes[c.name]}
-        for c, s in zip(d.checkpoints, d.ranking.scores, strict=True)
-    ]
+    page = _checkpoint_page(request, d)
+
+    def row(i: int) -> dict[str, Any]:
+        c = d.checkpoints[i]
+        best = c.name == d.ranking.best
+        return {"checkpoint": c, "score": d.ranking.scores[i], "best": best, "size": sizes[c.name]}
+
+    # A long run's best and newest checkpoints stay in view on every page.
+    newest = max(range(len(d.checkpoints)), key=lambda i: d.checkpoints[i].step or 0, default=None)
+    best = next((i for i, c in enumerate(d.checkpoints) if c.name == d.ranking.best), None)
+    pinned = {i: what for i, what in ((newest, "newest"), (best, "best")) if i not in page}
     context = {
         "d": d,
-        "rows": rows,
+        "rows": [row(i) for i in page],
+        "pinned": [row(i) | {"pinned": what} for i, what in pinned.items() if i is not None],
+        "page": page,
         "size_on_disk": sum(sizes.values()),
         "columns": _metric_columns(d),
         "charts": _charts(d, run_history(d.run)),
@@ -264,14 +283,15 @@ def _lineage_context(run: Run) -> dict[str, Any]:
     }
 
 
-@require_GET
+@require_safe
 def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
+    page = _checkpoint_page(request, d)
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
-    return json_response(serializers.run_detail(d, sizes, workspace.lineage()))
+    return json_response(serializers.run_detail(d, sizes, workspace.lineage(), page.number))
 
 
-@require_GET
+@require_safe
 def api_run_lineage(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     found = get_run(workspace.current(), trainer, run)
     if found is None:
@@ -279,7 +299,7 @@ def api_run_lineage(request: HttpRequest, trainer: str, run: str) -> HttpRespons
     return json_response(serializers.run_lineage_json(found, workspace.lineage()))
 
 
-@require_GET
+@require_safe
 def api_run_metrics(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
     return json_response(serializers.history_json(run_history(d.run)))
@@ -296,7 +316,7 @@ def _get_checkpoint_or_404(
     raise Http404(f"No checkpoint {checkpoint} in run {trainer}/{run}.")
 
 
-@require_GET
+@require_safe
 def checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
@@ -319,7 +339,7 @@ def checkpoint_detail(
     return render(request, "runs/checkpoint.html", context)
 
 
-@require_GET
+@require_safe
 def api_checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
@@ -350,7 +370,7 @@ def _overview(ws: Workspace, running_only: bool) -> dict[str, Any]:
     }
 
 
-@require_GET
+@require_safe
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     # "Training now" polls this page; it alone is rendered, without probing any backend.
     if request.htmx and request.htmx.target == "running-now":
@@ -358,6 +378,6 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "overview.html", _overview(workspace.current(), False))
 
 
-@require_GET
+@require_safe
 def api_overview(request: HttpRequest) -> HttpResponse:
     return json_response(serializers.overview_json(_overview(workspace.current(), False)))

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from django.template.defaultfilters import filesizeformat
 
 from discovery.checkpoints import disk_sizes
@@ -14,7 +15,8 @@ from discovery.lineage import Lineage
 from discovery.logindex import indexer
 from discovery.runs import RunDetail, Workspace, detail, get_run, list_runs
 from tuner_site import serializers, workspace
-from tuner_site.formatting import metric
+from tuner_site.database import problem
+from tuner_site.formatting import metric, visible
 from tuner_site.prompt_notes import listed
 from tuner_site.serializers import dumps
 
@@ -23,6 +25,7 @@ HASH_WAIT_S = 600.0
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
+    rows = [[visible(c) for c in r] for r in rows]  # no name reorders or hides the terminal's text
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
@@ -78,7 +81,12 @@ class Command(BaseCommand):
             raise CommandError(
                 f"The workspace {exc} is missing or unreadable: set TUNER_WORKSPACE."
             ) from None
-        getattr(self, f"handle_{what.replace('-', '_')}")(ws, **options)
+        try:
+            getattr(self, f"handle_{what.replace('-', '_')}")(ws, **options)
+        except DatabaseError as exc:
+            if (found := problem(exc)) is None:
+                raise
+            raise CommandError(found.message) from None
         indexer.flush()  # the next command reads what this one learned
 
     def handle_backends(self, backend: str | None, json: bool, **_: Any) -> None:
