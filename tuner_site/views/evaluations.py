@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from django_htmx.http import push_url
 
 from discovery.evaluations import Evaluation, get_evaluation, list_evaluations
 from discovery.prompt_sets import get_prompt_set
 from tuner_site import serializers, workspace
 
-from .common import choice_param, json_response
+from .common import HtmxHttpRequest, choice_param, json_response
 
 
-def _filtered(request: HttpRequest) -> list[Evaluation]:
+@dataclass(frozen=True)
+class EvaluationListing:
+    evaluations: list[Evaluation]  # the ones the filters let through
+    total: int  # results in Evaluator/results/, filtered or not
+    models: list[str]
+    prompt_sets: list[str]
+    params: dict[str, str]  # the filters in force
+
+
+def _filtered(request: HttpRequest) -> EvaluationListing:
     found = list_evaluations(workspace.current().root)
-    model = choice_param(request, "model", sorted({e.model for e in found if e.model}))
-    prompt_set = choice_param(
-        request, "prompt_set", sorted({e.prompt_set for e in found if e.prompt_set})
-    )
-    return [
+    models = sorted({e.model for e in found if e.model})
+    prompt_sets = sorted({e.prompt_set for e in found if e.prompt_set})
+    model = choice_param(request, "model", models)
+    prompt_set = choice_param(request, "prompt_set", prompt_sets)
+    kept = [
         e
         for e in found
         if (model is None or e.model == model)
         and (prompt_set is None or e.prompt_set == prompt_set)
     ]
+    params = {k: v for k, v in (("model", model), ("prompt_set", prompt_set)) if v}
+    return EvaluationListing(kept, len(found), models, prompt_sets, params)
 
 
 def _get_or_404(name: str) -> Evaluation:
@@ -35,14 +50,24 @@ def _get_or_404(name: str) -> Evaluation:
 
 
 @require_GET
-def evaluation_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "evaluations/list.html", {"evaluations": _filtered(request)})
+def evaluation_list(request: HtmxHttpRequest) -> HttpResponse:
+    listing = _filtered(request)
+    template = "evaluations/list.html"
+    if request.htmx:
+        template += "#evaluation-results"
+    response = render(request, template, {"listing": listing, "evaluations": listing.evaluations})
+    if request.htmx:
+        # The form sends its empty fields too; the URL worth sharing has only the filters.
+        query = urlencode(listing.params)
+        push_url(response, request.path + (f"?{query}" if query else ""))
+    return response
 
 
 @require_GET
 def api_evaluation_list(request: HttpRequest) -> HttpResponse:
+    listing = _filtered(request)
     return json_response(
-        {"evaluations": [serializers.evaluation_json(e) for e in _filtered(request)]}
+        {"evaluations": [serializers.evaluation_json(e) for e in listing.evaluations]}
     )
 
 
