@@ -139,12 +139,11 @@ def writer_offset(folder: Path, segments: list[Segment]) -> float | None:
     return quarter
 
 
-def span_starts(folder: Path, segments: list[Segment]) -> list[float]:
-    """Each run's start as a Unix time, to compare with file modification times."""
-    offset = writer_offset(folder, segments)
+def _unix(when: datetime, offset: float | None) -> float:
+    """A log time as a Unix time, to compare with file modification times."""
     if offset is None:
-        return [s.started.timestamp() for s in segments]  # zone-less: this machine's zone
-    return [s.started.replace(tzinfo=UTC).timestamp() - offset for s in segments]
+        return when.timestamp()  # zone-less: this machine's zone
+    return when.replace(tzinfo=UTC).timestamp() - offset
 
 
 def is_mlx_trainer(folder: Path) -> bool:
@@ -216,6 +215,7 @@ class MlxRun:
     report_mtime: float | None  # of the training report, when this run wrote it
     log_mtime: float
     log_signature: tuple[int, int, int]
+    last_write: float | None = None  # the log's mtime for the newest run, else its last record
 
 
 def _mtime(path: Path) -> float | None:
@@ -240,7 +240,8 @@ def runs(folder: Path, root: Path) -> list[MlxRun]:
     except OSError:
         return []
     segs = segments(folder)
-    starts = span_starts(folder, segs)
+    offset = writer_offset(folder, segs)
+    starts = [_unix(s.started, offset) for s in segs]
     owners = {step: owner(starts, path) for step, path in checkpoint_files(folder, root).items()}
     final = final_model(folder, root)
     final_owner = owner(starts, final) if final is not None else None
@@ -262,6 +263,9 @@ def runs(folder: Path, root: Path) -> list[MlxRun]:
                 report_mtime=report_mtime if report_owner == i else None,
                 log_mtime=st.st_mtime,
                 log_signature=(st.st_ino, st.st_size, st.st_mtime_ns),
+                last_write=st.st_mtime
+                if i == len(segs) - 1
+                else (_unix(seg.last_at, offset) if seg.last_at else None),
             )
         )
     return found

@@ -111,7 +111,9 @@ def rank(
     if request is not None:
         metric, order = request.metric, request.order or direction(request.metric)
         scores = tuple(_metric(metric)(c.metrics) for c in checkpoints)
-        return Ranking("requested", metric, order, scores, pick_best(checkpoints, scores, order))
+        best = pick_best(checkpoints, scores, order)
+        notes = [_no_best(metric, order, len(checkpoints))] if best is None and checkpoints else []
+        return Ranking("requested", metric, order, scores, best, tuple(notes))
 
     rule, rule_order, score = type_rule(run_type, checkpoints)
     scores = tuple(score(c.metrics) for c in checkpoints)
@@ -133,5 +135,18 @@ def rank(
         )
     best = pick_best(checkpoints, scores, rule_order)
     if best is None and checkpoints:
-        notes.append(f"No checkpoint has a finite {rule}, so none is marked best.")
+        notes.append(_no_best(rule, rule_order, len(checkpoints)))
     return Ranking(rule, rule, rule_order, scores, best, tuple(notes))
+
+
+def _no_best(rule: str, order: str, count: int) -> str:
+    """Why no checkpoint is marked best, as a sentence."""
+    needed = "rewards/margins with a kl above 0" if rule == "margin/kl" else f"a finite {rule}"
+    wins = "highest" if order == "max" else "lowest"
+    who = (
+        "Its one checkpoint does not have" if count == 1 else f"None of its {count} checkpoints has"
+    )
+    return (
+        f"{who} {needed} logged at or before its step, so none can be ranked by {rule} "
+        f"({wins} wins)."
+    )

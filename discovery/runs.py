@@ -66,6 +66,9 @@ class Run:
     checkpoint_steps: tuple[int, ...]
     # What a change on disk would change: checkpoints, final model, lineage, log sizes.
     signature: tuple = field(default=(), compare=False, repr=False)
+    # The Unix time of its newest log or checkpoint write, known for unfinished runs: what
+    # `status` compared with the running window, and what a stopped run's page shows.
+    last_write: float | None = field(default=None, compare=False)
 
     @property
     def type(self) -> str:
@@ -257,6 +260,7 @@ def read_run(
         has_final_model=final,
         checkpoint_steps=tuple(steps),
         signature=(tuple(steps), final, lineage, tuple(logs)),
+        last_write=last_write,
     )
 
 
@@ -391,21 +395,18 @@ def _hf_detail(run: Run) -> RunDetail:
 
 
 def _mlx_run(trainer: Trainer, m: mlx.MlxRun, ws: Workspace, now: float | None) -> Run:
+    completed = m.segment.finished or m.has_final
     return Run(
         trainer=trainer,
         name=m.segment.name,
         path=trainer.output_dir,
         started_at=m.segment.started,
         # Only the newest run can still be writing the shared log.
-        status=status(
-            m.segment.finished or m.has_final,
-            m.log_mtime if m.newest else None,
-            ws.running_window,
-            now,
-        ),
+        status=status(completed, m.log_mtime if m.newest else None, ws.running_window, now),
         has_final_model=m.has_final,
         checkpoint_steps=m.steps,
         signature=(m.log_signature, m.steps, m.has_final, m.index, m.report_mtime),
+        last_write=None if completed else m.last_write,
     )
 
 

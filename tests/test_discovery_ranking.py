@@ -88,7 +88,10 @@ def test_ties_go_to_the_earlier_step_and_to_a_numbered_folder_over_final_model()
 def test_no_scorable_checkpoint_means_no_best_and_says_why():
     r = rank("kto", ckpts({"rewards/margins": 1.0, "kl": 0.0}))
     assert r.best is None
-    assert "no checkpoint has a finite margin/kl" in r.notes[0].lower()
+    assert r.notes == (
+        "Its one checkpoint does not have rewards/margins with a kl above 0 logged at or "
+        "before its step, so none can be ranked by margin/kl (highest wins).",
+    )
 
 
 def test_a_requested_metric_and_order_override_the_rule():

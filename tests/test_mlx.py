@@ -95,7 +95,7 @@ def test_mlx_runs_have_pages_and_json_like_any_other(client, mac, settings):
     url = data["runs"][0]["url"]
     assert url == "/runs/mistral_lora_mac/20251103_090100/"
     page = client.get(url).content.decode()
-    assert "best · val_loss" in page and "<svg" in page
+    assert 'best<span class="badge-rule"> · val_loss' in page and "<svg" in page
     metrics = json.loads(client.get(f"/api{url}metrics/").content)
     assert metrics["steps"][-1] == 100 and len(metrics["series"]["loss"]) == 100
     ckpt = json.loads(client.get(f"/api{url}checkpoint-60/").content)

@@ -126,7 +126,7 @@ def test_the_run_page_highlights_the_best_checkpoint_and_names_its_rule(client, 
     data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/")
     best = data["best_checkpoint"]["name"]
     assert '<tr class="best"' in html
-    assert "best · margin/kl" in html
+    assert 'best<span class="badge-rule"> · margin/kl</span>' in html
     assert "checkpoint-detail" not in html  # names only, no template leftovers
     assert html.index('class="best"') < html.index(f'/{best}/">{best}</a> <span class="best-badge"')
     assert "<svg" in html and "polyline" in html
@@ -283,21 +283,21 @@ def test_the_overview_shows_running_runs_with_progress_and_newest_per_trainer(cl
     assert "rtx3090_sft" in html and SFT in html
 
 
-def test_training_now_refreshes_with_the_same_fragment_the_overview_includes(
-    client, ws, monkeypatch
-):
+def test_the_overviews_runs_refresh_in_one_fragment_the_overview_includes(client, ws, monkeypatch):
     # The refresh must not wait for any inference server.
     monkeypatch.setattr(site_workspace, "backend_statuses", lambda: pytest.fail("probed backends"))
     fragment = client.get(
-        "/", headers={"HX-Request": "true", "HX-Target": "running-now"}
+        "/", headers={"HX-Request": "true", "HX-Target": "overview-runs"}
     ).content.decode()
     monkeypatch.undo()
-    assert fragment.lstrip().startswith('<section id="running-now"') and "<html" not in fragment
+    assert fragment.lstrip().startswith('<div id="overview-runs"') and "<html" not in fragment
+    # "Training now" and every trainer's card, so the two cannot disagree.
+    assert 'id="running-now"' in fragment and fragment.count('class="card trainer-card"') == 2
     assert RUNNING in fragment and "Inference servers" not in fragment
     page = client.get("/").content.decode()
-    start = page.index('<section id="running-now"')
+    start = page.index('<div id="overview-runs"')
     assert page[start : start + len(fragment.strip())] == fragment.strip()
-    assert 'hx-trigger="every 3s"' in fragment
+    assert fragment.count("hx-trigger=") == 1 and 'hx-trigger="every 3s"' in fragment
 
 
 def test_each_checkpoint_reports_its_size_on_disk_without_links_out(client, ws, tmp_path):
@@ -311,7 +311,7 @@ def test_each_checkpoint_reports_its_size_on_disk_without_links_out(client, ws, 
     assert sizes["checkpoint-50"] == expected and expected >= 10_000
     assert data["size_on_disk"] == sum(sizes.values())
     html = client.get(f"/runs/rtx3090_kto/{KTO}/").content.decode()
-    assert "On disk" in html and f'<td class="num">{filesizeformat(expected)}</td>' in html
+    assert "On disk" in html and f'<td class="num size">{filesizeformat(expected)}</td>' in html
 
 
 def test_the_header_shows_what_the_lineage_holds_and_nothing_it_does_not(client, ws):

@@ -65,5 +65,11 @@ def timestamp(value: float | None) -> datetime | None:
 
 
 @register.filter
+def local_time(value: float | None) -> datetime | None:
+    """A Unix time as this machine's naive local time, the clock run start times are read in."""
+    return None if value is None else datetime.fromtimestamp(value)
+
+
+@register.filter
 def sub(value: int, other: int) -> int:
     return int(value) - int(other)
