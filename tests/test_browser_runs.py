@@ -64,7 +64,7 @@ def test_opening_a_run_highlights_the_best_row_and_names_its_rule(page, live_ser
     )
     assert color != plain
     assert "rewards/margins ÷ kl" in page.locator("p.rule").inner_text()
-    assert page.locator("figure.chart svg polyline").count() >= 2
+    assert page.locator("figure.chart svg path[data-series]").count() >= 2
 
 
 def test_reranking_from_the_page_keeps_a_shareable_url(page, live_server, ws):

@@ -129,7 +129,7 @@ def test_the_run_page_highlights_the_best_checkpoint_and_names_its_rule(client, 
     assert 'best<span class="badge-rule"> · margin/kl</span>' in html
     assert "checkpoint-detail" not in html  # names only, no template leftovers
     assert html.index('class="best"') < html.index(f'/{best}/">{best}</a> <span class="best-badge"')
-    assert "<svg" in html and "polyline" in html
+    assert "<svg" in html and 'data-series="loss"' in html
 
 
 def test_the_run_json_has_the_contract_fields(client, ws):

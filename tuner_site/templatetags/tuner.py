@@ -10,6 +10,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from tuner_site import formatting
+from tuner_site.charts import Chart
+from tuner_site.serializers import dumps
 
 register = template.Library()
 
@@ -62,6 +64,12 @@ def codespans(text: str | None) -> SafeString:
 @register.filter
 def timestamp(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+@register.filter
+def chart_config(chart: Chart, source: str) -> str:
+    """The chart's drawing rules and data URL for static/js/dashboard.js, as JSON."""
+    return dumps(chart.config(source)).decode()
 
 
 @register.filter
