@@ -60,3 +60,21 @@ def test_from_a_run_page_a_user_starts_a_comparison_and_adds_a_run(page, live_se
     page.wait_for_function("document.querySelectorAll('table.compare tbody tr').length === 2")
     assert SFT in page.url and KTO in page.url
     assert page.locator("figure.chart svg path[data-series]").count() == 2
+
+
+def test_removing_the_last_run_says_no_runs_are_chosen_and_what_to_do(any_page, live_server, ws):
+    any_page.goto(f"{live_server.url}/compare/?run=rtx3090_sft/{SFT}&metric=eval_loss")
+    any_page.evaluate("window.notReloaded = true")
+    any_page.locator("table.compare tbody tr").get_by_text("remove").click()
+    any_page.wait_for_selector("text=No runs chosen")
+    assert any_page.url.endswith("/compare/")
+    body = any_page.locator("#compare-body").inner_text()
+    assert "Bad request" not in body and "Tick runs in the run list" in body
+    # The run can be added back from the same page.
+    any_page.select_option("form.add-run select[name=run]", f"rtx3090_sft/{SFT}")
+    any_page.get_by_role("button", name="Add").click()
+    any_page.wait_for_function("document.querySelectorAll('table.compare tbody tr').length === 1")
+    assert any_page.evaluate("window.notReloaded") is True
+    assert any_page.evaluate("[document.documentElement.scrollWidth, innerWidth]")[0] <= (
+        any_page.width
+    )

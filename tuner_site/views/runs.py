@@ -53,6 +53,27 @@ SORT_KEYS: dict[str, SortKey] = {
     "best_score": lambda d: d.best_score,  # grouped by rule: see _by_score
 }
 SORTS = tuple(s for k in SORT_KEYS for s in (k, f"-{k}"))
+# The sort menu (the only way to sort run cards on a phone): every sort, in words.
+SORT_OPTIONS = (
+    ("-started", "newest first"),
+    ("started", "oldest first"),
+    ("best_score", "score, best first in each rule"),
+    ("-best_score", "score, worst first in each rule"),
+    ("-last_step", "most steps"),
+    ("last_step", "fewest steps"),
+    ("-checkpoints", "most checkpoints"),
+    ("checkpoints", "fewest checkpoints"),
+    ("status", "status"),
+    ("-status", "status, Z to A"),
+    ("run", "run name"),
+    ("-run", "run name, Z to A"),
+    ("trainer", "trainer"),
+    ("-trainer", "trainer, Z to A"),
+    ("type", "type"),
+    ("-type", "type, Z to A"),
+    ("base_model", "base model"),
+    ("-base_model", "base model, Z to A"),
+)
 
 
 @dataclass(frozen=True)
@@ -184,9 +205,16 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     template = "runs/list.html"
     if request.htmx:
         template += "#runs-table"
-    response = render(request, template, {"listing": listing, "statuses": STATUSES})
     # The table polls itself (indexing, running runs): a poll must not add a history entry.
-    if request.htmx and request.htmx.trigger != "runs-table":
+    poll = bool(request.htmx) and request.htmx.trigger == "runs-table"
+    context = {
+        "listing": listing,
+        "statuses": STATUSES,
+        "sort_options": SORT_OPTIONS,
+        "sort_oob": bool(request.htmx) and not poll,
+    }
+    response = render(request, template, context)
+    if request.htmx and not poll:
         # The canonical URL, without the form's empty fields, is the one worth sharing.
         params = dict(listing.params)
         if listing.page.number > 1:
