@@ -75,6 +75,7 @@
       const points = { size: 6, filter: (u, si, show) => (show || !isolated.length ? null : isolated) };
       if (l.sparse) points.show = true;
       else if (l.avg) points.show = false; // the faint raw line of a smoothed series
+      else points.space = 24; // dense: a marker per point only once zoomed in far enough
       data.push(column(l.steps, l.values, l.gapAt));
       series.push({ label: l.name, stroke: l.color, width: l.smooth ? 1 : 1.5, alpha: l.smooth ? 0.35 : 1, points });
       if (l.avg) {
