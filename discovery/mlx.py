@@ -81,7 +81,8 @@ def parse_segments(data: bytes) -> list[Segment]:
             continue
         if current is None:
             continue
-        if stamp is not None:
+        # The "=====" banner that opens the next run is not the current run's last write.
+        if stamp is not None and message.strip("=- "):
             current["last_at"] = stamp
         metrics = as_dict(record.get("metrics"))
         numbers = {k: f for k, v in metrics.items() if (f := as_float(v)) is not None}

@@ -61,6 +61,14 @@ def test_each_segment_is_a_run_and_only_the_newest_owns_the_files(mac):
     assert second.checkpoint_steps == (60, 80, 100)
 
 
+def test_a_stopped_mlx_run_last_wrote_at_its_own_last_record(mac):
+    first = next(r for r in list_runs(Workspace.at(mac)) if r.name == "20251101_090100")
+    # 40 steps at 30 s a record after its 4 opening records, and no "Training complete":
+    # not the banner the next run wrote two days later.
+    records = wb.mlx_records(FIRST, 40, finished=False)
+    assert first.last_write == datetime.fromisoformat(records[-1]["timestamp"]).timestamp()
+
+
 def test_the_best_mlx_checkpoint_has_the_lowest_val_loss(mac):
     d = detail(get_run(Workspace.at(mac), "mistral_lora_mac", "20251103_090100"))
     assert d.ranking.rule == "val_loss"
