@@ -239,7 +239,6 @@
     wrap.dataset.watched = "1";
     const hint = document.createElement("p");
     hint.className = "overflow-hint";
-    hint.setAttribute("role", "status");
     wrap.before(hint);
     const update = () => {
       const box = wrap.getBoundingClientRect();
