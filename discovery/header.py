@@ -55,6 +55,7 @@ def from_sources(
     lineage: Mapping[str, Any] | None,
     adapter: Mapping[str, Any] | None = None,
     max_steps: int | None = None,
+    runtime: float | None = None,
 ) -> RunHeader:
     """The header from `training_lineage.json` (or a layout's equivalent), falling back to the
     newest `adapter_config.json` for what a run still training has not written yet."""
@@ -96,7 +97,8 @@ def from_sources(
         final_perplexity=as_float(results.get("final_perplexity")),
         final_loss=as_float(results.get("final_loss")),
         training_seconds=as_float(results.get("training_time_seconds"))
-        or _minutes(results.get("training_duration_minutes")),
+        or _minutes(results.get("training_duration_minutes"))
+        or runtime,
         training_time_text=as_str(results.get("training_time_formatted")),
         gpu_name=as_str(hardware.get("gpu_name")) or as_str(hardware.get("gpu")),
         gpu_memory_gb=as_float(hardware.get("gpu_memory_gb")),

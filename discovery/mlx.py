@@ -131,7 +131,8 @@ def parse_segments(data: bytes, suffix: str = "") -> list[Segment]:
             continue
         if current is None:
             continue
-        if stamp is not None:
+        # The "=====" banner that opens the next run is not the current run's last write.
+        if stamp is not None and message.strip("=- "):
             current["last_at"] = stamp
         entries: dict[int, Entry] = current["entries"]
         metrics = as_dict(record.get("metrics"))
@@ -192,12 +193,11 @@ def writer_offset(log: Path, segments: list[Segment]) -> float | None:
     return quarter
 
 
-def span_starts(log: Path, segments: list[Segment]) -> list[float]:
-    """Each run's start as a Unix time, to compare with file modification times."""
-    offset = writer_offset(log, segments)
+def _unix(when: datetime, offset: float | None) -> float:
+    """A log time as a Unix time, to compare with file modification times."""
     if offset is None:
-        return [s.started.timestamp() for s in segments]  # zone-less: this machine's zone
-    return [s.started.replace(tzinfo=UTC).timestamp() - offset for s in segments]
+        return when.timestamp()  # zone-less: this machine's zone
+    return when.replace(tzinfo=UTC).timestamp() - offset
 
 
 def profiles(folder: Path) -> list[Profile]:
@@ -324,6 +324,7 @@ class MlxRun:
     log_mtime: float
     # Every file the run's pages show, as (path, size, mtime): a change to any shows.
     signature: tuple[Any, ...]
+    last_write: float | None = None  # the log's mtime for the newest run, else its last record
 
 
 def _stat(path: Path | None) -> tuple[int, float] | None:
@@ -357,7 +358,8 @@ def _profile_runs(folder: Path, profile: Profile, root: Path) -> list[MlxRun]:
     except OSError:
         return []
     segs = segments(folder, profile, root)
-    starts = span_starts(log, segs)
+    offset = writer_offset(log, segs)
+    starts = [_unix(s.started, offset) for s in segs]
     files = checkpoint_files(folder, profile, root)
     owners = {step: owner(starts, path) for step, path in files.items()}
     final = _file(folder, profile.final_model, root)
@@ -395,6 +397,9 @@ def _profile_runs(folder: Path, profile: Profile, root: Path) -> list[MlxRun]:
                     _stat(mine_best),
                     _stat(mine_report),
                 ),
+                last_write=st.st_mtime
+                if i == len(segs) - 1
+                else (_unix(seg.last_at, offset) if seg.last_at else None),
             )
         )
     return found

@@ -182,7 +182,12 @@ def rank(
     if request is not None:
         metric, order = request.metric, request.order or direction(request.metric)
         scores = tuple(_metric(metric)(c.metrics) for c in checkpoints)
-        return Ranking("requested", metric, order, scores, pick_best(checkpoints, scores, order))
+        best = pick_best(checkpoints, scores, order)
+        none = best is None and checkpoints
+        notes = (
+            [_no_best((Rule(metric, order, _metric(metric)),), len(checkpoints))] if none else []
+        )
+        return Ranking("requested", metric, order, scores, best, tuple(notes))
 
     rule, scores, notes = type_rule(run_type, checkpoints)
     if trainer_best is not None:
@@ -197,7 +202,26 @@ def rank(
         )
     best = pick_best(checkpoints, scores, rule.order)
     if best is None and checkpoints:
-        names = [r.name for r in rules_for(run_type)]
-        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-        notes.append(f"No checkpoint has a finite {listed}, so none is marked best.")
+        notes.append(_no_best(rules_for(run_type), len(checkpoints)))
     return Ranking(rule.name, rule.name, rule.order, scores, best, tuple(notes))
+
+
+def _needs(rule: Rule) -> str:
+    if rule.kl_key is not None:  # a ratio: its margins over a KL above 0
+        return f"{rule.kl_key.replace('kl', 'rewards/margins')} with {rule.kl_key} above 0"
+    return f"a finite {rule.name}"
+
+
+def _no_best(rules: Sequence[Rule], count: int) -> str:
+    """Why no checkpoint is marked best, as a sentence."""
+    needs = [_needs(r) for r in rules]
+    needed = needs[0] if len(needs) == 1 else f"{', '.join(needs[:-1])} or {needs[-1]}"
+    names = " or ".join(r.name for r in rules)
+    wins = "highest" if rules[0].order == "max" else "lowest"
+    who = (
+        "Its one checkpoint does not have" if count == 1 else f"None of its {count} checkpoints has"
+    )
+    return (
+        f"{who} {needed} logged at or before its step, so none can be ranked by {names} "
+        f"({wins} wins)."
+    )

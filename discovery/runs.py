@@ -98,9 +98,11 @@ class Run:
     checkpoints_dir: Path
     # The final model's path and kind ("folder", "top": files at the run's top, "file"), or None.
     final: tuple[Path, str] | None
-    last_write: float | None = None  # the newest log or checkpoint write, for unfinished runs
     # What a change on disk would change: checkpoints, final model, every file the pages show.
     signature: tuple = field(default=(), compare=False, repr=False)
+    # The Unix time of its newest log or checkpoint write, known for unfinished runs: what
+    # `status` compared with the running window, and what a stopped run's page shows.
+    last_write: float | None = field(default=None, compare=False)
 
     @property
     def has_final_model(self) -> bool:
@@ -620,7 +622,10 @@ def _hf_detail(run: Run) -> RunDetail:
         history=history,
         checkpoints=checkpoints,
         ranking=ranking,
-        header=run_header.from_sources(lineage, adapter, max_steps),
+        # Without a lineage, the trainer's closing log entry (`train_runtime`) says how long.
+        header=run_header.from_sources(
+            lineage, adapter, max_steps, history.at(final_step).values.get("train_runtime")
+        ),
         lineage=lineage,
         global_step=counted.global_step if counted else None,
     )
@@ -642,6 +647,7 @@ def _trainer_best(
 
 def _mlx_run(trainer: Trainer, m: mlx.MlxRun, ws: Workspace, now: float | None) -> Run:
     folder = trainer.output_dir
+    completed = m.segment.finished or m.final is not None
     return Run(
         trainer=trainer,
         name=m.segment.name,
@@ -649,16 +655,11 @@ def _mlx_run(trainer: Trainer, m: mlx.MlxRun, ws: Workspace, now: float | None) 
         type="mlx",
         started_at=m.segment.started,
         # Only the newest run can still be writing the shared log.
-        status=status(
-            m.segment.finished or m.final is not None,
-            m.log_mtime if m.newest else None,
-            ws.running_window,
-            now,
-        ),
+        status=status(completed, m.log_mtime if m.newest else None, ws.running_window, now),
         checkpoint_steps=m.steps,
         checkpoints_dir=folder / m.profile.checkpoints,
         final=(m.final, "file") if m.final is not None else None,
-        last_write=m.log_mtime if m.newest else None,
+        last_write=None if completed else m.last_write,
         signature=m.signature,
     )
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .evaluator import DEMO_TAGS, write_evaluation, write_prompt_sets
+from .evaluator import DEMO_TAGS, DEMO_TOOLS, write_evaluation, write_prompt_sets
 from .runs import (
     BASE_MODELS,
     adapter_config,
@@ -114,7 +114,8 @@ def _publish_and_evaluate(root: Path, now: datetime, made: list[Path]) -> None:
         tags = DEMO_TAGS if prefix == "tool" else [["behavior", *t[:1]] for t in DEMO_TAGS]
         cases = [(f"{prefix}_{n:03d}", n not in failed, tags[n % 4]) for n in range(count)]
         when = (now - days * day).replace(microsecond=0)
-        write_evaluation(root, name, model, prompt_set, cases, when)
+        tools = {f"{prefix}_{n:03d}": DEMO_TOOLS[n % 4] for n in range(count)}
+        write_evaluation(root, name, model, prompt_set, cases, when, tools)
 
 
 DEMO_RUNNING: dict[str, Any] = {
@@ -149,12 +150,21 @@ def follow_demo(root: Path, interval: float = 4.0, log_every: int = 5) -> None:
         write_log(run_dir, [line], log.stem.removeprefix("training_"))
         if step % spec["save_every"] == 0:
             add_checkpoint(run_dir, step, base, spec["max_steps"])
-    summary = {"step": step, "timestamp": datetime.now().isoformat(), "train_runtime": 5400.0}
+    finish_run(run_dir, log, step, spec["max_steps"], spec["lr"], base)
+
+
+def finish_run(
+    run_dir: Path, log: Path, step: int, max_steps: int, lr: float, base_model: str
+) -> None:
+    """What a KTO trainer writes as it ends: the log's summary line, final model, lineage."""
+    started = datetime.strptime(run_dir.name, "%Y%m%d_%H%M%S")
+    runtime = round((datetime.now() - started).total_seconds(), 1)
+    summary = {"step": step, "timestamp": datetime.now().isoformat(), "train_runtime": runtime}
     write_log(run_dir, [summary], log.stem.removeprefix("training_"))
-    add_final_model(run_dir, base)
+    add_final_model(run_dir, base_model)
     write_json(
         run_dir / "training_lineage.json",
-        lineage("kto", run_dir, base, spec["max_steps"], spec["lr"]),
+        lineage("kto", run_dir, base_model, max_steps, lr, runtime),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 from .runs import write_json
 
 DEMO_TAGS = [["search", "memory"], ["create", "folder"], ["search"], ["archive", "memory"]]
+DEMO_TOOLS = [["searchContent"], ["createFolder"], ["searchContent", "readFile"], ["archiveNote"]]
 
 
 def prompt_case(i: int, prefix: str, tags: list[str], tools: list[str]) -> dict[str, Any]:
@@ -24,8 +27,7 @@ def prompt_case(i: int, prefix: str, tags: list[str], tools: list[str]) -> dict[
 
 def write_prompt_sets(root: Path) -> None:
     prompts = root / "Evaluator" / "prompts"
-    tags = DEMO_TAGS
-    tools = [["searchContent"], ["createFolder"], ["searchContent", "readFile"], ["archiveNote"]]
+    tags, tools = DEMO_TAGS, DEMO_TOOLS
     write_json(
         prompts / "tool_prompts.json",
         [prompt_case(i, "tool", tags[i % 4], tools[i % 4]) for i in range(12)],
@@ -43,8 +45,12 @@ def write_evaluation(
     prompt_set: str,
     results: list[tuple[str, bool, list[str]]],
     generated_at: datetime,
+    expected_tools: Mapping[str, list[str]] | None = None,
 ) -> Path:
-    """An Evaluator result file: metadata, summary (with per-tag rates) and one record a case."""
+    """An Evaluator result file: metadata, summary (with per-tag rates) and one record a case.
+
+    Each failed case's own issue is what the summary counts, as the Evaluator's reporting does.
+    """
     by_tag: dict[str, dict[str, float]] = {}
     for _, passed, tags in results:
         for tag in tags:
@@ -54,7 +60,12 @@ def write_evaluation(
     for stats in by_tag.values():
         stats["pass_rate"] = stats["passed"] / stats["total"]
     passed_count = sum(p for _, p, _ in results)
-    failures = [f"Expected tools not called for {case}" for case, p, _ in results if not p]
+    tools = expected_tools or {}
+    reasons = {
+        case: f"Expected tools not called: {', '.join(tools.get(case) or [case])}"
+        for case, p, _ in results
+        if not p
+    }
     return write_json(
         root / "Evaluator" / "results" / f"{name}.json",
         {
@@ -75,7 +86,7 @@ def write_evaluation(
                 "request_errors": 0,
                 "pass_rate": passed_count / len(results) if results else 0.0,
                 "by_tag": by_tag,
-                "top_failure_reasons": [[f, 1] for f in failures[:10]],
+                "top_failure_reasons": [list(x) for x in Counter(reasons.values()).most_common(10)],
             },
             "records": [
                 {
@@ -86,7 +97,7 @@ def write_evaluation(
                     "error": None,
                     "validator": {
                         "passed": p,
-                        "issues": [] if p else [{"level": "error", "message": failures[0]}],
+                        "issues": [{"level": "error", "message": reasons[case]}] if not p else [],
                     },
                 }
                 for case, p, tags in results

@@ -19,6 +19,9 @@ BASE_MODELS = (
     "unsloth/Qwen2.5-7B-Instruct-bnb-4bit",
     "unsloth/llama-3.1-8b-instruct-bnb-4bit",
 )
+# The adapter's target modules, in its adapter_config.json and in the lineage alike.
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+SECONDS_PER_STEP = 30.0  # the runs' simulated pace: log timestamps and train_runtime agree
 
 
 def output_dir(root: Path, run_type: str, platform: str = "rtx3090") -> Path:
@@ -62,7 +65,7 @@ def adapter_config(base_model: str, r: int = 32, alpha: int = 64) -> dict[str, A
         "lora_alpha": alpha,
         "lora_dropout": 0.05,
         "bias": "none",
-        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "target_modules": list(TARGET_MODULES),
         "modules_to_save": None,
         "inference_mode": True,
     }
@@ -108,13 +111,27 @@ def add_final_model(run_dir: Path, base_model: str = BASE_MODELS[0]) -> Path:
     return final
 
 
-def lineage(run_type: str, run_dir: Path, base_model: str, max_steps: int, lr: float) -> dict:
+def lineage(
+    run_type: str,
+    run_dir: Path,
+    base_model: str,
+    max_steps: int,
+    lr: float,
+    training_seconds: float,
+) -> dict:
+    """What upstream writes after a successful run; `training_seconds` is the log's
+    `train_runtime`, as both come from the same trainer."""
     return {
         "training_type": run_type.upper(),
         "timestamp": datetime.now().isoformat(),
         "run_directory": f"{run_type}_output_rtx3090/{run_dir.name}",
         "model": {"base_model": base_model, "max_seq_length": 2048, "load_in_4bit": True},
-        "lora": {"rank": 32, "alpha": 64, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
+        "lora": {
+            "rank": 32,
+            "alpha": 64,
+            "dropout": 0.05,
+            "target_modules": list(TARGET_MODULES),
+        },
         "training": {
             "batch_size": 4,
             "gradient_accumulation_steps": 2,
@@ -133,8 +150,8 @@ def lineage(run_type: str, run_dir: Path, base_model: str, max_steps: int, lr: f
         "results": {
             "final_step": max_steps,
             "total_epochs": 2.0,
-            "training_time_seconds": 33.0 * max_steps,
-            "training_time_formatted": _hms(33 * max_steps),
+            "training_time_seconds": training_seconds,
+            "training_time_formatted": _hms(round(training_seconds)),
         },
     }
 
@@ -253,16 +270,17 @@ def make_run(
     lines = []
     for step in range(log_every, done + 1, log_every):
         line = metric_line(run_type, step, max_steps, rng, lr)
-        line["timestamp"] = (started + timedelta(seconds=30 * step)).isoformat()
+        line["timestamp"] = (started + timedelta(seconds=SECONDS_PER_STEP * step)).isoformat()
         lines.append(line)
         if eval_every and step % eval_every == 0:
             lines.append(eval_line(run_type, step, max_steps, line))
     if completed and lines:
+        ended = started + timedelta(seconds=SECONDS_PER_STEP * done + 20)
         lines.append(
             {
                 "step": done,
-                "timestamp": (started + timedelta(seconds=30 * done + 20)).isoformat(),
-                "train_runtime": 30.0 * done,
+                "timestamp": ended.isoformat(),
+                "train_runtime": SECONDS_PER_STEP * done,
                 "train_loss": sum(x.get("loss", 0) for x in lines) / len(lines),
                 "epoch": lines[-1]["epoch"],
             }
@@ -286,8 +304,10 @@ def make_run(
         )
     if completed:
         add_final_model(run_dir, base_model)
+        seconds = SECONDS_PER_STEP * done
         write_json(
-            run_dir / "training_lineage.json", lineage(run_type, run_dir, base_model, max_steps, lr)
+            run_dir / "training_lineage.json",
+            lineage(run_type, run_dir, base_model, max_steps, lr, seconds),
         )
     return _aged(run_dir, mtime)
 

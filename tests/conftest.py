@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -241,3 +241,44 @@ def job_id() -> int:
         prompt_set="tool_prompts",
     )
     return job.pk
+
+
+# The widths the dashboard is checked at: a laptop, a small laptop or tablet, a phone.
+VIEWPORTS = {"1280": (1280, 900), "1024": (1024, 768), "390": (390, 844)}
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def any_page(browser, request):
+    """A page at each of VIEWPORTS in turn; `any_page.width` says which."""
+    width, height = VIEWPORTS[request.param]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    pg.width = width
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def busy_demo(settings, tmp_path: Path) -> Path:
+    """The demo, served, plus what a busy workstation adds: a long base model name, runs of
+    12,000 steps with a dozen checkpoints, one of them stopped part way."""
+    root = demo.build_demo((tmp_path / "busy").resolve())
+    long_model = "unsloth/Qwen3-VL-4B-Instruct-unsloth-bnb-4bit"
+    for day, kwargs in ((12, {}), (11, {"done": 4560, "completed": False})):
+        when = (datetime.now() - timedelta(days=day)).replace(microsecond=0)
+        run = wb.make_run(
+            root,
+            "sft",
+            when,
+            max_steps=12_000,
+            log_every=20,
+            save_every=1000,
+            eval_every=1000,
+            base_model=long_model,
+            seed=day,
+            **kwargs,
+        )
+        age(run, day * 86400)
+    settings.TUNER_WORKSPACE = root
+    return root

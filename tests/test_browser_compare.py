@@ -25,13 +25,15 @@ def test_ticking_runs_and_pressing_compare_draws_them_together(page, live_server
     page.get_by_label(f"compare rtx3090_kto/{KTO}").check()
     page.get_by_role("button", name="Compare ticked runs").click()
     page.wait_for_url(re.compile(r"/compare/\?run=.*&run="))
-    assert page.locator("svg polyline.smooth").count() == 2
+    assert page.locator("figure.chart svg path[data-series]").count() == 2
     assert page.locator("table.compare tbody tr").count() == 2
 
     page.evaluate("window.notReloaded = true")
     page.select_option("select[name=metric]", "eval_loss")
     page.wait_for_url(re.compile(r"metric=eval_loss"))
-    page.wait_for_function("document.querySelectorAll('svg polyline.smooth').length === 1")
+    page.wait_for_function(
+        "document.querySelectorAll('figure.chart svg path[data-series]').length === 1"
+    )
     assert "Last eval_loss" in page.locator("table.compare thead").inner_text()
 
     page.locator("table.compare tbody tr", has_text=KTO).get_by_text("remove").click()
@@ -52,9 +54,27 @@ def test_from_a_run_page_a_user_starts_a_comparison_and_adds_a_run(page, live_se
     page.goto(f"{live_server.url}/runs/rtx3090_kto/{KTO}/")
     page.get_by_role("link", name="Compare with other runs").click()
     page.wait_for_url(re.compile(r"/compare/\?run=rtx3090_kto"))
-    assert page.locator("svg polyline.smooth").count() == 1
+    assert page.locator("figure.chart svg path[data-series]").count() == 1
     page.select_option("form.add-run select[name=run]", f"rtx3090_sft/{SFT}")
     page.get_by_role("button", name="Add").click()
     page.wait_for_function("document.querySelectorAll('table.compare tbody tr').length === 2")
     assert SFT in page.url and KTO in page.url
-    assert page.locator("svg polyline.smooth").count() == 2
+    assert page.locator("figure.chart svg path[data-series]").count() == 2
+
+
+def test_removing_the_last_run_says_no_runs_are_chosen_and_what_to_do(any_page, live_server, ws):
+    any_page.goto(f"{live_server.url}/compare/?run=rtx3090_sft/{SFT}&metric=eval_loss")
+    any_page.evaluate("window.notReloaded = true")
+    any_page.locator("table.compare tbody tr").get_by_text("remove").click()
+    any_page.wait_for_selector("text=No runs chosen")
+    assert any_page.url.endswith("/compare/")
+    body = any_page.locator("#compare-body").inner_text()
+    assert "Bad request" not in body and "Tick runs in the run list" in body
+    # The run can be added back from the same page.
+    any_page.select_option("form.add-run select[name=run]", f"rtx3090_sft/{SFT}")
+    any_page.get_by_role("button", name="Add").click()
+    any_page.wait_for_function("document.querySelectorAll('table.compare tbody tr').length === 1")
+    assert any_page.evaluate("window.notReloaded") is True
+    assert any_page.evaluate("[document.documentElement.scrollWidth, innerWidth]")[0] <= (
+        any_page.width
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from html import unescape
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -15,7 +17,7 @@ from sampledata import runs as wb
 from .conftest import KTO_RUN as KTO
 from .conftest import RUNNING_RUN as RUNNING
 from .conftest import SFT_RUN as SFT
-from .conftest import run_dir
+from .conftest import run_dir, started
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +55,10 @@ def test_a_metric_only_some_runs_logged_draws_those_runs(client, ws):
     kto, sft = data["runs"]
     assert kto["values"] and sft["steps"] == [] and sft["values"] == []
     html = client.get(url("/compare/", KTO_ID, SFT_ID, metric="kl")).content.decode()
-    assert html.count('class="smooth"') == 1
+    assert html.count("data-series=") == 1 and f'data-series="{KTO_ID}"' in html
+    # The run without it stays in the legend, saying so.
+    legend = html[html.index("<figcaption>") : html.index("</figcaption>")]
+    assert SFT_ID in legend and "no kl logged" in legend
 
 
 def test_non_finite_values_are_left_out_of_the_lines(client, ws):
@@ -66,7 +71,7 @@ def test_non_finite_values_are_left_out_of_the_lines(client, ws):
 
 def test_the_page_draws_a_line_per_run_with_a_row_and_a_way_to_remove_it(client, ws):
     html = client.get(url("/compare/", RUNNING_ID, KTO_ID, SFT_ID)).content.decode()
-    assert html.count('class="smooth"') == 3 and "<svg" in html
+    assert html.count("data-series=") == 3 and "<svg" in html
     assert f'href="/runs/{KTO_ID}/"' in html and "margin/kl" in html
     without_kto = url("/compare/", RUNNING_ID, SFT_ID, metric="loss")
     assert f'href="{without_kto}"'.replace("&", "&amp;") in html
@@ -132,3 +137,41 @@ def test_the_run_list_has_a_box_per_run_for_the_compare_form(client, ws):
     assert '<form id="compare-form" method="get" action="/compare/">' in html
     assert html.count('form="compare-form"') == 4  # three boxes and the button
     assert f'value="{KTO_ID}"' in html
+
+
+def test_removing_the_last_run_leads_to_an_empty_comparison_not_a_400(client, ws):
+    html = client.get(url("/compare/", SFT_ID, metric="eval_loss")).content.decode()
+    assert 'href="/compare/" hx-get="/compare/"' in html  # its "remove" link
+    # A bookmarked address from before the fix still answers with the empty page.
+    response = client.get("/compare/?metric=loss")
+    assert response.status_code == 200 and "No runs chosen" in response.content.decode()
+    assert get_json(client, "/api/compare/?metric=loss")["runs"] == []
+
+
+def test_a_removed_runs_metric_is_kept_only_while_another_run_logged_it(client, ws):
+    html = client.get(url("/compare/", KTO_ID, SFT_ID, metric="eval_loss")).content.decode()
+    # Without the SFT run, nobody logged eval_loss: the link drops it rather than lead to a 400.
+    assert f'href="{url("/compare/", KTO_ID)}"' in html
+    assert f'href="{url("/compare/", SFT_ID, metric="eval_loss")}"'.replace("&", "&amp;") in html
+    for link in re.findall(r'href="(/compare/\?[^"]+)"', html):
+        assert client.get(link.replace("&amp;", "&")).status_code == 200
+
+
+def test_one_smoothing_window_in_steps_is_stated_for_every_run(client, use_workspace):
+    # Logged every 5 steps and every step: one window of 50 steps smooths both alike.
+    coarse = wb.make_run(use_workspace, "sft", started("20251101_100000"), max_steps=1000)
+    fine = wb.make_run(use_workspace, "kto", started("20251102_100000"), max_steps=800, log_every=1)
+    ids = [f"rtx3090_sft/{coarse.name}", f"rtx3090_kto/{fine.name}"]
+    html = client.get(url("/compare/", *ids)).content.decode()
+    legend = html[html.index("<figcaption>") : html.index("</figcaption>")]
+    assert legend.count("moving average over 50 steps") == 1
+    assert html.count('class="smooth"') == 2
+    config = json.loads(unescape(re.search(r'data-chart="([^"]+)"', html)[1]))
+    assert config["window"] == 50 and config["source"] == url("/api/compare/", *ids, metric="loss")
+    assert [s["smooth"] for s in config["series"]] == [True, True]
+    bests = {
+        r["trainer"] + "/" + r["run"]: r["best_checkpoint"]["step"]
+        for r in get_json(client, url("/api/compare/", *ids))["runs"]
+    }
+    assert config["bests"] == bests
+    assert "each run's best checkpoint" in legend and html.count('class="best-dot"') == 2

@@ -96,9 +96,11 @@ def test_ties_go_to_the_earlier_step_and_to_a_numbered_folder_over_final_model()
 def test_no_scorable_checkpoint_means_no_best_and_says_why():
     r = rank("kto", ckpts({"loss": 0.3, "kl": 0.0}, {"rewards/margins": math.nan}))
     assert r.best is None
-    note = r.notes[0].lower()
-    assert (
-        "no checkpoint has a finite" in note and "margin/kl" in note and "rewards/margins" in note
+    assert r.notes == (
+        "None of its 2 checkpoints has eval_rewards/margins with eval_kl above 0, "
+        "rewards/margins with kl above 0 or a finite rewards/margins logged at or before its "
+        "step, so none can be ranked by eval_margin/kl or margin/kl or rewards/margins "
+        "(highest wins).",
     )
 
 

@@ -85,6 +85,48 @@ def test_filters_by_model_and_prompt_set(client, results):
     assert client.get("/evaluations/?prompt_set=nope").status_code == 400
 
 
+def test_the_list_shows_its_filters_and_says_when_it_is_filtered(client, results):
+    html = client.get("/evaluations/").content.decode()
+    assert '<select name="model">' in html and '<select name="prompt_set">' in html
+    assert "Showing" not in html and "Clear filters" not in html
+    html = client.get("/evaluations/?model=nexus-kto:q8").content.decode()
+    assert "Showing 1 of 3 results for" in html and ">nexus-kto:q8</strong>" in html
+    assert '<option value="nexus-kto:q8" selected>' in html
+    assert 'href="/evaluations/" hx-get="/evaluations/">Clear filters' in html
+    html = client.get("/evaluations/?model=nexus-sft:q8&prompt_set=tool_prompts").content.decode()
+    assert "Showing 1 of 3 results for" in html and "and prompt set <strong>tool_prompts" in html
+
+
+def test_a_filter_fragment_pushes_the_url_without_empty_fields(client, results):
+    response = client.get(
+        "/evaluations/?model=&prompt_set=tool_prompts", headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="evaluation-results"') and "<html" not in html
+    assert response["HX-Push-Url"] == "/evaluations/?prompt_set=tool_prompts"
+
+
+def test_each_failed_case_gives_the_reason_the_summary_counts(use_workspace):
+    from collections import Counter
+
+    evaluator.write_prompt_sets(use_workspace)
+    cases = [(f"tool_{n:03d}", n % 2 == 0, ["search"]) for n in range(6)]
+    tools = {"tool_001": ["createFolder"], "tool_003": ["createFolder"], "tool_005": ["readFile"]}
+    evaluator.write_evaluation(
+        use_workspace, "r", "m:q8", "tool_prompts", cases, datetime(2025, 11, 20), tools
+    )
+    e = get_evaluation(use_workspace, "r")
+    counted = Counter(i for c in e.cases for i in c.issues)
+    assert (
+        dict(e.failure_reasons)
+        == counted
+        == {
+            "Expected tools not called: createFolder": 2,
+            "Expected tools not called: readFile": 1,
+        }
+    )
+
+
 def test_a_prompt_sets_page_lists_the_evaluations_that_used_it(client, results):
     html = client.get("/prompt-sets/tool_prompts/").content.decode()
     assert "Evaluations with this set" in html and "kto_run" in html and "sft_run" in html

@@ -139,8 +139,9 @@ def test_a_chart_spanning_every_finite_float_draws(client, use_workspace):
         f.write('{"step": 103, "loss": 1.7976931348623157e308}\n{"step": 104, "loss": -1.7e308}\n')
     _answers(client, (RUN_URL, f"/api{RUN_URL}metrics/", f"/compare/?run=rtx3090_sft/{RUN}"))
     html = client.get(RUN_URL).content.decode()
-    drawn = re.findall(r'points="([^"]*)"', html) + re.findall(r' y[12]?="([^"]*)"', html)
-    numbers = [float(n) for d in drawn for n in re.split(r"[ ,]", d) if n]
+    drawn = re.findall(r' d="([^"]*)"', html) + re.findall(r' [xy][12]?="([^"]*)"', html)
+    assert drawn and not any(re.search(r"nan|inf", d, re.IGNORECASE) for d in drawn)
+    numbers = [float(n) for d in drawn for n in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", d)]
     assert numbers and all(math.isfinite(n) for n in numbers)
     assert ">1e308<" in html and ">-1e308<" in html  # tick labels
 
@@ -160,13 +161,12 @@ def test_line_chart_ticks_and_lines_stay_on_the_plot_for_any_finite_range(values
     chart = line_chart("loss", list(range(len(values))), {"loss": values})
     assert chart is not None and chart.y_ticks
     for tick in chart.y_ticks:
-        assert chart.plot_top <= tick.pos <= chart.plot_bottom
+        assert 0 <= tick.pos <= 100  # percent of the plot's height
     for s in chart.series:
-        for line in (s.raw, s.smooth):
-            for point in line.split():
-                x, y = (float(v) for v in point.split(","))
-                assert chart.plot_left <= x <= chart.plot_right
-                assert chart.plot_top <= y <= chart.plot_bottom
+        for line in (s.raw, s.smooth, s.markers):
+            for x, y in re.findall(r"[ML](-?[\d.]+),(-?[\d.]+)", line):
+                assert 0 <= float(x) <= chart.width
+                assert 0 <= float(y) <= chart.height
 
 
 # Evaluation results -------------------------------------------------------------------------

@@ -61,6 +61,14 @@ def test_each_segment_is_a_run_and_only_the_newest_owns_the_files(mac):
     assert second.checkpoint_steps == (60, 80, 100)
 
 
+def test_a_stopped_mlx_run_last_wrote_at_its_own_last_record(mac):
+    first = next(r for r in list_runs(Workspace.at(mac)) if r.name == "20251101_090100")
+    # 40 steps at 30 s a record after its 4 opening records, and no "Training complete":
+    # not the banner the next run wrote two days later.
+    records = wb.mlx_records(FIRST, 40, finished=False)
+    assert first.last_write == datetime.fromisoformat(records[-1]["timestamp"]).timestamp()
+
+
 def test_the_best_mlx_checkpoint_is_the_trainers_own_best_checkpoint_npz(mac):
     d = detail(get_run(Workspace.at(mac), "mistral_lora_mac", "20251103_090100"))
     # best_checkpoint.npz copies the save with the lowest validation loss (step 40), whose
@@ -99,7 +107,7 @@ def test_mlx_runs_have_pages_and_json_like_any_other(client, mac, settings):
     url = data["runs"][0]["url"]
     assert url == "/runs/mistral_lora_mac/20251103_090100/"
     page = client.get(url).content.decode()
-    assert "best · trainer" in page and "<svg" in page
+    assert 'best<span class="badge-rule"> · trainer' in page and "<svg" in page
     metrics = json.loads(client.get(f"/api{url}metrics/").content)
     assert metrics["steps"][-1] == 100 and len(metrics["series"]["loss"]) == 100
     ckpt = json.loads(client.get(f"/api{url}checkpoint-60/").content)

@@ -70,3 +70,12 @@ def test_the_demos_running_run_keeps_training_and_then_finishes(tmp_path):
     d = detail(after)
     assert d.history.last_step == DEMO_RUNNING["max_steps"] > before
     assert after.checkpoint_steps[-1] == DEMO_RUNNING["max_steps"]
+
+
+def test_pyproject_uses_no_field_setuptools_deprecates():
+    # A TOML table for `project.license` prints a deprecation banner on every `make install`.
+    import tomllib
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert isinstance(data["project"]["license"], str)  # an SPDX expression
+    assert any(r.startswith("setuptools>=77") for r in data["build-system"]["requires"])

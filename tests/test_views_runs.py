@@ -16,6 +16,7 @@ from tuner_site import workspace as site_workspace
 from .conftest import KTO_RUN as KTO
 from .conftest import RUNNING_RUN as RUNNING
 from .conftest import SFT_RUN as SFT
+from .conftest import age, started
 
 pytestmark = pytest.mark.django_db
 
@@ -126,10 +127,10 @@ def test_the_run_page_highlights_the_best_checkpoint_and_names_its_rule(client, 
     data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/")
     best = data["best_checkpoint"]["name"]
     assert '<tr class="best"' in html
-    assert "best · margin/kl" in html
+    assert 'best<span class="badge-rule"> · margin/kl</span>' in html
     assert "checkpoint-detail" not in html  # names only, no template leftovers
     assert html.index('class="best"') < html.index(f'/{best}/">{best}</a> <span class="best-badge"')
-    assert "<svg" in html and "polyline" in html
+    assert "<svg" in html and 'data-series="loss"' in html
 
 
 def test_the_run_json_has_the_contract_fields(client, ws):
@@ -283,21 +284,21 @@ def test_the_overview_shows_running_runs_with_progress_and_newest_per_trainer(cl
     assert "rtx3090_sft" in html and SFT in html
 
 
-def test_training_now_refreshes_with_the_same_fragment_the_overview_includes(
-    client, ws, monkeypatch
-):
+def test_the_overviews_runs_refresh_in_one_fragment_the_overview_includes(client, ws, monkeypatch):
     # The refresh must not wait for any inference server.
     monkeypatch.setattr(site_workspace, "backend_statuses", lambda: pytest.fail("probed backends"))
     fragment = client.get(
-        "/", headers={"HX-Request": "true", "HX-Target": "running-now"}
+        "/", headers={"HX-Request": "true", "HX-Target": "overview-runs"}
     ).content.decode()
     monkeypatch.undo()
-    assert fragment.lstrip().startswith('<section id="running-now"') and "<html" not in fragment
+    assert fragment.lstrip().startswith('<div id="overview-runs"') and "<html" not in fragment
+    # "Training now" and every trainer's card, so the two cannot disagree.
+    assert 'id="running-now"' in fragment and fragment.count('class="card trainer-card"') == 2
     assert RUNNING in fragment and "Inference servers" not in fragment
     page = client.get("/").content.decode()
-    start = page.index('<section id="running-now"')
+    start = page.index('<div id="overview-runs"')
     assert page[start : start + len(fragment.strip())] == fragment.strip()
-    assert 'hx-trigger="every 3s"' in fragment
+    assert fragment.count("hx-trigger=") == 1 and 'hx-trigger="every 3s"' in fragment
 
 
 def test_each_checkpoint_reports_its_size_on_disk_without_links_out(client, ws, tmp_path):
@@ -311,7 +312,7 @@ def test_each_checkpoint_reports_its_size_on_disk_without_links_out(client, ws, 
     assert sizes["checkpoint-50"] == expected and expected >= 10_000
     assert data["size_on_disk"] == sum(sizes.values())
     html = client.get(f"/runs/rtx3090_kto/{KTO}/").content.decode()
-    assert "On disk" in html and f'<td class="num">{filesizeformat(expected)}</td>' in html
+    assert "On disk" in html and f'<td class="num size">{filesizeformat(expected)}</td>' in html
 
 
 def test_the_header_shows_what_the_lineage_holds_and_nothing_it_does_not(client, ws):
@@ -319,7 +320,7 @@ def test_the_header_shows_what_the_lineage_holds_and_nothing_it_does_not(client,
     facts = facts[facts.index('<section class="card facts">') :]
     facts = facts[: facts.index("</section>")]
     assert "NVIDIA GeForce RTX 3090" in facts and "24 GB" in facts
-    assert "Training time</dt><dd>55m 0s" in facts  # 100 steps at 33 s
+    assert "Training time</dt><dd>50m 0s" in facts  # 100 steps at 30 s, as train_runtime says
     assert "val loss" not in facts and "perplexity" not in facts and "Final loss" not in facts
 
 
@@ -415,3 +416,82 @@ def test_the_overview_has_a_json_twin(client, ws):
     trainers = {t["trainer"]: [r["run"] for r in t["runs"]] for t in data["trainers"]}
     assert trainers == {"rtx3090_kto": [RUNNING, KTO], "rtx3090_sft": [SFT]}
     assert set(data) >= {"backends", "prompt_sets", "evaluations"}
+
+
+def _scores(data):
+    return [(r["best_checkpoint"] or {}).get("rule") for r in data["runs"]], [
+        (r["best_checkpoint"] or {}).get("score") for r in data["runs"]
+    ]
+
+
+def test_sorting_by_score_groups_runs_by_rule_each_best_first(client, ws):
+    wb.make_run(ws, "sft", started("20251103_100000"), max_steps=100, eval_every=25, seed=7)
+    wb.make_run(ws, "kto", started("20251104_100000"), max_steps=100, save_every=25, seed=8)
+    rules, scores = _scores(get_json(client, "/api/runs/?sort=best_score"))
+    assert rules == ["eval_loss", "eval_loss", "margin/kl", "margin/kl", "margin/kl"]
+    assert scores[:2] == sorted(scores[:2])  # lower is better
+    assert scores[2:] == sorted(scores[2:], reverse=True)  # higher is better
+    rules, worst_first = _scores(get_json(client, "/api/runs/?sort=-best_score"))
+    assert worst_first == [*scores[:2][::-1], *scores[2:][::-1]]
+    html = client.get("/runs/?sort=best_score").content.decode()
+    headings = re.findall(r'<tr class="group"><th colspan="9" scope="rowgroup">([^<]+)</th>', html)
+    assert headings == ["Score: eval_loss, lower is better", "Score: margin/kl, higher is better"]
+    assert '<tr class="group">' not in client.get("/runs/").content.decode()
+
+
+def test_a_stopped_run_says_when_it_last_wrote_and_why_it_is_not_running(client, ws):
+    stopped = wb.make_run(
+        ws, "sft", started("20251105_100000"), max_steps=100, done=60, completed=False
+    )
+    age(stopped, 3 * 3600)
+    html = client.get(f"/runs/rtx3090_sft/{stopped.name}/").content.decode()
+    note = html[html.index('class="status-note') : html.index("</p>", html.index("status-note"))]
+    assert "Last wrote 3\xa0hours ago" in note and "TUNER_RUNNING_WINDOW" in note
+    assert "longer than 10m 0s" in note and "<code>final_model/</code>" in note
+    assert "resume it from its newest checkpoint" in note
+    data = get_json(client, f"/api/runs/rtx3090_sft/{stopped.name}/")
+    assert data["status"] == "stopped" and data["last_write_at"].endswith("+00:00")
+    running = client.get(f"/runs/rtx3090_kto/{RUNNING}/").content.decode()
+    assert "A run counts as running while it writes within 10m 0s" in running
+    assert 'class="status-note' not in client.get(f"/runs/rtx3090_kto/{KTO}/").content.decode()
+
+
+def test_no_best_checkpoint_is_a_sentence_that_says_why(client, use_workspace):
+    run = wb.output_dir(use_workspace, "sft") / "20251106_100000"
+    wb.add_checkpoint(run, 10)
+    wb.write_log(run, [{"step": 5, "epoch": 0.1}, {"step": 10, "epoch": 0.2}], "20251106_100200")
+    html = client.get(f"/runs/rtx3090_sft/{run.name}/").content.decode()
+    assert "<strong>No best checkpoint.</strong>" in html
+    assert (
+        "Its one checkpoint does not have a finite eval_loss or a finite loss logged at or "
+        "before its step, so none can be ranked by eval_loss or loss (lowest wins)." in html
+    )
+
+
+def test_every_status_badge_is_drawn_by_one_template(client, ws):
+    templates = Path(__file__).resolve().parent.parent / "templates"
+    for path in templates.rglob("*.html"):
+        if path.name != "_status.html":
+            assert 'class="status ' not in path.read_text(), path
+    html = client.get("/runs/").content.decode()
+    assert '<span class="status status-running">running</span>' in html
+
+
+def test_the_sort_menu_offers_every_sort_once_with_the_current_one_selected(client, ws):
+    from tuner_site.views.runs import SORT_OPTIONS, SORTS
+
+    assert sorted(v for v, _ in SORT_OPTIONS) == sorted(SORTS)
+    html = client.get("/runs/?sort=best_score").content.decode()
+    assert '<option value="best_score" selected>score, best first in each rule</option>' in html
+
+
+def test_a_header_sort_updates_the_sort_menu_but_a_poll_leaves_it_alone(client, ws):
+    swap = client.get("/runs/?sort=run", headers={"HX-Request": "true"}).content.decode()
+    menu = swap[swap.index('<select name="sort" id="sort-select" hx-swap-oob="true">') :]
+    assert '<option value="run" selected>' in menu
+    poll = client.get(
+        "/runs/?sort=run", headers={"HX-Request": "true", "HX-Trigger": "runs-table"}
+    ).content.decode()
+    assert "hx-swap-oob" not in poll
+    page = client.get("/runs/?sort=run").content.decode()
+    assert page.count('id="sort-select"') == 1 and "hx-swap-oob" not in page

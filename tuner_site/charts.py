@@ -1,15 +1,24 @@
-"""Server-rendered SVG line charts: raw values, a moving average, checkpoint marks."""
+"""Server-rendered SVG line charts: the first paint, and the whole chart without JavaScript.
+
+The SVG's viewBox is the plot area and stretches with its box (strokes keep their width), while
+tick labels and axis titles are HTML, so they stay readable on a phone. Every drawing rule
+lives here: the smoothing window (in steps, one per chart), which series are sparse (a marker
+on each point), where a series has gaps (its line breaks), the colours. `Chart.config` hands
+them to static/js/dashboard.js, which redraws the chart interactively from the JSON twins.
+"""
 
 from __future__ import annotations
 
 import math
 import sys
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
+from statistics import median
+from typing import Any
 
-WIDTH, HEIGHT = 720, 220
-PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 12, 28
+VIEW_W, VIEW_H = 1000, 300
 # Told apart by hue and lightness alike; compare pages draw up to eight runs.
 COLORS = (
     "#2563eb",
@@ -21,16 +30,26 @@ COLORS = (
     "#65a30d",
     "#db2777",
 )
+SPARSE_POINTS = 30  # up to this many points, every point gets a marker
+GAP_FACTOR = 5  # a step interval this many times the usual one breaks the line
+MIN_SMOOTHED = 3  # points a window must hold on average for a smoothed line to say anything
+MAX_POINTS = 1200  # about two per horizontal pixel of a wide plot
+MARK_GAP = 7.0  # viewBox units (about 5 px on a wide plot): thousands of checkpoints, one band
+
+Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
 class Series:
     name: str
     color: str
-    raw: str
-    smooth: str
+    raw: str  # SVG path data; "M" starts each stretch between gaps
+    smooth: str  # the moving average's path, "" when this series is drawn raw only
+    markers: str  # a dot per point (zero-length segments), "" unless sparse or isolated
+    best: str  # a dot at the best checkpoint's value (comparisons), or ""
     points: int
-    window: int
+    sparse: bool
+    breaks: tuple[float, ...]  # steps that start a new stretch after a gap
 
 
 @dataclass(frozen=True)
@@ -42,48 +61,99 @@ class Mark:
 
 @dataclass(frozen=True)
 class Tick:
-    pos: float
+    pos: float  # percent of the plot, from the left (x) or from the top (y)
     label: str
 
 
 @dataclass(frozen=True)
 class Chart:
     title: str
+    y_title: str
     series: tuple[Series, ...]
     marks: tuple[Mark, ...]
     x_ticks: tuple[Tick, ...]
     y_ticks: tuple[Tick, ...]
-    width: int = WIDTH
-    height: int = HEIGHT
-    plot_left: int = PAD_L
-    plot_right: int = WIDTH - PAD_R
-    plot_top: int = PAD_T
-    plot_bottom: int = HEIGHT - PAD_B
+    window: int  # steps in the centred moving average of the smoothed lines
+    missing: tuple[str, ...] = ()  # names with nothing to draw, listed as such
+    best_step: int | None = None
+    checkpoint_steps: tuple[int, ...] = ()
+    best_steps: tuple[tuple[str, int], ...] = ()  # per series, on comparisons
+    x_title: str = "step"
+    width: int = VIEW_W
+    height: int = VIEW_H
+
+    @property
+    def smoothed(self) -> bool:
+        return any(s.smooth for s in self.series)
+
+    @property
+    def any_markers(self) -> bool:
+        return any(s.markers for s in self.series)
+
+    def config(self, source: str) -> dict[str, Any]:
+        """What the interactive chart needs besides the data at `source`."""
+        return {
+            "source": source,
+            "title": self.title,
+            "y_title": self.y_title,
+            "x_title": self.x_title,
+            "window": self.window,
+            "series": [
+                {
+                    "name": s.name,
+                    "color": s.color,
+                    "sparse": s.sparse,
+                    "smooth": bool(s.smooth),
+                    "breaks": list(s.breaks),
+                }
+                for s in self.series
+            ],
+            "marks": list(self.checkpoint_steps),
+            "best": self.best_step,
+            "bests": dict(self.best_steps),
+        }
 
 
-def moving_average(values: Sequence[float], window: int) -> list[float]:
-    """Centred: a trailing average lags a falling loss by half a window and shifts its shape.
+def moving_average(steps: Sequence[float], values: Sequence[float], window: float) -> list[float]:
+    """Each value averaged with its neighbours within `window` steps, centred on it.
 
-    Near either end the window narrows on both sides, so it stays centred. Prefix sums err by about
-    1e-12 of the series' largest value, far below a pixel of a y-axis that spans it.
+    A trailing average lags a falling loss by half a window and shifts its shape. Near either
+    end the window narrows on both sides, so it stays centred. Runs logged at different
+    intervals are smoothed alike. static/js/dashboard.js does the same.
     """
-    half = window // 2
+    half = window / 2
     sums = [0.0, *accumulate(values)]
-    n = len(values)
-    out = []
-    for i in range(n):
-        h = min(half, i, n - 1 - i)
-        lo, hi = i - h, i + h + 1
+    out: list[float] = []
+    if not steps:
+        return out
+    first, last = steps[0], steps[-1]
+    for s in steps:
+        h = min(half, s - first, last - s)
+        lo, hi = bisect_left(steps, s - h), bisect_right(steps, s + h)
         out.append((sums[hi] - sums[lo]) / (hi - lo))
     return out
 
 
-MAX_POINTS = 1200  # about two per horizontal pixel of the plot
+def smoothing_steps(span: float) -> int:
+    """The smoothing window for a chart spanning `span` steps: a 25th of it, rounded to 1, 2
+    or 5 times a power of ten, so that every line on one chart is smoothed alike."""
+    if span <= 0:
+        return 1
+    raw = span / 25
+    mag = 10 ** math.floor(math.log10(raw))
+    return max(1, int(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw * 0.75)))
 
 
-def thin(
-    points: Sequence[tuple[float, float]], limit: int = MAX_POINTS
-) -> list[tuple[float, float]]:
+def gap_starts(steps: Sequence[float]) -> list[int]:
+    """Indexes where a stretch starts after an interval far longer than the usual one."""
+    if len(steps) < 3:
+        return []
+    gaps = [b - a for a, b in zip(steps, steps[1:], strict=False)]
+    usual = median(gaps)
+    return [i + 1 for i, g in enumerate(gaps) if usual > 0 and g > GAP_FACTOR * usual]
+
+
+def thin(points: Sequence[Point], limit: int = MAX_POINTS) -> list[Point]:
     """At most `limit` points: each bucket keeps its lowest and highest, in step order.
 
     Spikes (a NaN-adjacent blow-up, a loss jump) stay visible, unlike with plain striding.
@@ -92,7 +162,7 @@ def thin(
         return list(points)
     buckets = limit // 2
     size = len(points) / buckets
-    out: list[tuple[float, float]] = []
+    out: list[Point] = []
     for b in range(buckets):
         chunk = points[int(b * size) : int((b + 1) * size)]
         if not chunk:
@@ -103,16 +173,11 @@ def thin(
     return out
 
 
-def smoothing_window(n: int) -> int:
-    """An odd number of points, so that the window centres on its point."""
-    return max(1, min(51, n // 20)) | 1
-
-
 def _fmt(v: float) -> str:
     """A tick label short enough for the axis: `2.5e-5`, `-1e308`, `0.35`."""
     if v == 0:
         return "0"
-    if abs(v) >= 1000 or abs(v) < 0.01:
+    if abs(v) >= 10_000 or abs(v) < 0.01:
         mantissa, exponent = f"{v:.1e}".split("e")
         return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
     return f"{v:.3g}"
@@ -148,9 +213,6 @@ def _y_range(ys: Sequence[float]) -> tuple[float, float]:
     return max(lo - pad, -sys.float_info.max), min(hi + pad, sys.float_info.max)
 
 
-MARK_GAP = 5.0  # pixels between checkpoint marks: thousands of checkpoints make one band
-
-
 def _spaced(marks: list[Mark]) -> tuple[Mark, ...]:
     """Marks at least MARK_GAP apart, the best one always among them."""
     kept: list[Mark] = []
@@ -172,7 +234,8 @@ def line_chart(
 ) -> Chart | None:
     """A chart of the finite values of each column; None when nothing is plottable."""
     data = {name: list(zip(steps, values, strict=True)) for name, values in columns.items()}
-    return points_chart(title, data, checkpoint_steps, best_step)
+    y_title = next(iter(columns)) if len(columns) == 1 else title
+    return points_chart(title, data, checkpoint_steps, best_step, y_title=y_title)
 
 
 def points_chart(
@@ -180,16 +243,19 @@ def points_chart(
     points: Mapping[str, Sequence[tuple[float, float | None]]],
     checkpoint_steps: Sequence[int] = (),
     best_step: int | None = None,
+    best_steps: Mapping[str, int | None] | None = None,
+    y_title: str | None = None,
 ) -> Chart | None:
     """One line per name, each with its own steps; None when nothing is plottable.
 
-    Colours follow the names' order, whether or not a name has points to draw.
+    Colours follow the names' order, whether or not a name has points to draw. One smoothing
+    window, in steps, serves every line. `best_steps` marks each line's best checkpoint.
     """
     colors = {name: COLORS[i % len(COLORS)] for i, name in enumerate(points)}
-    data: dict[str, list[tuple[float, float]]] = {
+    data: dict[str, list[Point]] = {
         name: kept
         for name, pts in points.items()
-        if (kept := [(s, v) for s, v in pts if v is not None and math.isfinite(v)])
+        if (kept := sorted((s, v) for s, v in pts if v is not None and math.isfinite(v)))
     }
     if not data:
         return None
@@ -197,31 +263,81 @@ def points_chart(
     x0, x1 = min(xs), max(max(xs), *(checkpoint_steps or [0]))
     y0, y1 = _y_range([v for pts in data.values() for _, v in pts])
     if x0 == x1:
-        x1 = x0 + 1
-    left, right, top, bottom = PAD_L, WIDTH - PAD_R, PAD_T, HEIGHT - PAD_B
+        x0, x1 = x0 - 1, x1 + 1
+    window = smoothing_steps(x1 - x0)
     x_unit, y_unit = _unit(x0, x1), _unit(y0, y1)
 
     def sx(x: float) -> float:
-        return round(left + x_unit(x) * (right - left), 1)
+        return round(x_unit(x) * VIEW_W, 1)
 
-    def py(u: float) -> float:
-        return round(bottom - u * (bottom - top), 1)
+    def sy(u: float) -> float:
+        return round(VIEW_H - u * VIEW_H, 1)
+
+    # Paths take values on the 0..1 scale, where no sum of values (a moving average) overflows.
+    def path(pts: Sequence[Point], starts: set[float]) -> str:
+        return "".join(
+            f"{'M' if i == 0 or s in starts else 'L'}{sx(s)},{sy(u)}"
+            for i, (s, u) in enumerate(thin(pts))
+        )
+
+    def dots(pts: Sequence[Point]) -> str:
+        return "".join(f"M{sx(s)},{sy(u)}h0" for s, u in pts)
 
     series = []
-    for name, pts in data.items():
-        # Per series: eval losses are logged far less often than training losses.
-        window = smoothing_window(len(pts))
-        # Averaged on the 0..1 scale, where no sum of values overflows.
-        units = [(s, y_unit(v)) for s, v in pts]
-        avg = list(
-            zip((s for s, _ in units), moving_average([u for _, u in units], window), strict=True)
+    for name, values in data.items():
+        pts = [(s, y_unit(v)) for s, v in values]
+        steps = [s for s, _ in pts]
+        starts = gap_starts(steps)
+        breaks = tuple(steps[i] for i in starts)
+        sparse = len(pts) <= SPARSE_POINTS
+        smooth = ""
+        if not sparse and (steps[-1] - steps[0]) / len(pts) * MIN_SMOOTHED <= window:
+            avg = moving_average(steps, [v for _, v in pts], window)
+            smooth = path(list(zip(steps, avg, strict=True)), set(breaks))
+        bounds = [0, *starts, len(pts)]
+        alone = [pts[a] for a, b in zip(bounds, bounds[1:], strict=False) if b - a == 1]
+        best = _value_at((best_steps or {}).get(name), pts)
+        series.append(
+            Series(
+                name=name,
+                color=colors[name],
+                raw=path(pts, set(breaks)),
+                smooth=smooth,
+                markers=dots(pts if sparse else alone),
+                best=dots([best]) if best else "",
+                points=len(pts),
+                sparse=sparse,
+                breaks=breaks,
+            )
         )
-        raw = " ".join(f"{sx(s)},{py(u)}" for s, u in thin(units))
-        smooth = " ".join(f"{sx(s)},{py(u)}" for s, u in thin(avg))
-        series.append(Series(name, colors[name], raw, smooth, len(pts), window))
     marks = _spaced(
         [Mark(sx(s), f"checkpoint-{s}", s == best_step) for s in checkpoint_steps if x0 <= s <= x1]
     )
-    x_ticks = tuple(Tick(sx(t), f"{t:g}") for t in _nice_ticks(x0, x1) if x0 <= t <= x1)
-    y_ticks = tuple(Tick(py(y_unit(t)), _fmt(t)) for t in _nice_ticks(y0, y1) if y0 <= t <= y1)
-    return Chart(title, tuple(series), marks, x_ticks, y_ticks)
+    pct_x, pct_y = 100 / VIEW_W, 100 / VIEW_H
+    x_ticks = tuple(
+        Tick(round(sx(t) * pct_x, 2), f"{t:g}") for t in _nice_ticks(x0, x1) if x0 <= t <= x1
+    )
+    y_ticks = tuple(
+        Tick(round(sy(y_unit(t)) * pct_y, 2), _fmt(t)) for t in _nice_ticks(y0, y1) if y0 <= t <= y1
+    )
+    return Chart(
+        title=title,
+        y_title=y_title or title,
+        series=tuple(series),
+        marks=marks,
+        x_ticks=x_ticks,
+        y_ticks=y_ticks,
+        window=window if any(s.smooth for s in series) else 0,
+        missing=tuple(name for name in points if name not in data),
+        best_step=best_step,
+        checkpoint_steps=tuple(checkpoint_steps),
+        best_steps=tuple((n, s) for n, s in (best_steps or {}).items() if s is not None),
+    )
+
+
+def _value_at(step: int | None, pts: Sequence[Point]) -> Point | None:
+    """The point at `step`, else the nearest one logged before it (a checkpoint's metrics)."""
+    if step is None:
+        return None
+    i = bisect_right([s for s, _ in pts], step)
+    return pts[i - 1] if i else None

@@ -7,4 +7,7 @@ from django.http import HttpRequest
 
 
 def dashboard(request: HttpRequest) -> dict[str, Any]:
-    return {"refresh_seconds": settings.TUNER_REFRESH_SECONDS}
+    return {
+        "refresh_seconds": settings.TUNER_REFRESH_SECONDS,
+        "running_window": settings.TUNER_RUNNING_WINDOW,
+    }

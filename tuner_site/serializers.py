@@ -91,7 +91,13 @@ def run_summary(d: RunDetail) -> dict[str, Any]:
         "progress": d.progress,
         "best_checkpoint": best_json(d),
         "skipped_log_lines": d.history.skipped,
+        # Known for runs that have not finished: how `status` was told.
+        "last_write_at": _utc(r.last_write),
     }
+
+
+def _utc(when: float | None) -> str | None:
+    return None if when is None else datetime.fromtimestamp(when, tz=UTC).isoformat()
 
 
 def checkpoint_row(

@@ -14,6 +14,8 @@ from django.utils.safestring import SafeString, mark_safe
 from discovery.lineage import Evaluated, Model
 from discovery.values import finite
 from tuner_site import formatting, paging
+from tuner_site.charts import Chart
+from tuner_site.serializers import dumps
 
 register = template.Library()
 
@@ -81,6 +83,18 @@ def absolute(value: float) -> float:
 def previous(model: Model, evaluated: Evaluated) -> Evaluated | None:
     """The evaluation before this one on the same prompt set, to compare with."""
     return model.previous(evaluated)
+
+
+@register.filter
+def chart_config(chart: Chart, source: str) -> str:
+    """The chart's drawing rules and data URL for static/js/dashboard.js, as JSON."""
+    return dumps(chart.config(source)).decode()
+
+
+@register.filter
+def local_time(value: float | None) -> datetime | None:
+    """A Unix time as this machine's naive local time, the clock run start times are read in."""
+    return None if value is None else datetime.fromtimestamp(value)
 
 
 @register.filter

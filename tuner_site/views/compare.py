@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from discovery.metrics import COMPARE_DEFAULTS, canonical
@@ -49,6 +50,7 @@ class Comparison:
     lines: list[Line]
     chart: Chart | None
     candidates: list[Run]  # runs that can still be added, newest first
+    source: str  # the JSON twin the interactive chart reads
 
 
 def _selected(request: HttpRequest) -> list[RunDetail]:
@@ -79,11 +81,20 @@ def _default_metric(logged: list[set[str]]) -> str | None:
     return min(some, default=None)
 
 
-def _without(request: HttpRequest, run_id: str, ids: list[str], metric: str | None) -> str:
-    params = [("run", x) for x in ids if x != run_id]
-    if metric:
+def _query(ids: list[str], metric: str | None) -> str:
+    params = [("run", x) for x in ids]
+    if metric and ids:
         params.append(("metric", metric))
-    return f"{request.path}?{urlencode(params)}"
+    return f"?{urlencode(params)}" if params else ""
+
+
+def _without(
+    request: HttpRequest, run_id: str, ids: list[str], metric: str | None, logged: list[set[str]]
+) -> str:
+    """This comparison without one run; the metric stays while another run logged it."""
+    rest = [(x, names) for x, names in zip(ids, logged, strict=True) if x != run_id]
+    keep = metric if any(metric in names for _, names in rest) else None
+    return request.path + _query([x for x, _ in rest], keep)
 
 
 def _candidates(ids: list[str]) -> list[Run]:
@@ -102,7 +113,8 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
     names = [{canonical(m): m for m in s.metric_names()} for s in series]
     logged = [set(n) for n in names]
     metrics = sorted(set().union(*logged))
-    metric = choice_param(request, "metric", metrics) or (
+    # With no run chosen (the last one just removed) there is no metric to check it against.
+    metric = (choice_param(request, "metric", metrics) if runs else None) or (
         _default_metric(logged) if logged else None
     )
     ids = [d.run.id for d in runs]
@@ -111,11 +123,22 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
         column = s.column(own[metric]) if metric in own else []
         kept = [(st, v) for st, v in zip(s.steps, column, strict=False) if math.isfinite(v)]
         steps, values = tuple(st for st, _ in kept), tuple(v for _, v in kept)
-        lines.append(Line(d, color, steps, values, _without(request, d.run.id, ids, metric)))
+        without = _without(request, d.run.id, ids, metric, logged)
+        lines.append(Line(d, color, steps, values, without))
     chart = points_chart(
-        metric or "", {ln.d.run.id: list(zip(ln.steps, ln.values, strict=True)) for ln in lines}
+        metric or "",
+        {ln.d.run.id: list(zip(ln.steps, ln.values, strict=True)) for ln in lines},
+        best_steps={ln.d.run.id: ln.d.best.step if ln.d.best else None for ln in lines},
+        y_title=metric,
     )
-    return Comparison(metric, metrics, lines, chart, _candidates(ids) if offer_more else [])
+    return Comparison(
+        metric,
+        metrics,
+        lines,
+        chart,
+        _candidates(ids) if offer_more else [],
+        reverse("tuner-api-compare") + _query(ids, metric),
+    )
 
 
 @require_safe

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
+from django_htmx.http import push_url
 
 from discovery.evaluations import (
     MAX_COMPARED,
@@ -21,39 +23,41 @@ from discovery.prompt_sets import get_prompt_set
 from discovery.runs import Run
 from tuner_site import serializers, workspace
 
-from .common import BadQuery, choice_param, json_response
+from .common import BadQuery, HtmxHttpRequest, choice_param, json_response
 
 
 @dataclass(frozen=True)
 class Listing:
-    evaluations: list[Evaluation]
+    evaluations: list[Evaluation]  # the ones the filters let through
+    total: int  # results in Evaluator/results/, filtered or not
+    models: list[str]
+    prompt_sets: list[str]
+    params: dict[str, str]  # the filters in force
     lineage: Lineage
     run: Run | None
 
 
 def _filtered(request: HttpRequest) -> Listing:
     found = list_evaluations(workspace.current().root)
-    model = choice_param(request, "model", sorted({e.model for e in found if e.model}))
-    prompt_set = choice_param(
-        request, "prompt_set", sorted({e.prompt_set for e in found if e.prompt_set})
-    )
+    models = sorted({e.model for e in found if e.model})
+    prompt_sets = sorted({e.prompt_set for e in found if e.prompt_set})
+    model = choice_param(request, "model", models)
+    prompt_set = choice_param(request, "prompt_set", prompt_sets)
     lineage = workspace.lineage()
     run_id = request.GET.get("run") or None
     run = next((r for r in lineage.catalog.runs if r.id == run_id), None)
     if run_id is not None and run is None:
         raise BadQuery(f"run must be <trainer>/<run> of a run in this workspace, not {run_id!r}.")
     of_run = lineage.runs_evaluated().get(run_id or "", set())
-    return Listing(
-        [
-            e
-            for e in found
-            if (model is None or e.model == model)
-            and (prompt_set is None or e.prompt_set == prompt_set)
-            and (run_id is None or e.name in of_run)
-        ],
-        lineage,
-        run,
-    )
+    kept = [
+        e
+        for e in found
+        if (model is None or e.model == model)
+        and (prompt_set is None or e.prompt_set == prompt_set)
+        and (run_id is None or e.name in of_run)
+    ]
+    params = {k: v for k, v in (("model", model), ("prompt_set", prompt_set), ("run", run_id)) if v}
+    return Listing(kept, len(found), models, prompt_sets, params, lineage, run)
 
 
 def _get_or_404(name: str) -> Evaluation:
@@ -64,14 +68,23 @@ def _get_or_404(name: str) -> Evaluation:
 
 
 @require_safe
-def evaluation_list(request: HttpRequest) -> HttpResponse:
+def evaluation_list(request: HtmxHttpRequest) -> HttpResponse:
     listing = _filtered(request)
+    template = "evaluations/list.html"
+    if request.htmx:
+        template += "#evaluation-results"
     context = {
+        "listing": listing,
         "evaluations": listing.evaluations,
         "linked": listing.lineage.evaluations(),
         "run": listing.run,
     }
-    return render(request, "evaluations/list.html", context)
+    response = render(request, template, context)
+    if request.htmx:
+        # The form sends its empty fields too; the URL worth sharing has only the filters.
+        query = urlencode(listing.params)
+        push_url(response, request.path + (f"?{query}" if query else ""))
+    return response
 
 
 @require_safe

@@ -58,9 +58,30 @@ SORT_KEYS: dict[str, SortKey] = {
     "base_model": lambda d: d.base_model,
     "checkpoints": lambda d: len(d.run.checkpoint_steps),
     "last_step": lambda d: d.step,
-    "best_score": lambda d: d.best_score,
+    "best_score": lambda d: d.best_score,  # grouped by rule: see _by_score
 }
 SORTS = tuple(s for k in SORT_KEYS for s in (k, f"-{k}"))
+# The sort menu (the only way to sort run cards on a phone): every sort, in words.
+SORT_OPTIONS = (
+    ("-started", "newest first"),
+    ("started", "oldest first"),
+    ("best_score", "score, best first in each rule"),
+    ("-best_score", "score, worst first in each rule"),
+    ("-last_step", "most steps"),
+    ("last_step", "fewest steps"),
+    ("-checkpoints", "most checkpoints"),
+    ("checkpoints", "fewest checkpoints"),
+    ("status", "status"),
+    ("-status", "status, Z to A"),
+    ("run", "run name"),
+    ("-run", "run name, Z to A"),
+    ("trainer", "trainer"),
+    ("-trainer", "trainer, Z to A"),
+    ("type", "type"),
+    ("-type", "type, Z to A"),
+    ("base_model", "base model"),
+    ("-base_model", "base model, Z to A"),
+)
 
 
 @dataclass(frozen=True)
@@ -73,14 +94,61 @@ class RunListing:
     pending: int = 0  # runs shown from the walk alone, their logs still being read
     total: int = 0
     checking: int = 0  # logs first answered from a few windows, being read in full
+    sort: str = "-started"
 
     @property
     def live(self) -> bool:
         """Whether a row on this page can still change: a run trains, or a check is running."""
         return self.checking > 0 or any(d.run.status == "running" for d in self.page.object_list)
 
+    @property
+    def rows(self) -> list[tuple[RunDetail, str | None]]:
+        """The page's runs, each with the heading of the score group it opens, if any."""
+        if self.sort.lstrip("-") != "best_score":
+            return [(d, None) for d in self.page.object_list]
+        rows, previous = [], None
+        for d in self.page.object_list:
+            group = _score_group(d)
+            rows.append((d, _group_heading(group) if group != previous else None))
+            previous = group
+        return rows
+
+
+def _score_group(d: RunDetail) -> tuple[str, str] | None:
+    """What a run's score means: the metric it is and which way is better."""
+    if d.best_score is None:
+        return None
+    return d.ranking.metric, d.ranking.order
+
+
+def _group_heading(group: tuple[str, str] | None) -> str:
+    if group is None:
+        return "No score yet"
+    metric, order = group
+    return f"Score: {metric}, {'higher' if order == 'max' else 'lower'} is better"
+
+
+def _by_score(details: list[RunDetail], worst_first: bool) -> list[RunDetail]:
+    """Scores of different rules do not compare: runs grouped by rule, each group in its
+    own direction (best first, or worst first), groups by name, runs without a score last."""
+    groups: dict[tuple[str, str], list[RunDetail]] = {}
+    unscored = []
+    for d in details:
+        group = _score_group(d)
+        if group is None:
+            unscored.append(d)
+        else:
+            groups.setdefault(group, []).append(d)
+    ordered = []
+    for (_, order), members in sorted(groups.items()):
+        members.sort(key=lambda d: d.best_score or 0.0, reverse=(order == "max") != worst_first)
+        ordered.extend(members)
+    return ordered + unscored
+
 
 def _sorted(details: list[RunDetail], sort: str) -> list[RunDetail]:
+    if sort.lstrip("-") == "best_score":
+        return _by_score(details, sort.startswith("-"))
     key = SORT_KEYS[sort.lstrip("-")]
     known = [d for d in details if key(d) is not None]
     unknown = [d for d in details if key(d) is None]
@@ -140,6 +208,7 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
         pending,
         len(runs),
         indexer.checking(),
+        sort,
     )
 
 
@@ -149,9 +218,16 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     template = "runs/list.html"
     if request.htmx:
         template += "#runs-table"
-    response = render(request, template, {"listing": listing, "statuses": STATUSES})
     # The table polls itself (indexing, running runs): a poll must not add a history entry.
-    if request.htmx and request.htmx.trigger != "runs-table":
+    poll = bool(request.htmx) and request.htmx.trigger == "runs-table"
+    context = {
+        "listing": listing,
+        "statuses": STATUSES,
+        "sort_options": SORT_OPTIONS,
+        "sort_oob": bool(request.htmx) and not poll,
+    }
+    response = render(request, template, context)
+    if request.htmx and not poll:
         # The canonical URL, without the form's empty fields, is the one worth sharing.
         params = dict(listing.params)
         if listing.page.number > 1:
@@ -351,30 +427,39 @@ def api_checkpoint_detail(
     )
 
 
-def _overview(ws: Workspace, running_only: bool) -> dict[str, Any]:
+def _overview(ws: Workspace, runs_only: bool) -> dict[str, Any]:
     runs = list_runs(ws)
-    context: dict[str, Any] = {"running": [detail(r) for r in runs if r.status == "running"]}
-    if running_only:
-        return context
+    # One walk and one detail per run, so a run that just finished leaves "Training now"
+    # and shows as completed in its trainer's card in the same answer.
     newest: dict[str, list[RunDetail]] = {}
+    running = []
     for r in runs:
         group = newest.setdefault(r.trainer.id, [])
-        if len(group) < 5:
-            group.append(detail(r))
+        if r.status == "running" or len(group) < 5:
+            d = detail(r)
+            if r.status == "running":
+                running.append(d)
+            if len(group) < 5:
+                group.append(d)
+    context: dict[str, Any] = {
+        "running": running,
+        "newest": sorted(newest.items()),
+        "run_count": len(runs),
+    }
+    if runs_only:
+        return context
     return context | {
         "statuses": workspace.backend_statuses(),
         "prompt_sets": listed(ws.root),
         "evaluations": [e for e in list_evaluations(ws.root) if not e.error][:5],
-        "newest": sorted(newest.items()),
-        "run_count": len(runs),
     }
 
 
 @require_safe
 def overview(request: HtmxHttpRequest) -> HttpResponse:
-    # "Training now" polls this page; it alone is rendered, without probing any backend.
-    if request.htmx and request.htmx.target == "running-now":
-        return render(request, "overview.html#running-now", _overview(workspace.current(), True))
+    # The runs part polls this page; it alone is rendered, without probing any backend.
+    if request.htmx and request.htmx.target == "overview-runs":
+        return render(request, "overview.html#overview-runs", _overview(workspace.current(), True))
     return render(request, "overview.html", _overview(workspace.current(), False))
 
 
