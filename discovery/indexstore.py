@@ -121,11 +121,15 @@ class IndexStore:
     def save(self, key: str, fields: tuple[Any, ...]) -> None:
         """Queue a write; a later save of the same key replaces a queued one."""
         with self._wake:
+            first = not self._dirty
             self._dirty[key] = fields
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_loop, daemon=True)
                 self._writer.start()
-            self._wake.notify()
+            # Only the first waits for work; after it the writer sleeps out the quiet period
+            # by itself, and waking it on every save would cost a thread switch each.
+            if first:
+                self._wake.notify()
 
     def flush(self) -> None:
         """Write every queued index now, after a write the background thread has begun."""

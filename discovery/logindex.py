@@ -149,17 +149,21 @@ def scan(f: BinaryIO, start: int, end: int, state: Scan | None = None) -> tuple[
         if not chunk:
             break
         buf += chunk
+        # Lines are cut at offsets into the chunk: slicing off each line's rest would copy
+        # the whole chunk once per line.
+        at = 0
         while True:
-            nl = buf.find(b"\n")
+            nl = buf.find(b"\n", at)
             if nl < 0:
                 break
             if overlong:
                 state.overlong()  # its bytes were dropped as they came
                 overlong = False
             else:
-                state.line(buf[:nl])
-            pos += nl + 1
-            buf = buf[nl + 1 :]
+                state.line(buf[at:nl])
+            at = nl + 1
+        pos += at
+        buf = buf[at:]
         if len(buf) > MAX_LINE:
             overlong = True
             pos += len(buf)
@@ -254,6 +258,19 @@ class LogIndexer:
         st = self._store(root)
         if st is not None:
             st.save(key, idx.fields())
+
+    def kept(self, root: Path, key: str) -> tuple[Any, ...] | None:
+        """The row an earlier process kept under `key` in `root`'s store, read once."""
+        with self._lock:
+            st = self._store(root)
+        return st.load(key) if st is not None else None
+
+    def keep(self, root: Path, key: str, fields: tuple[Any, ...]) -> None:
+        """Keep `fields` under `key` in `root`'s store, written with the indexes."""
+        with self._lock:
+            st = self._store(root)
+        if st is not None:
+            st.save(key, fields)
 
     def version(self, path: Path | str) -> int:
         """Changes when a background pass corrects what was known of `path`."""

@@ -41,11 +41,14 @@ def parse_obj(obj: object) -> tuple[int, Entry] | None:
     # A step beyond 64 bits is garbage, not a step: indexes keep steps as int64.
     if type(step) is not int or not -MAX_STEP <= step < MAX_STEP:
         return None
-    values = {
-        k: f
-        for k, v in obj.items()
-        if k != "step" and isinstance(k, str) and (f := as_float(v)) is not None
-    }
+    # This runs for every log line: floats, most values, skip the call (as_float passes them
+    # through unchanged); the step is an int, so only the other branch needs to leave it out.
+    values = {}
+    for k, v in obj.items():
+        if type(v) is float:
+            values[k] = v
+        elif k != "step" and (f := as_float(v)) is not None:
+            values[k] = f
     return step, values
 
 
@@ -198,15 +201,19 @@ class History:
         """Each metric's latest value at or before `step`, across sources."""
         if step is None:
             return EMPTY_POINT
-        best: dict[str, tuple[int, int, float]] = {}
-        for rank, source in enumerate(self.sources):
-            for s in source.candidates(step):
-                for name, value in source.entries.get(s, {}).items():
-                    if (s, rank) >= best.get(name, (s, -1, 0.0))[:2]:
-                        best[name] = (s, rank, value)
-        return Point(
-            {k: v for k, (_, _, v) in best.items()}, {k: s for k, (s, _, _) in best.items()}
+        # Applied oldest first, so each name ends with its newest value: the later step, or at
+        # one step the later source. dict.update keeps this in C; it runs once per checkpoint.
+        order = sorted(
+            (s, rank) for rank, src in enumerate(self.sources) for s in src.candidates(step)
         )
+        values: Entry = {}
+        steps: dict[str, int] = {}
+        for s, rank in order:
+            entry = self.sources[rank].entries.get(s)
+            if entry:
+                values.update(entry)
+                steps.update(dict.fromkeys(entry, s))
+        return Point(values, steps)
 
     @functools.cached_property
     def merged(self) -> dict[int, Entry]:

@@ -59,27 +59,57 @@ MAX_FILE_BYTES = 64 * 2**20
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
 
 
+# Linux names an open file's real path here: one readlink, where realpath stats every component.
+_PROC_FD = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else None
+
+
 def open_in(path: Path | str, root: Path) -> BinaryIO | None:
     """`path` opened for reading when, every link resolved, it is a regular file inside `root`.
 
     The one way workspace files are opened. Non-blocking, so a FIFO put where a file belongs
     is refused at once instead of waiting for a writer; device files are refused too.
     """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode) and _PROC_FD is not None:
+        # A regular file (opening one has no side effects, unlike a device): open it, then ask
+        # where it really is, which also catches a linked folder above it.
+        fd = _open(path, os.O_NOFOLLOW)
+        if fd is None:
+            return None
+        try:
+            real = os.readlink(f"{_PROC_FD}/{fd}")
+        except OSError:
+            real = ""
+        if not _inside(real, root):
+            os.close(fd)
+            return None
+        return _regular(fd)
+    # A link, or not a file at all: resolve it before opening anything.
     real = os.path.realpath(path)
     if not _inside(real, root):
         return None
+    fd = _open(real, 0)
+    return _regular(fd) if fd is not None else None
+
+
+def _open(path: Path | str, flags: int) -> int | None:
     try:
-        fd = os.open(real, _OPEN_FLAGS)
+        return os.open(path, _OPEN_FLAGS | flags)
     except OSError:
         return None
+
+
+def _regular(fd: int) -> BinaryIO | None:
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            return None
-        return os.fdopen(fd, "rb")
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return os.fdopen(fd, "rb")
     except OSError:
-        os.close(fd)
-        return None
+        pass
+    os.close(fd)
+    return None
 
 
 def _inside(real: str, root: Path) -> bool:

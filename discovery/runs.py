@@ -22,8 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import detailstore, mlx
 from . import header as run_header
-from . import mlx
 from .checkpoints import (
     CHECKPOINT_NAME,
     FINAL_MODEL,
@@ -530,24 +530,50 @@ def detail(run: Run, ranking: RankRequest | None = None) -> RunDetail:
         d = detail(run)
         ranking.check(d.history.metric_names())
         return replace(d, ranking=rank(run.type, d.checkpoints, request=ranking))
-    if run.signature:
-        with _memo_lock:
-            hit = _memo.get(run.id)
-        if hit is not None and hit[0] == run.signature:
-            # The status can change with the clock alone, so the run itself is always fresh.
-            return replace(hit[1], run=run)
-    d = _mlx_detail(run) if run.trainer.layout == "mlx" else _hf_detail(run)
-    if run.signature:
-        with _memo_lock:
-            _memo[run.id] = (run.signature, d)
+    if not run.signature:
+        return _mlx_detail(run) if run.trainer.layout == "mlx" else _hf_detail(run)
+    with _memo_lock:
+        hit = _memo.get(run.id)
+    if hit is not None and hit[0] == run.signature:
+        # The status can change with the clock alone, so the run itself is always fresh.
+        return replace(hit[1], run=run)
+    restored = _restored(run)
+    if restored is not None:
+        d = restored
+    else:
+        d = _mlx_detail(run) if run.trainer.layout == "mlx" else _hf_detail(run)
+        if not d.pending and not d.history.approximate:
+            parts = (d.history, d.checkpoints, d.ranking, d.header, d.lineage, d.global_step)
+            indexer.keep(
+                run.trainer.root,
+                detailstore.key(run.id),
+                detailstore.encode(repr(run.signature), parts),
+            )
+    with _memo_lock:
+        _memo[run.id] = (run.signature, d)
     return d
 
 
+def _restored(run: Run) -> RunDetail | None:
+    """The detail an earlier process kept for this run, if its files are unchanged since."""
+    row = indexer.kept(run.trainer.root, detailstore.key(run.id))
+    parts = detailstore.decode(row, repr(run.signature)) if row is not None else None
+    return RunDetail(run, *parts) if parts is not None else None
+
+
 def is_ready(run: Run) -> bool:
-    """Whether `detail(run)` answers from memory, without reading logs."""
+    """Whether `detail(run)` answers without reading logs: from memory, or kept by an earlier
+    process."""
     with _memo_lock:
         hit = _memo.get(run.id)
-    return hit is not None and hit[0] == run.signature
+    if hit is not None and hit[0] == run.signature:
+        return True
+    restored = _restored(run) if run.signature else None
+    if restored is None:
+        return False
+    with _memo_lock:
+        _memo[run.id] = (run.signature, restored)
+    return True
 
 
 def walk_only(run: Run) -> RunDetail:
@@ -587,8 +613,9 @@ def _state_source(run: Run, state: TrainerState | None, logs: list[Source]) -> S
     (a run without a log, or the lines an upstream callback dropped off its logging grid)."""
     if state is None or not state.history:
         return None
-    logged = {s for src in logs for _, steps in src.shapes for s in steps}
-    uncovered = {s: e for s, e in state.history.items() if s not in logged}
+    # Set operations over the step arrays run in C: this is on every run's detail.
+    missing = set(state.history).difference(*(steps for src in logs for _, steps in src.shapes))
+    uncovered = {s: state.history[s] for s in sorted(missing)}
     if not uncovered:
         return None
     return Source(None, shapes_of(uncovered), uncovered)

@@ -34,7 +34,10 @@ def as_int(value: Any) -> int | None:
 
 def as_float(value: Any) -> float | None:
     """Any number a float holds, infinities and NaN included; None for anything else."""
-    if type(value) not in (int, float):
+    kind = type(value)
+    if kind is float:  # most values, on every log line: no conversion
+        return value
+    if kind is not int:
         return None
     try:
         return float(value)

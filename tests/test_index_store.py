@@ -18,6 +18,8 @@ from sampledata import runs as wb
 from .conftest import started
 
 REPO = Path(__file__).resolve().parent.parent
+# Rows of log indexes; kept run details share the table under their own prefix.
+LOG_ROWS = "SELECT count(*) FROM files WHERE key NOT LIKE 'detail%'"
 
 # A process that reads a workspace through the library with its index in `store`, and
 # prints how many log lines it parsed.
@@ -69,7 +71,7 @@ def test_the_cli_writes_its_index_before_it_exits(built, tmp_path):
     first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=True)
     (store,) = (tmp_path / "index").glob("*.sqlite3")
     with sqlite3.connect(store) as conn:
-        assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 4  # a row per log
+        assert conn.execute(LOG_ROWS).fetchone()[0] == 4  # a row per log
     second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert json.loads(second.stdout) == json.loads(first.stdout)
 
@@ -108,3 +110,98 @@ def test_a_writer_killed_at_any_moment_leaves_a_readable_store(tmp_path):
         assert len(present) in (0, 200)
         assert all(r[2] == b"x" * 4000 for r in present)
         assert len({r[0] for r in present}) <= 1
+
+
+# A process that reads a workspace with its index in `store` and prints, as JSON, every run's
+# detail in the run JSON's shape, and which workspace files it opened.
+DETAILS = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+import discovery.paths as paths
+from discovery.logindex import indexer
+from discovery.runs import Workspace, detail, list_runs
+opened = []
+real = paths.open_in
+paths.open_in = lambda path, root: opened.append(str(path)) or real(path, root)
+indexer.configure(Path({store!r}))
+out = {{}}
+for r in list_runs(Workspace.at({root!r})):
+    d = detail(r)
+    out[r.id] = [
+        d.ranking.rule, d.ranking.best, list(d.ranking.scores), d.header.base_model, d.step,
+        [[c.name, c.step, str(c.path), c.metrics, c.metric_steps] for c in d.checkpoints],
+        d.history.metric_names(), d.history.at(d.step).values, d.lineage,
+    ]
+print(json.dumps([out, opened]))
+"""
+
+
+def _details(root: Path, store: Path) -> tuple[dict, list[str]]:
+    code = DETAILS.format(repo=str(REPO), store=str(store), root=str(root))
+    return tuple(json.loads(run_process(code)))  # type: ignore[return-value]
+
+
+def test_a_restart_restores_each_runs_detail_without_opening_its_files(built, tmp_path):
+    store = tmp_path / "index"
+    first, opened_first = _details(built, store)
+    second, opened_second = _details(built, store)
+    assert second == first  # every field pages and the JSON show, log lookups included
+    assert any(p.endswith("trainer_state.json") for p in opened_first)
+    assert opened_second == []  # no log, lineage or trainer_state.json opened again
+
+
+def test_a_run_whose_files_changed_is_read_again(built, tmp_path):
+    store = tmp_path / "index"
+    first, _ = _details(built, store)
+    run = next(built.glob("Trainers/*/*/20251102_100000"))
+    log = next(run.glob("logs/training_*.jsonl"))
+    with log.open("a") as f:
+        f.write('{"step": 301, "loss": 0.001}\n')
+    second, opened = _details(built, store)
+    changed = next(k for k in first if k.endswith("20251102_100000"))
+    assert second[changed][4] == 301 and first[changed][4] != 301
+    assert {k: v for k, v in second.items() if k != changed} == {
+        k: v for k, v in first.items() if k != changed
+    }
+    assert opened and all(str(run) in p for p in opened)  # only that run's files
+
+
+def test_a_first_answer_still_being_checked_is_not_kept(built, tmp_path):
+    from discovery import detailstore
+    from discovery.logindex import indexer
+    from discovery.runs import Workspace, clear_memo, detail, list_runs
+
+    store = tmp_path / "index"
+    indexer.configure(store, background=True)
+    try:
+        runs = list_runs(Workspace.at(built))
+        assert all(detail(r).history.approximate for r in runs)
+        assert indexer.wait(60)
+        indexer.flush()
+        rows = sqlite3.connect(next(store.glob("*.sqlite3"))).execute("SELECT key FROM files")
+        assert not [k for (k,) in rows if k.startswith(detailstore.KEY_PREFIX)]
+        clear_memo()
+        exact = [detail(r) for r in list_runs(Workspace.at(built))]
+        assert not any(d.history.approximate for d in exact)
+        indexer.flush()
+        rows = sqlite3.connect(next(store.glob("*.sqlite3"))).execute("SELECT key FROM files")
+        kept = [k for (k,) in rows if k.startswith(detailstore.KEY_PREFIX)]
+        assert len(kept) == 4, kept
+    finally:
+        indexer.configure(None)
+
+
+def test_a_kept_detail_of_another_layout_or_signature_is_ignored(built):
+    from discovery import detailstore
+    from discovery.runs import Workspace, detail, list_runs
+
+    run = list_runs(Workspace.at(built))[0]
+    d = detail(run)
+    parts = (d.history, d.checkpoints, d.ranking, d.header, d.lineage, d.global_step)
+    row = detailstore.encode(repr(run.signature), parts)
+    restored = detailstore.decode(row, repr(run.signature))
+    assert restored is not None and restored[1] == d.checkpoints and restored[2] == d.ranking
+    assert detailstore.decode(row, repr(run.signature) + "x") is None
+    assert detailstore.decode(("old-layout", *row[1:]), repr(run.signature)) is None
+    assert detailstore.decode(row[:3], repr(run.signature)) is None
