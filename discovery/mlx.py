@@ -193,6 +193,17 @@ def writer_offset(log: Path, segments: list[Segment]) -> float | None:
     return quarter
 
 
+def _last_write(seg: Segment, offset: float | None, mtime: float, newest: bool) -> float | None:
+    """When a run last wrote: its last record's time, never after the log last changed.
+
+    The record, not the file's time, for the newest run too: a log copied from another machine
+    has a new modification time but old records, and is no run still training.
+    """
+    if seg.last_at is None:
+        return mtime if newest else None
+    return min(_unix(seg.last_at, offset), mtime)
+
+
 def _unix(when: datetime, offset: float | None) -> float:
     """A log time as a Unix time, to compare with file modification times."""
     if offset is None:
@@ -321,7 +332,6 @@ class MlxRun:
     best: Best | None
     final: Path | None  # lora_adapters.npz, when this run wrote it
     report: Path | None
-    log_mtime: float
     # Every file the run's pages show, as (path, size, mtime): a change to any shows.
     signature: tuple[Any, ...]
     last_write: float | None = None  # the log's mtime for the newest run, else its last record
@@ -388,7 +398,6 @@ def _profile_runs(folder: Path, profile: Profile, root: Path) -> list[MlxRun]:
                 best=best,
                 final=mine_final,
                 report=mine_report,
-                log_mtime=st.st_mtime,
                 signature=(
                     (st.st_ino, st.st_size, st.st_mtime_ns),
                     i,
@@ -397,9 +406,7 @@ def _profile_runs(folder: Path, profile: Profile, root: Path) -> list[MlxRun]:
                     _stat(mine_best),
                     _stat(mine_report),
                 ),
-                last_write=st.st_mtime
-                if i == len(segs) - 1
-                else (_unix(seg.last_at, offset) if seg.last_at else None),
+                last_write=_last_write(seg, offset, st.st_mtime, i == len(segs) - 1),
             )
         )
     return found

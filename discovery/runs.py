@@ -682,7 +682,7 @@ def _mlx_run(trainer: Trainer, m: mlx.MlxRun, ws: Workspace, now: float | None) 
         type="mlx",
         started_at=m.segment.started,
         # Only the newest run can still be writing the shared log.
-        status=status(completed, m.log_mtime if m.newest else None, ws.running_window, now),
+        status=status(completed, m.last_write if m.newest else None, ws.running_window, now),
         checkpoint_steps=m.steps,
         checkpoints_dir=folder / m.profile.checkpoints,
         final=(m.final, "file") if m.final is not None else None,

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -46,6 +46,18 @@ def test_the_real_upstream_log_splits_into_its_runs(workspace):
         "20251114_085132",
         "20251114_084629",
     ]
+
+
+@pytest.mark.skipif(not REAL_LOG.is_file(), reason="../shared/upstream is not beside this checkout")
+def test_a_copied_log_is_not_a_run_training_now(workspace):
+    # The real log, copied today: the file is new, its records are from November 2025.
+    folder = workspace / "Trainers" / "mistral_lora_mac" / "logs"
+    folder.mkdir(parents=True)
+    shutil.copy(REAL_LOG, folder / "training.jsonl")
+    newest = list_runs(Workspace.at(workspace))[0]
+    assert newest.name == "20251114_085132" and newest.status == "stopped"
+    assert newest.last_write is not None
+    assert datetime.fromtimestamp(newest.last_write).date() <= date(2025, 11, 15)
 
 
 def test_an_mlx_folder_is_a_trainer_of_type_mlx(mac):

@@ -456,3 +456,19 @@ def test_a_metric_no_float_holds_is_missing_not_a_crash(client, use_workspace, v
     wb.add_checkpoint(run, 10)
     assert client.get(f"/runs/rtx3090_sft/{run.name}/").status_code == 200
     assert client.get("/api/runs/").status_code == 200
+
+
+def test_a_finished_run_that_kept_no_checkpoint_says_so_not_that_none_is_saved_yet(
+    client, use_workspace, run_dirs
+):
+    # chandlerzuo's outputs/ as published: the final trainer_state.json, no checkpoint folder.
+    run = run_dirs / "orpo"
+    wb.write_json(
+        run / "trainer_state.json", {"global_step": 336, "max_steps": 336, "log_history": ORPO_TAIL}
+    )
+    data = json.loads(client.get("/api/runs/kaggle/orpo/").content)
+    assert (data["status"], data["checkpoint_count"]) == ("completed", 0)
+    page = client.get("/runs/kaggle/orpo/").content.decode()
+    assert "No checkpoint has been saved yet" not in page
+    assert "No checkpoint or final model is left in this run" in page
+    assert "trainer_state.json" in page
