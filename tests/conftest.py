@@ -282,3 +282,20 @@ def busy_demo(settings, tmp_path: Path) -> Path:
         age(run, day * 86400)
     settings.TUNER_WORKSPACE = root
     return root
+
+
+@pytest.fixture
+def serve() -> Iterator:
+    """Start fake inference servers with `serve(kind, variant, mode)`; each stops after the test."""
+    from . import fake_servers as fs
+
+    started: list[fs.FakeServer] = []
+
+    def start(kind: str, variant: str = "", mode: str = "ok") -> fs.FakeServer:
+        server = fs.FakeServer(kind, variant, mode).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,20 +23,6 @@ from discovery.http import MAX_BODY_BYTES
 from . import fake_servers as fs
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def serve() -> Iterator:
-    started: list[fs.FakeServer] = []
-
-    def start(kind: str, variant: str = "", mode: str = "ok") -> fs.FakeServer:
-        server = fs.FakeServer(kind, variant, mode).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def _backend(kind: str, server: fs.FakeServer, name: str | None = None) -> Backend:

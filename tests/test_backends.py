@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from io import StringIO
 
 import httpx
@@ -17,20 +16,6 @@ from discovery.backends import Backend, configured, normalize_url, probe, status
 from discovery.http import Deadline
 
 from . import fake_servers as fs
-
-
-@pytest.fixture
-def serve() -> Iterator:
-    started: list[fs.FakeServer] = []
-
-    def start(kind: str, variant: str = "", mode: str = "ok") -> fs.FakeServer:
-        server = fs.FakeServer(kind, variant, mode).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def backend(kind: str, server: fs.FakeServer, name: str | None = None) -> Backend:
