@@ -82,6 +82,21 @@ def test_ticking_a_metric_shows_it_pushes_the_url_and_a_reload_keeps_it(any_page
     assert len(headers(any_page)) == 10 and "<html" not in any_page.locator("body").inner_text()
 
 
+def test_back_restores_the_whole_page_when_htmx_kept_no_copy(page, live_server, ws):
+    # htmx keeps the last few pages to go back to; past them (or with its cache off, as here)
+    # it asks the server, which must answer with the page, not the fragment.
+    page.goto(live_server.url + RUN)
+    page.evaluate("htmx.config.historyCacheSize = 0")
+    page.get_by_role("link", name="Key columns only").click()
+    page.wait_for_url(re.compile(r"\?col=$"))
+    page.wait_for_function("document.querySelectorAll('table.checkpoints thead th').length === 7")
+    page.go_back()
+    page.wait_for_url(live_server.url + RUN)
+    page.wait_for_function("document.querySelectorAll('table.checkpoints thead th').length === 9")
+    assert page.locator("header.topbar").count() == 1 and page.locator("h1").count() == 1
+    assert headers(page) == [*KEY, "rewards/chosen", "rewards/rejected"]
+
+
 def test_a_new_ranking_keeps_the_chosen_columns(any_page, live_server, ws):
     any_page.goto(live_server.url + RUN + "?col=grad_norm")
     any_page.select_option("select[name=rank]", "loss")

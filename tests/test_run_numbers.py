@@ -146,7 +146,11 @@ def test_an_mlx_checkpoint_is_shown_as_the_npz_it_is(client, use_workspace):
     words = prose(page)
     assert "adapter_config.json in this folder" not in words and "<h2>Adapter</h2>" not in page
     assert "A checkpoint of the MLX trainer: a NumPy archive (.npz) of the LoRA weights" in words
-    assert "the LoRA settings are the run's (r 16, alpha 32)" in words
+    assert "the LoRA settings are the run's (r 16, alpha 32, from its training report)" in words
+    best = prose(
+        client.get("/runs/mistral_lora_mac/20251103_090100/best_checkpoint/").content.decode()
+    )
+    assert "The MLX trainer's copy of its best checkpoint (the save with the lowest" in best
     assert "global_step 60" in text(page)
     assert re.search(r"val_loss_history 3 values: [\d.]+, ", text(page))
     data = json.loads(client.get("/api" + url).content)

@@ -36,10 +36,14 @@ def get(mapping: Mapping[str, Any] | None, key: str) -> Any:
 
 @register.filter
 def score_among(d: RunDetail, details: Iterable[Any]) -> str:
-    """A run's best score written as every score of its table column is: one precision, decided
-    from the scores of `details` (RunDetails, or compare's lines)."""
-    scores = [getattr(x, "d", x).best_score for x in details]
-    return formatting.column(scores)(d.best_score)
+    """A run's best score written as every score of the same metric in its table column is
+    (`details`: RunDetails, or compare's lines). Scores of different rules do not compare, and
+    a loss column should not lose digits to a margin ratio of 35."""
+    metric = d.ranking.metric
+    same = (getattr(x, "d", x) for x in details)
+    return formatting.column([x.best_score for x in same if x.ranking.metric == metric])(
+        d.best_score
+    )
 
 
 @register.filter

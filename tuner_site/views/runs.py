@@ -323,7 +323,6 @@ class Columns:
     available: list[str]
     key: list[str]
     shown: list[str]
-    default: list[str]
     col: list[str] | None
 
     @property
@@ -344,11 +343,11 @@ class Columns:
 def _columns(request: HttpRequest, d: RunDetail) -> Columns:
     available = _metric_columns(d)
     key = key_columns(available, d.ranking.inputs)
-    default = default_columns(d.run.type, available, d.ranking.inputs)
     raw = request.GET.getlist("col")
     if not raw:
+        default = default_columns(d.run.type, available, d.ranking.inputs)
         extra = [m for m in available if m in default and m not in key]
-        return Columns(available, key, key + extra, default, None)
+        return Columns(available, key, key + extra, None)
     asked = [v for v in dict.fromkeys(raw) if v]
     unknown = [v for v in asked if v not in available and v != ALL_COLUMNS]
     if unknown:
@@ -358,19 +357,19 @@ def _columns(request: HttpRequest, d: RunDetail) -> Columns:
             f"Got {unknown[0]!r}."
         )
     if ALL_COLUMNS in asked:
-        return Columns(
-            available, key, key + [m for m in available if m not in key], default, [ALL_COLUMNS]
-        )
-    extra = [m for m in available if m in asked and m not in key]
-    return Columns(available, key, key + extra, default, extra)
+        every = [m for m in available if m not in key]
+        return Columns(available, key, key + every, [ALL_COLUMNS])
+    picked = set(asked)
+    extra = [m for m in available if m in picked and m not in key]
+    return Columns(available, key, key + extra, extra)
 
 
-def _view_url(request: HttpRequest, col: list[str] | None, page: int, **changes: str | None) -> str:
+def _view_url(request: HttpRequest, col: list[str] | None, page: int) -> str:
     """This run page's shareable URL: its ranking, page and columns (`col`: None for the
     default, [] for key columns only), without a form's empty fields."""
     params: list[tuple[str, str]] = []
     for name in ("rank", "order"):
-        value = changes[name] if name in changes else request.GET.get(name)
+        value = request.GET.get(name)
         if value:
             params.append((name, value))
     if page > 1:
