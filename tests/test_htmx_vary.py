@@ -44,5 +44,7 @@ def test_a_page_that_answers_htmx_with_a_fragment_varies_on_it(
     fragment = client.get(url, headers={"HX-Request": "true", **headers})
     assert page.status_code == fragment.status_code == 200
     assert b"<html" in page.content and b"<html" not in fragment.content
+    # A template comment Django did not take as one (`{# … #}` is one line) shows as text.
+    assert b"{#" not in page.content and b"{#" not in fragment.content
     for response in (page, fragment):
         assert varies <= {v.strip().lower() for v in response["Vary"].split(",")}, url
