@@ -161,3 +161,11 @@ def test_an_mlx_checkpoint_is_shown_as_the_npz_it_is(client, use_workspace):
         client.get("/api/runs/mistral_lora_mac/20251103_090100/checkpoint-80/").content
     )
     assert later["npz_state"]["global_step"] == 80
+
+
+def test_the_trainers_choice_is_said_once_and_by_its_own_name(client, use_workspace):
+    wb.make_mlx_trainer(use_workspace, [(datetime(2025, 11, 3, 9, 0, 0), 100, True)])
+    age(use_workspace / "Trainers", 7200)
+    page = prose(client.get("/runs/mistral_lora_mac/20251103_090100/").content.decode())
+    assert "chosen by the trainer (its best_checkpoint.npz)" in page
+    assert "best_model_checkpoint" not in page and "names best_checkpoint as the best" not in page
