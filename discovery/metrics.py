@@ -3,7 +3,7 @@ curves share a chart, and what a comparison opens on. Ranking, pages and compare
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # Metrics where a larger value is better; anything else ranks lowest-first by default.
 HIGHER_IS_BETTER = frozenset(
@@ -32,6 +32,33 @@ FIRST_COLUMNS = (
     "reward",
     "mean_token_accuracy",
 )
+# The metric columns a checkpoint table always shows where logged, after what the score is
+# computed from: the loss people compare any run by.
+KEY_COLUMNS = ("loss", "eval_loss")
+# Beyond the key columns, what a checkpoint table shows before anyone picks, per method: the
+# metrics that say how its training went, in this order. KTO: the margins and KL its score
+# divides, and the chosen and rejected rewards the margin is the gap between (a margin that
+# grows only because rejected falls is a different story from one where chosen rises). DPO and
+# ORPO: the margin, how often chosen beats rejected, and ORPO's two losses. GRPO: the reward's
+# spread, KL and completion length (collapse shows there first). SFT: token accuracy, gradient
+# norm (spikes) and the learning rate. MLX: the learning rate and throughput.
+TELLING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "kto": ("rewards/margins", "kl", "rewards/chosen", "rewards/rejected", "eval_rewards/margins"),
+    "dpo": (
+        "rewards/margins",
+        "eval_rewards/accuracies",
+        "rewards/accuracies",
+        "rewards/chosen",
+        "rewards/rejected",
+    ),
+    "orpo": ("rewards/accuracies", "log_odds_ratio", "odds_ratio_loss", "nll_loss", "sft_loss"),
+    "grpo": ("reward_std", "kl", "completion_length", "completions/mean_length"),
+    "sft": ("mean_token_accuracy", "grad_norm", "learning_rate"),
+    "mlx": ("val_loss", "lr", "learning_rate", "tokens_per_sec"),
+}
+# Metric columns a table shows by default, key ones included: what fits 1280 px beside the
+# checkpoint, step, size and score.
+DEFAULT_COLUMN_COUNT = 6
 # Curves drawn together: (title, metrics).
 CHART_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Loss", ("loss", "eval_loss", "val_loss")),
@@ -72,6 +99,44 @@ def canonical(metric: str) -> str:
     return ALIASES.get(metric, metric)
 
 
+# Rates a trainer logs per second, by the end of their names: the unit shown beside them.
+RATE_UNITS = (
+    ("_samples_per_second", "samples/s"),
+    ("_steps_per_second", "steps/s"),
+    ("tokens_per_second", "tokens/s"),
+    ("tokens_per_sec", "tokens/s"),
+    ("_per_second", "/s"),
+)
+
+
+def is_share(metric: str) -> bool:
+    """A share of 1 (accuracies, fractions, clip ratios), shown as a percentage."""
+    base = metric.removeprefix("eval_")
+    return (
+        base.endswith(("accuracy", "accuracies"))
+        or base.startswith("frac_")
+        or "clip_ratio" in base
+        or "clipped_ratio" in base
+    )
+
+
+def unit(metric: str) -> str:
+    """What a metric's numbers are, for formatting.py: "s" (seconds, shown as a duration), a
+    rate ("samples/s", "tokens/s", …), "%" (a share of 1), "lr" (a learning rate, in
+    scientific notation as configs write it: 2e-4), or "" (a plain number)."""
+    name = canonical(metric)
+    if is_duration(name):
+        return "s"
+    for suffix, rate in RATE_UNITS:
+        if name.endswith(suffix):
+            return rate
+    if is_share(name):
+        return "%"
+    if name.removeprefix("eval_") == "learning_rate":
+        return "lr"
+    return ""
+
+
 def column_order(names: Iterable[str]) -> list[str]:
     """Metric columns of a table: the ones people read first in front, the rest by name,
     bookkeeping left out."""
@@ -79,6 +144,20 @@ def column_order(names: Iterable[str]) -> list[str]:
     return [k for k in FIRST_COLUMNS if k in shown] + sorted(
         k for k in shown if k not in FIRST_COLUMNS
     )
+
+
+def key_columns(available: Sequence[str], ranked: Iterable[str]) -> list[str]:
+    """The metric columns a checkpoint table always shows, of those it has: what the score is
+    computed from (`Ranking.inputs`), then loss and eval_loss."""
+    return [m for m in dict.fromkeys([*ranked, *KEY_COLUMNS]) if m in available]
+
+
+def default_columns(run_type: str, available: Sequence[str], ranked: Iterable[str]) -> list[str]:
+    """The key columns, then the method's telling ones up to DEFAULT_COLUMN_COUNT in all."""
+    key = key_columns(available, ranked)
+    telling = TELLING_COLUMNS.get(run_type.lower(), TELLING_COLUMNS["sft"])
+    extra = [m for m in telling if m in available and m not in key]
+    return key + extra[: max(DEFAULT_COLUMN_COUNT - len(key), 0)]
 
 
 def type_from_metrics(logged: Iterable[str]) -> str:

@@ -43,6 +43,23 @@ class Ranking:
     scores: tuple[float | None, ...]
     best: str | None
     notes: tuple[str, ...] = ()
+    # Why some checkpoints, but not all, have no score under the rule, as a sentence.
+    unscored_note: str | None = None
+
+    @property
+    def unscored(self) -> int:
+        """How many checkpoints have no score under the rule (the trainer's too: the scores
+        shown beside its choice)."""
+        return sum(s is None for s in self.scores)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The logged metrics a score is computed from: a ratio's margins and KL, else the
+        metric itself."""
+        rule = next((r for rules in RULES.values() for r in rules if r.name == self.metric), None)
+        if rule is not None and rule.kl_key is not None:
+            return (_margin_key(rule.kl_key), rule.kl_key)
+        return (self.metric,) if self.metric else ()
 
     def score_of(self, checkpoints: Sequence[Checkpoint], name: str) -> float | None:
         for c, s in zip(checkpoints, self.scores, strict=True):
@@ -184,17 +201,19 @@ def rank(
         scores = tuple(_metric(metric)(c.metrics) for c in checkpoints)
         best = pick_best(checkpoints, scores, order)
         none = best is None and checkpoints
-        notes = (
-            [_no_best((Rule(metric, order, _metric(metric)),), len(checkpoints))] if none else []
-        )
-        return Ranking("requested", metric, order, scores, best, tuple(notes))
+        asked = Rule(metric, order, _metric(metric))
+        notes = [_no_best((asked,), len(checkpoints))] if none else []
+        # With no best at all, the note above says why already.
+        why = _unscored_note(asked, checkpoints, scores) if best else None
+        return Ranking("requested", metric, order, scores, best, tuple(notes), why)
 
     rule, scores, notes = type_rule(run_type, checkpoints)
+    why = _unscored_note(rule, checkpoints, scores)
     if trainer_best is not None:
         name, source = trainer_best
         if any(c.name == name and not c.is_final for c in checkpoints):
             notes.insert(0, f"{source} names {name} as the best checkpoint.")
-            return Ranking("trainer", rule.name, rule.order, scores, name, tuple(notes))
+            return Ranking("trainer", rule.name, rule.order, scores, name, tuple(notes), why)
         notes.insert(
             0,
             f"{source} names {name} as best, but that checkpoint is gone "
@@ -203,13 +222,56 @@ def rank(
     best = pick_best(checkpoints, scores, rule.order)
     if best is None and checkpoints:
         notes.append(_no_best(rules_for(run_type), len(checkpoints)))
-    return Ranking(rule.name, rule.name, rule.order, scores, best, tuple(notes))
+    why = why if best else None
+    return Ranking(rule.name, rule.name, rule.order, scores, best, tuple(notes), why)
+
+
+def _margin_key(kl_key: str) -> str:
+    return kl_key.replace("kl", "rewards/margins")
 
 
 def _needs(rule: Rule) -> str:
     if rule.kl_key is not None:  # a ratio: its margins over a KL above 0
-        return f"{rule.kl_key.replace('kl', 'rewards/margins')} with {rule.kl_key} above 0"
+        return f"{_margin_key(rule.kl_key)} with {rule.kl_key} above 0"
     return f"a finite {rule.name}"
+
+
+def _unscored_note(
+    rule: Rule, checkpoints: Sequence[Checkpoint], scores: Sequence[float | None]
+) -> str | None:
+    """Why the checkpoints without a score have none, as one sentence. Those the KL guard left
+    out are not counted here: their own note says why."""
+    unscored = [
+        c
+        for c, s in zip(checkpoints, scores, strict=True)
+        if s is None and rule.score(c.metrics) is None
+    ]
+    n = len(unscored)
+    if n == 0:
+        return None
+    one = n == 1
+    have = f"{n} of {len(checkpoints)} checkpoints {'has' if one else 'have'}"
+    their, they = ("its", "it has") if one else ("their", "they have")
+    if rule.kl_key is None:
+        # "finite" only where a value was logged: NaN or an infinity
+        finite = " finite" if any(c.metrics.get(rule.name) is not None for c in unscored) else ""
+        return (
+            f"{have} no{finite} {rule.name} logged at or before {their} step, so {they} no score."
+        )
+    kl, margin = rule.kl_key, _margin_key(rule.kl_key)
+    flat = sum(1 for c in unscored if (v := c.metrics.get(kl)) is not None and -math.inf < v <= 0)
+    ratio = f"{kl} at or below 0 (TRL clamps it at 0), where {margin} ÷ {kl} has no value"
+    missing = f"no finite {margin} and {kl} logged at or before"
+    if flat == n:
+        return f"{have} {ratio}, so {they} no score."
+    if flat == 0:
+        return f"{have} {missing} {their} step, so {they} no score."
+    verb = {1: "has"}
+    rest = n - flat
+    return (
+        f"{have} no score: {flat} {verb.get(flat, 'have')} {ratio}; "
+        f"{rest} {verb.get(rest, 'have')} {missing} {'its' if rest == 1 else 'their'} step."
+    )
 
 
 def _no_best(rules: Sequence[Rule], count: int) -> str:

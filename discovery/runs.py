@@ -142,6 +142,12 @@ class RunDetail:
         return self.ranking.score_of(self.checkpoints, self.ranking.best or "")
 
     @property
+    def checkpoint_count(self) -> int:
+        """Checkpoints saved, the final model aside (every page says "12 + final"); an MLX
+        trainer's kept best copy counts, as a row of its own."""
+        return sum(not c.is_final for c in self.checkpoints)
+
+    @property
     def base_model(self) -> str | None:
         return self.header.base_model
 

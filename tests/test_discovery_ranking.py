@@ -149,3 +149,83 @@ def test_the_newest_checkpoint_state_is_read_even_if_the_newest_folder_is_half_w
     wb.add_checkpoint(run, 120, state=False)  # being saved: no trainer_state.json yet
     d = detail(get_run(Workspace.at(workspace), "rtx3090_sft", run.name))
     assert (d.ranking.rule, d.ranking.best) == ("trainer", "checkpoint-60")
+
+
+def test_unscored_checkpoints_are_counted_and_explained_in_one_sentence():
+    r = rank("mlx", ckpts({"loss": 1.0}, {"loss": 0.5}, {"loss": 0.4}, {"val_loss": 0.9}))
+    assert (r.rule, r.unscored) == ("val_loss", 3)
+    assert r.unscored_note == (
+        "3 of 4 checkpoints have no val_loss logged at or before their step, so they have no score."
+    )
+    # Under the trainer's own choice the scores beside it are counted the same way.
+    t = rank(
+        "mlx",
+        ckpts({"loss": 1.0}, {"val_loss": 0.9}),
+        trainer_best=("checkpoint-20", "best_checkpoint.npz"),
+    )
+    assert (t.rule, t.unscored) == ("trainer", 1)
+    assert t.unscored_note == (
+        "1 of 2 checkpoints has no val_loss logged at or before its step, so it has no score."
+    )
+
+
+def test_a_logged_but_not_finite_input_is_said_to_be_not_finite():
+    r = rank("sft", ckpts({"loss": math.nan}, {"loss": 0.4}))
+    assert r.unscored == 1 and "has no finite loss" in r.unscored_note
+
+
+def test_kl_at_zero_and_missing_inputs_are_told_apart():
+    flat = rank(
+        "kto",
+        ckpts(
+            {"rewards/margins": 0.1, "kl": 0.0},
+            {"rewards/margins": 0.2, "kl": 0.0},
+            {"rewards/margins": 2.0, "kl": 1.0},
+        ),
+    )
+    assert flat.unscored == 2
+    assert flat.unscored_note == (
+        "2 of 3 checkpoints have kl at or below 0 (TRL clamps it at 0), where "
+        "rewards/margins ÷ kl has no value, so they have no score."
+    )
+    mixed = rank(
+        "kto",
+        ckpts(
+            {"rewards/margins": 0.1, "kl": 0.0}, {"loss": 0.3}, {"rewards/margins": 2.0, "kl": 1.0}
+        ),
+    )
+    assert mixed.unscored_note == (
+        "2 of 3 checkpoints have no score: 1 has kl at or below 0 (TRL clamps it at 0), where "
+        "rewards/margins ÷ kl has no value; 1 has no finite rewards/margins and kl logged at "
+        "or before its step."
+    )
+
+
+def test_checkpoints_the_kl_guard_left_out_are_counted_but_explained_by_its_own_note():
+    r = rank(
+        "kto",
+        ckpts(
+            {"rewards/margins": 0.5, "kl": 0.01},  # a tenth of the median KL: left out
+            {"rewards/margins": 2.0, "kl": 1.0},
+            {"rewards/margins": 3.0, "kl": 1.2},
+        ),
+    )
+    assert r.unscored == 1 and r.unscored_note is None
+    assert "below a tenth" in r.notes[0]
+
+
+def test_all_scored_or_none_scored_needs_no_unscored_sentence():
+    assert rank("sft", ckpts({"loss": 0.5}, {"loss": 0.3})).unscored_note is None
+    none = rank("sft", ckpts({"grad_norm": 1.0}, {"grad_norm": 2.0}))
+    assert none.unscored == 2 and none.unscored_note is None  # the no-best note says it
+    assert none.notes and "None of its 2 checkpoints" in none.notes[0]
+
+
+def test_a_score_names_the_metrics_it_is_computed_from():
+    kto = ckpts({"rewards/margins": 2.0, "kl": 1.0})
+    assert rank("kto", kto).inputs == ("rewards/margins", "kl")
+    evals = ckpts({"eval_rewards/margins": 2.0, "eval_kl": 1.0})
+    assert rank("kto", evals).inputs == ("eval_rewards/margins", "eval_kl")
+    assert rank("sft", ckpts({"loss": 0.5})).inputs == ("loss",)
+    asked = rank("sft", ckpts({"loss": 0.5, "grad_norm": 1.0}), request=RankRequest("grad_norm"))
+    assert asked.inputs == ("grad_norm",)

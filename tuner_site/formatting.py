@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from discovery.values import as_float
+from discovery.metrics import unit
+from discovery.values import as_float, finite
 
 
 def metric(value: Any) -> str:
@@ -29,21 +31,121 @@ def metric(value: Any) -> str:
             return "∞" if value > 0 else "−∞"
     magnitude = abs(value)
     if magnitude >= 1e15:
-        return f"{float(value):.3e}"
+        return _scientific(float(value), 3)
     if isinstance(value, int) or value.is_integer() or magnitude >= 999.5:
         return f"{round(value):,}"
     if value != 0 and magnitude < 1e-3:
-        return f"{value:.3e}"
+        return _scientific(value, 3)
     return f"{value:.4g}"
 
 
+def _scientific(value: float, decimals: int) -> str:
+    """`1.833e-7`: the exponent without padding, as configs and JavaScript write it."""
+    if value == 0:
+        return "0"
+    mantissa, exponent = f"{value:.{decimals}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _mantissa_decimals(value: float) -> int:
+    """Decimals a learning rate's mantissa needs, up to 3: 2e-4 needs none, 1.833e-7 three."""
+    mantissa = f"{value:.3e}".split("e")[0].rstrip("0")
+    return len(mantissa.partition(".")[2])
+
+
+def _fixed(value: float, decimals: int) -> str:
+    text = f"{value:,.{decimals}f}"
+    # A value that rounds to zero is zero, not "-0.000".
+    return text[1:] if text.startswith("-") and not any(c in text for c in "123456789") else text
+
+
+def with_unit(value: Any, unit: str) -> str:
+    """One value with its unit (discovery.metrics.unit): "6h 58m 28s", "1.705 samples/s",
+    "66.23%", "2e-4"; anything that is not a finite number as `metric` writes it."""
+    v = finite(value)
+    if v is None or not unit:
+        return metric(value)
+    if unit == "s":
+        return duration(v) or metric(value)
+    if unit == "%":
+        return column([v], unit)(v)
+    if unit == "lr":
+        return _scientific(v, _mantissa_decimals(v))
+    return f"{metric(value)} {unit}"
+
+
+def named(value: Any, metric_name: str) -> str:
+    """A value of the metric `metric_name`, with that metric's unit."""
+    return with_unit(value, unit(metric_name))
+
+
+def brief(value: Any, metric_name: str = "", limit: int = 6) -> str:
+    """A saved value in a line: a number as `named`, a list as its count and its last few
+    items ("3 values: 0.9398, 0.8938, 0.9252"), anything else as short text."""
+    if isinstance(value, list):
+        if not value:
+            return "none"
+        shown = ", ".join(brief(v, metric_name, limit) for v in value[-limit:])
+        count = f"{len(value):,} value{'s' if len(value) > 1 else ''}"
+        return f"{count}: {'…, ' if len(value) > limit else ''}{shown}"
+    if isinstance(value, dict):
+        return f"{len(value):,} field{'s' if len(value) != 1 else ''}"
+    text = named(value, metric_name) if as_float(value) is not None else visible(value)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def column_decimals(values: Iterable[Any], significant: int = 4) -> int | None:
+    """The one precision of a table column: decimals enough for its largest magnitude to keep
+    `significant` digits and its smallest 2, at most 6; 0 when every value is whole; None
+    (scientific notation) when even the largest is under 0.001, or 10^15 and up."""
+    magnitudes = [abs(v) for v in map(finite, values) if v is not None]
+    if not magnitudes or all(m.is_integer() for m in magnitudes):
+        return 0
+    big = max(magnitudes)
+    if big < 1e-3 or big >= 1e15:
+        return None
+    small = min((m for m in magnitudes if m), default=big)
+    need = max(significant - 1 - math.floor(math.log10(big)), 1 - math.floor(math.log10(small)))
+    return max(0, min(6, need))
+
+
+def column(values: Iterable[Any], unit: str = "") -> Callable[[Any], str]:
+    """A formatter for every value of one table column, so they all read alike: the same
+    decimals (`column_decimals`, on percentages for shares), a learning rate's mantissas all
+    as long as the longest needs, durations and rates with their units. Anything that is not
+    a finite number is written as `metric` writes it."""
+    values = list(values)
+    if unit == "s":
+        return lambda v: with_unit(v, unit)
+    if unit == "lr":
+        digits = max((_mantissa_decimals(v) for v in map(finite, values) if v), default=0)
+        return lambda v: metric(v) if finite(v) is None else _scientific(finite(v) or 0.0, digits)
+    # Percentages read best to a tenth: 66.2%.
+    scale, significant = (100.0, 3) if unit == "%" else (1.0, 4)
+    decimals = column_decimals((f * scale for f in map(finite, values) if f), significant)
+    suffix = "%" if unit == "%" else f" {unit}" if unit else ""
+
+    def write(value: Any) -> str:
+        v = finite(value)
+        if v is None or (isinstance(value, int) and abs(value) >= 10**15):
+            return metric(value)
+        v *= scale
+        text = _scientific(v, 3) if decimals is None else _fixed(v, decimals)
+        return text + suffix
+
+    return write
+
+
 def duration(seconds: Any) -> str:
-    """`25107.9` → "6h 58m 28s"; empty for anything that is not a finite number."""
+    """`25107.9` → "6h 58m 28s", `2.5` → "2.5s"; empty for anything that is not a finite
+    number."""
     if type(seconds) not in (int, float):
         return ""
     try:
         if not math.isfinite(seconds) or seconds < 0:
             return ""
+        if seconds < 59.95:  # a step's time: its tenths tell
+            return f"{metric(round(seconds, 1) if seconds >= 1 else seconds)}s"
         total = round(seconds)
     except OverflowError:
         return ""

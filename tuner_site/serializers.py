@@ -84,7 +84,7 @@ def run_summary(d: RunDetail) -> dict[str, Any]:
         "status": r.status,
         "started_at": r.started_at.isoformat(),
         "base_model": d.base_model,
-        "checkpoint_count": len(r.checkpoint_steps),
+        "checkpoint_count": d.checkpoint_count,
         "has_final_model": r.has_final_model,
         "last_step": d.step,
         "max_steps": d.max_steps,
@@ -128,6 +128,9 @@ def run_detail(
         **run_summary(d),
         "rank": {"rule": ranking.rule, "metric": ranking.metric, "order": ranking.order},
         "rank_notes": list(ranking.notes),
+        # Checkpoints without a score under the rule, and why, in a sentence (null when none).
+        "unscored": ranking.unscored,
+        "unscored_note": ranking.unscored_note,
         "header": header_json(d),
         "lineage": d.lineage,
         "size_on_disk": sum(sizes.values()),
@@ -144,7 +147,11 @@ def run_detail(
 
 
 def checkpoint_detail(
-    d: RunDetail, c: Checkpoint, files: list[FileInfo], adapter: dict[str, Any] | None
+    d: RunDetail,
+    c: Checkpoint,
+    files: list[FileInfo],
+    adapter: dict[str, Any] | None,
+    npz_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "trainer": d.run.trainer.id,
@@ -159,6 +166,8 @@ def checkpoint_detail(
         "path": str(c.path),
         "files": [{"name": f.name, "size": f.size} for f in files],
         "adapter": adapter,
+        # An MLX checkpoint (.npz): the trainer state saved in it, where it can be read.
+        "npz_state": npz_state,
         "url": checkpoint_url(d.run, c.name),
         "run_url": run_url(d.run),
     }

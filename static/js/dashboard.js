@@ -267,6 +267,17 @@
     document.querySelectorAll(".overflow-hint").forEach((hint) => { if (!hint.nextElementSibling || !hint.nextElementSibling.classList.contains("table-wrap")) hint.remove(); });
   }
 
+  // A menu (<details id=…>) opened by the user stays open when htmx swaps the part of the
+  // page it is in: a running run's page refreshes every few seconds, and the checkpoint
+  // table's column menu swaps the page's live part on every tick. The server renders it closed.
+  let openMenus = [];
+  document.addEventListener("htmx:beforeSwap", () => {
+    openMenus = [...document.querySelectorAll("details[id][open]")].map((d) => d.id);
+  });
+  document.addEventListener("htmx:afterSwap", () => {
+    for (const id of openMenus) { const menu = document.getElementById(id); if (menu) menu.open = true; }
+  });
+
   document.addEventListener("htmx:load", (e) => setUp(e.detail.elt));
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => setUp(document));
   else setUp(document);

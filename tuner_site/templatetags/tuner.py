@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from discovery.lineage import Evaluated, Model
+from discovery.runs import RunDetail
 from discovery.values import finite
 from tuner_site import formatting, paging
 from tuner_site.charts import Chart
@@ -22,6 +23,8 @@ register = template.Library()
 
 register.filter("metric", formatting.metric)
 register.filter("duration", formatting.duration)
+register.filter("metric_as", formatting.named)  # {{ value|metric_as:"learning_rate" }}
+register.filter("with_unit", formatting.with_unit)
 register.filter("visible", formatting.visible)
 register.filter("visible_text", formatting.visible_text)
 
@@ -29,6 +32,24 @@ register.filter("visible_text", formatting.visible_text)
 @register.filter
 def get(mapping: Mapping[str, Any] | None, key: str) -> Any:
     return (mapping or {}).get(key)
+
+
+@register.filter
+def score_among(d: RunDetail, details: Iterable[Any]) -> str:
+    """A run's best score written as every score of the same metric in its table column is
+    (`details`: RunDetails, or compare's lines). Scores of different rules do not compare, and
+    a loss column should not lose digits to a margin ratio of 35."""
+    metric = d.ranking.metric
+    same = (getattr(x, "d", x) for x in details)
+    return formatting.column([x.best_score for x in same if x.ranking.metric == metric])(
+        d.best_score
+    )
+
+
+@register.filter
+def among(value: Any, values: Iterable[Any]) -> str:
+    """A number written as every number of `values` (a table's column) is: one precision."""
+    return formatting.column(values)(value)
 
 
 @register.filter
@@ -60,6 +81,14 @@ def twin_url(context: dict[str, Any]) -> str:
     script = request.path.removesuffix(request.path_info)  # the sub-path it is served under
     query = request.META.get("QUERY_STRING", "")
     return escape_uri_path(f"{script}/api{request.path_info}") + (f"?{query}" if query else "")
+
+
+@register.filter
+def breakable(name: str | None) -> SafeString:
+    """A metric name that may wrap after its `/` and `_` when its column is short of room:
+    `eval_rewards/margins` over two lines rather than a table wider than the screen."""
+    text = escape(formatting.visible(name))
+    return mark_safe(text.replace("/", "/<wbr>").replace("_", "_<wbr>"))
 
 
 @register.filter

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
+from django.views.decorators.vary import vary_on_headers
 
 from discovery.metrics import COMPARE_DEFAULTS, canonical
 from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_history
@@ -51,6 +52,11 @@ class Comparison:
     chart: Chart | None
     candidates: list[Run]  # runs that can still be added, newest first
     source: str  # the JSON twin the interactive chart reads
+
+    @property
+    def figures(self) -> list[float | None]:
+        """Every number of the table's last, lowest and highest columns: one precision."""
+        return [x for ln in self.lines for x in (ln.last, ln.lowest, ln.highest)]
 
 
 def _selected(request: HttpRequest) -> list[RunDetail]:
@@ -142,6 +148,7 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
 
 
 @require_safe
+@vary_on_headers("HX-Request")  # else Back shows a cached fragment as the page
 def compare(request: HtmxHttpRequest) -> HttpResponse:
     template = "compare.html"
     if request.htmx:

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from discovery.evaluations import (
@@ -68,6 +69,7 @@ def _get_or_404(name: str) -> Evaluation:
 
 
 @require_safe
+@vary_on_headers("HX-Request")  # else Back shows a cached fragment as the page
 def evaluation_list(request: HtmxHttpRequest) -> HttpResponse:
     listing = _filtered(request)
     template = "evaluations/list.html"

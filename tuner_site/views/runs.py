@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,7 +12,9 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.encoding import escape_uri_path
 from django.views.decorators.http import require_safe
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from discovery.checkpoints import (
@@ -24,7 +27,15 @@ from discovery.checkpoints import (
 from discovery.evaluations import list_evaluations
 from discovery.logindex import indexer
 from discovery.logs import History
-from discovery.metrics import CHART_GROUPS, column_order, is_bookkeeping, is_duration
+from discovery.metrics import (
+    CHART_GROUPS,
+    column_order,
+    default_columns,
+    is_bookkeeping,
+    key_columns,
+    unit,
+)
+from discovery.mlx import npz_state
 from discovery.paths import is_safe_name
 from discovery.ranking import RankError, RankRequest
 from discovery.runs import (
@@ -42,6 +53,7 @@ from discovery.runs import (
 )
 from tuner_site import serializers, workspace
 from tuner_site.charts import Chart, line_chart
+from tuner_site.formatting import brief, column, with_unit
 from tuner_site.indexing import index_in_background
 from tuner_site.paging import CHECKPOINTS_PER_PAGE
 from tuner_site.prompt_notes import listed
@@ -56,7 +68,7 @@ SORT_KEYS: dict[str, SortKey] = {
     "status": lambda d: d.run.status,
     "started": lambda d: d.run.started_at,
     "base_model": lambda d: d.base_model,
-    "checkpoints": lambda d: len(d.run.checkpoint_steps),
+    "checkpoints": lambda d: d.checkpoint_count,
     "last_step": lambda d: d.step,
     "best_score": lambda d: d.best_score,  # grouped by rule: see _by_score
 }
@@ -213,6 +225,8 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
 
 
 @require_safe
+# Else Back shows a cached fragment as the page; a poll also answers without the pushed URL.
+@vary_on_headers("HX-Request", "HX-Trigger")
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
     listing = _run_listing(request, workspace.current(), wait=False)
     template = "runs/list.html"
@@ -297,6 +311,74 @@ def _metric_columns(d: RunDetail) -> list[str]:
     return column_order(seen)
 
 
+# `?col=all` shows every column; `?col=` alone, the key columns only.
+ALL_COLUMNS = "all"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The checkpoint table's metric columns: which it has, which it always shows, which it
+    shows now, and what the URL says (`col`: None when it says nothing, the default)."""
+
+    available: list[str]
+    key: list[str]
+    shown: list[str]
+    col: list[str] | None
+
+    @property
+    def extra(self) -> list[str]:
+        return [m for m in self.available if m not in self.key]
+
+    @property
+    def hidden(self) -> int:
+        return len(self.available) - len(self.shown)
+
+    @property
+    def form_values(self) -> list[str]:
+        """`col` values a form keeps these columns with: none for the default, one empty
+        value for the key columns only."""
+        return [] if self.col is None else self.col or [""]
+
+
+def _columns(request: HttpRequest, d: RunDetail) -> Columns:
+    available = _metric_columns(d)
+    key = key_columns(available, d.ranking.inputs)
+    raw = request.GET.getlist("col")
+    if not raw:
+        default = default_columns(d.run.type, available, d.ranking.inputs)
+        extra = [m for m in available if m in default and m not in key]
+        return Columns(available, key, key + extra, None)
+    asked = [v for v in dict.fromkeys(raw) if v]
+    unknown = [v for v in asked if v not in available and v != ALL_COLUMNS]
+    if unknown:
+        accepted = ", ".join(available) or "(none logged at a checkpoint yet)"
+        raise BadQuery(
+            f"col must be a metric column of this run: {accepted}, or {ALL_COLUMNS}. "
+            f"Got {unknown[0]!r}."
+        )
+    if ALL_COLUMNS in asked:
+        every = [m for m in available if m not in key]
+        return Columns(available, key, key + every, [ALL_COLUMNS])
+    picked = set(asked)
+    extra = [m for m in available if m in picked and m not in key]
+    return Columns(available, key, key + extra, extra)
+
+
+def _view_url(request: HttpRequest, col: list[str] | None, page: int) -> str:
+    """This run page's shareable URL: its ranking, page and columns (`col`: None for the
+    default, [] for key columns only), without a form's empty fields."""
+    params: list[tuple[str, str]] = []
+    for name in ("rank", "order"):
+        value = request.GET.get(name)
+        if value:
+            params.append((name, value))
+    if page > 1:
+        params.append(("page", str(page)))
+    if col is not None:
+        params += [("col", c) for c in col] or [("col", "")]
+    return escape_uri_path(request.path) + (f"?{urlencode(params)}" if params else "")
+
+
 def _checkpoint_page(request: HttpRequest, d: RunDetail) -> Page:
     """This page of a run's checkpoints (their indexes), as the page and its JSON show them."""
     paginator = Paginator(range(len(d.checkpoints)), CHECKPOINTS_PER_PAGE)
@@ -307,6 +389,9 @@ def _checkpoint_page(request: HttpRequest, d: RunDetail) -> Page:
 
 
 @require_safe
+# Else Back shows a cached fragment as the page: the lineage panel (HX-Target) and the live
+# part are fragments of it, and a change of ranking or columns (HX-Trigger) pushes its URL.
+@vary_on_headers("HX-Request", "HX-Target", "HX-Trigger")
 def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
     d = _get_detail_or_404(request, trainer, run)
     if request.htmx and request.htmx.target == "run-lineage":
@@ -314,23 +399,39 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         return render(request, "runs/_lineage.html", _lineage_context(d.run))
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
     page = _checkpoint_page(request, d)
+    cols = _columns(request, d)
+    # One precision per column, decided from every checkpoint's value, on every page alike.
+    formats = {m: column([c.metrics.get(m) for c in d.checkpoints], unit(m)) for m in cols.shown}
+    score_format = column(d.ranking.scores, unit(d.ranking.metric))
 
     def row(i: int) -> dict[str, Any]:
         c = d.checkpoints[i]
-        best = c.name == d.ranking.best
-        return {"checkpoint": c, "score": d.ranking.scores[i], "best": best, "size": sizes[c.name]}
+        return {
+            "checkpoint": c,
+            "score": score_format(d.ranking.scores[i]),
+            "best": c.name == d.ranking.best,
+            "size": sizes[c.name],
+            "cells": [(m, formats[m](c.metrics.get(m)), c.metric_steps.get(m)) for m in cols.shown],
+        }
 
     # A long run's best and newest checkpoints stay in view on every page.
     newest = max(range(len(d.checkpoints)), key=lambda i: d.checkpoints[i].step or 0, default=None)
     best = next((i for i, c in enumerate(d.checkpoints) if c.name == d.ranking.best), None)
     pinned = {i: what for i, what in ((newest, "newest"), (best, "best")) if i not in page}
+    here = _view_url(request, cols.col, page.number)
     context = {
         "d": d,
         "rows": [row(i) for i in page],
         "pinned": [row(i) | {"pinned": what} for i, what in pinned.items() if i is not None],
         "page": page,
         "size_on_disk": sum(sizes.values()),
-        "columns": _metric_columns(d),
+        "cols": cols,
+        "here": here,
+        "cols_urls": {
+            "all": _view_url(request, [ALL_COLUMNS], page.number),
+            "key": _view_url(request, [], page.number),
+            "default": _view_url(request, None, page.number),
+        },
         "charts": _charts(d, run_history(d.run)),
         "rankable": [m for m in d.history.metric_names() if not is_bookkeeping(m)],
         **_lineage_context(d.run),
@@ -338,7 +439,12 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     template = "runs/detail.html"
     if request.htmx:
         template += "#live"
-    return render(request, template, context)
+    response = render(request, template, context)
+    if request.htmx and request.htmx.trigger != "run-live":
+        # A change of ranking or columns: the URL worth sharing, not the form's fields. The
+        # live part's own refresh adds no history entry.
+        push_url(response, here)
+    return response
 
 
 def _lineage_context(run: Run) -> dict[str, Any]:
@@ -392,24 +498,33 @@ def _get_checkpoint_or_404(
     raise Http404(f"No checkpoint {checkpoint} in run {trainer}/{run}.")
 
 
+def _saved_state(c: Checkpoint, root: Path) -> dict[str, Any] | None:
+    """The trainer state an MLX checkpoint .npz holds beside its weights, if it can be read."""
+    return npz_state(c.path, root) if c.kind == "file" and c.path.suffix == ".npz" else None
+
+
 @require_safe
 def checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
     d, c, i = _get_checkpoint_or_404(request, trainer, run, checkpoint)
-    files = list_files(c.path, d.run.trainer.root, c.kind == "top")
+    root = d.run.trainer.root
+    files = list_files(c.path, root, c.kind == "top")
+    # The table's columns first, in its order; timing and bookkeeping after them.
+    names = column_order(c.metrics) + sorted(m for m in c.metrics if is_bookkeeping(m))
     context = {
         "d": d,
         "c": c,
         "files": files,
         "total_size": sum(f.size for f in files),
-        "adapter": adapter_summary(read_adapter_config(c.path, d.run.trainer.root)),
+        "adapter": adapter_summary(read_adapter_config(c.path, root)),
+        "state": [(key, brief(value, key)) for key, value in (_saved_state(c, root) or {}).items()],
         "prev": d.checkpoints[i - 1] if i > 0 else None,
         "next": d.checkpoints[i + 1] if i + 1 < len(d.checkpoints) else None,
-        "score": d.ranking.scores[i],
+        "score": with_unit(d.ranking.scores[i], unit(d.ranking.metric)),
         "metrics": [
-            (name, value, c.metric_steps.get(name), is_duration(name))
-            for name, value in sorted(c.metrics.items())
+            (name, with_unit(c.metrics[name], unit(name)), c.metric_steps.get(name))
+            for name in names
         ],
     }
     return render(request, "runs/checkpoint.html", context)
@@ -422,9 +537,8 @@ def api_checkpoint_detail(
     d, c, _ = _get_checkpoint_or_404(request, trainer, run, checkpoint)
     root = d.run.trainer.root
     files = list_files(c.path, root, c.kind == "top")
-    return json_response(
-        serializers.checkpoint_detail(d, c, files, read_adapter_config(c.path, root))
-    )
+    adapter = read_adapter_config(c.path, root)
+    return json_response(serializers.checkpoint_detail(d, c, files, adapter, _saved_state(c, root)))
 
 
 def _overview(ws: Workspace, runs_only: bool) -> dict[str, Any]:
@@ -456,6 +570,7 @@ def _overview(ws: Workspace, runs_only: bool) -> dict[str, Any]:
 
 
 @require_safe
+@vary_on_headers("HX-Request", "HX-Target")  # the runs part is a fragment of its own
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     # The runs part polls this page; it alone is rendered, without probing any backend.
     if request.htmx and request.htmx.target == "overview-runs":

@@ -344,8 +344,9 @@ class Command(BaseCommand):
         self.stdout.write(table(headers, rows))
         best = f"{r.best} by rule {r.rule} ({r.order} {r.metric})" if r.best else "none"
         self.stdout.write(f"\n{found.id} · {found.status} · best: {best}")
-        for note in r.notes:
-            self.stdout.write(f"note: {note}")
+        for note in (*r.notes, r.unscored_note):
+            if note:
+                self.stdout.write(f"note: {note}")
         if d.history.skipped:
             self.stdout.write(
                 f"note: {d.history.skipped} log line(s) could not be read and were skipped"
