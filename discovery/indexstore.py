@@ -24,6 +24,9 @@ from typing import Any
 
 FORMAT = 3
 IDLE_BEFORE_WRITE = 0.5
+# Rows queued before they are written at once, quiet or not: a first pass over a thousand runs
+# would otherwise hold every row (and its encoding, at exit) in memory together.
+MAX_QUEUED = 256
 log = logging.getLogger(__name__)
 
 
@@ -130,6 +133,9 @@ class IndexStore:
             # by itself, and waking it on every save would cost a thread switch each.
             if first:
                 self._wake.notify()
+            full = len(self._dirty) >= MAX_QUEUED
+        if full:
+            self.flush()
 
     def flush(self) -> None:
         """Write every queued index now, after a write the background thread has begun."""
