@@ -199,6 +199,9 @@ class _Cache:
             hit = self._value if self._value and self._value[0] == key else None
             if hit and time.monotonic() - hit[1] < max_age:
                 return hit[2]
+            already = self._running is not None and self._running[0] == key
+            if hit and already:
+                return hit[2]  # someone else's refresh is under way: the last answer, now
             done = self._refresh(key, timeout)
         done.wait(timeout + 2 * GRACE_S if hit is None else FRESH_WAIT_S)
         with self._lock:
