@@ -75,6 +75,13 @@ class TrainerState:
             self.global_step >= self.max_steps  # type: ignore[operator]
         )
 
+    @property
+    def ended(self) -> bool:
+        """Training returned: the step count was reached, or `train()` logged its closing
+        summary (`train_runtime`; early stopping ends before `max_steps`)."""
+        last = max(self.history, default=None)
+        return self.finished or (last is not None and "train_runtime" in self.history[last])
+
 
 def checkpoints_folder(run_dir: Path) -> Path:
     """Where a run keeps its checkpoint-N folders: `checkpoints/` upstream, else the run itself."""

@@ -348,7 +348,12 @@ def read_run(
     if not steps and final is None and not logs and not has_state:
         return None
     newest = os.path.join(folder, f"checkpoint-{steps[-1]}") if steps else None
-    completed = final is not None or has_lineage or has_state
+    completed = final is not None or has_lineage
+    if not completed and has_state:
+        # save_state() at the end of training, or a checkpoint's state copied up (a real DPO
+        # run's says step 75 of 100 and has no closing summary): only an ended one counts.
+        top = read_trainer_state(path, root)
+        completed = top is None or top.ended
     last_write = None
     if not completed:
         state = newest_trainer_state(Path(folder), steps, root)

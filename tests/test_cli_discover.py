@@ -81,3 +81,15 @@ def test_a_missing_workspace_is_a_clear_error(settings, tmp_path):
     settings.TUNER_WORKSPACE = tmp_path / "missing"
     with pytest.raises(CommandError, match="TUNER_WORKSPACE"):
         call_command("discover", "runs")
+
+
+def test_runs_counts_the_extra_run_folders_in_its_footer(ws, settings, tmp_path):
+    out_dir = tmp_path / "elsewhere" / "outputs"
+    (out_dir / "checkpoint-10").mkdir(parents=True)
+    state = {"global_step": 10, "log_history": [{"step": 10, "loss": 1.5}]}
+    (out_dir / "checkpoint-10" / "trainer_state.json").write_text(json.dumps(state))
+    settings.TUNER_RUN_DIRS = [out_dir]
+    out = StringIO()
+    call_command("discover", "runs", stdout=out)
+    assert "outputs" in out.getvalue()
+    assert "3 run(s) in " in out.getvalue() and "and 1 run folder(s)" in out.getvalue()

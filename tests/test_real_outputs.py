@@ -17,7 +17,7 @@ from discovery.ranking import RankRequest
 from discovery.runs import Workspace, detail, get_run, list_runs, list_trainers
 from sampledata import runs as wb
 
-from .conftest import SHARED_UPSTREAM, run_dir, started
+from .conftest import SHARED_UPSTREAM, age, run_dir, started
 
 pytestmark = pytest.mark.django_db
 
@@ -472,3 +472,33 @@ def test_a_finished_run_that_kept_no_checkpoint_says_so_not_that_none_is_saved_y
     assert "No checkpoint has been saved yet" not in page
     assert "No checkpoint or final model is left in this run" in page
     assert "trainer_state.json" in page
+
+
+# harryc295/soup-dpo-takehome, results/trainer_state.json: a run-level state that stops at step
+# 75 of 100 with no closing summary (a checkpoint's state copied up, or save_state() mid-run).
+HARRY_TAIL = [
+    {"epoch": 1.48, "loss": 0.2051, "rewards/margins": 3.8113, "step": 74},
+    {"epoch": 1.5, "loss": 0.1940, "rewards/margins": 3.9995, "step": 75},
+]
+
+
+@pytest.mark.parametrize(
+    ("summary", "status"),
+    [
+        (None, "stopped"),
+        # Early stopping: train() returns before max_steps and logs its summary.
+        ({"step": 75, "train_runtime": 812.4, "train_loss": 0.41}, "completed"),
+    ],
+)
+def test_a_run_level_state_short_of_max_steps_is_completed_only_with_its_summary(
+    client, use_workspace, run_dirs, summary, status
+):
+    run = run_dirs / "dpo"
+    history = HARRY_TAIL + ([summary] if summary else [])
+    wb.write_json(
+        run / "trainer_state.json", {"global_step": 75, "max_steps": 100, "log_history": history}
+    )
+    age(run, 7200)
+    data = json.loads(client.get("/api/runs/kaggle/dpo/").content)
+    assert (data["type"], data["status"], data["last_step"]) == ("dpo", status, 75)
+    assert data["max_steps"] == 100

@@ -261,7 +261,8 @@ class Command(BaseCommand):
         headers = ["trainer", "run", "status", "base model", "ckpts", "last step", "best", "score"]
         self.stdout.write(table(headers, rows))
         shown = f"{len(details)} of {len(runs)}" if len(details) < len(runs) else str(len(runs))
-        self.stdout.write(f"\n{shown} run(s) in {ws.root}")
+        extra = f" and {len(ws.run_dirs)} run folder(s)" if ws.run_dirs else ""
+        self.stdout.write(f"\n{shown} run(s) in {ws.root}{extra}")
 
     def handle_index(self, ws: Workspace, **_: Any) -> None:
         started = time.monotonic()
