@@ -93,6 +93,7 @@ def test_a_job_from_the_form_runs_the_evaluator_and_its_result_appears(
     ]
     page = client.get(f"/evaluations/jobs/{pk}/").content.decode()
     assert f'href="/evaluations/{result}/"' in page and "hx-trigger" not in page
+    assert "exit code 2: some cases failed" in page  # the Evaluator's code, told
     assert "60%" in client.get(f"/evaluations/{result}/").content.decode()
     # The Evaluator was pointed at the configured server with the form's arguments.
     assert chat_ollama.chats == 5

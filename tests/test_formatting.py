@@ -69,7 +69,8 @@ def test_a_value_shows_with_its_metrics_unit(name, value, shown):
 
 
 def test_durations_under_a_minute_keep_their_tenths():
-    assert [duration(x) for x in (0.123, 2.5, 59.94, 60, 600, 25107.9)] == [
+    assert [duration(x) for x in (0.2022, 0.123, 2.5, 59.94, 60, 600, 25107.9)] == [
+        "0.202s",
         "0.123s",
         "2.5s",
         "59.9s",

@@ -156,6 +156,10 @@ class Progress:
             return next((s.strip() for s in reversed(self.lines) if s.strip()), None)
 
 
+# What the Evaluator's exit codes say (cli_utils.py `determine_exit_code`).
+EXIT_CODES = {0: "every case passed", 2: "some cases failed", 3: "request errors"}
+
+
 def outcome(exit_code: int, progress: Progress, has_result: bool) -> tuple[str, str]:
     """The job's status and, when it failed, why in one line (exit codes from cli_utils.py)."""
     if exit_code in (0, 2) and has_result:  # 2: some cases failed, a finished evaluation

@@ -145,7 +145,8 @@ def duration(seconds: Any) -> str:
         if not math.isfinite(seconds) or seconds < 0:
             return ""
         if seconds < 59.95:  # a step's time: its tenths tell
-            return f"{metric(round(seconds, 1) if seconds >= 1 else seconds)}s"
+            # Under a second, three digits: a job that took 0.2022 s reads "0.202s".
+            return f"{metric(round(seconds, 1) if seconds >= 1 else float(f'{seconds:.3g}'))}s"
         total = round(seconds)
     except OverflowError:
         return ""

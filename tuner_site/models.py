@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from .evaluator_run import EXIT_CODES
+
 
 class PromptSetNote(models.Model):
     """What people add to a discovered prompt set: its description, place and visibility."""
@@ -108,6 +110,10 @@ class EvaluationJob(models.Model):
     @property
     def progress(self) -> float | None:
         return self.done / self.total if self.total else None
+
+    @property
+    def exit_meaning(self) -> str:
+        return "" if self.exit_code is None else EXIT_CODES.get(self.exit_code, "")
 
     @property
     def took_seconds(self) -> float | None:
