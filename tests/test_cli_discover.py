@@ -93,3 +93,15 @@ def test_runs_counts_the_extra_run_folders_in_its_footer(ws, settings, tmp_path)
     call_command("discover", "runs", stdout=out)
     assert "outputs" in out.getvalue()
     assert "3 run(s) in " in out.getvalue() and "and 1 run folder(s)" in out.getvalue()
+
+
+def test_a_run_without_checkpoints_says_so_instead_of_an_empty_table(ws, settings, tmp_path):
+    out_dir = tmp_path / "elsewhere" / "outputs"
+    out_dir.mkdir(parents=True)
+    state = {"global_step": 75, "max_steps": 100, "log_history": [{"step": 75, "loss": 0.19}]}
+    (out_dir / "trainer_state.json").write_text(json.dumps(state))
+    settings.TUNER_RUN_DIRS = [out_dir]
+    out = StringIO()
+    call_command("discover", "checkpoints", "outputs/outputs", stdout=out)
+    assert "No checkpoint in this run's folder." in out.getvalue()
+    assert "checkpoint  step" not in out.getvalue()

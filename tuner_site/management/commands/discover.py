@@ -342,7 +342,7 @@ class Command(BaseCommand):
             for c, s in zip(d.checkpoints, r.scores, strict=True)
         ]
         headers = ["checkpoint", "step", "metrics@", f"score ({r.metric})", "loss", "size"]
-        self.stdout.write(table(headers, rows))
+        self.stdout.write(table(headers, rows) if rows else "No checkpoint in this run's folder.")
         best = f"{r.best} by rule {r.rule} ({r.order} {r.metric})" if r.best else "none"
         self.stdout.write(f"\n{found.id} · {found.status} · best: {best}")
         for note in (*r.notes, r.unscored_note):
