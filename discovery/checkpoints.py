@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .logs import EMPTY_POINT, Entry, History, Point, Source, merge_into, parse_obj, shapes_of
-from .paths import file_cache, is_inside, listing, loads_lenient, read_json_object
+from .paths import file_cache, is_inside, listing, loads_lenient, open_in, read_json_object
 from .values import as_dict, as_int, as_list, as_str
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
@@ -160,6 +160,24 @@ def _state(data: bytes) -> TrainerState | None:
 def read_trainer_state(folder: Path, root: Path) -> TrainerState | None:
     """The `trainer_state.json` in `folder` (a checkpoint, or a run saved with save_state())."""
     return file_cache.get(folder / "trainer_state.json", root, "trainer_state", _state)
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def state_problem(folder: Path, root: Path) -> str | None:
+    """Why the `trainer_state.json` in `folder` gave nothing, when it is there: a clone that
+    fetched Git LFS pointers instead of files, or not a trainer state at all."""
+    f = open_in(folder / "trainer_state.json", root)
+    if f is None:
+        return None
+    with f:
+        head = f.read(len(LFS_POINTER))
+    if head == LFS_POINTER:
+        return "is a Git LFS pointer, not the file: fetch it with git lfs pull"
+    if read_trainer_state(folder, root) is None:
+        return "is not a trainer state (not JSON, or not an object)"
+    return None
 
 
 def newest_trainer_state(folder: Path, steps: list[int], root: Path) -> TrainerState | None:

@@ -36,6 +36,7 @@ from .checkpoints import (
     newest_trainer_state,
     read_adapter_config,
     read_trainer_state,
+    state_problem,
 )
 from .header import RunHeader
 from .logindex import indexer, read_history, read_summary
@@ -136,6 +137,24 @@ class RunDetail:
         """How far training got: the last logged step, or the trainer's own count."""
         steps = [s for s in (self.history.last_step, self.global_step) if s is not None]
         return max(steps) if steps else None
+
+    @property
+    def unread_states(self) -> tuple[tuple[str, str], ...]:
+        """Where a run shows no metrics: each `trainer_state.json` that is there but could not
+        be read, and why: ("checkpoint-1/trainer_state.json", "is a Git LFS pointer …")."""
+        if self.history.sources or self.run.trainer.layout == "mlx":
+            return ()
+        run = self.run
+        folders = [(run.path, "")] + [
+            (run.checkpoints_dir / f"checkpoint-{s}", f"checkpoint-{s}/")
+            for s in reversed(run.checkpoint_steps)
+        ]
+        found = []
+        for folder, shown in folders:
+            problem = state_problem(folder, run.trainer.root)
+            if problem:
+                found.append((f"{shown}trainer_state.json", problem))
+        return tuple(found)
 
     @property
     def best_score(self) -> float | None:
@@ -518,9 +537,12 @@ def read_lineage(run_dir: Path, root: Path) -> dict[str, Any] | None:
 
 
 def _newest_adapter(run: Run) -> dict[str, Any] | None:
-    """The adapter config of the final model, else of the newest checkpoint that has one."""
+    """The adapter config of the final model, else of the newest checkpoint that has one, else
+    the one at the run folder's top (published outputs often keep it without the weights)."""
     dirs = [run.final[0]] if run.final else []
     dirs += [run.checkpoints_dir / f"checkpoint-{s}" for s in reversed(run.checkpoint_steps)]
+    if run.path not in dirs:
+        dirs.append(run.path)
     for d in dirs:
         adapter = read_adapter_config(d, run.trainer.root)
         if adapter and isinstance(adapter.get("base_model_name_or_path"), str):

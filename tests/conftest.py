@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -280,6 +282,18 @@ def busy_demo(settings, tmp_path: Path) -> Path:
             **kwargs,
         )
         age(run, day * 86400)
+    # Names as long as real ones: a prompt set archived under a date, a model pulled by its
+    # full hub address.
+    evaluator = root / "Evaluator"
+    shutil.copy(
+        evaluator / "prompts" / "tool_prompts.json",
+        evaluator / "prompts" / "behavior_prompts_archived_20251202.json",
+    )
+    result = json.loads((evaluator / "results" / "tool_prompts_sft.json").read_text())
+    result["metadata"]["model"] = (
+        "huggingface.co/professorsynapse/nexus-tools-v0.0.1-Q8_0-GGUF:latest"
+    )
+    wb.write_json(evaluator / "results" / "full_coverage.json", result)
     settings.TUNER_WORKSPACE = root
     return root
 

@@ -40,7 +40,9 @@ def main_pages(root: Path) -> list[str]:
         "/backends/",
         "/prompt-sets/",
         "/prompt-sets/tool_prompts/",
+        "/prompt-sets/behavior_prompts_archived_20251202/",
         "/evaluations/",
+        "/evaluations/full_coverage/",
         "/evaluations/tool_prompts_sft/",
     ]
 

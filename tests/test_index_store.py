@@ -85,6 +85,10 @@ store = IndexStore(Path({path!r}))
 print("ready", flush=True)
 for n in itertools.count():
     for i in range(200):
+        # Busy, as the indexer says while it reads: the background writer waits, so each
+        # round is written by flush() in one transaction. (Without it the writer may take
+        # part of a round whenever it wakes: rows stay whole, rounds do not.)
+        store.touch()
         store.save(f"/log/{{i}}", (n, i, b"x" * 4000))
     store.flush()
 """

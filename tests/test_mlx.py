@@ -220,3 +220,11 @@ def test_runs_on_either_side_of_a_summer_time_change_keep_their_files(workspace,
     runs = {r.name: r for r in list_runs(Workspace.at(workspace))}
     assert runs["20250701_100100"].checkpoint_steps == (20,)
     assert runs["20251103_100100"].checkpoint_steps == (60, 80, 100)
+
+
+@pytest.mark.django_db
+def test_the_charts_mark_the_best_checkpoint_npz_which_has_no_number(client, settings, mac):
+    settings.TUNER_WORKSPACE = mac
+    html = client.get("/runs/mistral_lora_mac/20251103_090100/").content.decode()
+    # Step 40's numbered save was rotated away; only best_checkpoint.npz holds it.
+    assert '<line class="mark best"' in html and "checkpoint-40 (best)" in html

@@ -466,8 +466,11 @@ def test_a_finished_run_that_kept_no_checkpoint_says_so_not_that_none_is_saved_y
     wb.write_json(
         run / "trainer_state.json", {"global_step": 336, "max_steps": 336, "log_history": ORPO_TAIL}
     )
+    # Its adapter_config.json sits at the top, without the weights beside it.
+    wb.write_json(run / "adapter_config.json", wb.adapter_config("THUDM/glm-4-9b-chat"))
     data = json.loads(client.get("/api/runs/kaggle/orpo/").content)
     assert (data["status"], data["checkpoint_count"]) == ("completed", 0)
+    assert data["base_model"] == "THUDM/glm-4-9b-chat"
     page = client.get("/runs/kaggle/orpo/").content.decode()
     assert "No checkpoint has been saved yet" not in page
     assert "No checkpoint or final model is left in this run" in page
@@ -502,3 +505,28 @@ def test_a_run_level_state_short_of_max_steps_is_completed_only_with_its_summary
     data = json.loads(client.get("/api/runs/kaggle/dpo/").content)
     assert (data["type"], data["status"], data["last_step"]) == ("dpo", status, 75)
     assert data["max_steps"] == 100
+    page = client.get("/runs/kaggle/dpo/").content.decode()
+    # Nothing to resume from, and no checkpoint to weigh.
+    assert "resume it from its newest checkpoint" not in page and "On disk" not in page
+
+
+def test_a_state_fetched_as_a_git_lfs_pointer_is_named_not_called_missing(client, run_dirs):
+    # Observer-18/nlp: trainer_state.json as a clone without `git lfs pull` leaves it.
+    pointer = (
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:f52014e816ab8f9f5fa7824a62e6a31b2928a2adbccf460f8c89c03b45b36898\n"
+        "size 58011\n"
+    )
+    ckpt = run_dirs / "nlp" / "checkpoint-100"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text(pointer)
+    data = json.loads(client.get("/api/runs/kaggle/nlp/").content)
+    assert data["unread_files"] == [
+        {
+            "file": "checkpoint-100/trainer_state.json",
+            "problem": "is a Git LFS pointer, not the file: fetch it with git lfs pull",
+        }
+    ]
+    page = client.get("/runs/kaggle/nlp/").content.decode()
+    assert "<code>checkpoint-100/trainer_state.json</code> is a Git LFS pointer" in page
+    assert "no training log or trainer_state.json yet" not in page

@@ -415,7 +415,21 @@ def test_the_overview_has_a_json_twin(client, ws):
     assert [r["run"] for r in data["running"]] == [RUNNING]
     trainers = {t["trainer"]: [r["run"] for r in t["runs"]] for t in data["trainers"]}
     assert trainers == {"rtx3090_kto": [RUNNING, KTO], "rtx3090_sft": [SFT]}
+    assert {t["trainer"]: t["run_count"] for t in data["trainers"]} == {
+        "rtx3090_kto": 2,
+        "rtx3090_sft": 1,
+    }
     assert set(data) >= {"backends", "prompt_sets", "evaluations"}
+
+
+def test_a_trainer_card_links_to_all_its_runs_when_it_shows_only_the_newest(client, ws):
+    assert "All " not in client.get("/").content.decode()
+    for day in range(1, 6):
+        wb.make_run(ws, "sft", started(f"202511{day + 10:02d}_100000"), max_steps=20, seed=day)
+    age(ws / "Trainers", 7200)
+    html = client.get("/").content.decode()
+    assert 'href="/runs/?trainer=rtx3090_sft">All 6 runs of rtx3090_sft →</a>' in html
+    assert "All 2 runs" not in html  # the KTO card shows both of its runs
 
 
 def _scores(data):

@@ -131,6 +131,8 @@ def run_detail(
         # Checkpoints without a score under the rule, and why, in a sentence (null when none).
         "unscored": ranking.unscored,
         "unscored_note": ranking.unscored_note,
+        # trainer_state.json files that are there but gave nothing, where a run has no metrics.
+        "unread_files": [{"file": f, "problem": p} for f, p in d.unread_states],
         "header": header_json(d),
         "lineage": d.lineage,
         "size_on_disk": sum(sizes.values()),
@@ -319,8 +321,8 @@ def overview_json(context: Mapping[str, Any]) -> dict[str, Any]:
         "run_count": context["run_count"],
         "running": [run_summary(d) for d in context["running"]],
         "trainers": [
-            {"trainer": trainer, "runs": [run_summary(d) for d in details]}
-            for trainer, details in context["newest"]
+            {"trainer": trainer, "run_count": count, "runs": [run_summary(d) for d in details]}
+            for trainer, details, count in context["newest"]
         ],
         "backends": [backend_json(s) for s in context["statuses"]],
         "prompt_sets": [prompt_set_json(x) for x in context["prompt_sets"]],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,14 +291,15 @@ def _charts(d: RunDetail, history: History) -> list[Chart]:
     if d.ranking.rule == "requested" and not any(d.ranking.metric in g for _, g in groups):
         groups.append((d.ranking.metric, (d.ranking.metric,)))
     steps = history.steps
+    marks = d.run.checkpoint_steps
+    if best is not None and best.step is not None and best.step not in marks:
+        marks = tuple(sorted((*marks, best.step)))  # MLX's best_checkpoint.npz has no number
     for title, group in groups:
         present = [n for n in group if n in names]
         if not present:
             continue
         columns = {n: history.column(n) for n in present}
-        chart = line_chart(
-            title, steps, columns, d.run.checkpoint_steps, best.step if best else None
-        )
+        chart = line_chart(title, steps, columns, marks, best.step if best else None)
         if chart is not None:
             charts.append(chart)
     return charts
@@ -546,6 +548,7 @@ def _overview(ws: Workspace, runs_only: bool) -> dict[str, Any]:
     # One walk and one detail per run, so a run that just finished leaves "Training now"
     # and shows as completed in its trainer's card in the same answer.
     newest: dict[str, list[RunDetail]] = {}
+    counts: Counter[str] = Counter(r.trainer.id for r in runs)
     running = []
     for r in runs:
         group = newest.setdefault(r.trainer.id, [])
@@ -557,7 +560,8 @@ def _overview(ws: Workspace, runs_only: bool) -> dict[str, Any]:
                 group.append(d)
     context: dict[str, Any] = {
         "running": running,
-        "newest": sorted(newest.items()),
+        # (trainer, its newest runs, how many it has): a card says when it shows fewer.
+        "newest": [(t, details, counts[t]) for t, details in sorted(newest.items())],
         "run_count": len(runs),
     }
     if runs_only:
