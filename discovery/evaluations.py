@@ -22,6 +22,13 @@ class CaseResult:
     error: str | None
     issues: tuple[str, ...]
     tags: tuple[str, ...]
+    question: str | None = None
+    response: str | None = None  # the model's text answer, cut at MAX_TEXT
+    tools_called: tuple[str, ...] = ()
+
+
+# A case's prompt and answer as shown: a runaway generation (1,024 tokens of digits) is cut.
+MAX_TEXT = 4000
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,30 @@ def _case(record: Any) -> CaseResult | None:
         error=error if error != "None" else None,
         issues=tuple(issues),
         tags=tuple(t for t in as_list(tags) if isinstance(t, str)),
+        question=_cut(as_str(record.get("question"))),
+        response=_cut(as_str(record.get("response_text"))),
+        tools_called=_tools_called(_literal(record.get("raw_response"))),
     )
+
+
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_TEXT:
+        return text
+    return text[:MAX_TEXT] + f"… ({len(text) - MAX_TEXT:,} more characters)"
+
+
+def _tools_called(raw: Any) -> tuple[str, ...]:
+    """Names of the tools the model called: Ollama's `message`, or an OpenAI-style choice."""
+    raw = as_dict(raw)
+    message = as_dict(raw.get("message")) or as_dict(
+        as_dict(next(iter(as_list(raw.get("choices"))), None)).get("message")
+    )
+    names = []
+    for call in as_list(message.get("tool_calls")):
+        name = as_str(as_dict(as_dict(call).get("function")).get("name"))
+        if name:
+            names.append(name)
+    return tuple(names)
 
 
 def _broken(name: str, path: Path, error: str) -> Evaluation:

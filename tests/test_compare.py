@@ -43,6 +43,7 @@ def test_two_runs_are_compared_on_the_metric_both_logged(client, ws):
     data = get_json(client, url("/api/compare/", KTO_ID, SFT_ID))
     assert data["metric"] == "loss"
     assert "rewards/margins" in data["metrics"] and "eval_loss" in data["metrics"]
+    assert "epoch" not in data["metrics"]  # bookkeeping is no metric to compare
     kto, sft = data["runs"]
     assert (kto["trainer"], kto["run"], kto["url"]) == ("rtx3090_kto", KTO, f"/runs/{KTO_ID}/")
     assert kto["best_checkpoint"]["rule"] == "margin/kl" and sft["status"] == "completed"

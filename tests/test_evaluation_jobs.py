@@ -12,6 +12,7 @@ from tuner_site.evaluator_run import pid_alive
 from tuner_site.models import EvaluationJob
 
 from .evaluator_ws import MODEL, Worker, wait_for, write_cases
+from .fake_servers import EVAL_TOOL
 
 # The workers are other processes: what the test writes must be committed for them to see.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,6 +96,12 @@ def test_a_job_from_the_form_runs_the_evaluator_and_its_result_appears(
     assert f'href="/evaluations/{result}/"' in page and "hx-trigger" not in page
     assert "exit code 2: some cases failed" in page  # the Evaluator's code, told
     assert "60%" in client.get(f"/evaluations/{result}/").content.decode()
+    cases = {c["case_id"]: c for c in client.get(f"/api/evaluations/{result}/").json()["cases"]}
+    assert (
+        cases["case_01"]["tools_called"] == [EVAL_TOOL] and cases["case_03"]["tools_called"] == []
+    )
+    assert cases["case_03"]["question"].startswith("Create the folder Projects/3")
+    assert cases["case_03"]["response"] == "I cannot help with that."
     # The Evaluator was pointed at the configured server with the form's arguments.
     assert chat_ollama.chats == 5
 

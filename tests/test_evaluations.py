@@ -51,6 +51,12 @@ def test_it_reads_the_real_upstream_result(workspace):
     assert first.passed is False and first.latency_s == pytest.approx(12.1997, abs=1e-3)
     assert first.tags == ("agentManager", "single-tool")  # stored as a Python repr string
     assert first.issues == ("Expected tools not called: agentManager_batchExecutePrompt",)
+    # What was asked and answered, so a failure can be read without opening the file.
+    assert first.question.startswith('Send a single "housekeeping reminder" prompt')
+    assert first.response.startswith("The following agents have not responded")
+    assert first.tools_called == ()
+    longest = max(e.cases, key=lambda c: len(c.response or ""))
+    assert longest.response.endswith("… (856 more characters)")  # 4,856 written
 
 
 def test_results_are_listed_newest_first_and_broken_files_say_why(results):

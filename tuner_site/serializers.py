@@ -310,6 +310,9 @@ def evaluation_json(e: Evaluation, cases: bool = False) -> dict[str, Any]:
                 "error": c.error,
                 "issues": list(c.issues),
                 "tags": list(c.tags),
+                "question": c.question,
+                "response": c.response,
+                "tools_called": list(c.tools_called),
             }
             for c in e.cases
         ]

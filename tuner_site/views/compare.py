@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from discovery.metrics import COMPARE_DEFAULTS, canonical
+from discovery.metrics import COMPARE_DEFAULTS, canonical, is_bookkeeping
 from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_history
 from tuner_site import serializers, workspace
 from tuner_site.charts import COLORS, Chart, points_chart
@@ -139,7 +139,8 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
     )
     return Comparison(
         metric,
-        metrics,
+        # Offered: what was logged, timing and bookkeeping aside unless asked for by URL.
+        [m for m in metrics if not is_bookkeeping(m) or m == metric],
         lines,
         chart,
         _candidates(ids) if offer_more else [],
