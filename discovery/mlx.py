@@ -380,8 +380,6 @@ def _profile_runs(folder: Path, profile: Profile, root: Path) -> list[MlxRun]:
         steps = tuple(sorted(s for s, o in owners.items() if o == i))
         mine_final = final if final is not None and owner(starts, final) == i else None
         mine_best = best_path if best_path is not None and owner(starts, best_path) == i else None
-        if not seg.entries and not steps and mine_final is None:
-            continue
         best = None
         if mine_best is not None:
             state = npz_state(mine_best, root) or {}

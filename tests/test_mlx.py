@@ -41,11 +41,22 @@ def test_the_real_upstream_log_splits_into_its_runs(workspace):
     folder = workspace / "Trainers" / "mistral_lora_mac" / "logs"
     folder.mkdir(parents=True)
     shutil.copy(REAL_LOG, folder / "training.jsonl")
-    # The middle run logged no metrics and owns no files: it is not listed.
-    assert [r.name for r in list_runs(Workspace.at(workspace))] == [
-        "20251114_085132",
-        "20251114_084629",
-    ]
+    # The middle run stopped before its first step: listed, as a crash at start is news.
+    runs = list_runs(Workspace.at(workspace))
+    assert [r.name for r in runs] == ["20251114_085132", "20251114_084939", "20251114_084629"]
+    middle = detail(runs[1])
+    assert (middle.run.status, middle.step, middle.max_steps) == ("stopped", None, 20)
+
+
+@pytest.mark.skipif(not REAL_LOG.is_file(), reason="../shared/upstream is not beside this checkout")
+@pytest.mark.django_db
+def test_a_run_that_stopped_before_its_first_step_says_so(client, use_workspace):
+    folder = use_workspace / "Trainers" / "mistral_lora_mac" / "logs"
+    folder.mkdir(parents=True)
+    shutil.copy(REAL_LOG, folder / "training.jsonl")
+    page = client.get("/runs/mistral_lora_mac/20251114_084939/").content.decode()
+    assert "It stopped before logging its first step" in page
+    assert "No checkpoint or final model is left" not in page and "Nothing was logged." in page
 
 
 @pytest.mark.skipif(not REAL_LOG.is_file(), reason="../shared/upstream is not beside this checkout")

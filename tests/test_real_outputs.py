@@ -406,6 +406,7 @@ def test_a_plain_upstream_checkout_shows_its_real_mlx_log(workspace):
     runs = list_runs(Workspace.at(workspace))
     assert [r.name for r in runs] == [
         "20251114_085132-test_minimal",
+        "20251114_084939-test_minimal",  # stopped before its first step
         "20251114_084629-test_minimal",
     ]
     assert all(r.status == "stopped" and not r.has_final_model for r in runs)
@@ -508,6 +509,9 @@ def test_a_run_level_state_short_of_max_steps_is_completed_only_with_its_summary
     page = client.get("/runs/kaggle/dpo/").content.decode()
     # Nothing to resume from, and no checkpoint to weigh.
     assert "resume it from its newest checkpoint" not in page and "On disk" not in page
+    # Its last values are on the page, not only under the chart's hover; no ranking to choose.
+    assert "<strong>Last logged</strong>, at step 75" in page
+    assert "<code>rewards/margins</code> 3.999" in page and 'name="rank"' not in page
 
 
 def test_a_state_fetched_as_a_git_lfs_pointer_is_named_not_called_missing(client, run_dirs):

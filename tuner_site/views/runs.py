@@ -283,6 +283,18 @@ def _get_detail_or_404(request: HttpRequest, trainer: str, run: str) -> RunDetai
         raise BadQuery(str(exc)) from None
 
 
+def _last_values(d: RunDetail) -> list[tuple[str, str, int | None]]:
+    """Where no checkpoint is left to show them: each metric's last logged value, with its step
+    where that is older than the last one."""
+    last = d.history.last_step
+    point = d.history.at(last)
+    shown = []
+    for m in column_order(point.values):
+        value, step = point.values[m], point.steps.get(m)
+        shown.append((m, column([value], unit(m))(value), step if step != last else None))
+    return shown
+
+
 def _charts(d: RunDetail, history: History) -> list[Chart]:
     best = d.best
     charts = []
@@ -435,6 +447,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
             "default": _view_url(request, None, page.number),
         },
         "charts": _charts(d, run_history(d.run)),
+        "last_values": [] if d.checkpoints else _last_values(d),
         "rankable": [m for m in d.history.metric_names() if not is_bookkeeping(m)],
         **_lineage_context(d.run),
     }
