@@ -16,7 +16,7 @@ def test_the_filters_are_visible_say_what_is_shown_and_clear(any_page, live_serv
     any_page.goto(f"{live_server.url}/evaluations/")
     any_page.evaluate("window.notReloaded = true")
     rows = any_page.locator("table.evaluations tbody tr")
-    assert rows.count() == 5 and any_page.locator(".filtered").count() == 0
+    assert rows.count() == 6 and any_page.locator(".filtered").count() == 0
     any_page.select_option("select[name=model]", MODEL)
     any_page.wait_for_url(
         re.compile(
@@ -26,18 +26,18 @@ def test_the_filters_are_visible_say_what_is_shown_and_clear(any_page, live_serv
     any_page.wait_for_selector(".filtered")
     assert rows.count() == 1 and MODEL in rows.first.inner_text()
     status = " ".join(any_page.locator(".filtered").inner_text().split())
-    assert status.startswith(f"Showing 1 of 5 results for model {MODEL}.")
+    assert status.startswith(f"Showing 1 of 6 results for model {MODEL}.")
     any_page.get_by_role("link", name="Clear filters").click()
     any_page.wait_for_url(re.compile(r"/evaluations/$"))
     any_page.wait_for_function(
-        "document.querySelectorAll('table.evaluations tbody tr').length === 5"
+        "document.querySelectorAll('table.evaluations tbody tr').length === 6"
     )
     assert any_page.locator("select[name=model]").input_value() == ""
     assert any_page.locator(".filtered").count() == 0
     assert any_page.evaluate("window.notReloaded") is True
     # The filtered address, opened fresh, is the same filtered page.
     any_page.goto(f"{live_server.url}/evaluations/?prompt_set=tool_prompts")
-    assert "Showing 4 of 5 results for prompt set tool_prompts" in " ".join(
+    assert "Showing 5 of 6 results for prompt set tool_prompts" in " ".join(
         any_page.locator(".filtered").inner_text().split()
     )
     assert any_page.locator("select[name=prompt_set]").input_value() == "tool_prompts"
