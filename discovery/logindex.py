@@ -457,7 +457,7 @@ class LogIndexer:
                     self._probe_more(o, targets, root)
                 idx = o.idx
                 shapes = idx.source(o.path, {})
-                wanted = {s for t in [*targets, MAX_TARGET] for s in shapes.candidates(t)}
+                wanted = {s for t in [*targets, MAX_TARGET] for s in shapes.candidate_set(t)}
                 entries = self._entries_at(o, wanted, root)
                 sources.append(idx.source(o.path, entries))
             return sources

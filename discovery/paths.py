@@ -49,6 +49,13 @@ def is_inside(path: Path | str, root: Path) -> bool:
     return _inside(os.path.realpath(path), root)
 
 
+def child_joiner(folder: Path) -> Callable[[str], Path]:
+    """`folder / name` for a plain name (no separator), at a third of the cost: pathlib's own
+    join of one part, which `/` reaches only after parsing the name as a path. `/` where a
+    Python lacks it."""
+    return getattr(folder, "_make_child_relpath", folder.joinpath)
+
+
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
