@@ -193,12 +193,19 @@ def listing(folder: str, root: Path, kind: str, scan: Callable[[str], tuple[T, b
     inode and mtime stay: adding, removing or renaming an entry changes them. A listing with
     links is never reused (their targets can change unseen), nor one changed just now. None
     when the folder is missing, or a link that leads out of `root`."""
+    # One lstat answers for a folder that is not a link (its stat would be the same); a link
+    # is checked, then followed. Three listings a run on every walk.
     try:
-        st = os.stat(folder)
+        st = os.lstat(folder)
     except OSError:
         return None
-    if os.path.islink(folder) and not is_inside(folder, root):
-        return None
+    if stat.S_ISLNK(st.st_mode):
+        if not is_inside(folder, root):
+            return None
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return None  # a dangling link
     key, sig = (folder, str(root), kind), (st.st_ino, st.st_mtime_ns)
     hit = _listings.get(key)
     if hit is not None and hit[0] == sig:
