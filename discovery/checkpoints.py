@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from .logs import EMPTY_POINT, Entry, History, Point, Source, merge_into, parse_obj, shapes_of
-from .paths import file_cache, is_inside, listing, loads_lenient, open_in, read_json_object
+from .paths import (
+    child_joiner,
+    file_cache,
+    is_inside,
+    listing,
+    loads_lenient,
+    open_in,
+    read_json_object,
+)
 from .values import as_dict, as_int, as_list, as_str
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
@@ -133,9 +141,10 @@ def build_checkpoints(
     if final is not None:
         step = final_step if final_step is not None else history.last_step
         result.append(Checkpoint(FINAL_MODEL, step, True, final[0], history.at(step), final[1]))
+    join = child_joiner(folder)  # one run's 20 checkpoints: `/` parses each name
     for step in steps:
         name = f"checkpoint-{step}"
-        result.append(Checkpoint(name, step, False, folder / name, history.at(step)))
+        result.append(Checkpoint(name, step, False, join(name), history.at(step)))
     return result
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from .checkpoints import Checkpoint
 from .header import RunHeader
 from .logs import Entry, History, Point, Source
+from .paths import child_joiner
 from .ranking import Ranking
 
 KEY_PREFIX = "detail\0"
@@ -119,12 +120,6 @@ def encode(signature: str, parts: Parts) -> tuple[Any, ...]:
     )
 
 
-def _joiner(folder: Path) -> Callable[[str], Path]:
-    # pathlib's own join of a plain name, a third the cost of `/` (which parses the name as a
-    # path); `/` where a Python lacks it.
-    return getattr(folder, "_make_child_relpath", folder.joinpath)
-
-
 def _steps(data: bytes) -> array:
     steps = array("q")
     steps.frombytes(data)
@@ -151,7 +146,7 @@ def decode(row: tuple[Any, ...], signature: str) -> Parts | None:
             complete,
             tuple(Path(f) for f in files),
         )
-        joins = [_joiner(Path(p)) for p in parents]
+        joins = [child_joiner(Path(p)) for p in parents]
         checkpoints = tuple(
             Checkpoint(name, c_step, final, joins[parent](leaf), Point(values, steps), kind)
             for name, c_step, final, parent, leaf, values, steps, kind in rows

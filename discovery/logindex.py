@@ -457,7 +457,7 @@ class LogIndexer:
                     self._probe_more(o, targets, root)
                 idx = o.idx
                 shapes = idx.source(o.path, {})
-                wanted = {s for t in [*targets, MAX_TARGET] for s in shapes.candidates(t)}
+                wanted = {s for t in [*targets, MAX_TARGET] for s in shapes.candidate_set(t)}
                 entries = self._entries_at(o, wanted, root)
                 sources.append(idx.source(o.path, entries))
             return sources
@@ -641,10 +641,20 @@ def _lines_with_steps(data: bytes, base: int, at_start: bool) -> list[tuple[int,
     """(offset, step) of the trainer-shaped lines starting in `data` (read from offset `base`);
     the first line counts only when `data` starts at a line start. A literal-prefix search:
     the one step of this module that looks at many bytes."""
-    found = [(base + m.start() + 1, int(m.group(1))) for m in LINE_STEP.finditer(data)]
+    after = base + 1  # a match starts at the newline before its line
+    found = [(after + m.start(), int(m[1])) for m in LINE_STEP.finditer(data)]
     if at_start and (m := FIRST_STEP.match(data)):
-        found.insert(0, (base, int(m.group(1))))
+        found.insert(0, (base, int(m[1])))
     return found
+
+
+def _first_line_with_step(data: bytes) -> tuple[int, int] | None:
+    """The first of `_lines_with_steps(data, 0, True)`, without finding the others."""
+    if m := FIRST_STEP.match(data):
+        return 0, int(m[1])
+    if m := LINE_STEP.search(data):
+        return m.start() + 1, int(m[1])
+    return None
 
 
 def _complete_lines(data: bytes, base: int, lines: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -698,7 +708,7 @@ def probe(
         return None  # steps go back: only a full read answers
     entries: dict[int, Entry] = {}
     last = complete[-1][1]
-    first_of_last = next(i for i, (_, s) in enumerate(complete) if s == last)
+    first_of_last = _group_first(complete, len(complete) - 1)  # in order: its lines end the list
     group = _parse_group(data, start, complete, first_of_last)
     if group is None:
         return None
@@ -714,11 +724,10 @@ def probe_steps(
     """Entries at the logged step nearest at or before each target, found by interpolating
     between known line positions and reading a window there."""
     fd = f.fileno()
-    head = os.pread(fd, min(WINDOW, end), 0)
-    known = _lines_with_steps(head, 0, True)
-    if not known:
+    known = _first_line_with_step(os.pread(fd, min(WINDOW, end), 0))
+    if known is None:
         return {}
-    lo_off, lo_step = known[0]
+    lo_off, lo_step = known
     hi_off, hi_step = end, None
     if last is not None:
         hi_off, hi_step = last  # the file's last line, from its tail: interpolation's far end
@@ -765,26 +774,36 @@ def _window_at(
         if lines[0][1] > target:
             hi, hi_step = lines[0]
         elif lines[-1][1] <= target:
-            lo, lo_step = _group_start(lines, len(lines) - 1)
+            lo, lo_step = lines[_group_first(lines, len(lines) - 1)]
         else:
-            k = max(i for i, (_, st) in enumerate(lines) if st <= target)
-            start = _group_start(lines, k)
-            if start != lines[0]:
+            k = _last_at_or_before(lines, target)  # not the last line, which is past it
+            g = _group_first(lines, k)
+            if g:
                 # The step's lines all lie in this window: the answer is here.
-                entry = _parse_group(data, pos, lines, lines.index(start))
-                return (start[1], entry, start[0]) if entry is not None else None
+                entry = _parse_group(data, pos, lines, g)
+                return (lines[g][1], entry, lines[g][0]) if entry is not None else None
             hi, hi_step = lines[k + 1]
-            lo = max(lo, start[0] - WINDOW)  # the step's first lines may precede the window
-            lo = _line_start_before(fd, lo, start[0])
+            first = lines[0][0]
+            lo = max(lo, first - WINDOW)  # the step's first lines may precede the window
+            lo = _line_start_before(fd, lo, first)
     return None
 
 
-def _group_start(lines: list[tuple[int, int]], k: int) -> tuple[int, int]:
-    """The first of the consecutive lines sharing `lines[k]`'s step."""
+def _group_first(lines: list[tuple[int, int]], k: int) -> int:
+    """The index of the first of the consecutive lines sharing `lines[k]`'s step."""
     step = lines[k][1]
     while k > 0 and lines[k - 1][1] == step:
         k -= 1
-    return lines[k]
+    return k
+
+
+def _last_at_or_before(lines: list[tuple[int, int]], target: int) -> int:
+    """The index of the last line whose step is at or before `target`, else -1 (a search from
+    the end: lines need not be in step order)."""
+    k = len(lines) - 1
+    while k >= 0 and lines[k][1] > target:
+        k -= 1
+    return k
 
 
 def _line_start_before(fd: int, pos: int, limit: int) -> int:
@@ -800,13 +819,12 @@ def _resolve_range(fd: int, a: int, b: int, target: int) -> tuple[int, Entry, in
     """Within [a, b), `a` a line start: the nearest step at or before `target`, merged."""
     data = os.pread(fd, b - a, a)
     lines = _complete_lines(data, a, _lines_with_steps(data, a, True))
-    before = [i for i, (_, st) in enumerate(lines) if st <= target]
-    if not before:
+    k = _last_at_or_before(lines, target)
+    if k < 0:
         return None
-    start = _group_start(lines, before[-1])
-    i = lines.index(start)
+    i = _group_first(lines, k)
     entry = _parse_group(data, a, lines, i)
-    return (start[1], entry, start[0]) if entry is not None else None
+    return (lines[i][1], entry, lines[i][0]) if entry is not None else None
 
 
 MAX_TARGET = 2**63 - 1  # "at or before the end": each file's last values

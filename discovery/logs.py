@@ -158,12 +158,16 @@ class Source:
 
     def candidates(self, step: int) -> list[int]:
         """Steps whose entries hold the latest value of some metric at or before `step`."""
+        return sorted(self.candidate_set(step))
+
+    def candidate_set(self, step: int) -> set[int]:
+        """`candidates`, unordered: for callers that sort (or only test membership) anyway."""
         found = set()
         for _, steps in self.shapes:
             i = bisect.bisect_right(steps, step)
             if i:
                 found.add(steps[i - 1])
-        return sorted(found)
+        return found
 
 
 @dataclass(frozen=True)
@@ -203,13 +207,19 @@ class History:
             return EMPTY_POINT
         # Applied oldest first, so each name ends with its newest value: the later step, or at
         # one step the later source. dict.update keeps this in C; it runs once per checkpoint.
-        order = sorted(
-            (s, rank) for rank, src in enumerate(self.sources) for s in src.candidates(step)
-        )
+        # One sort of every source's candidates: each source's own sorted list is not needed.
+        bisect_right = bisect.bisect_right
+        found: set[tuple[int, int]] = set()
+        for rank, src in enumerate(self.sources):
+            for _, shape_steps in src.shapes:
+                i = bisect_right(shape_steps, step)
+                if i:
+                    found.add((shape_steps[i - 1], rank))
         values: Entry = {}
         steps: dict[str, int] = {}
-        for s, rank in order:
-            entry = self.sources[rank].entries.get(s)
+        sources = self.sources
+        for s, rank in sorted(found):
+            entry = sources[rank].entries.get(s)
             if entry:
                 values.update(entry)
                 steps.update(dict.fromkeys(entry, s))
