@@ -14,8 +14,8 @@ from .http import BackendError, Deadline, NotFound, get_json, post_json
 from .modelinfo import ModelInfo, Probe
 from .values import as_dict, as_int, as_str
 
-# `FROM /root/.ollama/models/blobs/sha256-<hex>` (or `sha256:<hex>`, or a Windows path) and
-# ADAPTER lines alike; commented lines (`# FROM name:tag`) are not instructions.
+# `FROM <OLLAMA_MODELS>/blobs/sha256-<hex>` (the server's models folder; or `sha256:<hex>`, or a
+# Windows path) and ADAPTER lines alike; commented lines (`# FROM name:tag`) are not instructions.
 _INSTRUCTION = re.compile(r"^[ \t]*(?:FROM|ADAPTER)[ \t]+(\S.*)$", re.IGNORECASE | re.MULTILINE)
 _BLOB = re.compile(r"sha256[-:]([0-9a-fA-F]{64})")
 # /api/show may spend at most this share of a probe's time budget; the rest waits a refresh.

@@ -203,6 +203,10 @@ def chat_answer(request: dict[str, Any]) -> dict[str, Any]:
     return {"model": request.get("model"), "message": message, "done": True}
 
 
+# Where the server keeps its blobs (its OLLAMA_MODELS folder); only the digest after it is read.
+MODELS_FOLDER = ".ollama/models"
+
+
 def modelfile(name: str, blob: str, adapter: str | None = None) -> str:
     """What Ollama's /api/show returns as `modelfile` for a model made from blob `blob`."""
     lines = [
@@ -210,10 +214,10 @@ def modelfile(name: str, blob: str, adapter: str | None = None) -> str:
         "# To build a new Modelfile based on this, replace FROM with:",
         f"# FROM {name}",
         "",
-        f"FROM /root/.ollama/models/blobs/sha256-{blob}",
+        f"FROM {MODELS_FOLDER}/blobs/sha256-{blob}",
     ]
     if adapter:
-        lines.append(f"ADAPTER /root/.ollama/models/blobs/sha256-{adapter}")
+        lines.append(f"ADAPTER {MODELS_FOLDER}/blobs/sha256-{adapter}")
     lines += ['TEMPLATE """{{ .Prompt }}"""', "PARAMETER stop <|im_end|>", ""]
     return "\n".join(lines)
 

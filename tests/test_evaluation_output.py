@@ -144,10 +144,10 @@ def test_the_command_passes_the_configured_server_and_the_forms_arguments(tmp_pa
 def test_the_evaluator_never_sees_the_servers_from_the_environment():
     env = environment(
         {"PATH": "/bin", "OLLAMA_HOST": "http://127.0.0.1:11434", "OLLAMA_PORT": "x"}
-        | {"LMSTUDIO_HOST": "192.168.1.5", "LMSTUDIO_PORT": "1234", "HOME": "/root"}
+        | {"LMSTUDIO_HOST": "192.168.1.5", "LMSTUDIO_PORT": "1234", "HOME": "home-of-the-user"}
     )
     assert not {k for k in env if k.startswith(("OLLAMA", "LMSTUDIO"))}
-    assert env["PATH"] == "/bin" and env["HOME"] == "/root"
+    assert env["PATH"] == "/bin" and env["HOME"] == "home-of-the-user"
     assert env["PYTHONUNBUFFERED"] == "1" and env["PYTHONIOENCODING"] == "utf-8"
 
 
