@@ -156,12 +156,8 @@ class Source:
     def last_step(self) -> int | None:
         return max((s[-1] for _, s in self.shapes if len(s)), default=None)
 
-    def candidates(self, step: int) -> list[int]:
-        """Steps whose entries hold the latest value of some metric at or before `step`."""
-        return sorted(self.candidate_set(step))
-
     def candidate_set(self, step: int) -> set[int]:
-        """`candidates`, unordered: for callers that sort (or only test membership) anyway."""
+        """Steps whose entries hold the latest value of some metric at or before `step`."""
         found = set()
         for _, steps in self.shapes:
             i = bisect.bisect_right(steps, step)
@@ -207,14 +203,10 @@ class History:
             return EMPTY_POINT
         # Applied oldest first, so each name ends with its newest value: the later step, or at
         # one step the later source. dict.update keeps this in C; it runs once per checkpoint.
-        # One sort of every source's candidates: each source's own sorted list is not needed.
-        bisect_right = bisect.bisect_right
-        found: set[tuple[int, int]] = set()
-        for rank, src in enumerate(self.sources):
-            for _, shape_steps in src.shapes:
-                i = bisect_right(shape_steps, step)
-                if i:
-                    found.add((shape_steps[i - 1], rank))
+        # One sort of every source's candidates together.
+        found = {
+            (s, rank) for rank, src in enumerate(self.sources) for s in src.candidate_set(step)
+        }
         values: Entry = {}
         steps: dict[str, int] = {}
         sources = self.sources
