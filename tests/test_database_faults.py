@@ -211,6 +211,17 @@ def test_an_admin_save_while_even_reads_are_locked_keeps_what_was_typed_to_send_
     assert PromptSetNote.objects.get(name="tool_prompts").description == typed
 
 
+def test_a_sign_in_during_a_lock_never_shows_the_password_again(client, lock):
+    lk = lock("EXCLUSIVE")
+    secret = "hunter2-not-to-be-echoed"
+    response = client.post("/accounts/login/", {"username": "ada", "password": secret})
+    lk.release()
+    assert response.status_code == 503
+    page = response.content.decode()
+    assert secret not in page and "ada" not in page  # nothing of a secret form is kept
+    assert "Try again" in page
+
+
 def test_a_database_deleted_while_running_is_an_error_page_not_a_new_empty_one(client, edited):
     for side in ("", "-journal", "-wal", "-shm"):
         edited.with_name(edited.name + side).unlink(missing_ok=True)

@@ -81,16 +81,26 @@ class ErrorPages:
         return None
 
 
+def _typed(request: HttpRequest) -> list[tuple[str, list[str]]] | None:
+    """A form's fields to show again and resend; None where there is none, or where it holds
+    a secret (a password, or what its view marked sensitive), which is never echoed."""
+    if request.method != "POST":
+        return None
+    sensitive = getattr(request, "sensitive_post_parameters", ())
+    typed = [(k, v) for k, v in request.POST.lists() if k != "csrfmiddlewaretoken"]
+    if sensitive == "__ALL__" or any(k in sensitive or "password" in k.lower() for k, _ in typed):
+        return None
+    return typed
+
+
 def database_response(request: HttpRequest, found: Problem) -> HttpResponse:
     """503 saying what is wrong with the database. A form sent meanwhile is shown again with
     what was typed, to send again: nothing typed is lost, nothing is half-saved."""
     if is_api(request):
         response = error_response(request, 503, found.message)
     else:
-        typed = [(k, v) for k, v in request.POST.lists() if k != "csrfmiddlewaretoken"]
+        typed = _typed(request)
         context = {"message": found.message, "busy": found.busy, "typed": typed}
-        if request.method != "POST":
-            context["typed"] = None
         response = render(request, "database_problem.html", context, status=503)
     if found.busy:
         response["Retry-After"] = str(RETRY_AFTER_S)
