@@ -20,6 +20,7 @@ import bisect
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,7 +270,18 @@ def npz_state(path: Path, root: Path) -> dict[str, Any] | None:
             if info.file_size > 4 << 20:
                 return None
             raw = z.read(info)
-    except (OSError, KeyError, zipfile.BadZipFile, EOFError, ValueError):
+    # zlib.error: corrupt deflated bytes; NotImplementedError: a compression zipfile lacks;
+    # RuntimeError: an encrypted entry.
+    except (
+        OSError,
+        KeyError,
+        zipfile.BadZipFile,
+        EOFError,
+        ValueError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ):
         return None
     if not raw.startswith(b"\x93NUMPY") or len(raw) < 10:
         return None

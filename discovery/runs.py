@@ -27,6 +27,7 @@ from . import header as run_header
 from .checkpoints import (
     CHECKPOINT_NAME,
     FINAL_MODEL,
+    SAVED_MODEL_FILES,
     Checkpoint,
     TrainerState,
     build_checkpoints,
@@ -362,9 +363,7 @@ def read_run(
     final: tuple[Path, str] | None = None
     if _is_dir_inside(children.get(FINAL_MODEL), root):
         final = (path / FINAL_MODEL, "folder")
-    elif any(n in children for n in ("adapter_model.safetensors", "model.safetensors")) and (
-        has_saved_model(path)
-    ):
+    elif any(n in children for n in SAVED_MODEL_FILES) and has_saved_model(path):
         final = (path, "top")
     # Strings, not Paths, on this walk's hot path: it runs for every run on every request.
     here = str(path)
@@ -383,9 +382,10 @@ def read_run(
     completed = final is not None or has_lineage
     if not completed and has_state:
         # save_state() at the end of training, or a checkpoint's state copied up (a real DPO
-        # run's says step 75 of 100 and has no closing summary): only an ended one counts.
+        # run's says step 75 of 100 and has no closing summary): only an ended one counts. One
+        # that does not read (half-written, a Git LFS pointer) says nothing either way.
         top = read_trainer_state(path, root)
-        completed = top is None or top.ended
+        completed = top is not None and top.ended
     last_write = None
     if not completed:
         state = newest_trainer_state(Path(folder), steps, root)

@@ -1,7 +1,8 @@
 """The background pass over first-answered logs, in a second process: `python -m discovery.verify`.
 
-It reads requests (a log path and its root, one per line, tab-separated) on stdin and answers
-each with the log's exact index fields, marshalled and length-prefixed, on stdout. A plain
+It reads requests (a log path and its root, marshalled and length-prefixed: names may hold any
+character, newlines and tabs too) on stdin and answers each with the log's exact index fields,
+marshalled and length-prefixed, on stdout. A plain
 subprocess rather than multiprocessing: nothing of the parent's main module is imported again.
 """
 
@@ -17,12 +18,16 @@ from typing import Any
 def serve() -> None:
     from .logindex import verify_file
 
-    out = sys.stdout.buffer
-    for line in sys.stdin.buffer:
-        path, _, root = line.rstrip(b"\n").decode("utf-8", "surrogateescape").partition("\t")
-        data = marshal.dumps(verify_file(path, root))
-        out.write(len(data).to_bytes(8, "little") + data)
+    stdin, out = sys.stdin.buffer, sys.stdout.buffer
+    while header := stdin.read(8):
+        path, root = marshal.loads(_read(stdin, int.from_bytes(header, "little")))
+        out.write(_framed(verify_file(path, root)))
         out.flush()
+
+
+def _framed(value: Any) -> bytes:
+    data = marshal.dumps(value)
+    return len(data).to_bytes(8, "little") + data
 
 
 class Worker:
@@ -44,7 +49,7 @@ class Worker:
             proc = self._proc
             assert proc.stdin is not None and proc.stdout is not None
             try:
-                proc.stdin.write(f"{path}\t{root}\n".encode("utf-8", "surrogateescape"))
+                proc.stdin.write(_framed((path, root)))
                 proc.stdin.flush()
                 size = int.from_bytes(_read(proc.stdout, 8), "little")
                 value = marshal.loads(_read(proc.stdout, size))

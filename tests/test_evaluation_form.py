@@ -129,8 +129,10 @@ BAD = [
     ({"model": "llama3:8b"}, "model", f"models ollama serves now: {MODEL}, gemma3:latest;"),
     ({"model": ""}, "model", "model must be one of the models ollama serves now"),
     ({"prompt_set": "nope"}, "prompt_set", "Evaluator/prompts/: tool_prompts, behavior_prompts"),
-    ({"limit": "abc"}, "limit", "limit must be a whole number of at least 1"),
-    ({"limit": "0"}, "limit", "limit must be a whole number of at least 1"),
+    ({"limit": "abc"}, "limit", "limit must be a whole number from 1 to 2,147,483,647"),
+    ({"limit": "0"}, "limit", "limit must be a whole number from 1 to 2,147,483,647"),
+    # Beyond what the database's integer holds: a message, not a 500 at the insert.
+    ({"limit": str(10**20)}, "limit", "limit must be a whole number from 1 to 2,147,483,647"),
     ({"temperature": "5"}, "temperature", "temperature must be a number from 0 to 2"),
     ({"temperature": "nan"}, "temperature", "temperature must be a number from 0 to 2"),
     ({"seed": "-1"}, "seed", "seed must be a whole number from 0 to 2147483647"),

@@ -147,6 +147,13 @@ def test_the_evaluator_never_sees_the_servers_from_the_environment():
         | {"LMSTUDIO_HOST": "192.168.1.5", "LMSTUDIO_PORT": "1234", "HOME": "home-of-the-user"}
     )
     assert not {k for k in env if k.startswith(("OLLAMA", "LMSTUDIO"))}
+    secrets = environment(
+        {"SECRET_KEY": "s", "DATABASE_URL": "postgres://u:pw@127.0.0.1/t", "TUNER_RQ_URL": "x"}
+        | {"DJANGO_SETTINGS_MODULE": "tuner_site.settings", "LANG": "C.UTF-8"}
+    )
+    assert set(secrets) - {"PYTHONUNBUFFERED", "PYTHONIOENCODING", "NO_COLOR", "COLUMNS"} == {
+        "LANG"
+    }  # the dashboard's settings and secrets stay with the dashboard
     assert env["PATH"] == "/bin" and env["HOME"] == "home-of-the-user"
     assert env["PYTHONUNBUFFERED"] == "1" and env["PYTHONIOENCODING"] == "utf-8"
 

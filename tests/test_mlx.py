@@ -239,3 +239,21 @@ def test_the_charts_mark_the_best_checkpoint_npz_which_has_no_number(client, set
     html = client.get("/runs/mistral_lora_mac/20251103_090100/").content.decode()
     # Step 40's numbered save was rotated away; only best_checkpoint.npz holds it.
     assert '<line class="mark best"' in html and "checkpoint-40 (best)" in html
+
+
+def test_a_corrupt_compressed_best_checkpoint_is_no_crash(mac):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("state.npy", b"\x93NUMPY" + bytes(range(256)) * 64)
+    data = bytearray(buf.getvalue())
+    start = 30 + len("state.npy")  # the local header, then the deflated bytes
+    data[start : start + 40] = b"\xff" * 40  # invalid code lengths: zlib.error on reading
+    best = mac / "Trainers" / "mistral_lora_mac" / "checkpoints" / "best_checkpoint.npz"
+    best.write_bytes(bytes(data))
+    runs = list_runs(Workspace.at(mac))
+    assert [r.name for r in runs] == ["20251103_090100", "20251101_090100"]
+    d = detail(runs[0])
+    assert d.best.name == "best_checkpoint" and d.best.step is None  # its step is unknown

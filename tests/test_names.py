@@ -198,3 +198,21 @@ def test_the_cli_tables_show_names_escaped_too(use_workspace, capsys):
     text = out.getvalue()
     assert "report_\\u202egnp.exe" in text and "run\\nname" in text
     assert not HIDING.search(text)
+
+
+def test_the_background_check_answers_each_log_even_with_a_newline_or_tab_in_its_name(tmp_path):
+    from discovery.logindex import verify_file
+    from discovery.verify import Worker
+
+    root = tmp_path.resolve()
+    logs = []
+    for i, name in enumerate(["run\nA", "run\tB", "runC"]):
+        log = root / name / "training.jsonl"
+        log.parent.mkdir()
+        log.write_text("".join(json.dumps({"step": s, "loss": i + s / 10}) + "\n" for s in (1, 2)))
+        logs.append(str(log))
+    worker = Worker()
+    answers = [worker.check(log, str(root)) for log in logs]
+    # Each answer is its own log's: a request split at the newline would shift every later one.
+    assert answers == [verify_file(log, str(root)) for log in logs]
+    assert all(a is not None for a in answers) and len({repr(a) for a in answers}) == 3

@@ -521,16 +521,29 @@ def test_a_state_fetched_as_a_git_lfs_pointer_is_named_not_called_missing(client
         "oid sha256:f52014e816ab8f9f5fa7824a62e6a31b2928a2adbccf460f8c89c03b45b36898\n"
         "size 58011\n"
     )
+    # The repository has one at its top and one in each checkpoint.
     ckpt = run_dirs / "nlp" / "checkpoint-100"
     ckpt.mkdir(parents=True)
     (ckpt / "trainer_state.json").write_text(pointer)
+    (ckpt.parent / "trainer_state.json").write_text(pointer)
+    age(ckpt.parent, 7200)
     data = json.loads(client.get("/api/runs/kaggle/nlp/").content)
+    problem = "is a Git LFS pointer, not the file: fetch it with git lfs pull"
     assert data["unread_files"] == [
-        {
-            "file": "checkpoint-100/trainer_state.json",
-            "problem": "is a Git LFS pointer, not the file: fetch it with git lfs pull",
-        }
+        {"file": "trainer_state.json", "problem": problem},
+        {"file": "checkpoint-100/trainer_state.json", "problem": problem},
     ]
+    assert data["status"] == "stopped"  # a pointer says nothing of whether training ended
     page = client.get("/runs/kaggle/nlp/").content.decode()
     assert "<code>checkpoint-100/trainer_state.json</code> is a Git LFS pointer" in page
     assert "no training log or trainer_state.json yet" not in page
+
+
+def test_a_model_saved_as_adapter_model_bin_at_the_top_is_a_finished_run(client, run_dirs):
+    # Older PEFT saves `adapter_model.bin`; the folder is a run with its final model.
+    run = run_dirs / "outputs"
+    run.mkdir()
+    (run / "adapter_model.bin").write_bytes(b"\0" * 64)
+    wb.write_json(run / "adapter_config.json", wb.adapter_config("THUDM/glm-4-9b-chat"))
+    data = json.loads(client.get("/api/runs/kaggle/outputs/").content)
+    assert (data["status"], data["has_final_model"]) == ("completed", True)

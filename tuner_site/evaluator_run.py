@@ -28,6 +28,9 @@ LINE_CHARS = 500
 # The Evaluator reads these itself, and OLLAMA_HOST as a bare host unlike Ollama; the server
 # it talks to comes from --host/--port instead, so none of them may leak in.
 SCRUBBED_ENV = ("OLLAMA_HOST", "OLLAMA_PORT", "LMSTUDIO_HOST", "LMSTUDIO_PORT")
+# The dashboard's own settings and secrets are not the workspace's code's business.
+DASHBOARD_ENV = ("SECRET_KEY", "DATABASE_URL")
+DASHBOARD_ENV_PREFIXES = ("TUNER_", "DJANGO_")
 
 RUNNING = re.compile(r"^\s*Running (\d+) evaluations")
 CASE = re.compile(r"^\s*([✓✗])\s+(PASS|FAIL)\b")
@@ -89,7 +92,13 @@ def command(python: str, args: Arguments) -> list[str]:
 
 
 def environment(base: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in SCRUBBED_ENV}
+    env = {
+        k: v
+        for k, v in base.items()
+        if k not in SCRUBBED_ENV
+        and k not in DASHBOARD_ENV
+        and not k.startswith(DASHBOARD_ENV_PREFIXES)
+    }
     # Live lines through a pipe, ✓/✗ whatever the locale, and no colours or wrapping when
     # `rich` is installed (it wraps at 80 columns off a terminal).
     env |= {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"}

@@ -19,6 +19,7 @@ from .prompt_notes import listed
 
 FIELDS = ("backend", "model", "prompt_set", "tags", "limit", "temperature", "seed")
 MAX_SEED = 2**31 - 1
+MAX_LIMIT = 2**31 - 1  # what every database's integer column holds
 MAX_TEMPERATURE = 2.0
 
 
@@ -100,9 +101,10 @@ class EvaluationForm(forms.Form):
             value = int(raw)
         except ValueError:
             value = 0
-        if value < 1:
+        if not 1 <= value <= MAX_LIMIT:
             raise ValidationError(
-                f"limit must be a whole number of at least 1, or empty for every case; not {raw!r}."
+                f"limit must be a whole number from 1 to {MAX_LIMIT:,}, or empty for every case;"
+                f" not {raw!r}."
             )
         return value
 
