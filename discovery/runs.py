@@ -540,8 +540,9 @@ def get_run(ws: Workspace, trainer_id: str, run_name: str, now: float | None = N
 def list_checkpoints(run_dir: Path, root: Path | None = None) -> tuple[Checkpoint, ...]:
     """The checkpoints of one run folder, with their metrics; nothing outside `root` is read."""
     folder = realpath(run_dir)
-    trainer = Trainer(folder.parent.name, "", "", folder.parent, root or folder, "hf")
-    run = read_run(trainer, folder, Workspace(root or folder))
+    confined = realpath(root) if root is not None else folder  # as every workspace root is
+    trainer = Trainer(folder.parent.name, "", "", folder.parent, confined, "hf")
+    run = read_run(trainer, folder, Workspace(confined))
     return detail(run).checkpoints if run is not None else ()
 
 

@@ -94,3 +94,23 @@ def test_the_evaluation_pages_fit_a_phone_screen(
             assert fits(page), path
     finally:
         context.close()
+
+
+def test_choosing_another_server_swaps_its_models_in_and_keeps_what_was_typed(
+    page, live_server, staff, chat_ollama, serve, settings, eval_workspace
+):
+    lms = serve("lmstudio", "v1")
+    settings.LMSTUDIO_HOST = lms.host
+    sign_in(page, live_server, "/evaluations/new/?backend=ollama")
+    page.fill("input[name=tags]", "folder")
+    sent = []
+    page.on("request", lambda r: sent.append(r.url))
+    page.select_option("select[name=backend]", "lmstudio")
+    page.wait_for_function(
+        "document.querySelector('select[name=backend]').value === 'lmstudio'"
+        " && !document.querySelector('select[name=model]').innerText.includes('" + MODEL + "')"
+    )
+    assert page.locator("input[name=tags]").input_value() == "folder"
+    swap = [u for u in sent if "/evaluations/new/" in u]
+    assert swap and "backend=lmstudio" in swap[-1] and "tags=folder" in swap[-1]
+    assert "csrfmiddlewaretoken" not in swap[-1]  # a token never goes into a URL

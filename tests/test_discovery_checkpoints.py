@@ -119,3 +119,13 @@ def test_a_linked_checkpoint_is_checked_every_time(workspace, tmp_path):
     (workspace / "elsewhere").symlink_to(tmp_path / "outside")  # now the link leads out
     (tmp_path / "outside" / "checkpoint-150").mkdir()
     assert checkpoint_steps(run / "checkpoints", workspace) == [50, 100]
+
+
+def test_a_root_given_through_a_link_confines_as_the_real_folder_does(workspace, tmp_path):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    wb.write_log(run, [{"step": s, "loss": 1.0 / s} for s in range(5, 51, 5)], "20251101_100100")
+    wb.add_checkpoint(run, 50)
+    link = tmp_path / "ws-link"
+    link.symlink_to(workspace)
+    (ckpt,) = list_checkpoints(link / run.relative_to(workspace), link)
+    assert ckpt.metrics["loss"] == 1.0 / 50  # the log opened: the link is the workspace
