@@ -13,10 +13,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
-from .paths import is_inside, stat_key
+from .paths import is_inside, open_in, stat_key
 
 Key = tuple[int, int, int, int]
 CHUNK = 1 << 20
@@ -27,6 +28,19 @@ SETTLE_S = 2.0
 FORMAT = 1
 MAX_REMEMBERED = 20_000
 
+
+
+def _open(path: str, root: Path | None) -> BinaryIO | None:
+    """The file to hash: through `open_in` inside a root (a name swapped for a link out since
+    the check is refused where it is opened); else opened non-blocking, so a FIFO put in its
+    place does not wait for a writer."""
+    if root is not None:
+        return open_in(path, root)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    return os.fdopen(fd, "rb", buffering=0)
 
 class Hasher:
     def __init__(self, store: Path | None = None, settle_s: float = SETTLE_S) -> None:
@@ -131,12 +145,11 @@ class Hasher:
         if age < self.settle_s:
             self._later(path, root, self.settle_s - age)
             return
-        try:
-            # Non-blocking: should the name now be a FIFO, opening it must not wait for a writer.
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except OSError:
+        f = _open(path, root)
+        if f is None:
             return
-        with os.fdopen(fd, "rb", buffering=0) as f:
+        with f:
+            fd = f.fileno()
             opened = os.fstat(fd)
             if not stat.S_ISREG(opened.st_mode):
                 return
@@ -149,7 +162,8 @@ class Hasher:
             _advise(fd, 0, 0, "POSIX_FADV_SEQUENTIAL")
             try:
                 # Both calls release the GIL for a whole chunk: requests keep being answered.
-                while n := f.readinto(buf):
+                # (Read from the descriptor itself: nothing else reads this file object.)
+                while n := os.readv(fd, [buf]):
                     sha.update(view[:n])
                     total += n
                     if total % DROP_EVERY < n:
