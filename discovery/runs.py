@@ -589,7 +589,8 @@ def detail(run: Run, ranking: RankRequest | None = None) -> RunDetail:
         d = restored
     else:
         d = _mlx_detail(run) if run.trainer.layout == "mlx" else _hf_detail(run)
-        if not d.pending and not d.history.approximate:
+        # A training run's signature changes every poll: a row for it would never be read.
+        if not d.pending and not d.history.approximate and run.status != "running":
             parts = (d.history, d.checkpoints, d.ranking, d.header, d.lineage, d.global_step)
             indexer.keep(
                 run.trainer.root,

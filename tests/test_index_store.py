@@ -209,3 +209,25 @@ def test_a_kept_detail_of_another_layout_or_signature_is_ignored(built):
     assert detailstore.decode(row, repr(run.signature) + "x") is None
     assert detailstore.decode(("old-layout", *row[1:]), repr(run.signature)) is None
     assert detailstore.decode(row[:3], repr(run.signature)) is None
+
+
+def test_a_training_runs_detail_is_not_kept_its_signature_changes_every_poll(built, tmp_path):
+    from discovery import detailstore
+    from discovery.logindex import indexer
+    from discovery.runs import Workspace, detail, list_runs
+
+    wb.make_run(built, "sft", started("20251110_100000"), done=40, completed=False, seed=9)
+    store = tmp_path / "index"
+    indexer.configure(store)
+    try:
+        runs = list_runs(Workspace.at(built))
+        assert sorted(r.status for r in runs).count("running") == 1
+        for r in runs:
+            detail(r)
+        indexer.flush()
+        rows = sqlite3.connect(next(store.glob("*.sqlite3"))).execute("SELECT key FROM files")
+        kept = {k.removeprefix(detailstore.KEY_PREFIX) for (k,) in rows}
+        running = next(r for r in runs if r.status == "running")
+        assert running.id not in kept and len(kept & {r.id for r in runs}) == 4
+    finally:
+        indexer.configure(None)
