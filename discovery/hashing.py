@@ -29,7 +29,6 @@ FORMAT = 1
 MAX_REMEMBERED = 20_000
 
 
-
 def _open(path: str, root: Path | None) -> BinaryIO | None:
     """The file to hash: through `open_in` inside a root (a name swapped for a link out since
     the check is refused where it is opened); else opened non-blocking, so a FIFO put in its
@@ -41,6 +40,7 @@ def _open(path: str, root: Path | None) -> BinaryIO | None:
     except OSError:
         return None
     return os.fdopen(fd, "rb", buffering=0)
+
 
 class Hasher:
     def __init__(self, store: Path | None = None, settle_s: float = SETTLE_S) -> None:
