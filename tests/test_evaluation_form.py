@@ -289,3 +289,12 @@ def test_pages_that_answer_htmx_with_a_fragment_vary_on_it(client, eval_workspac
         assert "HX-Request" in client.get(url)["Vary"], url
     assert "HX-Target" in client.get("/backends/")["Vary"]
     assert "HX-Request" in client.get("/prompt-sets/scored/")["Vary"]
+
+
+def test_the_form_states_the_bounds_its_fields_are_checked_against(as_staff, ollama, eval_workspace):
+    from tuner_site.evaluator_run import DEFAULT_TEMPERATURE
+    from tuner_site.forms import MAX_LIMIT, MAX_TEMPERATURE
+
+    page = as_staff.get("/evaluations/new/").content.decode()
+    assert f"0 to {MAX_TEMPERATURE:g}, the Evaluator's default {DEFAULT_TEMPERATURE}" in page
+    assert f'min="0" max="{MAX_TEMPERATURE:g}"' in page and f'max="{MAX_LIMIT}"' in page

@@ -55,6 +55,11 @@ def _listing(names: list[str], limit: int = 20) -> str:
 class EvaluationForm(forms.Form):
     """Every field is text here: each clean method says what it accepts when it refuses."""
 
+    # The bounds the page shows and its inputs enforce, from the one place they are decided.
+    max_temperature = MAX_TEMPERATURE
+    default_temperature = DEFAULT_TEMPERATURE
+    max_limit = MAX_LIMIT
+
     backend = forms.CharField(required=False)
     model = forms.CharField(required=False, max_length=500)
     prompt_set = forms.CharField(required=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from .evaluator_run import EXIT_CODES
+from .evaluator_run import DEFAULT_TEMPERATURE, EXIT_CODES
 
 
 class PromptSetNote(models.Model):
@@ -54,7 +54,7 @@ class EvaluationJob(models.Model):
     prompt_set = models.CharField(max_length=255)
     tags = models.JSONField(default=list, blank=True)
     limit = models.PositiveIntegerField(null=True, blank=True)
-    temperature = models.FloatField(default=0.2)
+    temperature = models.FloatField(default=DEFAULT_TEMPERATURE)
     seed = models.BigIntegerField(null=True, blank=True)
 
     created_by = models.ForeignKey(
