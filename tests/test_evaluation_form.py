@@ -291,7 +291,9 @@ def test_pages_that_answer_htmx_with_a_fragment_vary_on_it(client, eval_workspac
     assert "HX-Request" in client.get("/prompt-sets/scored/")["Vary"]
 
 
-def test_the_form_states_the_bounds_its_fields_are_checked_against(as_staff, ollama, eval_workspace):
+def test_the_form_states_the_bounds_its_fields_are_checked_against(
+    as_staff, ollama, eval_workspace
+):
     from tuner_site.evaluator_run import DEFAULT_TEMPERATURE
     from tuner_site.forms import MAX_LIMIT, MAX_TEMPERATURE
 
