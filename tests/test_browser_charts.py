@@ -40,6 +40,16 @@ def _over(figure):
     return figure.locator(".u-over").bounding_box()
 
 
+def _drag(page, figure, start: float, end: float) -> None:
+    """Drag across the plot from `start` to `end` (shares of its width), as a zoom is made."""
+    box = _over(figure)
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * start, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end, y, steps=5)
+    page.mouse.up()
+
+
 def _x_range(figure) -> list[int]:
     return [int(x) for x in figure.get_attribute("data-x-range").split(",")]
 
@@ -82,12 +92,7 @@ def test_dragging_zooms_the_steps_and_a_double_click_resets(any_page, live_serve
     figure = _chart(any_page, "Loss")
     figure.scroll_into_view_if_needed()
     full = _x_range(figure)
-    box = _over(figure)
-    y = box["y"] + box["height"] / 2
-    any_page.mouse.move(box["x"] + box["width"] * 0.25, y)
-    any_page.mouse.down()
-    any_page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
-    any_page.mouse.up()
+    _drag(any_page, figure, 0.25, 0.5)
     any_page.wait_for_function(
         f"f => f.dataset.xRange !== '{full[0]},{full[1]}'", arg=figure.element_handle()
     )
@@ -95,7 +100,8 @@ def test_dragging_zooms_the_steps_and_a_double_click_resets(any_page, live_serve
     span = full[1] - full[0]
     assert full[0] + span * 0.2 < lo < hi < full[0] + span * 0.55
     assert figure.locator(".reset-zoom").is_visible()
-    any_page.mouse.dblclick(box["x"] + box["width"] * 0.4, y)
+    box = _over(figure)
+    any_page.mouse.dblclick(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
     any_page.wait_for_function(
         f"f => f.dataset.xRange === '{full[0]},{full[1]}'", arg=figure.element_handle()
     )
@@ -145,12 +151,7 @@ def test_a_live_runs_chart_keeps_its_zoom_across_refreshes(
     any_page.evaluate("window.notReloaded = true")
     figure = _chart(any_page, "Loss")
     figure.scroll_into_view_if_needed()
-    box = _over(figure)
-    y = box["y"] + box["height"] / 2
-    any_page.mouse.move(box["x"] + box["width"] * 0.3, y)
-    any_page.mouse.down()
-    any_page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=5)
-    any_page.mouse.up()
+    _drag(any_page, figure, 0.3, 0.7)
     any_page.wait_for_function(
         "f => f.querySelector('.reset-zoom:not([hidden])')", arg=figure.element_handle()
     )
