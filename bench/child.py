@@ -32,6 +32,28 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _django_client(root: Path, store_s: str):
+    os.environ.update(
+        TUNER_WORKSPACE=str(root),
+        TUNER_INDEX_DIR=store_s,
+        DEBUG="0",
+        SECURE_SSL_REDIRECT="0",
+        ALLOWED_HOSTS="testserver",
+        OLLAMA_HOST="",
+        LMSTUDIO_HOST="",
+        SECRET_KEY="bench-only",
+        TUNER_DATA_DIR=str(Path(store_s) / "data"),
+    )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tuner_site.settings")
+    from django.core.management import call_command
+    from django.test import Client
+
+    import tuner_site.wsgi  # noqa: F401  set up as a server is
+
+    call_command("collectstatic", "--noinput", verbosity=0)  # as a deployment would
+    return Client()
+
+
 def main() -> None:
     mode, root_s, store_s = sys.argv[1], sys.argv[2], sys.argv[3]
     root = Path(root_s).resolve()
@@ -63,27 +85,7 @@ def main() -> None:
         out["append"] = timed(discover_all, root)
         out["warm"] = statistics.median(timed(discover_all, root) for _ in range(3))
     elif mode == "views":
-        os.environ.update(
-            TUNER_WORKSPACE=str(root),
-            TUNER_INDEX_DIR=store_s,
-            DEBUG="0",
-            SECURE_SSL_REDIRECT="0",
-            ALLOWED_HOSTS="testserver",
-            OLLAMA_HOST="",
-            LMSTUDIO_HOST="",
-            SECRET_KEY="bench-only",
-            TUNER_DATA_DIR=str(Path(store_s) / "data"),
-        )
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tuner_site.settings")
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-        from django.test import Client
-
-        call_command("collectstatic", "--noinput", verbosity=0)  # as a deployment would
-
-        client = Client()
+        client = _django_client(root, store_s)
         run_url = json.loads(client.get("/api/runs/?status=completed").content)["runs"][0]["url"]
         for name, url in (
             ("/runs/", "/runs/"),
@@ -99,6 +101,23 @@ def main() -> None:
                 assert response.status_code == 200, (url, response.status_code)
             times.sort()
             out[name] = {"p50": times[len(times) // 2], "p95": times[int(len(times) * 0.95) - 1]}
+    elif mode == "first-page":
+        # A running server's first request for a workspace it has never seen: Django and its
+        # templates are warm (a request that reads no log), the walk and the logs are not.
+        client = _django_client(root, store_s)
+        from django.template.loader import get_template
+
+        from discovery.runs import clear_memo
+
+        get_template("runs/list.html")
+        assert client.get("/runs/?status=none").status_code == 400
+        clear_memo()
+        url = sys.argv[4]
+        t = time.perf_counter()
+        response = client.get(url)
+        out["first-page"] = time.perf_counter() - t
+        assert response.status_code == 200, (url, response.status_code)
+        assert b"reading log" not in response.content
     out["rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 

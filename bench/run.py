@@ -118,7 +118,14 @@ def bench(base: Path, size: str, reps: int) -> dict:
     r["walk+read+orjson"] = r["walk"] + median_time(floor_orjson, root, reps)
 
     firsts, checked, colds, warms, restarts, appends, rss = [], [], [], [], [], [], []
+    pages: dict[str, list[float]] = {"/runs/": [], "/api/runs/": []}
     for _ in range(reps):
+        for url, times in pages.items():
+            store = Path(tempfile.mkdtemp(prefix="tuner-index-"))
+            p = child("first-page", str(root), str(store), url)
+            times.append(p["first-page"])
+            rss.append(p["rss_mb"])
+            shutil.rmtree(store)
         store = Path(tempfile.mkdtemp(prefix="tuner-index-"))
         f = child("first", str(root), str(store))
         firsts.append(f["first"])
@@ -134,6 +141,7 @@ def bench(base: Path, size: str, reps: int) -> dict:
     running = sorted((root / "Trainers").glob("*/*/*/logs/training_2*.jsonl"))[-1]
     for _ in range(reps):
         appends.append(child("append", str(root), "", str(running))["append"])
+    r["first-page"] = {url: statistics.median(times) for url, times in pages.items()}
     r["first"] = statistics.median(firsts)
     r["checked"] = statistics.median(checked)
     r["cold"] = statistics.median(colds)
@@ -162,9 +170,14 @@ def report(r: dict) -> str:
         f"| floor: walk + read every log | {ms(floor)} | 1.00 × walk+read |",
         f"| floor: walk + read + orjson every line | {ms(r['walk+read+orjson'])} | "
         f"{r['walk+read+orjson'] / floor:.2f} × walk+read |",
-        f"| first answer, never-seen workspace (a server; windows of each log) | "
+        *(
+            f"| first `{url}` page, never-seen workspace (a server's first request) | "
+            f"{ms(t)} | {t / floor:.2f} × walk+read |"
+            for url, t in r["first-page"].items()
+        ),
+        f"| every run's first answer, never-seen workspace (windows of each log) | "
         f"{ms(r['first'])} | {r['first'] / floor:.2f} × walk+read |",
-        f"| … and its full check, done in a second process | {ms(r['checked'])} | "
+        f"| … and their full check, done in a second process | {ms(r['checked'])} | "
         f"{r['checked'] / floor:.2f} × walk+read |",
         f"| exact cold discovery (a command; every line read) | {ms(r['cold'])} | "
         f"{r['cold'] / floor:.2f} × walk+read |",
@@ -185,7 +198,12 @@ def targets(r: dict) -> list[str]:
     """The speed targets (issue 15), each with the figure that meets or misses it."""
     views = r["views"]
     rows = [
-        ("first complete run list ≤ 1 × (walk + read)", r["first"] / r["walk+read"], 1.0, "×"),
+        (
+            "first complete run list (`/runs/`, `/api/runs/`) ≤ 1 × (walk + read)",
+            max(r["first-page"].values()) / r["walk+read"],
+            1.0,
+            "×",
+        ),
         ("a second command or a restart ≤ 2 × walk", r["restart"] / r["walk"], 2.0, "×"),
         ("warm `/runs/` p50 ≤ 50 ms", views["/runs/"]["p50"] * 1000, 50, "ms"),
         ("warm `/api/runs/` p50 ≤ 30 ms", views["/api/runs/"]["p50"] * 1000, 30, "ms"),

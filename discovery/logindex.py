@@ -352,7 +352,10 @@ class LogIndexer:
         start = max(idx.offset - FINGERPRINT, 0)
         idx.fingerprint = _read_at(f, start, idx.offset - start)
         self._indexes[key] = idx
-        self._save(key, idx, root)  # queued: a later save of the same file replaces it
+        if idx.verified:
+            # A first answer is not kept on disk: probing again costs less than writing it,
+            # and its check's exact index is saved when it ends.
+            self._save(key, idx, root)  # queued: a later save of the same file replaces it
         return idx
 
     def install(self, key: str, root: Path, fields: tuple[Any, ...]) -> bool:

@@ -19,10 +19,13 @@ def serve() -> None:
     from .logindex import verify_file
 
     stdin, out = sys.stdin.buffer, sys.stdout.buffer
-    while header := stdin.read(8):
-        path, root = marshal.loads(_read(stdin, int.from_bytes(header, "little")))
-        out.write(_framed(verify_file(path, root)))
-        out.flush()
+    try:
+        while header := stdin.read(8):
+            path, root = marshal.loads(_read(stdin, int.from_bytes(header, "little")))
+            out.write(_framed(verify_file(path, root)))
+            out.flush()
+    except (BrokenPipeError, EOFError):
+        pass  # the server went away mid-answer: nothing is left to answer
 
 
 def _framed(value: Any) -> bytes:

@@ -22,7 +22,8 @@ from discovery.runs import clear_memo
 from sampledata import demo
 from sampledata import runs as wb
 
-SHARED_UPSTREAM = Path(__file__).resolve().parent.parent.parent / "shared" / "upstream"
+REPO = Path(__file__).resolve().parent.parent
+SHARED_UPSTREAM = REPO.parent / "shared" / "upstream"
 CHROMIUM = Path("/usr/bin/chromium")
 
 

@@ -19,10 +19,9 @@ from urllib.parse import quote
 
 from django.db import connection
 
-from .conftest import SHARED_UPSTREAM
+from .conftest import REPO, SHARED_UPSTREAM
 from .fake_servers import EVAL_TOOL
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL = "nexus-tools-sft:q8"  # one of the fake Ollama's models
 
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,7 @@ from discovery.backends import Backend, cache, probe, statuses
 from discovery.http import MAX_BODY_BYTES
 
 from . import fake_servers as fs
-
-REPO = Path(__file__).resolve().parent.parent
+from .conftest import REPO
 
 
 def _backend(kind: str, server: fs.FakeServer, name: str | None = None) -> Backend:

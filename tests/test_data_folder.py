@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from .conftest import REPO
 
 
 def _env(data: Path, **extra: str) -> dict[str, str]:

@@ -18,10 +18,9 @@ import pytest
 from sampledata import runs as wb
 
 from .conftest import KTO_RUN as KTO
-from .conftest import age
+from .conftest import REPO, age
 
 pytestmark = pytest.mark.django_db
-REPO = Path(__file__).resolve().parent.parent
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
 
 

@@ -15,9 +15,8 @@ import pytest
 
 from sampledata import runs as wb
 
-from .conftest import started
+from .conftest import REPO, started
 
-REPO = Path(__file__).resolve().parent.parent
 # Rows of log indexes; kept run details share the table under their own prefix.
 LOG_ROWS = "SELECT count(*) FROM files WHERE key NOT LIKE 'detail%'"
 

@@ -22,13 +22,12 @@ import pytest
 
 from sampledata import runs as wb
 
-from .conftest import age, started
+from .conftest import REPO, age, started
 from .fake_servers import free_port
 from .test_security import RUN, sample_urls
 
 pytestmark = pytest.mark.django_db
 
-REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "a-long-password-1"
 
 

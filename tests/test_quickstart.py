@@ -7,14 +7,12 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
+from .conftest import REPO
 from .fake_servers import free_port
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

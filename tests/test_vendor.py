@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from .conftest import REPO
+
 UPLOT = REPO / "static" / "vendor" / "uplot"
 
 

@@ -137,7 +137,8 @@ TUNER_RUN_DIRS = envpaths("TUNER_RUN_DIRS")
 TUNER_INDEX_DIR = envpath("TUNER_INDEX_DIR", DATA_DIR / "index")
 # Each published GGUF file's sha256, so a restart does not re-read gigabytes. Empty: memory only.
 TUNER_HASH_FILE = envpath("TUNER_HASH_FILE", DATA_DIR / "gguf-sha256.json")
-# A first visit reads this many unindexed runs before answering; more are read in the background.
+# A run list sorted or searched by what only logs tell reads this many unindexed runs before
+# answering; more are read in the background (a list in an order the walk knows reads its page).
 TUNER_SYNC_INDEX_LIMIT = envint("TUNER_SYNC_INDEX_LIMIT", "50")
 TUNER_REQUIRE_LOGIN = envbool("TUNER_REQUIRE_LOGIN", "0")
 TUNER_RUNS_PER_PAGE = envint("TUNER_RUNS_PER_PAGE", "50")

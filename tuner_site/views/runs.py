@@ -62,12 +62,16 @@ from tuner_site.prompt_notes import listed
 from .common import BadQuery, HtmxHttpRequest, choice_param, int_param, json_response
 
 SortKey = Callable[[RunDetail], Any]
+# Orders the walk alone knows: a page sorted by one of these reads only its own runs' logs.
+RUN_SORT_KEYS: dict[str, Callable[[Run], Any]] = {
+    "trainer": lambda r: r.trainer.id,
+    "type": lambda r: r.type,
+    "run": lambda r: r.name,
+    "status": lambda r: r.status,
+    "started": lambda r: r.started_at,
+}
 SORT_KEYS: dict[str, SortKey] = {
-    "trainer": lambda d: d.run.trainer.id,
-    "type": lambda d: d.run.type,
-    "run": lambda d: d.run.name,
-    "status": lambda d: d.run.status,
-    "started": lambda d: d.run.started_at,
+    **{k: (lambda d, f=f: f(d.run)) for k, f in RUN_SORT_KEYS.items()},
     "base_model": lambda d: d.base_model,
     "checkpoints": lambda d: d.checkpoint_count,
     "last_step": lambda d: d.step,
@@ -104,10 +108,19 @@ class RunListing:
     params: dict[str, str]
     types: list[str]
     trainers: list[str]
-    pending: int = 0  # runs shown from the walk alone, their logs still being read
+    unread: tuple[Run, ...] = ()  # runs whose logs are still to be read, in the background
     total: int = 0
     checking: int = 0  # logs first answered from a few windows, being read in full
     sort: str = "-started"
+
+    @property
+    def pending(self) -> int:
+        return len(self.unread)
+
+    @property
+    def rows_pending(self) -> bool:
+        """Whether a row on this page is shown from the walk alone."""
+        return any(d.pending for d in self.page.object_list)
 
     @property
     def live(self) -> bool:
@@ -169,14 +182,34 @@ def _sorted(details: list[RunDetail], sort: str) -> list[RunDetail]:
     return known + unknown  # runs without a value stay last in either direction
 
 
-def _details(runs: list[Run], wait: bool) -> tuple[list[RunDetail], int]:
-    """Every run's detail; unless `wait`, many unread runs are read in the background."""
+def _details(runs: list[Run], wait: bool) -> tuple[list[RunDetail], tuple[Run, ...]]:
+    """Every run's detail; unless `wait`, many unread runs are shown from the walk alone (and
+    left to read in the background)."""
     unread = [r for r in runs if not is_ready(r)]
     if wait or len(unread) <= settings.TUNER_SYNC_INDEX_LIMIT:
-        return [detail(r) for r in runs], 0
-    index_in_background(unread)
+        return [detail(r) for r in runs], ()
     pending = {r.id for r in unread}
-    return [walk_only(r) if r.id in pending else detail(r) for r in runs], len(unread)
+    return [walk_only(r) if r.id in pending else detail(r) for r in runs], tuple(unread)
+
+
+def _page_details(shown: list[Run], runs: list[Run]) -> tuple[list[RunDetail], tuple[Run, ...]]:
+    """The shown runs' details, read now (kilobytes of each log on a first visit); every other
+    unread run is left to read in the background, for sorts and searches that need them all."""
+    details = [detail(r) for r in shown]
+    on_page = {r.id for r in shown}
+    return details, tuple(r for r in runs if r.id not in on_page and not is_ready(r))
+
+
+def _read_the_rest(listing: RunListing) -> None:
+    # Queued once the answer is rendered: the reader thread would compete with it for the GIL.
+    if listing.unread:
+        index_in_background(listing.unread)
+
+
+def _page(paginator: Paginator, number: int) -> Page:
+    if number > max(paginator.num_pages, 1):
+        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
+    return paginator.page(number)
 
 
 def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunListing:
@@ -197,28 +230,34 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
         and (trainer is None or r.trainer.id == trainer)
         and (run_type is None or r.type == run_type)
     ]
-    details, pending = _details(runs, wait)
-    if q:
-        needle = q.lower()
-        details = [
-            d
-            for d in details
-            if needle in d.run.id.lower() or needle in (d.base_model or "").lower()
-        ]
-    paginator = Paginator(_sorted(details, sort), settings.TUNER_RUNS_PER_PAGE)
-    if page_number > max(paginator.num_pages, 1):
-        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {page_number}.")
+    if q or sort.lstrip("-") not in RUN_SORT_KEYS:
+        details, unread = _details(runs, wait)
+        if q:
+            needle = q.lower()
+            details = [
+                d
+                for d in details
+                if needle in d.run.id.lower() or needle in (d.base_model or "").lower()
+            ]
+        paginator = Paginator(_sorted(details, sort), settings.TUNER_RUNS_PER_PAGE)
+        page = _page(paginator, page_number)
+    else:
+        key = RUN_SORT_KEYS[sort.lstrip("-")]
+        ordered = sorted(runs, key=key, reverse=sort.startswith("-"))
+        paginator = Paginator(ordered, settings.TUNER_RUNS_PER_PAGE)
+        page = _page(paginator, page_number)
+        page.object_list, unread = _page_details(list(page.object_list), runs)
     filters = {"trainer": trainer, "type": run_type, "status": status, "q": q}
     params = {k: v for k, v in filters.items() if v}
     if sort != "-started":
         params["sort"] = sort
     return RunListing(
-        paginator.page(page_number),
+        page,
         paginator.count,
         params,
         types,
         trainer_ids,
-        pending,
+        unread,
         len(runs),
         indexer.checking(),
         sort,
@@ -248,6 +287,7 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
         if listing.page.number > 1:
             params["page"] = str(listing.page.number)
         push_url(response, request.path + (f"?{urlencode(params)}" if params else ""))
+    _read_the_rest(listing)
     return response
 
 
@@ -255,7 +295,7 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
 def api_run_list(request: HttpRequest) -> HttpResponse:
     listing = _run_listing(request, workspace.current())
     page = listing.page
-    return json_response(
+    response = json_response(
         {
             "count": listing.count,
             "page": page.number,
@@ -263,6 +303,8 @@ def api_run_list(request: HttpRequest) -> HttpResponse:
             "runs": [serializers.run_summary(d) for d in page.object_list],
         }
     )
+    _read_the_rest(listing)
+    return response
 
 
 def _get_detail_or_404(request: HttpRequest, trainer: str, run: str) -> RunDetail:
