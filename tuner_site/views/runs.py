@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -61,6 +61,7 @@ from tuner_site.prompt_notes import listed
 
 from .common import BadQuery, HtmxHttpRequest, choice_param, int_param, json_response
 
+T = TypeVar("T")
 SortKey = Callable[[RunDetail], Any]
 # Orders the walk alone knows: a page sorted by one of these reads only its own runs' logs.
 RUN_SORT_KEYS: dict[str, Callable[[Run], Any]] = {
@@ -70,8 +71,14 @@ RUN_SORT_KEYS: dict[str, Callable[[Run], Any]] = {
     "status": lambda r: r.status,
     "started": lambda r: r.started_at,
 }
+
+
+def _of_run(key: Callable[[Run], Any]) -> SortKey:
+    return lambda d: key(d.run)
+
+
 SORT_KEYS: dict[str, SortKey] = {
-    **{k: (lambda d, f=f: f(d.run)) for k, f in RUN_SORT_KEYS.items()},
+    **{k: _of_run(f) for k, f in RUN_SORT_KEYS.items()},
     "base_model": lambda d: d.base_model,
     "checkpoints": lambda d: d.checkpoint_count,
     "last_step": lambda d: d.step,
@@ -206,7 +213,7 @@ def _read_the_rest(listing: RunListing) -> None:
         index_in_background(listing.unread)
 
 
-def _page(paginator: Paginator, number: int) -> Page:
+def _page(paginator: Paginator[T], number: int) -> Page[T]:
     if number > max(paginator.num_pages, 1):
         raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
     return paginator.page(number)
@@ -239,21 +246,21 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
                 for d in details
                 if needle in d.run.id.lower() or needle in (d.base_model or "").lower()
             ]
-        paginator = Paginator(_sorted(details, sort), settings.TUNER_RUNS_PER_PAGE)
-        page = _page(paginator, page_number)
+        page = _page(Paginator(_sorted(details, sort), settings.TUNER_RUNS_PER_PAGE), page_number)
     else:
         key = RUN_SORT_KEYS[sort.lstrip("-")]
         ordered = sorted(runs, key=key, reverse=sort.startswith("-"))
-        paginator = Paginator(ordered, settings.TUNER_RUNS_PER_PAGE)
-        page = _page(paginator, page_number)
-        page.object_list, unread = _page_details(list(page.object_list), runs)
+        shown = _page(Paginator(ordered, settings.TUNER_RUNS_PER_PAGE), page_number)
+        page_details, unread = _page_details(list(shown.object_list), runs)
+        # The page's details, counted and numbered as the runs they are of.
+        page = Page(page_details, shown.number, cast("Paginator[RunDetail]", shown.paginator))
     filters = {"trainer": trainer, "type": run_type, "status": status, "q": q}
     params = {k: v for k, v in filters.items() if v}
     if sort != "-started":
         params["sort"] = sort
     return RunListing(
         page,
-        paginator.count,
+        page.paginator.count,
         params,
         types,
         trainer_ids,
