@@ -62,9 +62,17 @@ def test_a_first_visit_in_an_order_the_walk_knows_reads_only_its_page(
     assert sorted(queued) == [f"202511{day:02d}_100000" for day in range(1, 6)]
     shown = [r for r in list_runs(Workspace.at(many_runs)) if is_ready(r)]
     assert sorted(r.name for r in shown) == [f"202511{day:02d}_100000" for day in (6, 7, 8)]
+    # Its rows cannot change while the others are read: no fast poll for them.
+    assert 'hx-trigger="every 1s ' not in html
     data = json.loads(client.get("/api/runs/?sort=run&page=2").content)
     assert [r["run"] for r in data["runs"]] == [f"202511{d:02d}_100000" for d in (4, 5, 6)]
     assert all(r["last_step"] == 200 for r in data["runs"])
+    # A sort by score needs every run: the five read come first, the others join as read.
+    settings.TUNER_SYNC_INDEX_LIMIT = 2
+    html = client.get("/runs/?sort=best_score").content.decode()
+    assert html.count(">200<") == 3 and "reading log…" not in html
+    assert "the order and the search take in the others as their logs are read" in html
+    assert 'hx-trigger="every 1s ' in html
 
 
 def test_the_table_fills_in_once_the_background_reader_is_done(client, many_runs):

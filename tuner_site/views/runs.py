@@ -119,6 +119,7 @@ class RunListing:
     total: int = 0
     checking: int = 0  # logs first answered from a few windows, being read in full
     sort: str = "-started"
+    walk_order: bool = True  # in an order the walk knows: only this page's runs were needed
 
     @property
     def pending(self) -> int:
@@ -237,7 +238,8 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
         and (trainer is None or r.trainer.id == trainer)
         and (run_type is None or r.type == run_type)
     ]
-    if q or sort.lstrip("-") not in RUN_SORT_KEYS:
+    walk_order = not q and sort.lstrip("-") in RUN_SORT_KEYS
+    if not walk_order:
         details, unread = _details(runs, wait)
         if q:
             needle = q.lower()
@@ -268,6 +270,7 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
         len(runs),
         indexer.checking(),
         sort,
+        walk_order,
     )
 
 
