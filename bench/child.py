@@ -14,9 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def discover_all(root: Path) -> int:
-    from discovery.runs import Workspace, detail, list_runs
+    from discovery.runs import Workspace, detail, list_runs, read_ahead
 
     runs = list_runs(Workspace.at(root))
+    read_ahead(runs)  # as the commands do; a server (`first`) reads windows instead
     for r in runs:
         detail(r)
     return len(runs)

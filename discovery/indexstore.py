@@ -117,6 +117,9 @@ class IndexStore:
         """The indexer is working: writes wait until it has been quiet for a moment."""
         self.last_use = time.monotonic()
 
+    def has(self, key: str) -> bool:
+        return key in self._all()
+
     def load(self, key: str) -> tuple[Any, ...] | None:
         data = self._all().pop(key, None)  # decoded once: the indexer keeps it from here
         return decode(data) if data is not None else None

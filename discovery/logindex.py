@@ -98,6 +98,12 @@ class FileIndex:
     def source(self, path: Path, entries: dict[int, Entry]) -> Source:
         return Source(path, tuple(self.shapes), entries, self.skipped_lines, not self.verified)
 
+    def wanted(self, path: Path, targets: Iterable[int]) -> set[int]:
+        """The steps whose entries answer "latest value at or before" each target step, and
+        the file's last values."""
+        shapes = self.source(path, {})
+        return {s for t in [*targets, MAX_TARGET] for s in shapes.candidate_set(t)}
+
 
 @dataclass
 class Scan:
@@ -308,7 +314,7 @@ class LogIndexer:
             old = FileIndex.from_fields(store.load(key))
         if old is not None and not old.verified:
             if self.background:
-                self._verifier.queue(key, root)  # a first answer from an earlier process
+                self._verifier.queue(key, root, targets)  # a first answer, kept by an older version
             else:
                 old = None  # a command answers exactly: read it in full
         if old is not None and old.identity == identity:
@@ -340,7 +346,7 @@ class LogIndexer:
                     verified=False,
                 )
                 idx.probed = set(targets)
-                self._verifier.queue(key, root)
+                self._verifier.queue(key, root, targets)
                 return self._keep(key, idx, f, root), entries
         idx, entries = full_index(f, st)
         if idx.skipped:
@@ -358,9 +364,12 @@ class LogIndexer:
             self._save(key, idx, root)  # queued: a later save of the same file replaces it
         return idx
 
-    def install(self, key: str, root: Path, fields: tuple[Any, ...]) -> bool:
+    def install(
+        self, key: str, root: Path, fields: tuple[Any, ...], correcting: bool = True
+    ) -> bool:
         """Put a background pass's index in place of a first answer, if the file is still the
-        one it read (a file that has grown since grows on from it)."""
+        one it read (a file that has grown since grows on from it). Not `correcting`: the
+        file had no index before (a command's read ahead), so no earlier answer changes."""
         verified = FileIndex.from_fields(fields)
         if verified is None:
             return False
@@ -375,8 +384,45 @@ class LogIndexer:
             self._indexes[key] = verified
             self._full.pop(key, None)
             self._save(key, verified, root)
-            self._versions[key] = self._versions.get(key, 0) + 1
+            if correcting:
+                self._versions[key] = self._versions.get(key, 0) + 1
             return True
+
+    def read_ahead(self, logs: Sequence[tuple[Path, Path, Sequence[int]]]) -> None:
+        """A command about to read many logs, as (path, root, target steps): those with no
+        index yet are read in full by this process and the background-check process at once,
+        where there are two cores (the pass is all parsing, one core each)."""
+        if self.background or (os.cpu_count() or 1) < 2:
+            return
+        with self._lock:
+            todo = [
+                (str(p), root, tuple(t)) for p, root, t in logs if not self._known(str(p), root)
+            ]
+        if len(todo) < 2:
+            return
+        answers: list[tuple[str, Path, tuple[Any, ...] | None]] = []
+
+        def theirs() -> None:
+            for key, root, targets in todo[1::2]:
+                try:
+                    answers.append((key, root, self._verifier.check(key, root, targets)))
+                except OSError:
+                    return  # the rest are read here, when asked for
+
+        helper = threading.Thread(target=theirs, daemon=True)
+        helper.start()
+        for key, root, targets in todo[0::2]:
+            fields = verify_file(key, str(root), targets)
+            if fields is not None:
+                self.install(key, root, fields, correcting=False)
+        helper.join()
+        for key, root, fields in answers:
+            if fields is not None:
+                self.install(key, root, fields, correcting=False)
+
+    def _known(self, key: str, root: Path) -> bool:
+        store = self._store(root)
+        return key in self._indexes or (store is not None and store.has(key))
 
     def _grow(self, key: str, old: FileIndex, f: BinaryIO, st: os.stat_result) -> FileIndex | None:
         """Parse only the appended bytes; None when they break the index's assumptions."""
@@ -459,9 +505,7 @@ class LogIndexer:
                 if not o.idx.verified:
                     self._probe_more(o, targets, root)
                 idx = o.idx
-                shapes = idx.source(o.path, {})
-                wanted = {s for t in [*targets, MAX_TARGET] for s in shapes.candidate_set(t)}
-                entries = self._entries_at(o, wanted, root)
+                entries = self._entries_at(o, idx.wanted(o.path, targets), root)
                 sources.append(idx.source(o.path, entries))
             return sources
 
@@ -554,19 +598,23 @@ def full_index(f: BinaryIO, st: os.stat_result) -> tuple[FileIndex, dict[int, En
     return idx, found.entries
 
 
-def verify_file(path: str, root: str) -> tuple[Any, ...] | None:
-    """The background pass over one log, in a worker process: its exact index's fields."""
+def verify_file(path: str, root: str, targets: Sequence[int] = ()) -> tuple[Any, ...] | None:
+    """One log read in full (the background pass, or a command's read split over two
+    processes): its exact index's fields, holding the entries that answer `targets`."""
     f = open_in(Path(path), Path(root))
     if f is None:
         return None
     with f:
         try:
             st = os.fstat(f.fileno())
-            idx, _ = full_index(f, st)
+            idx, entries = full_index(f, st)
             start = max(idx.offset - FINGERPRINT, 0)
             idx.fingerprint = _read_at(f, start, idx.offset - start)
         except OSError:
             return None
+    if idx.findable:
+        # Kept with the index, the checkpoint table needs no search of the file afterwards.
+        idx.entries = {s: entries[s] for s in idx.wanted(Path(path), targets) if s in entries}
     return idx.fields()
 
 
@@ -575,15 +623,15 @@ class Verifier:
 
     def __init__(self, indexer: LogIndexer) -> None:
         self._indexer = indexer
-        self._queue: OrderedDict[str, Path] = OrderedDict()
+        self._queue: OrderedDict[str, tuple[Path, tuple[int, ...]]] = OrderedDict()
         self._busy = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._worker: Any = None
 
-    def queue(self, key: str, root: Path) -> None:
+    def queue(self, key: str, root: Path, targets: Sequence[int] = ()) -> None:
         with self._cond:
-            self._queue[key] = root
+            self._queue[key] = (root, tuple(targets))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, daemon=True)
                 self._thread.start()
@@ -603,27 +651,28 @@ class Verifier:
                 self._cond.wait(left)
         return True
 
-    def _check(self, key: str, root: Path) -> tuple[Any, ...] | None:
+    def check(self, key: str, root: Path, targets: Sequence[int]) -> tuple[Any, ...] | None:
+        """`verify_file` in the second process, where there are cores for one."""
         if (os.cpu_count() or 1) < 2:
-            return verify_file(key, str(root))  # no second core: this thread does it
+            return verify_file(key, str(root), targets)  # no second core: this thread does it
         if self._worker is None:
             from .verify import Worker
 
             self._worker = Worker()
         try:
-            return self._worker.check(key, str(root))
+            return self._worker.check(key, str(root), list(targets))
         except OSError:
-            return verify_file(key, str(root))
+            return verify_file(key, str(root), targets)
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._queue:
                     self._cond.wait()
-                key, root = self._queue.popitem(last=False)
+                key, (root, targets) = self._queue.popitem(last=False)
                 self._busy += 1
             try:
-                fields = self._check(key, root)
+                fields = self.check(key, root, targets)
                 if fields is not None:
                     self._indexer.install(key, root, fields)
             except Exception:  # one unreadable log must not stop the others

@@ -602,6 +602,19 @@ def detail(run: Run, ranking: RankRequest | None = None) -> RunDetail:
     return d
 
 
+def read_ahead(runs: list[Run]) -> None:
+    """Before a command reads these runs' details: their unread logs, read in two processes
+    at once where there are two cores (a server reads windows of them instead)."""
+    indexer.read_ahead(
+        [
+            (Path(log), r.trainer.root, r.checkpoint_steps)
+            for r in runs
+            if r.trainer.layout != "mlx"
+            for log in log_paths(str(r.path), r.trainer.root)
+        ]
+    )
+
+
 def _restored(run: Run) -> RunDetail | None:
     """The detail an earlier process kept for this run, if its files are unchanged since."""
     row = indexer.kept(run.trainer.root, detailstore.key(run.id))

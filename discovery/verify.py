@@ -1,8 +1,8 @@
 """The background pass over first-answered logs, in a second process: `python -m discovery.verify`.
 
-It reads requests (a log path and its root, marshalled and length-prefixed: names may hold any
-character, newlines and tabs too) on stdin and answers each with the log's exact index fields,
-marshalled and length-prefixed, on stdout. A plain
+It reads requests (a log path, its root and the steps a table needs, marshalled and
+length-prefixed: names may hold any character, newlines and tabs too) on stdin and answers
+each with the log's exact index fields, marshalled and length-prefixed, on stdout. A plain
 subprocess rather than multiprocessing: nothing of the parent's main module is imported again.
 """
 
@@ -21,8 +21,8 @@ def serve() -> None:
     stdin, out = sys.stdin.buffer, sys.stdout.buffer
     try:
         while header := stdin.read(8):
-            path, root = marshal.loads(_read(stdin, int.from_bytes(header, "little")))
-            out.write(_framed(verify_file(path, root)))
+            path, root, targets = marshal.loads(_read(stdin, int.from_bytes(header, "little")))
+            out.write(_framed(verify_file(path, root, targets)))
             out.flush()
     except (BrokenPipeError, EOFError):
         pass  # the server went away mid-answer: nothing is left to answer
@@ -40,7 +40,7 @@ class Worker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
-    def check(self, path: str, root: str) -> tuple[Any, ...] | None:
+    def check(self, path: str, root: str, targets: list[int]) -> tuple[Any, ...] | None:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = subprocess.Popen(
@@ -52,7 +52,7 @@ class Worker:
             proc = self._proc
             assert proc.stdin is not None and proc.stdout is not None
             try:
-                proc.stdin.write(_framed((path, root)))
+                proc.stdin.write(_framed((path, root, targets)))
                 proc.stdin.flush()
                 size = int.from_bytes(_read(proc.stdout, 8), "little")
                 value = marshal.loads(_read(proc.stdout, size))

@@ -230,3 +230,35 @@ def test_a_training_runs_detail_is_not_kept_its_signature_changes_every_poll(bui
         assert running.id not in kept and len(kept & {r.id for r in runs}) == 4
     finally:
         indexer.configure(None)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the split needs a second core")
+def test_a_commands_first_read_is_shared_with_a_second_process_and_answers_the_same(
+    built, tmp_path, monkeypatch
+):
+    from discovery import logindex
+    from discovery.runs import Workspace, clear_memo, detail, list_runs, read_ahead
+
+    def answer() -> list:
+        return [(d.run.id, d.checkpoints, d.ranking, d.history.skipped) for d in details]
+
+    ws = Workspace.at(built)
+    details = [detail(r) for r in list_runs(ws)]  # every log read in full, here
+    alone = answer()
+
+    logindex.indexer.configure(tmp_path / "index")
+    clear_memo()
+    read_here: list[str] = []
+    real = logindex.verify_file
+    monkeypatch.setattr(
+        logindex, "verify_file", lambda p, r, t=(): read_here.append(p) or real(p, r, t)
+    )
+    runs = list_runs(ws)
+    read_ahead(runs)
+    assert len(read_here) == 2  # of the four logs: the second process read the other two
+    parsed: list[bytes] = []
+    real_parse = logindex.parse_line
+    monkeypatch.setattr(logindex, "parse_line", lambda raw: parsed.append(raw) or real_parse(raw))
+    details = [detail(r) for r in runs]
+    # Each index came back with the entries its checkpoint table needs: no line read again.
+    assert parsed == [] and answer() == alone

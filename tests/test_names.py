@@ -212,7 +212,7 @@ def test_the_background_check_answers_each_log_even_with_a_newline_or_tab_in_its
         log.write_text("".join(json.dumps({"step": s, "loss": i + s / 10}) + "\n" for s in (1, 2)))
         logs.append(str(log))
     worker = Worker()
-    answers = [worker.check(log, str(root)) for log in logs]
+    answers = [worker.check(log, str(root), [1]) for log in logs]
     # Each answer is its own log's: a request split at the newline would shift every later one.
-    assert answers == [verify_file(log, str(root)) for log in logs]
+    assert answers == [verify_file(log, str(root), [1]) for log in logs]
     assert all(a is not None for a in answers) and len({repr(a) for a in answers}) == 3

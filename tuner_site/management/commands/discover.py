@@ -13,7 +13,7 @@ from discovery.evaluations import list_evaluations
 from discovery.hashing import hasher
 from discovery.lineage import Lineage
 from discovery.logindex import indexer
-from discovery.runs import RunDetail, Workspace, detail, get_run, list_runs
+from discovery.runs import RunDetail, Workspace, detail, get_run, list_runs, read_ahead
 from tuner_site import serializers, workspace
 from tuner_site.database import problem
 from tuner_site.formatting import metric, visible
@@ -238,6 +238,7 @@ class Command(BaseCommand):
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1.")
         runs = list_runs(ws, type)
+        read_ahead(runs[:limit])
         details = [detail(r) for r in runs[:limit]]
         if json:
             self.emit(
@@ -267,6 +268,7 @@ class Command(BaseCommand):
     def handle_index(self, ws: Workspace, **_: Any) -> None:
         started = time.monotonic()
         runs = list_runs(ws)
+        read_ahead(runs)
         total, skipped, width = len(runs), 0, 30
         for i, run in enumerate(runs, start=1):
             skipped += detail(run).history.skipped
