@@ -261,7 +261,9 @@ class LogIndexer:
         return found
 
     def _save(self, key: str, idx: FileIndex, root: Path) -> None:
-        st = self._store(root)
+        # A first answer is not kept on disk: probing again costs less than writing it, and
+        # its check's exact index is saved when it ends.
+        st = self._store(root) if idx.verified else None
         if st is not None:
             st.save(key, idx.fields())
 
@@ -358,10 +360,7 @@ class LogIndexer:
         start = max(idx.offset - FINGERPRINT, 0)
         idx.fingerprint = _read_at(f, start, idx.offset - start)
         self._indexes[key] = idx
-        if idx.verified:
-            # A first answer is not kept on disk: probing again costs less than writing it,
-            # and its check's exact index is saved when it ends.
-            self._save(key, idx, root)  # queued: a later save of the same file replaces it
+        self._save(key, idx, root)  # queued: a later save of the same file replaces it
         return idx
 
     def install(

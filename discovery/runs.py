@@ -637,6 +637,13 @@ def is_ready(run: Run) -> bool:
     return True
 
 
+def was_read(run: Run) -> bool:
+    """Whether this run's detail was built here, perhaps from files that changed since (a
+    training run's change on every poll)."""
+    with _memo_lock:
+        return run.id in _memo
+
+
 def walk_only(run: Run) -> RunDetail:
     """What a run's row can show before its logs are read."""
     empty = History()

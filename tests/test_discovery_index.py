@@ -362,3 +362,24 @@ def test_a_bad_line_in_the_middle_is_found_by_the_background_pass_and_reported(w
         assert again.checkpoints[0].metrics["loss"] == 1 / 500
     finally:
         indexer.configure(None)
+
+
+def test_a_first_answer_is_never_written_to_the_store_until_its_check_ends(
+    workspace, tmp_path, monkeypatch
+):
+    run = run_dir(workspace, "sft", "20251101_100000")
+    trainer_log(run, range(1, 501))
+    store = tmp_path / "index"
+    indexer.configure(store, background=True)
+    checks: list[str] = []
+    monkeypatch.setattr(
+        indexer._verifier, "queue", lambda key, root, targets=(): checks.append(key)
+    )
+    read_summary(run, workspace, [100])
+    read_summary(run, workspace, [100, 200])  # a new checkpoint: more windows of the same file
+    indexer.flush()
+    assert checks  # the check was asked for, and has not ended
+    (found,) = store.glob("*.sqlite3")
+    with sqlite3.connect(found) as conn:
+        assert conn.execute(LOG_ROWS).fetchone()[0] == 0
+    indexer.configure(None)

@@ -160,3 +160,24 @@ def test_a_server_keeps_its_start_up_objects_out_of_full_garbage_collections(tmp
     )
     frozen, background = out.stdout.split()
     assert int(frozen) > 10_000 and background == "True", out.stderr
+
+
+def test_a_run_training_on_another_page_is_not_unread_again_once_read(
+    client, use_workspace, settings
+):
+    settings.TUNER_RUNS_PER_PAGE = 3
+    for day in range(2, 6):
+        wb.make_run(use_workspace, "sft", started(f"202511{day:02d}_100000"), max_steps=100)
+    training = wb.make_run(
+        use_workspace, "sft", started("20251101_100000"), max_steps=100, done=40, completed=False
+    )
+    log = next(training.rglob("training_*.jsonl"))
+    html = client.get("/runs/").content.decode()
+    assert "Indexed 3 of 5 runs" in html  # its first visit: two runs off the page to read
+    indexing.wait(10)
+    for step in (45, 50):
+        with log.open("a") as f:  # the trainer logs its next step: its files changed
+            f.write(json.dumps({"step": step, "loss": 1.0}) + "\n")
+        html = client.get("/runs/").content.decode()
+        # Read once, it is not counted as unread, nor is the page polled for it.
+        assert "Indexed" not in html and 'hx-trigger="every' not in html

@@ -210,17 +210,12 @@ def stop_orphan(pgid: int, grace: float) -> bool:
     if b"Evaluator.cli" not in cmdline:
         return False  # the pid was reused by something else
     _signal_group(pgid, signal.SIGTERM)
-    # A page can find the lost job: it answers now, and a thread sees the grace period out.
-    threading.Thread(target=_kill_after, args=(pgid, grace), daemon=True).start()
-    return True
-
-
-def _kill_after(pgid: int, grace: float) -> None:
     deadline = time.monotonic() + grace
     while pid_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
     if pid_alive(pgid):
         _signal_group(pgid, signal.SIGKILL)
+    return True
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -51,6 +51,7 @@ from discovery.runs import (
     list_trainers,
     run_history,
     walk_only,
+    was_read,
 )
 from tuner_site import serializers, workspace
 from tuner_site.charts import Chart, line_chart
@@ -205,7 +206,12 @@ def _page_details(shown: list[Run], runs: list[Run]) -> tuple[list[RunDetail], t
     unread run is left to read in the background, for sorts and searches that need them all."""
     details = [detail(r) for r in shown]
     on_page = {r.id for r in shown}
-    return details, tuple(r for r in runs if r.id not in on_page and not is_ready(r))
+    # A training run read once is not unread again: its files change on every poll.
+    return details, tuple(
+        r
+        for r in runs
+        if r.id not in on_page and not is_ready(r) and not (r.status == "running" and was_read(r))
+    )
 
 
 def _read_the_rest(listing: RunListing) -> None:
