@@ -91,12 +91,6 @@ class TrainerState:
         return self.finished or (last is not None and "train_runtime" in self.history[last])
 
 
-def checkpoints_folder(run_dir: Path) -> Path:
-    """Where a run keeps its checkpoint-N folders: `checkpoints/` upstream, else the run itself."""
-    folder = run_dir / "checkpoints"
-    return folder if folder.is_dir() else run_dir
-
-
 def checkpoint_steps(folder: Path | str, root: Path) -> list[int]:
     """Steps of the `checkpoint-N` folders in `folder`, ascending (a settled listing reused)."""
     steps = listing(str(folder), root, "checkpoints", lambda f: _scan_steps(f, root))

@@ -167,13 +167,6 @@ class StatCache:
             self._entries[key] = (sig, value)
         return value
 
-    def signature(self, path: Path) -> tuple[int, int, int, int] | None:
-        """The identity of a file as last read, for memo signatures; None when absent."""
-        try:
-            return stat_key(os.stat(path))
-        except OSError:
-            return None
-
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
