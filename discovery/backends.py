@@ -8,10 +8,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-import httpx
-
 from . import lmstudio, ollama, openai_compat
-from .http import MAX_BODY_BYTES, BackendError, Deadline
+from .http import MAX_BODY_BYTES, BackendError, Deadline, client
 from .modelinfo import ModelInfo
 
 DEFAULT_TIMEOUT_S = 1.5
@@ -124,8 +122,8 @@ def probe(backend: Backend, timeout: float = DEFAULT_TIMEOUT_S) -> BackendStatus
     started = time.monotonic()
     deadline = Deadline(timeout)
     try:
-        with httpx.Client(follow_redirects=False, trust_env=False) as client:
-            result = FETCH[backend.kind](client, backend.url, deadline)
+        with client() as http_client:
+            result = FETCH[backend.kind](http_client, backend.url, deadline)
     except BackendError as exc:
         down = BackendStatus(
             backend, False, _message(backend, exc, timeout), None, None, (), None, time.time()

@@ -1,18 +1,23 @@
 """The HTTP helpers the inference-server clients share: requests that must return JSON.
 
-Every request is bounded as a whole, not per socket read: connecting, the headers and every
-byte of the body must arrive within the backend's deadline (a server sending a byte a second
-is a timeout). The body is capped after decoding, so a small gzip bomb is "too large", not
-gigabytes of memory.
+Every request is bounded as a whole, not per socket read: connecting, the status line, the
+headers and every byte of the body must arrive within the backend's deadline (a server sending
+a byte a second is a timeout). Each socket operation waits at most what is left of it, in the
+calling thread, so when the deadline passes the socket is closed and nothing is left running.
+The body is capped after decoding, so a small gzip bomb is "too large", not gigabytes of memory.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 import zlib
+from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 import orjson
 
@@ -49,6 +54,91 @@ class Deadline:
 
     def expired(self) -> bool:
         return time.monotonic() - self.start >= self.seconds
+
+
+# The deadline of the request this thread is making; every socket operation stays within it.
+_current: ContextVar[Deadline | None] = ContextVar("backend_deadline", default=None)
+
+
+def _within(timeout: float | None, expired: type[Exception]) -> float | None:
+    """A socket timeout cut to what is left of the current request's deadline."""
+    deadline = _current.get()
+    if deadline is None:
+        return timeout
+    left = deadline.seconds - (time.monotonic() - deadline.start)
+    if left <= 0:
+        raise expired("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _within(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _within(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        limit = _within(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._stream.start_tls(ssl_context, server_hostname, limit))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _BoundedBackend(httpcore.NetworkBackend):
+    """httpcore's sockets, each operation within the current request's deadline."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        limit = _within(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(
+            self._backend.connect_tcp(host, port, limit, local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        limit = _within(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._backend.connect_unix_socket(path, limit, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def client() -> httpx.Client:
+    """A client whose requests through `get_json`/`post_json` end at their deadline, headers
+    included: a server that trickles its status line cannot hold the socket past it."""
+    transport = httpx.HTTPTransport(trust_env=False)
+    # httpx takes no network backend; its pool is rebuilt with the same defaults and ours.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
+        network_backend=_BoundedBackend(),
+    )
+    return httpx.Client(transport=transport, follow_redirects=False, trust_env=False)
 
 
 class _Body:
@@ -112,6 +202,7 @@ def post_json(client: httpx.Client, url: str, body: Any, timeout: float) -> Any:
 
 def _json(client: httpx.Client, method: str, url: str, body: Any, deadline: Deadline) -> Any:
     left = deadline.remaining()
+    bound = _current.set(deadline)
     try:
         with client.stream(
             method,
@@ -131,6 +222,8 @@ def _json(client: httpx.Client, method: str, url: str, body: Any, deadline: Dead
         raise BackendError("refused", f"{url}: {exc}") from None
     except httpx.HTTPError as exc:  # a connection dropped or garbled mid-answer
         raise BackendError("http", f"{type(exc).__name__} from {url}") from None
+    finally:
+        _current.reset(bound)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:

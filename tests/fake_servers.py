@@ -331,7 +331,8 @@ def gzip_bomb(inflated: int = 2**28) -> bytes:
 
 class FakeServer:
     """A server of one kind; `mode` makes it misbehave: slow, error, html, shape, and
-    drip (a byte every `drip_seconds`), huge (more than any cap, with or without a length),
+    drip (a byte every `drip_seconds`), trickle (the headers so), huge (more than any cap, with
+    or without a length),
     bomb (a gzip bomb); gzip and deflate answer correctly, compressed."""
 
     def __init__(
@@ -406,6 +407,8 @@ class FakeServer:
                 data = json.dumps(body).encode()
                 if fake.mode == "drip":
                     return self._drip(data)
+                if fake.mode == "trickle":
+                    return self._trickle(data)
                 if fake.mode in ("gzip", "deflate"):
                     packed = gzip.compress(data) if fake.mode == "gzip" else zlib.compress(data)
                     return self._send(200, packed, "application/json", fake.mode)
@@ -486,6 +489,22 @@ class FakeServer:
                         time.sleep(fake.drip_seconds)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def _trickle(self, body: bytes) -> None:
+                """The status line and headers a byte at a time, for as long as the client
+                listens: no read waits long, and the headers never end."""
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                head += b"X-Padding: " + b"a" * 100_000
+                try:
+                    for i in range(len(head)):
+                        if fake._server is None:
+                            break  # stopped: let the client go
+                        self.wfile.write(head[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(fake.drip_seconds)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
 
             def _huge(self, with_length: bool) -> None:
                 block = b" " * 2**20

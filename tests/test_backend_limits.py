@@ -9,6 +9,7 @@ answers from the last answer while one refresh runs.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from discovery.backends import Backend, cache, probe, statuses
+from discovery.backends import Backend, cache, probe, probe_all, statuses
 from discovery.http import MAX_BODY_BYTES
 
 from . import fake_servers as fs
@@ -34,6 +35,69 @@ def test_a_server_that_drips_its_answer_is_a_timeout_within_the_deadline(serve, 
     s = probe(_backend(kind, server), timeout=1.0)
     assert time.monotonic() - t < 1.6
     assert s.available is False and "did not answer within 1 s" in s.error
+
+
+@pytest.mark.parametrize("kind", ["ollama", "lmstudio", "vllm"])
+def test_a_server_that_trickles_its_headers_is_a_timeout_within_the_deadline(serve, kind):
+    server = serve(kind, "v1" if kind == "lmstudio" else "", "trickle")
+    server.drip_seconds = 0.05  # each read is quick: only the whole request's deadline ends it
+    found: list = []
+    t = time.monotonic()
+    asking = threading.Thread(target=lambda: found.append(probe(_backend(kind, server), 1.0)))
+    asking.start()
+    asking.join(5)
+    assert not asking.is_alive(), "the probe waited for the headers past its deadline"
+    assert time.monotonic() - t < 1.6
+    assert found[0].available is False and "did not answer within 1 s" in found[0].error
+
+
+TRICKLE_SERVER = """
+import sys
+from tests.fake_servers import FakeServer
+server = FakeServer(sys.argv[1], "", "trickle")
+server.drip_seconds = 0.02
+print(server.start().url, flush=True)
+sys.stdin.read()
+"""
+
+
+def _threads_and_fds() -> tuple[int, int]:
+    return threading.active_count(), len(os.listdir("/proc/self/fd"))
+
+
+def test_refreshing_a_trickling_server_leaves_no_thread_or_socket_behind():
+    # In another process, so that only the probes' threads and sockets are counted here.
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-c", TRICKLE_SERVER, kind],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for kind in ("ollama", "openai")
+    ]
+    try:
+        urls = [s.stdout.readline().strip() for s in servers if s.stdout]
+        backends = [Backend("o", "ollama", urls[0]), Backend("v", "openai", urls[1])]
+        probe_all(backends, 0.2)  # the first time imports and starts what stays for good
+        time.sleep(0.3)
+        baseline = _threads_and_fds()
+        for _ in range(20):
+            found = probe_all(backends, 0.2)
+            assert [s.available for s in found] == [False, False]
+        settle = time.monotonic() + 2
+        while _threads_and_fds() != baseline and time.monotonic() < settle:
+            time.sleep(0.05)
+        assert _threads_and_fds() == baseline
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+            if s.stdout:
+                s.stdout.close()
+            if s.stdin:
+                s.stdin.close()
 
 
 @pytest.mark.parametrize("variant", ["", "length"])
