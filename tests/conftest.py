@@ -12,6 +12,7 @@ import pytest
 
 from discovery.backends import cache as backend_cache
 from discovery.backends import last_seen
+from discovery.config import clear_cache as clear_config
 from discovery.hashing import hasher
 from discovery.lineage import clear_cache as clear_lineage
 from discovery.logindex import indexer
@@ -61,6 +62,7 @@ def _fresh_caches() -> Iterator[None]:
     clear_listings()
     clear_upload_listings()
     clear_lineage()
+    clear_config()
     backend_cache.clear()
     last_seen.clear()
     shown.clear()

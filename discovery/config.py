@@ -1,0 +1,737 @@
+"""A run's configuration: one name per idea, whatever file wrote it down.
+
+Read from the files trainers leave in a run folder: the upstream trainers'
+`training_lineage.json`, PEFT's `adapter_config.json`, `trainer_state.json`, LLaMA-Factory's
+`training_args.yaml`, the model card (`README.md`: its front matter and the Trainer's
+"Training hyperparameters" list), and for the MLX trainer its `training_report.json` and config
+YAML. The ideas every trainer writes under its own name (`lora_rank`, `r`, `lora.rank`) get one
+name each (`lora.r`, see VOCABULARY); every other key keeps its own dotted name. Each value
+keeps the file it came from; where two files disagree the newest file wins and the older value
+is kept beside it, so a page can say so. `training_args.bin` is a pickle: it is never loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import mlx
+from .paths import file_cache, loads_lenient, read_json_object, stat_key
+from .runs import Run
+from .values import as_str
+from .yamlfile import YamlRead, front_matter, read_yaml
+
+Scalar = str | int | float | bool
+Value = Scalar | tuple[Scalar, ...]
+
+# The vocabulary: one name per idea, in the order a run's header shows them.
+MAIN_KEYS = (
+    "base_model",
+    "method",
+    "lora.r",
+    "lora.alpha",
+    "lora.dropout",
+    "lora.target_modules",
+    "learning_rate",
+    "scheduler",
+    "warmup",
+    "warmup_steps",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "gradient_accumulation_steps",
+    "effective_batch_size",
+    "max_seq_length",
+    "beta",
+    "dataset",
+    "train_examples",
+    "seed",
+    "gpu",
+)
+# Named once too, but not in a header: read in the configuration panel.
+MORE_KEYS = (
+    "eval_examples",
+    "optimizer",
+    "weight_decay",
+    "max_grad_norm",
+    "logging_steps",
+    "eval_steps",
+    "save_steps",
+    "lora.bias",
+    "lora.use_rslora",
+    "lora.use_dora",
+    "load_in_4bit",
+    "gpu_memory_gb",
+    "num_devices",
+)
+VOCABULARY = MAIN_KEYS + MORE_KEYS
+# Where the value is a count: a float with nothing after the point is that integer
+# (PEFT and LLaMA-Factory write `lora_alpha: 32.0`).
+INTEGRAL = frozenset(
+    {
+        "lora.r",
+        "lora.alpha",
+        "epochs",
+        "max_steps",
+        "batch_size",
+        "gradient_accumulation_steps",
+        "effective_batch_size",
+        "max_seq_length",
+        "train_examples",
+        "eval_examples",
+        "seed",
+        "warmup_steps",
+        "logging_steps",
+        "eval_steps",
+        "save_steps",
+        "num_devices",
+    }
+)
+# Rates and ratios: always a float, even when written `0` or as the text "2e-4" (YAML 1.1
+# reads `5e-5`, without a point, as a string).
+FRACTIONAL = frozenset(
+    {
+        "learning_rate",
+        "lora.dropout",
+        "warmup",
+        "beta",
+        "weight_decay",
+        "max_grad_norm",
+        "gpu_memory_gb",
+    }
+)
+NUMERIC = INTEGRAL | FRACTIONAL
+# Where the value is this run's progress or result, not how it was set up: shown on the run
+# page already, and different in every checkpoint's state (newest wins, no disagreement).
+STATE_PROGRESS = frozenset(
+    {
+        "log_history",
+        "global_step",
+        "epoch",
+        "total_flos",
+        "num_input_tokens_seen",
+        "best_metric",
+        "best_global_step",
+        "best_model_checkpoint",
+        "stateful_callbacks",
+        "is_local_process_zero",
+        "is_world_process_zero",
+        "is_hyper_param_search",
+        "trial_name",
+        "trial_params",
+    }
+)
+METHODS = frozenset({"sft", "dpo", "kto", "orpo", "grpo", "ppo", "cpo", "rm", "pt", "simpo"})
+# When no file names the method: the run's type (its trainer folder, or its logged metrics).
+RUN_TYPE_SOURCE = "(run type)"
+DERIVED_BATCH = "batch_size × gradient_accumulation_steps"
+# Files are read whole (metadata); a file with more keys than this is not a configuration.
+MAX_KEYS = 500
+MAX_NODES = 5 * MAX_KEYS
+MAX_TEXT = 2000
+PICKLE = "training_args.bin"
+PICKLE_NOTE = "is a Python pickle: not read, since loading one runs code"
+
+# Each file's names for the vocabulary's ideas (dotted paths into the file).
+LINEAGE_NAMES = {
+    "training_type": "method",
+    "training_method": "method",
+    "model.base_model": "base_model",
+    "base_model.name": "base_model",
+    "base_model": "base_model",
+    "model.max_seq_length": "max_seq_length",
+    "model.load_in_4bit": "load_in_4bit",
+    "lora.rank": "lora.r",
+    "lora.r": "lora.r",
+    "lora.alpha": "lora.alpha",
+    "lora.dropout": "lora.dropout",
+    "lora.target_modules": "lora.target_modules",
+    "lora.bias": "lora.bias",
+    "lora_config.r": "lora.r",
+    "lora_config.alpha": "lora.alpha",
+    "lora_config.lora_alpha": "lora.alpha",
+    "lora_config.dropout": "lora.dropout",
+    "lora_config.lora_dropout": "lora.dropout",
+    "lora_config.target_modules": "lora.target_modules",
+    "dataset.source": "dataset",
+    "dataset.name": "dataset",
+    "dataset.train_examples": "train_examples",
+    "dataset.total_examples": "train_examples",
+    "dataset.eval_examples": "eval_examples",
+    "hardware.gpu_name": "gpu",
+    "hardware.gpu": "gpu",
+    "hardware.gpu_memory_gb": "gpu_memory_gb",
+}
+_TRAINING_NAMES = {
+    "batch_size": "batch_size",
+    "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "effective_batch_size": "effective_batch_size",
+    "learning_rate": "learning_rate",
+    "num_epochs": "epochs",
+    "num_train_epochs": "epochs",
+    "max_steps": "max_steps",
+    "warmup_ratio": "warmup",
+    "warmup_steps": "warmup_steps",
+    "lr_scheduler": "scheduler",
+    "lr_scheduler_type": "scheduler",
+    "optimizer": "optimizer",
+    "optim": "optimizer",
+    "weight_decay": "weight_decay",
+    "max_grad_norm": "max_grad_norm",
+    "beta": "beta",
+    "seed": "seed",
+    "max_seq_length": "max_seq_length",
+    "logging_steps": "logging_steps",
+    "save_steps": "save_steps",
+    "eval_steps": "eval_steps",
+}
+for _section in ("training", "training_config"):
+    LINEAGE_NAMES |= {f"{_section}.{k}": v for k, v in _TRAINING_NAMES.items()}
+ADAPTER_NAMES = {
+    "base_model_name_or_path": "base_model",
+    "r": "lora.r",
+    "lora_alpha": "lora.alpha",
+    "lora_dropout": "lora.dropout",
+    "target_modules": "lora.target_modules",
+    "bias": "lora.bias",
+    "use_rslora": "lora.use_rslora",
+    "use_dora": "lora.use_dora",
+}
+STATE_NAMES = {
+    "train_batch_size": "batch_size",
+    "num_train_epochs": "epochs",
+    "max_steps": "max_steps",
+    "logging_steps": "logging_steps",
+    "eval_steps": "eval_steps",
+    "save_steps": "save_steps",
+}
+# LLaMA-Factory's arguments: its own names, and Hugging Face TrainingArguments'.
+LLAMA_FACTORY_NAMES = _TRAINING_NAMES | {
+    "model_name_or_path": "base_model",
+    "stage": "method",
+    "lora_rank": "lora.r",
+    "lora_alpha": "lora.alpha",
+    "lora_dropout": "lora.dropout",
+    "lora_target": "lora.target_modules",
+    "cutoff_len": "max_seq_length",
+    "pref_beta": "beta",
+    "kto_beta": "beta",
+    "dataset": "dataset",
+    "quantization_bit": "quantization_bit",
+}
+# The Trainer's model card: "### Training hyperparameters" then "- learning_rate: 5e-05" lines.
+MODEL_CARD_NAMES = {
+    "base_model": "base_model",
+    "learning_rate": "learning_rate",
+    "train_batch_size": "batch_size",
+    "seed": "seed",
+    "num_devices": "num_devices",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "total_train_batch_size": "effective_batch_size",
+    "lr_scheduler_type": "scheduler",
+    "lr_scheduler_warmup_ratio": "warmup",
+    "lr_scheduler_warmup_steps": "warmup_steps",
+    "num_epochs": "epochs",
+    "training_steps": "max_steps",
+    "optimizer": "optimizer",
+}
+MLX_REPORT_NAMES = {
+    "configuration.model": "base_model",
+    "configuration.lora_rank": "lora.r",
+    "configuration.lora_alpha": "lora.alpha",
+    "configuration.learning_rate": "learning_rate",
+    "configuration.batch_size": "batch_size",
+    "configuration.gradient_accumulation_steps": "gradient_accumulation_steps",
+    "configuration.num_epochs": "epochs",
+}
+MLX_CONFIG_NAMES = {
+    "model.name": "base_model",
+    "model.max_seq_length": "max_seq_length",
+    "lora.rank": "lora.r",
+    "lora.alpha": "lora.alpha",
+    "lora.dropout": "lora.dropout",
+    "lora.target_modules": "lora.target_modules",
+    "lora.bias": "lora.bias",
+    "training.per_device_batch_size": "batch_size",
+    "kto.beta": "beta",
+    "data.dataset_path": "dataset",
+    "data.max_seq_length": "max_seq_length",
+} | {f"training.{k}": v for k, v in _TRAINING_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One idea's value, the file it came from (relative to the run folder), and the older
+    files' different values that it overrules."""
+
+    key: str
+    value: Value
+    source: str
+    overruled: tuple[tuple[Value, str], ...] = ()
+    derived: str | None = None  # how it was computed from other settings, when it was
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    settings: tuple[Setting, ...] = ()
+    # Files that are there but gave nothing: (file, why).
+    unread: tuple[tuple[str, str], ...] = ()
+
+    @functools.cached_property
+    def by_key(self) -> dict[str, Setting]:
+        return {s.key: s for s in self.settings}
+
+    def get(self, key: str) -> Value | None:
+        s = self.by_key.get(key)
+        return s.value if s is not None else None
+
+    def values(self) -> dict[str, Value]:
+        return {s.key: s.value for s in self.settings}
+
+    def sources(self) -> dict[str, str]:
+        return {s.key: s.source for s in self.settings}
+
+    @property
+    def main(self) -> tuple[Setting, ...]:
+        return tuple(self.by_key[k] for k in MAIN_KEYS if k in self.by_key)
+
+    @property
+    def rest(self) -> tuple[Setting, ...]:
+        return tuple(s for s in self.settings if s.key not in MAIN_KEYS)
+
+    @property
+    def disagreements(self) -> tuple[Setting, ...]:
+        return tuple(s for s in self.settings if s.overruled)
+
+
+def key_order(key: str) -> tuple[int, str]:
+    """The vocabulary first, in its order; every other key by name."""
+    try:
+        return VOCABULARY.index(key), ""
+    except ValueError:
+        return len(VOCABULARY), key
+
+
+# --- reading one file into (key, value) pairs
+
+
+@dataclass(frozen=True)
+class _Read:
+    pairs: dict[str, Value]
+    problem: str | None = None
+
+
+Reader = Callable[[Path, Path], _Read | None]
+
+
+def _text(value: str) -> str:
+    return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
+
+
+def _leaves(data: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> Iterable[tuple]:
+    """(dotted path, value) of every scalar and list of scalars, without recursion; at most
+    MAX_NODES objects are opened (YAML aliases can make a small file a huge tree)."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    opened = 0
+    while stack:
+        prefix, node = stack.pop()
+        opened += 1
+        if opened > MAX_NODES:
+            return
+        for k, v in reversed(list(node.items())):
+            name = f"{prefix}{k}"
+            if not prefix and str(k) in skip:
+                continue
+            if isinstance(v, dict):
+                stack.append((f"{name}.", v))
+            else:
+                yield name, v
+
+
+def _scalar(value: Any) -> Scalar | None:
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return _text(value.strip()) or None
+    return None
+
+
+def _plain(value: Any) -> Value | None:
+    if isinstance(value, list):
+        items = [_scalar(v) for v in value]
+        if not items or any(v is None for v in items):
+            return None  # a list of objects (a model index) is not one setting
+        return tuple(v for v in items if v is not None)
+    return _scalar(value)
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def normalize(key: str, value: Value) -> Value | None:
+    """One value per idea, whatever the file wrote: counts as integers, rates as floats,
+    target modules in one order; None where the value says "not set" (max_steps -1)."""
+    if key in NUMERIC:
+        if isinstance(value, bool | tuple):
+            return None
+        if isinstance(value, str):
+            if not _NUMBER.fullmatch(value):
+                return None
+            value = float(value)
+        if key in FRACTIONAL:
+            return float(value)
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if key == "max_steps" and value <= 0:
+            return None  # Hugging Face's -1: trained by epochs
+        return value
+    if key == "method" and isinstance(value, str):
+        return value.lower()
+    if key == "lora.target_modules":
+        if isinstance(value, str) and "," in value:
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, tuple):
+            return tuple(sorted({str(v) for v in value}))
+    if isinstance(value, str) and key in ("base_model", "dataset", "gpu") and not value:
+        return None
+    return value
+
+
+def _pairs(
+    data: Mapping[str, Any],
+    names: Mapping[str, str],
+    prefix: str = "",
+    skip: frozenset[str] = frozenset(),
+) -> _Read:
+    """A file's values: its names for the vocabulary's ideas renamed, every other key under
+    `prefix` + its own dotted path."""
+    pairs: dict[str, Value] = {}
+    problem = None
+    for path, raw in _leaves(data, skip):
+        value = _plain(raw)
+        if value is None:
+            continue
+        key = names.get(path) or f"{prefix}{path}"
+        value = normalize(key, value)
+        if value is None:
+            continue
+        if key in pairs and path not in names:
+            continue  # a vocabulary name wins over a stray key that reads the same
+        pairs[key] = value
+        if len(pairs) >= MAX_KEYS:
+            problem = f"has more than {MAX_KEYS} settings: the first {MAX_KEYS} are shown"
+            break
+    return _Read(pairs, problem)
+
+
+def _json_file(
+    names: Mapping[str, str], prefix: str = "", skip: frozenset[str] = frozenset()
+) -> Reader:
+    def read(path: Path, root: Path) -> _Read | None:
+        data = read_json_object(path, root)
+        if data is None:
+            return _Read({}, "is not a JSON object") if os.path.exists(path) else None
+        return _pairs(data, names, prefix, skip)
+
+    return read
+
+
+def _yaml_pairs(found: YamlRead | None, names: Mapping[str, str], prefix: str = "") -> _Read | None:
+    if found is None:
+        return None
+    if found.data is None:
+        return _Read({}, found.problem)
+    return _pairs(found.data, names, prefix)
+
+
+def _llama_factory(path: Path, root: Path) -> _Read | None:
+    return _yaml_pairs(read_yaml(path, root), LLAMA_FACTORY_NAMES)
+
+
+def _state(path: Path, root: Path) -> _Read | None:
+    """`trainer_state.json`'s settings: its log history and progress aside."""
+
+    def load(data: bytes) -> _Read:
+        value = loads_lenient(data)
+        if not isinstance(value, dict):
+            return _Read({}, "is not a JSON object")
+        return _pairs(value, STATE_NAMES, "trainer_state.", STATE_PROGRESS)
+
+    return file_cache.get(path, root, "config_state", load)
+
+
+_HYPERPARAMETERS = re.compile(r"^#+\s*Training hyperparameters\s*$", re.MULTILINE | re.IGNORECASE)
+_ITEM = re.compile(r"^-\s*([A-Za-z_][\w.]*):\s*(.+?)\s*$")
+_OPTIMIZER = re.compile(r"(?:Use\s+)?(\w+)")
+
+
+def model_card(text: str) -> _Read | None:
+    """A model card's front matter (`base_model`, the method among its `tags`) and the
+    Trainer's "Training hyperparameters" list; None when it has neither."""
+    pairs: dict[str, Value] = {}
+    problem = None
+    fm = front_matter(text)
+    if fm is not None and fm.data is None:
+        problem = f"front matter {fm.problem}"
+    elif fm is not None and fm.data is not None:
+        data = fm.data
+        base = data.get("base_model")
+        if isinstance(base, list) and len(base) == 1:
+            base = base[0]
+        named = as_str(base)
+        if named and named.strip():
+            pairs["base_model"] = _text(named.strip())
+        tags = data.get("tags")
+        found = sorted(
+            {t.lower() for t in tags if isinstance(t, str)} & METHODS
+            if isinstance(tags, list)
+            else set()
+        )
+        if len(found) == 1:
+            pairs["method"] = found[0]
+        for k in ("library_name", "model_name", "license", "pipeline_tag"):
+            v = _scalar(data.get(k))
+            if v is not None:
+                pairs[f"model_card.{k}"] = v
+    heading = _HYPERPARAMETERS.search(text)
+    if heading is not None:
+        started = False
+        for line in text[heading.end() :].splitlines():
+            m = _ITEM.match(line.strip())
+            if m is None:
+                if started and (line.startswith("#") or not line.strip()):
+                    break
+                continue
+            started = True
+            name, raw = m.group(1), m.group(2)
+            key = MODEL_CARD_NAMES.get(name) or f"model_card.{name}"
+            value: Value = raw
+            if key == "optimizer":
+                first = _OPTIMIZER.match(raw)
+                value = first.group(1) if first else raw
+            elif _NUMBER.fullmatch(raw):
+                number = float(raw)
+                value = int(number) if number.is_integer() and "." not in raw else number
+            normalized = normalize(key, value)
+            if normalized is not None:
+                pairs[key] = normalized
+            if len(pairs) >= MAX_KEYS:
+                break
+    if not pairs and problem is None:
+        return None
+    return _Read(pairs, problem)
+
+
+def _model_card(path: Path, root: Path) -> _Read | None:
+    def load(data: bytes) -> _Read | None:
+        return model_card(data[:1_000_000].decode("utf-8", errors="replace"))
+
+    return file_cache.get(path, root, "config_model_card", load)
+
+
+def _pickle(path: Path, root: Path) -> _Read | None:
+    return _Read({}, PICKLE_NOTE)
+
+
+_lineage = _json_file(LINEAGE_NAMES, skip=frozenset({"run_directory"}))
+_adapter = _json_file(ADAPTER_NAMES, "adapter.")
+_mlx_report = _json_file(MLX_REPORT_NAMES, skip=frozenset({"sample_generations"}))
+
+# Per folder: the files read, in the order that breaks a tie of equal times (later wins):
+# a file that states the whole setup wins over one that states a part of it.
+TOP_FILES: tuple[tuple[str, Reader], ...] = (
+    ("README.md", _model_card),
+    ("trainer_state.json", _state),
+    ("adapter_config.json", _adapter),
+    ("training_args.yaml", _llama_factory),
+    ("training_lineage.json", _lineage),
+    (PICKLE, _pickle),
+)
+MODEL_FILES: tuple[tuple[str, Reader], ...] = (
+    ("README.md", _model_card),
+    ("trainer_state.json", _state),
+    ("adapter_config.json", _adapter),
+)
+
+
+# --- one run
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    rel: str  # relative to the run folder
+    path: Path
+    read: Reader
+
+
+def _candidates(run: Run) -> list[_Candidate]:
+    """The files a run's configuration is read from, whether or not they are there."""
+    if run.trainer.layout == "mlx":
+        return _mlx_candidates(run)
+    found = []
+    folders: list[Path] = []
+    if run.final is not None and run.final[1] == "folder":
+        folders.append(run.final[0])
+    if run.checkpoint_steps:
+        folders.append(run.checkpoints_dir / f"checkpoint-{run.checkpoint_steps[-1]}")
+    for folder in folders:
+        rel = os.path.relpath(folder, run.path)
+        for name, read in MODEL_FILES:
+            found.append(_Candidate(f"{rel}/{name}", folder / name, read))
+    # The run's own files last: written in the same instant, its lineage wins.
+    return found + [_Candidate(name, run.path / name, read) for name, read in TOP_FILES]
+
+
+def _mlx_candidates(run: Run) -> list[_Candidate]:
+    part = next(
+        (m for m in mlx.runs(run.path, run.trainer.root) if m.segment.name == run.name), None
+    )
+    if part is None:
+        return []
+    found = []
+    config = _mlx_config(run.path, run.trainer.root, part.profile)
+    if config is not None:
+        rel = config.relative_to(run.path).as_posix()
+        found.append(_Candidate(rel, config, _mlx_config_reader(part.last_write)))
+    if part.report is not None:
+        rel = part.profile.report.as_posix()
+        found.append(_Candidate(rel, part.report, _mlx_report))
+    return found
+
+
+def _mlx_config(folder: Path, root: Path, profile: mlx.Profile) -> Path | None:
+    """The config file whose `output` section writes this profile's logs: `config/config.yaml`
+    for the default folders, a test config for the test ones."""
+    configs = folder / "config"
+    try:
+        names = sorted(n for n in os.listdir(configs) if n.endswith((".yaml", ".yml")))
+    except OSError:
+        return None
+    for name in names:
+        found = read_yaml(configs / name, root)
+        if found is None or found.data is None:
+            continue
+        output = found.data.get("output")
+        logs = output.get("logs_dir") if isinstance(output, dict) else None
+        if logs == profile.logs or (logs is None and not profile.suffix and name == "config.yaml"):
+            return configs / name
+    return None
+
+
+def _mlx_config_reader(run_ended: float | None) -> Reader:
+    def read(path: Path, root: Path) -> _Read | None:
+        # The config is shared by every run of the trainer: one edited after this run ended
+        # says how the next run was set up, not this one.
+        try:
+            changed = os.stat(path).st_mtime
+        except OSError:
+            return None
+        if run_ended is not None and changed > run_ended + 1:
+            return _Read({}, "changed after this run ended: it describes a later run")
+        return _yaml_pairs(read_yaml(path, root), MLX_CONFIG_NAMES)
+
+    return read
+
+
+Identity = tuple[int, int, int, int] | None
+
+
+def _identity(path: Path) -> Identity:
+    try:
+        return stat_key(os.stat(path))
+    except OSError:
+        return None
+
+
+def _merge(reads: list[tuple[tuple[int, int], str, _Read]]) -> dict[str, Setting]:
+    """Oldest file first: each newer file's value replaces an older one, and keeps the older
+    one beside it when they differ."""
+    merged: dict[str, Setting] = {}
+    for _, rel, read in sorted(reads, key=lambda r: r[0]):
+        for key, value in read.pairs.items():
+            old = merged.get(key)
+            if old is None:
+                merged[key] = Setting(key, value, rel)
+            elif _same(old.value, value):
+                merged[key] = Setting(key, value, rel, old.overruled)
+            else:
+                merged[key] = Setting(key, value, rel, ((old.value, old.source), *old.overruled))
+    return merged
+
+
+def _same(a: Value, b: Value) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b or (math.isfinite(a) and math.isclose(a, b, rel_tol=1e-9))
+    return a == b
+
+
+def _derive(merged: dict[str, Setting]) -> None:
+    """The effective batch where no file says it: per-device batch × accumulation."""
+    batch, accum = merged.get("batch_size"), merged.get("gradient_accumulation_steps")
+    if "effective_batch_size" in merged or batch is None or accum is None:
+        return
+    if isinstance(batch.value, int) and isinstance(accum.value, int):
+        merged["effective_batch_size"] = Setting(
+            "effective_batch_size", batch.value * accum.value, batch.source, derived=DERIVED_BATCH
+        )
+
+
+def read_config(run: Run) -> RunConfig:
+    """A run's configuration, read now (see `config_of` for the cached one)."""
+    return _read(run, [(c, _identity(c.path)) for c in _candidates(run)])
+
+
+def _read(run: Run, present: list[tuple[_Candidate, Identity]]) -> RunConfig:
+    reads: list[tuple[tuple[int, int], str, _Read]] = []
+    unread: list[tuple[str, str]] = []
+    for order, (c, ident) in enumerate(present):
+        if ident is None:
+            continue
+        got = c.read(c.path, run.trainer.root)
+        if got is None:
+            continue
+        if got.problem:
+            unread.append((c.rel, got.problem))
+        if got.pairs:
+            # Newest file last; among files written in the same instant, the later candidate.
+            reads.append(((ident[3], order), c.rel, got))
+    merged = _merge(reads)
+    _derive(merged)
+    if "method" not in merged and run.type:
+        merged["method"] = Setting("method", run.type, RUN_TYPE_SOURCE)
+    settings = tuple(sorted(merged.values(), key=lambda s: key_order(s.key)))
+    return RunConfig(settings, tuple(unread))
+
+
+_cache: dict[str, tuple[tuple, RunConfig]] = {}
+_cache_lock = threading.Lock()
+
+
+def config_of(run: Run) -> RunConfig:
+    """A run's configuration, reused while none of its files changes (device, inode, size and
+    time of each file it is read from, and of each that could appear)."""
+    present = [(c, _identity(c.path)) for c in _candidates(run)]
+    key = (run.path, run.type, tuple((c.rel, ident) for c, ident in present))
+    with _cache_lock:
+        hit = _cache.get(run.id)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    found = _read(run, present)
+    with _cache_lock:
+        _cache[run.id] = (key, found)
+    return found
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
