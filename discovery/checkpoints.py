@@ -17,11 +17,12 @@ from .logs import EMPTY_POINT, Entry, History, Point, Source, merge_into, parse_
 from .paths import (
     child_joiner,
     file_cache,
-    is_inside,
+    link_leaves,
     listing,
     loads_lenient,
     open_in,
     read_json_object,
+    scan,
 )
 from .values import as_dict, as_int, as_list, as_str
 
@@ -99,28 +100,9 @@ def checkpoint_steps(folder: Path | str, root: Path) -> list[int]:
 
 def _scan_steps(folder: str, root: Path) -> tuple[tuple[int, ...], bool]:
     """The folder's checkpoint steps, and whether any entry is a link."""
-    steps = []
-    linked = False
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return (), False
-    for entry in entries:
-        m = CHECKPOINT_NAME.fullmatch(entry.name)
-        if m is None:
-            continue
-        try:
-            if not entry.is_dir():
-                continue
-        except OSError:
-            continue
-        if entry.is_symlink():
-            linked = True
-            if not is_inside(entry.path, root):
-                continue
-        steps.append(int(m.group(1)))
-    steps.sort()
-    return tuple(steps), linked
+    found = scan(folder, root, "dir", CHECKPOINT_NAME.fullmatch)
+    steps = sorted(int(e.name[len("checkpoint-") :]) for e in found.entries)
+    return tuple(steps), found.linked
 
 
 def build_checkpoints(
@@ -234,21 +216,15 @@ def list_files(checkpoint: Path, root: Path, top_only: bool = False) -> list[Fil
     `top_only`: a model saved at the top of a run folder: its files, not the run's subfolders.
     """
     files = []
-    if os.path.islink(checkpoint) and not is_inside(checkpoint, root):
+    if link_leaves(checkpoint, root):
         return []
     if checkpoint.is_file():  # a single-file checkpoint (MLX .npz)
         try:
             return [FileInfo(checkpoint.name, checkpoint.stat().st_size)]
         except OSError:
             return []
-    try:
-        entries = list(os.scandir(checkpoint))
-    except OSError:
-        return []
-    for entry in entries:
+    for entry in scan(checkpoint, root).entries:
         try:
-            if entry.is_symlink() and not is_inside(entry.path, root):
-                continue
             if entry.is_dir():
                 if not top_only:
                     files.append(FileInfo(entry.name + "/", _tree_size(Path(entry.path), root)))
@@ -273,7 +249,7 @@ def _tree_size(path: Path, root: Path) -> int:
         for name in names:
             p = os.path.join(dirpath, name)
             try:
-                if os.path.islink(p) and not is_inside(p, root):
+                if link_leaves(p, root):
                     continue
                 total += os.stat(p).st_size
             except OSError:

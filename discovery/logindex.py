@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from .indexstore import IndexStore, store_file
 from .logs import Entry, History, Shape, Source, log_files, merge_into, parse_line, shapes_of
-from .paths import open_in
+from .paths import FileKey, open_in, stat_key
 
 FINGERPRINT = 64
 FULL_CACHE = 64  # fully parsed logs kept for charts
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FileIndex:
-    identity: tuple[int, int]
+    identity: tuple[int, int]  # a FileKey's file part: (device, inode)
     size: int = 0
     mtime_ns: int = 0
     offset: int = 0  # the end of the last complete line read
@@ -56,6 +56,10 @@ class FileIndex:
     # answer read from a few windows of the file is not, until the background pass ends.
     verified: bool = True
     probed: set[int] | None = field(default=None, compare=False)  # steps a first answer read
+
+    @property
+    def key(self) -> FileKey:
+        return (*self.identity, self.size, self.mtime_ns)
 
     @property
     def skipped_lines(self) -> int:
@@ -309,7 +313,8 @@ class LogIndexer:
         """The file's index, and the entries it read while building it (all of them after a
         full read; those near `targets` after a probe)."""
         st = os.fstat(f.fileno())
-        identity = (st.st_dev, st.st_ino)
+        now = stat_key(st)
+        identity = (now[0], now[1])
         old = self._indexes.get(key)
         store = self._store(root)
         if old is None and store is not None:
@@ -320,7 +325,7 @@ class LogIndexer:
             else:
                 old = None  # a command answers exactly: read it in full
         if old is not None and old.identity == identity:
-            if (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            if old.key == now:
                 self._indexes[key] = old
                 return old, None
             mark = _read_at(f, old.offset - len(old.fingerprint), len(old.fingerprint))
@@ -580,8 +585,9 @@ class LogIndexer:
 def full_index(f: BinaryIO, st: os.stat_result) -> tuple[FileIndex, dict[int, Entry]]:
     """An exact index of the whole file, and every entry it read."""
     found, offset, pending = scan(f, 0, st.st_size)
+    key = stat_key(st)
     idx = FileIndex(
-        (st.st_dev, st.st_ino),
+        (key[0], key[1]),
         st.st_size,
         st.st_mtime_ns,
         offset,

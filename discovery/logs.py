@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from .paths import is_inside, listing
+from .paths import listing, scan
 from .values import as_float
 
 LOG_NAME = re.compile(r"training_(?:(?P<stamp>\d{8}_\d{6})|.*)\.jsonl")
@@ -99,30 +99,13 @@ def log_paths(run_dir: str, root: Path) -> tuple[str, ...]:
 
 
 def _scan_logs(folder: str, root: Path) -> tuple[tuple[str, ...], bool]:
-    found: list[tuple[str, str, str]] = []
-    linked = False
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return (), False
-    for entry in entries:
-        if entry.name == LATEST_LINK:
-            continue
+    found = scan(folder, root, "file", lambda n: n != LATEST_LINK and LOG_NAME.fullmatch(n))
+    named = []
+    for entry in found.entries:
         m = LOG_NAME.fullmatch(entry.name)
-        if m is None:
-            continue
-        try:
-            if entry.is_symlink():
-                linked = True
-                if not is_inside(entry.path, root):
-                    continue
-            if not entry.is_file():
-                continue
-        except OSError:
-            continue
-        found.append((m.group("stamp") or "", entry.name, entry.path))
-    found.sort()
-    return tuple(p for _, _, p in found), linked
+        named.append(((m.group("stamp") if m else None) or "", entry.name, entry.path))
+    named.sort()
+    return tuple(p for _, _, p in named), found.linked
 
 
 @dataclass(frozen=True)

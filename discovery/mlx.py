@@ -27,7 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from .logs import Entry
-from .paths import file_cache, is_inside, loads_lenient, open_in, read_json_object
+from .paths import (
+    file_cache,
+    file_key,
+    folder_inside,
+    is_inside,
+    loads_lenient,
+    open_in,
+    read_json_object,
+    scan,
+    stat_key,
+)
 from .values import as_dict, as_float, as_int, as_str
 
 
@@ -229,9 +239,7 @@ def segments(folder: Path, profile: Profile, root: Path) -> list[Segment]:
 def _inside_folder(folder: Path, name: str, root: Path) -> Path | None:
     """`folder/name` when it is a folder that resolves inside `root`."""
     path = folder / name
-    if not path.is_dir() or (path.is_symlink() and not is_inside(path, root)):
-        return None
-    return path
+    return path if folder_inside(path, root) else None
 
 
 def checkpoint_files(folder: Path, profile: Profile, root: Path) -> dict[int, Path]:
@@ -239,13 +247,9 @@ def checkpoint_files(folder: Path, profile: Profile, root: Path) -> dict[int, Pa
     if ckpts is None:
         return {}
     found = {}
-    try:
-        entries = list(os.scandir(ckpts))
-    except OSError:
-        return {}
-    for e in entries:
+    for e in scan(ckpts, root, None, CHECKPOINT_FILE.fullmatch).entries:
         m = CHECKPOINT_FILE.fullmatch(e.name)
-        if m and (not e.is_symlink() or is_inside(e.path, root)):
+        if m:
             found[int(m.group(1))] = Path(e.path)
     return found
 
@@ -344,23 +348,21 @@ class MlxRun:
     best: Best | None
     final: Path | None  # lora_adapters.npz, when this run wrote it
     report: Path | None
-    # Every file the run's pages show, as (path, size, mtime): a change to any shows.
+    # Every file the run's pages show, by FileKey: a change to any shows.
     signature: tuple[Any, ...]
     last_write: float | None = None  # the log's mtime for the newest run, else its last record
 
 
-def _stat(path: Path | None) -> tuple[int, float] | None:
+def _mtime(path: Path) -> float:
     try:
-        st = os.stat(path) if path is not None else None
+        return os.stat(path).st_mtime
     except OSError:
-        return None
-    return (st.st_size, st.st_mtime) if st is not None else None
+        return 0.0
 
 
 def owner(starts: list[float], path: Path) -> int:
     """The index of the run whose time span holds the file's last write."""
-    st = _stat(path)
-    return max(bisect.bisect_right(starts, st[1] if st else 0.0) - 1, 0)
+    return max(bisect.bisect_right(starts, _mtime(path)) - 1, 0)
 
 
 def runs(folder: Path, root: Path) -> list[MlxRun]:
@@ -409,12 +411,12 @@ def _profile_runs(folder: Path, profile: Profile, root: Path) -> list[MlxRun]:
                 final=mine_final,
                 report=mine_report,
                 signature=(
-                    (st.st_ino, st.st_size, st.st_mtime_ns),
+                    stat_key(st),
                     i,
                     steps,
-                    _stat(mine_final),
-                    _stat(mine_best),
-                    _stat(mine_report),
+                    file_key(mine_final),
+                    file_key(mine_best),
+                    file_key(mine_report),
                 ),
                 last_write=_last_write(seg, offset, st.st_mtime, i == len(segs) - 1),
             )

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Literal, NamedTuple, TypeVar
 
 import orjson
 
@@ -56,8 +56,85 @@ def child_joiner(folder: Path) -> Callable[[str], Path]:
     return getattr(folder, "_make_child_relpath", folder.joinpath)
 
 
-def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+def link_leaves(path: Path | str, root: Path) -> bool:
+    """True when `path` is a symlink whose target is outside `root`."""
+    return os.path.islink(path) and not is_inside(path, root)
+
+
+def folder_inside(path: Path | str, root: Path) -> bool:
+    """`path` is a folder, or a link to one inside `root`."""
+    return os.path.isdir(path) and not link_leaves(path, root)
+
+
+def entry_inside(entry: os.DirEntry[str], root: Path) -> bool:
+    """A scanned entry that is not a link, or a link whose target is inside `root`."""
+    return not entry.is_symlink() or is_inside(entry.path, root)
+
+
+def dir_entry_inside(entry: os.DirEntry[str] | None, root: Path) -> bool:
+    """A scanned folder (or a link to one inside `root`), from the scan's own data."""
+    try:
+        return entry is not None and entry.is_dir() and entry_inside(entry, root)
+    except OSError:
+        return False
+
+
+class Scan(NamedTuple):
+    entries: list[os.DirEntry[str]]
+    linked: bool  # some matching entry is a link: its target can change unseen
+
+
+def scan(
+    folder: Path | str,
+    root: Path,
+    kind: Literal["dir", "file"] | None = None,
+    match: Callable[[str], object] | None = None,
+) -> Scan:
+    """The entries of `folder` whose names are safe (and `match`), of `kind` when given (links
+    followed), leaving out links out of `root`. The one listing of a workspace folder."""
+    try:
+        with os.scandir(folder) as it:
+            found = list(it)
+    except OSError:
+        return Scan([], False)
+    kept = []
+    linked = False
+    for e in found:
+        if not is_safe_name(e.name) or (match is not None and not match(e.name)):
+            continue  # a name no URL can open is not listed
+        try:
+            if e.is_symlink():
+                linked = True
+                if not is_inside(e.path, root):
+                    continue
+            if kind == "dir" and not e.is_dir():
+                continue
+            if kind == "file" and not e.is_file():
+                continue
+        except OSError:
+            continue
+        kept.append(e)
+    return Scan(kept, linked)
+
+
+# What says a file changed: (device, inode), which say it was not replaced, then size and
+# mtime in ns, which say it was not written. The one key every cache of a file compares; a
+# plain tuple, as it is built for several files of every run on every walk.
+FileKey = tuple[int, int, int, int]
+
+
+def stat_key(st: os.stat_result) -> FileKey:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def file_key(path: Path | str | None) -> FileKey | None:
+    """`path`'s key (links followed), or None when it is missing."""
+    if path is None:
+        return None
+    try:
+        return stat_key(os.stat(path))
+    except OSError:
+        return None
 
 
 # Metadata files (trainer_state.json with a long history, lineage, adapter config, reports)
@@ -140,7 +217,7 @@ class StatCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str], tuple[tuple[int, int, int, int], Any]] = {}
+        self._entries: dict[tuple[str, str], tuple[FileKey, Any]] = {}
 
     def get(self, path: Path, root: Path, kind: str, load: Callable[[bytes], T]) -> T | None:
         """`load` of the file's bytes; None when it is not a readable regular file inside
@@ -178,12 +255,12 @@ file_cache = StatCache()
 # A folder changed this recently may change again within the filesystem's clock tick, unseen
 # by its mtime (git's "racily clean" entries): its listing is not reused until it settles.
 SETTLED_S = 2.0
-_listings: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
+_listings: dict[tuple[str, str, str], tuple[FileKey, Any]] = {}
 
 
-def listing(folder: str, root: Path, kind: str, scan: Callable[[str], tuple[T, bool]]) -> T | None:
-    """`scan(folder)` (its result, and whether any entry was a link), reused while the folder's
-    inode and mtime stay: adding, removing or renaming an entry changes them. A listing with
+def listing(folder: str, root: Path, kind: str, read: Callable[[str], tuple[T, bool]]) -> T | None:
+    """`read(folder)` (its result, and whether any entry was a link), reused while the folder's
+    FileKey stays: adding, removing or renaming an entry changes them. A listing with
     links is never reused (their targets can change unseen), nor one changed just now. None
     when the folder is missing, or a link that leads out of `root`."""
     # One lstat answers for a folder that is not a link (its stat would be the same); a link
@@ -199,11 +276,11 @@ def listing(folder: str, root: Path, kind: str, scan: Callable[[str], tuple[T, b
             st = os.stat(folder)
         except OSError:
             return None  # a dangling link
-    key, sig = (folder, str(root), kind), (st.st_ino, st.st_mtime_ns)
+    key, sig = (folder, str(root), kind), stat_key(st)
     hit = _listings.get(key)
     if hit is not None and hit[0] == sig:
         return hit[1]
-    result, linked = scan(folder)
+    result, linked = read(folder)
     if not linked and time.time() - st.st_mtime > SETTLED_S:
         _listings[key] = (sig, result)
     return result

@@ -9,7 +9,6 @@ or made without uploading) is listed too.
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoints import CHECKPOINT_NAME, FINAL_MODEL, list_files
-from .paths import SETTLED_S, is_inside, read_json_object
+from .paths import SETTLED_S, FileKey, file_key, is_inside, read_json_object, scan
 from .runs import Run
 from .values import as_dict, as_int, as_list, as_str
 
@@ -135,26 +134,22 @@ def publications(run: Run) -> tuple[Publication, ...]:
     ]
     found = [p for f, ckpt in candidates if (p := _publication(run, f, ckpt)) is not None]
     found.sort(key=lambda p: (p.uploaded_at is not None, _ts(p.uploaded_at), p.name), reverse=True)
-    if not found and sig is not None and time.time() - sig[2] > SETTLED_S:
+    if not found and sig is not None and time.time() - _changed_at(sig) > SETTLED_S:
         _without[key] = sig
     return tuple(found)
 
 
-_without: dict[str, tuple[int, int, float]] = {}
+_without: dict[str, tuple[FileKey, FileKey | None]] = {}
 
 
-def _listing_signature(run_dir: Path) -> tuple[int, int, float] | None:
-    """What adding a folder to the run or to its checkpoints/ changes, and when it last did."""
-    try:
-        st = os.stat(run_dir)
-    except OSError:
-        return None
-    try:
-        ck = os.stat(run_dir / "checkpoints")
-        ck_sig, ck_time = ck.st_mtime_ns, ck.st_mtime
-    except OSError:
-        ck_sig, ck_time = 0, 0.0
-    return (st.st_mtime_ns, ck_sig, max(st.st_mtime, ck_time))
+def _listing_signature(run_dir: Path) -> tuple[FileKey, FileKey | None] | None:
+    """What adding a folder to the run or to its checkpoints/ changes."""
+    top = file_key(run_dir)
+    return None if top is None else (top, file_key(run_dir / "checkpoints"))
+
+
+def _changed_at(sig: tuple[FileKey, FileKey | None]) -> float:
+    return max(k[3] for k in sig if k is not None) / 1e9
 
 
 def clear_listings() -> None:
@@ -171,21 +166,8 @@ def _ts(when: datetime | None) -> float:
 
 
 def _folders(path: Path, root: Path, skip: Callable[[str], bool]) -> list[Path]:
-    try:
-        entries = list(os.scandir(path))
-    except OSError:
-        return []
-    found = []
-    for e in entries:
-        if e.name.startswith(".") or skip(e.name):
-            continue
-        try:
-            if not e.is_dir() or (e.is_symlink() and not is_inside(e.path, root)):
-                continue
-        except OSError:
-            continue
-        found.append(Path(e.path))
-    return sorted(found)
+    named = lambda n: not n.startswith(".") and not skip(n)  # noqa: E731
+    return sorted(Path(e.path) for e in scan(path, root, "dir", named).entries)
 
 
 def _publication(run: Run, folder: Path, checkpoint: str | None) -> Publication | None:
@@ -278,16 +260,9 @@ def _format_folders(folder: Path, root: Path, structure: dict[str, Any]) -> tupl
 
 def _gguf_files(gguf_dir: Path, root: Path, listed: list[str]) -> tuple[GgufFile, ...]:
     files: dict[str, GgufFile] = {}
-    try:
-        entries = list(os.scandir(gguf_dir))
-    except OSError:
-        entries = []
-    for e in entries:
-        if not e.name.lower().endswith(".gguf") or e.name.startswith("."):
-            continue
+    named = lambda n: n.lower().endswith(".gguf") and not n.startswith(".")  # noqa: E731
+    for e in scan(gguf_dir, root, None, named).entries:
         try:
-            if e.is_symlink() and not is_inside(e.path, root):
-                continue
             st = e.stat()
         except OSError:
             continue

@@ -43,7 +43,17 @@ from .header import RunHeader
 from .logindex import indexer, read_history, read_summary
 from .logs import History, Source, log_files, log_paths, shapes_of
 from .metrics import type_from_metrics
-from .paths import is_inside, is_safe_name, read_json_object, realpath
+from .paths import (
+    dir_entry_inside,
+    file_key,
+    is_inside,
+    is_safe_name,
+    link_leaves,
+    read_json_object,
+    realpath,
+    scan,
+    stat_key,
+)
 from .ranking import Ranking, RankRequest, rank
 from .values import as_str
 
@@ -212,7 +222,7 @@ def list_trainers(ws: Workspace) -> list[Trainer]:
 
 def _workspace_trainers(root: Path) -> list[Trainer]:
     base = root / "Trainers"
-    if os.path.islink(base) and not is_inside(base, root):
+    if link_leaves(base, root):
         return []
     trainers = []
     for entry in _scandirs(base, root):
@@ -260,23 +270,7 @@ def get_trainer(ws: Workspace, trainer_id: str) -> Trainer | None:
 
 
 def _scandirs(path: Path, root: Path) -> list[os.DirEntry[str]]:
-    try:
-        entries = list(os.scandir(path))
-    except OSError:
-        return []
-    result = []
-    for e in entries:
-        if not is_safe_name(e.name):
-            continue  # a name no URL can open is not listed
-        try:
-            if not e.is_dir():
-                continue
-            if e.is_symlink() and not is_inside(e.path, root):
-                continue
-        except OSError:
-            continue
-        result.append(e)
-    return result
+    return scan(path, root, "dir").entries
 
 
 def started_at(name: str, mtime: float) -> datetime:
@@ -307,31 +301,11 @@ def _parse_stamp(stamp: str) -> datetime | None:
         return None
 
 
-def _is_dir_inside(entry: os.DirEntry[str] | None, root: Path) -> bool:
-    """A scanned folder (or a link to one inside the workspace), from the scan's own data."""
-    try:
-        return (
-            entry is not None
-            and entry.is_dir()
-            and (not entry.is_symlink() or is_inside(entry.path, root))
-        )
-    except OSError:
-        return False
-
-
 def _mtime(path: Path | str) -> float:
     try:
         return os.stat(path).st_mtime
     except OSError:
         return 0.0
-
-
-def _stat_sig(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _entry_mtime(entry: os.DirEntry[str] | None) -> float:
@@ -350,7 +324,7 @@ def read_run(
         children = {e.name: e for e in os.scandir(path)}
     except OSError:
         return None
-    if _is_dir_inside(children.get("checkpoints"), root):
+    if dir_entry_inside(children.get("checkpoints"), root):
         folder = os.path.join(path, "checkpoints")
         steps = checkpoint_steps(folder, root)
     else:
@@ -358,10 +332,10 @@ def read_run(
         steps = sorted(
             int(m.group(1))
             for n, e in children.items()
-            if (m := CHECKPOINT_NAME.fullmatch(n)) and _is_dir_inside(e, root)
+            if (m := CHECKPOINT_NAME.fullmatch(n)) and dir_entry_inside(e, root)
         )
     final: tuple[Path, str] | None = None
-    if _is_dir_inside(children.get(FINAL_MODEL), root):
+    if dir_entry_inside(children.get(FINAL_MODEL), root):
         final = (path / FINAL_MODEL, "folder")
     elif any(n in children for n in SAVED_MODEL_FILES) and has_saved_model(path):
         final = (path, "top")
@@ -374,7 +348,7 @@ def read_run(
         except OSError:
             continue
         # The version changes when a background pass corrects a first answer of this log.
-        logs.append((log, st.st_ino, st.st_size, st.st_mtime_ns, indexer.version(log)))
+        logs.append((log, stat_key(st), indexer.version(log)))
     has_lineage, has_state = LINEAGE in children, STATE in children
     if not steps and final is None and not logs and not has_state:
         return None
@@ -394,7 +368,7 @@ def read_run(
     if not completed:
         # Only an unfinished run's status needs its checkpoints' times.
         last_write = max(
-            [log[3] / 1e9 for log in logs]
+            [log[1][3] / 1e9 for log in logs]
             + [
                 _entry_mtime(children.get("checkpoints")) if folder != here else _mtime(here),
                 _mtime(newest) if newest else 0.0,
@@ -417,10 +391,10 @@ def read_run(
             final,
             tuple(logs),
             # Every metadata file a page shows: an edit or a finished write shows at once.
-            _stat_sig(os.path.join(here, LINEAGE)) if has_lineage else None,
-            _stat_sig(os.path.join(here, STATE)) if has_state else None,
-            _stat_sig(os.path.join(newest, STATE)) if newest else None,
-            _stat_sig(
+            file_key(os.path.join(here, LINEAGE)) if has_lineage else None,
+            file_key(os.path.join(here, STATE)) if has_state else None,
+            file_key(os.path.join(newest, STATE)) if newest else None,
+            file_key(
                 os.path.join(str(final[0]) if final else newest or here, "adapter_config.json")
             ),
         ),
@@ -473,7 +447,7 @@ def _walk(ws: Workspace, now: float | None) -> list[Run]:
     if ws.walk_reuse <= 0 or now is not None:
         return _walk_all(trainers, ws, now)
     # Adding, removing or renaming a run changes its trainer folder's mtime.
-    folders = tuple((t.id, _stat_sig(str(t.output_dir))) for t in trainers)
+    folders = tuple((t.id, file_key(str(t.output_dir))) for t in trainers)
     with _walks_lock:
         hit = _walks.get(ws)
     if hit is not None and hit[1] == folders and time.monotonic() - hit[0] < ws.walk_reuse:
