@@ -1,6 +1,7 @@
-"""Where settings reach discovery: the workspace to read and the inference servers to ask.
+"""Where settings reach discovery: the workspace to read, the inference servers to ask, and
+where the index store and the hash file live.
 
-Views, the CLI, admin and the background indexer all start here.
+Views, the CLI, admin and the background indexer all start here; discovery reads no setting.
 """
 
 from __future__ import annotations
@@ -11,11 +12,20 @@ from discovery import backends as backends_mod
 from discovery import lineage as lineage_mod
 from discovery.backends import Backend, BackendStatus
 from discovery.evaluations import list_evaluations
+from discovery.hashing import hasher
+from discovery.logindex import indexer
 from discovery.runs import Workspace
 
 # Pages reuse a walk for a second (training runs are always read again): many open pages
 # polling every few seconds share one walk of a thousand runs instead of each making its own.
 WALK_REUSE_S = 1.0
+
+
+def configure() -> None:
+    """Hand discovery's process-wide readers their folders (at start-up, from `apps.ready`)."""
+    # Indexes survive restarts in the dashboard's own data folder, never in the workspace.
+    indexer.configure(settings.TUNER_INDEX_DIR)
+    hasher.configure(settings.TUNER_HASH_FILE)
 
 
 class WorkspaceMissing(Exception):
