@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import mlx
+from . import flatyaml, mlx
 from .paths import file_cache, loads_lenient, read_json_object, stat_key
 from .runs import Run
 from .values import as_str
@@ -324,12 +324,14 @@ def key_order(key: str) -> tuple[int, str]:
 
 
 @dataclass(frozen=True)
-class _Read:
+class Flat:
+    """One file's settings, flat, and what kept the rest of it from being read."""
+
     pairs: dict[str, Value]
     problem: str | None = None
 
 
-Reader = Callable[[Path, Path], _Read | None]
+Reader = Callable[[Path, Path], Flat | None]
 
 
 def _text(value: str) -> str:
@@ -405,12 +407,12 @@ def normalize(key: str, value: Value) -> Value | None:
     return value
 
 
-def _pairs(
+def flatten(
     data: Mapping[str, Any],
     names: Mapping[str, str],
     prefix: str = "",
     skip: frozenset[str] = frozenset(),
-) -> _Read:
+) -> Flat:
     """A file's values: its names for the vocabulary's ideas renamed, every other key under
     `prefix` + its own dotted path."""
     pairs: dict[str, Value] = {}
@@ -429,41 +431,45 @@ def _pairs(
         if len(pairs) >= MAX_KEYS:
             problem = f"has more than {MAX_KEYS} settings: the first {MAX_KEYS} are shown"
             break
-    return _Read(pairs, problem)
+    return Flat(pairs, problem)
 
 
 def _json_file(
     names: Mapping[str, str], prefix: str = "", skip: frozenset[str] = frozenset()
 ) -> Reader:
-    def read(path: Path, root: Path) -> _Read | None:
+    def read(path: Path, root: Path) -> Flat | None:
         data = read_json_object(path, root)
         if data is None:
-            return _Read({}, "is not a JSON object") if os.path.exists(path) else None
-        return _pairs(data, names, prefix, skip)
+            return Flat({}, "is not a JSON object") if os.path.exists(path) else None
+        return flatten(data, names, prefix, skip)
 
     return read
 
 
-def _yaml_pairs(found: YamlRead | None, names: Mapping[str, str], prefix: str = "") -> _Read | None:
+def _yaml_pairs(found: YamlRead | None, names: Mapping[str, str], prefix: str = "") -> Flat | None:
     if found is None:
         return None
     if found.data is None:
-        return _Read({}, found.problem)
-    return _pairs(found.data, names, prefix)
+        return Flat({}, found.problem)
+    return flatten(found.data, names, prefix)
 
 
-def _llama_factory(path: Path, root: Path) -> _Read | None:
-    return _yaml_pairs(read_yaml(path, root), LLAMA_FACTORY_NAMES)
+def _llama_factory(path: Path, root: Path) -> Flat | None:
+    # The one reader of LLaMA-Factory's flat arguments file, shared with the run readers.
+    data = flatyaml.read(path, root)
+    if data is None:
+        return Flat({}, "is not a flat YAML mapping of names to values")
+    return flatten(data, LLAMA_FACTORY_NAMES)
 
 
-def _state(path: Path, root: Path) -> _Read | None:
+def _state(path: Path, root: Path) -> Flat | None:
     """`trainer_state.json`'s settings: its log history and progress aside."""
 
-    def load(data: bytes) -> _Read:
+    def load(data: bytes) -> Flat:
         value = loads_lenient(data)
         if not isinstance(value, dict):
-            return _Read({}, "is not a JSON object")
-        return _pairs(value, STATE_NAMES, "trainer_state.", STATE_PROGRESS)
+            return Flat({}, "is not a JSON object")
+        return flatten(value, STATE_NAMES, "trainer_state.", STATE_PROGRESS)
 
     return file_cache.get(path, root, "config_state", load)
 
@@ -473,7 +479,7 @@ _ITEM = re.compile(r"^-\s*([A-Za-z_][\w.]*):\s*(.+?)\s*$")
 _OPTIMIZER = re.compile(r"(?:Use\s+)?(\w+)")
 
 
-def model_card(text: str) -> _Read | None:
+def model_card(text: str) -> Flat | None:
     """A model card's front matter (`base_model`, the method among its `tags`) and the
     Trainer's "Training hyperparameters" list; None when it has neither."""
     pairs: dict[str, Value] = {}
@@ -527,18 +533,18 @@ def model_card(text: str) -> _Read | None:
                 break
     if not pairs and problem is None:
         return None
-    return _Read(pairs, problem)
+    return Flat(pairs, problem)
 
 
-def _model_card(path: Path, root: Path) -> _Read | None:
-    def load(data: bytes) -> _Read | None:
+def _model_card(path: Path, root: Path) -> Flat | None:
+    def load(data: bytes) -> Flat | None:
         return model_card(data[:1_000_000].decode("utf-8", errors="replace"))
 
     return file_cache.get(path, root, "config_model_card", load)
 
 
-def _pickle(path: Path, root: Path) -> _Read | None:
-    return _Read({}, PICKLE_NOTE)
+def _pickle(path: Path, root: Path) -> Flat | None:
+    return Flat({}, PICKLE_NOTE)
 
 
 _lineage = _json_file(LINEAGE_NAMES, skip=frozenset({"run_directory"}))
@@ -627,7 +633,7 @@ def _mlx_config(folder: Path, root: Path, profile: mlx.Profile) -> Path | None:
 
 
 def _mlx_config_reader(run_ended: float | None) -> Reader:
-    def read(path: Path, root: Path) -> _Read | None:
+    def read(path: Path, root: Path) -> Flat | None:
         # The config is shared by every run of the trainer: one edited after this run ended
         # says how the next run was set up, not this one.
         try:
@@ -635,7 +641,7 @@ def _mlx_config_reader(run_ended: float | None) -> Reader:
         except OSError:
             return None
         if run_ended is not None and changed > run_ended + 1:
-            return _Read({}, "changed after this run ended: it describes a later run")
+            return Flat({}, "changed after this run ended: it describes a later run")
         return _yaml_pairs(read_yaml(path, root), MLX_CONFIG_NAMES)
 
     return read
@@ -651,7 +657,7 @@ def _identity(path: Path) -> Identity:
         return None
 
 
-def _merge(reads: list[tuple[tuple[int, int], str, _Read]]) -> dict[str, Setting]:
+def _merge(reads: list[tuple[tuple[int, int], str, Flat]]) -> dict[str, Setting]:
     """Oldest file first: each newer file's value replaces an older one, and keeps the older
     one beside it when they differ."""
     merged: dict[str, Setting] = {}
@@ -692,7 +698,7 @@ def read_config(run: Run) -> RunConfig:
 
 
 def _read(run: Run, present: list[tuple[_Candidate, Identity]]) -> RunConfig:
-    reads: list[tuple[tuple[int, int], str, _Read]] = []
+    reads: list[tuple[tuple[int, int], str, Flat]] = []
     unread: list[tuple[str, str]] = []
     for order, (c, ident) in enumerate(present):
         if ident is None:

@@ -15,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from discovery.config import PICKLE_NOTE, RUN_TYPE_SOURCE, config_of, model_card, read_config
+from discovery.config import (
+    PICKLE_NOTE,
+    RUN_TYPE_SOURCE,
+    config_of,
+    flatten,
+    model_card,
+    read_config,
+)
 from discovery.runs import Workspace, list_runs
+from discovery.yamlfile import parse
 from sampledata import runs as wb
 
 from .conftest import SHARED_UPSTREAM, started
@@ -377,32 +385,39 @@ def test_training_args_bin_is_never_unpickled(tmp_path):
         ("!!python/object/apply:os.system ['touch pwned']\n", "is not valid YAML"),
         ("- just\n- a list\n", "is not a YAML mapping"),
         ("a: " + "[" * 200 + "]" * 200 + "\n", "nests deeper"),
-        ("\udcff\udcfe", "is not UTF-8"),
         ("a: &a [*a]\n", "contains itself"),
     ],
 )
 def test_hostile_yaml_gives_a_message(tmp_path, text, why):
-    folder = _run(tmp_path)
-    (folder / "training_args.yaml").write_bytes(text.encode("utf-8", errors="surrogateescape"))
-    cfg = read_config(_one(tmp_path, folder))
-    [(name, problem)] = cfg.unread
-    assert name == "training_args.yaml" and why in problem
+    found = parse(text)
+    assert found.data is None and why in (found.problem or "")
     assert not (Path.cwd() / "pwned").exists()
 
 
-def test_yaml_aliases_cannot_blow_up(tmp_path):
-    # A "billion laughs" document: nine levels of aliases; flattening stops at a bound.
+def test_an_unreadable_yaml_file_is_named_with_why(tmp_path):
+    folder = _run(tmp_path)
+    (folder / "training_args.yaml").write_bytes(b"\xff\xfe not text")
+    (folder / "README.md").write_text("---\nbase_model: [unclosed\n---\n")
+    cfg = read_config(_one(tmp_path, folder))
+    unread = dict(cfg.unread)
+    assert "not a flat YAML mapping" in unread["training_args.yaml"]
+    assert "front matter is not valid YAML" in unread["README.md"]
+
+
+def test_yaml_aliases_cannot_blow_up():
+    # A "billion laughs" document: nine levels of aliases. Its depth is found once per object
+    # and flattening stops at a bound, so it is read at once.
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     lines += [
         f"a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(9)) + "}"
         for i in range(1, 9)
     ]
-    folder = _run(tmp_path)
-    (folder / "training_args.yaml").write_text("\n".join(lines) + "\n")
     started_at = time.monotonic()
-    cfg = read_config(_one(tmp_path, folder))
+    found = parse("\n".join(lines) + "\n")
+    assert found.data is not None
+    read = flatten(found.data, {})
     assert time.monotonic() - started_at < 5
-    assert any("more than" in why for _, why in cfg.unread)
+    assert "more than" in (read.problem or "")
 
 
 def test_hostile_json_gives_a_message(tmp_path):
