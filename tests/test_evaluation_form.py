@@ -294,8 +294,8 @@ def test_pages_that_answer_htmx_with_a_fragment_vary_on_it(client, eval_workspac
 def test_the_form_states_the_bounds_its_fields_are_checked_against(
     as_staff, ollama, eval_workspace
 ):
-    from tuner_site.evaluator_run import DEFAULT_TEMPERATURE
     from tuner_site.forms import MAX_LIMIT, MAX_TEMPERATURE
+    from tuner_site.jobs.evaluator import DEFAULT_TEMPERATURE
 
     page = as_staff.get("/evaluations/new/").content.decode()
     assert f"0 to {MAX_TEMPERATURE:g}, the Evaluator's default {DEFAULT_TEMPERATURE}" in page

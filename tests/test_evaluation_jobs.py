@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tuner_site.evaluator_run import pid_alive
+from tuner_site.jobs.process import pid_alive
 from tuner_site.models import EvaluationJob
 
 from .evaluator_ws import MODEL, Worker, wait_for, write_cases
@@ -306,3 +306,20 @@ def test_these_tests_commit_what_they_write_for_the_workers_to_see(staff):
     from django.db import connection
 
     assert not connection.in_atomic_block
+
+
+def test_a_task_queued_under_the_old_dotted_path_still_runs(client, staff, chat_ollama, workers):
+    # Rows django-tasks stored before the jobs package name the task by its old module.
+    from django_tasks_db.models import DBTaskResult
+
+    chat_ollama.gate = None
+    pk = start_job(client, limit="1")
+    row = DBTaskResult.objects.get(id=job(pk).task_id)
+    assert row.task_path == "tuner_site.jobs.evaluation.run_evaluation"
+    DBTaskResult.objects.filter(id=row.id).update(
+        task_path="tuner_site.evaluation_jobs.run_evaluation"
+    )
+    worker = workers("--batch")
+    assert worker.proc.wait(60) == 0, worker.output()
+    assert job(pk).status == "succeeded", worker.output()
+    assert DBTaskResult.objects.get(id=row.id).status == "SUCCESSFUL"

@@ -5,20 +5,18 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import PurePath
 
-from tuner_site.evaluator_run import (
-    LINE_CHARS,
-    OUTPUT_LINES,
+from tuner_site.jobs.evaluator import (
     Arguments,
+    Budget,
     Progress,
     command,
     environment,
     missing_parts,
-    outcome,
-    pid_alive,
-    stop_group,
 )
+from tuner_site.jobs.evaluator import outcome as evaluator_outcome
+from tuner_site.jobs.process import LINE_CHARS, OUTPUT_LINES, pid_alive, stop_group
 
 from .evaluator_ws import wait_for
 
@@ -82,6 +80,13 @@ def test_bytes_that_are_not_utf8_do_not_stop_the_reader():
     assert (progress.total, progress.done, progress.passed) == (1, 1, 1)
 
 
+PLAN = Budget(base_seconds=600, seconds_per_case=180, memory_mb=4096, result_mb=256)
+
+
+def outcome(exit_code: int, progress: Progress, has_result: bool) -> tuple[str, str]:
+    return evaluator_outcome(exit_code, progress, has_result, PLAN)
+
+
 def test_outcomes_follow_the_evaluators_exit_codes():
     assert outcome(0, fed(PRINTED), has_result=True) == ("succeeded", "")
     assert outcome(2, fed(PRINTED), has_result=True) == ("succeeded", "")  # some cases failed
@@ -108,14 +113,14 @@ def test_outcomes_follow_the_evaluators_exit_codes():
     assert error == "The Evaluator exited with code 1: No prompts matched the provided filters."
 
 
-def test_the_command_passes_the_configured_server_and_the_forms_arguments(tmp_path):
+def test_the_command_passes_the_configured_server_and_the_forms_arguments():
     args = Arguments(
         kind="lmstudio",
         url="http://[::1]:1234",
         model="qwen2.5-7b-instruct",
-        prompt_file=tmp_path / "p.json",
-        output=tmp_path / "run_1.json",
-        markdown=tmp_path / "run_1.md",
+        prompt_file=PurePath("Evaluator/prompts/p.json"),
+        output=PurePath("Evaluator/results/run_1.json"),
+        markdown=PurePath("Evaluator/results/run_1.md"),
         temperature=0.0,
         tags=("create", "folder"),
         limit=3,
@@ -123,22 +128,24 @@ def test_the_command_passes_the_configured_server_and_the_forms_arguments(tmp_pa
     )
     cmd = command("/usr/bin/python3", args)
     assert cmd[:4] == ["/usr/bin/python3", "-u", "-m", "Evaluator.cli"]
-    flags = dict(zip(cmd[4::2], cmd[5::2], strict=True))
+    # --name=value: no value can be taken for an option, whatever it starts with.
+    flags = dict(arg.split("=", 1) for arg in cmd[4:])
     assert flags == {
         "--backend": "lmstudio",
         "--model": "qwen2.5-7b-instruct",
-        "--prompt-set": str(tmp_path / "p.json"),
+        "--prompt-set": "Evaluator/prompts/p.json",  # relative: the workspace is its folder
         "--host": "[::1]",  # the Evaluator writes http://{host}:{port} itself
         "--port": "1234",
         "--temperature": "0.0",
         "--tags": "create,folder",
         "--limit": "3",
         "--seed": "7",
-        "--output": str(tmp_path / "run_1.json"),
-        "--markdown": str(tmp_path / "run_1.md"),
+        "--output": "Evaluator/results/run_1.json",
+        "--markdown": "Evaluator/results/run_1.md",
     }
-    bare = Arguments("ollama", "http://127.0.0.1:11434", "m", Path("p"), Path("o"), Path("m"))
-    assert "--tags" not in command("py", bare) and "--seed" not in command("py", bare)
+    bare = Arguments("ollama", "http://127.0.0.1", "m", PurePath("p"), PurePath("o"), PurePath("m"))
+    assert not any(a.startswith(("--tags", "--seed")) for a in command("py", bare))
+    assert "--port=80" in command("py", bare)  # http's own port, as the Evaluator needs it
 
 
 def test_the_evaluator_never_sees_the_servers_from_the_environment():

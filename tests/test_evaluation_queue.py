@@ -3,6 +3,7 @@ never collide, and jobs whose worker is gone never left running."""
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,7 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from tuner_site.evaluation_jobs import cancel, claim, fail_lost_jobs, reserve_stem
+from tuner_site.jobs.evaluation import reserve_stem
+from tuner_site.jobs.lifecycle import cancel, claim, fail_lost_jobs
 from tuner_site.models import EvaluationJob
 
 pytestmark = pytest.mark.django_db
@@ -36,13 +38,15 @@ def tasks_for(job: EvaluationJob) -> int:
 def test_a_server_runs_one_job_at_a_time_in_the_order_they_came():
     first, second, third = make(), make(), make()
     other = make("lmstudio")
-    assert claim(second.pk, "t2") is None  # the first came first
-    assert claim(first.pk, "t1").status == "running"
-    assert claim(second.pk, "t2") is None  # its server is busy
-    assert claim(other.pk, "t4").status == "running"  # another server is not
-    assert claim(first.pk, "t1-again") is None  # a duplicate task does not run it twice
+    assert claim(EvaluationJob, second.pk, "t2") is None  # the first came first
+    assert claim(EvaluationJob, first.pk, "t1").status == "running"
+    assert claim(EvaluationJob, second.pk, "t2") is None  # its server is busy
+    assert claim(EvaluationJob, other.pk, "t4").status == "running"  # another server is not
+    assert (
+        claim(EvaluationJob, first.pk, "t1-again") is None
+    )  # a duplicate task does not run it twice
     EvaluationJob.objects.filter(pk=first.pk).update(status="succeeded")
-    claimed = claim(second.pk, "t2")
+    claimed = claim(EvaluationJob, second.pk, "t2")
     assert claimed.task_id == "t2" and claimed.worker_host == socket.gethostname()
     assert EvaluationJob.objects.get(pk=third.pk).status == "queued"
 
@@ -112,10 +116,16 @@ def test_a_lost_job_that_was_being_cancelled_ends_cancelled():
 
 def test_cancelling_a_queued_job_hands_its_turn_to_the_next():
     first, second = make(), make()
-    assert cancel(first).status == "cancelled"
+    assert cancel(first) is True
+    assert EvaluationJob.objects.get(pk=first.pk).status == "cancelled"
     assert tasks_for(second) == 1
     busy = make("lmstudio", status="running")
-    assert cancel(busy).cancel_requested is True and busy.status == "running"
+    assert cancel(busy) is True
+    busy.refresh_from_db()
+    assert busy.cancel_requested is True and busy.status == "running"
+    busy.status = "succeeded"
+    busy.save()
+    assert cancel(busy) is False  # it had ended: nothing to cancel
 
 
 def test_admin_lists_jobs_read_only(admin_client):
@@ -125,3 +135,25 @@ def test_admin_lists_jobs_read_only(admin_client):
     assert "m:q8" in page and '<td class="field-status">Failed</td>' in page
     assert admin_client.get(f"/admin/tuner_site/evaluationjob/{job.pk}/change/").status_code == 200
     assert admin_client.get("/admin/tuner_site/evaluationjob/add/").status_code == 403
+
+
+def test_job_statuses_are_written_only_through_the_models_choices():
+    # Compared or written as literals, a status drifts from the one list of them (issue 21).
+    literal = re.compile(
+        r"""(?:[=(]|return)\s*["'](queued|running|succeeded|failed|cancelled)["']"""
+    )
+    repo = Path(__file__).resolve().parents[1]
+    files = [
+        *(repo / "tuner_site" / "jobs").glob("*.py"),
+        repo / "tuner_site" / "views" / "jobs.py",
+        repo / "tuner_site" / "management" / "commands" / "db_worker.py",
+        *(repo / "templates" / "evaluations").glob("*job*.html"),
+    ]
+    found = [
+        f"{path.relative_to(repo)}:{n}: {line.strip()}"
+        for path in files
+        if path.name != "models.py"  # where the choices are
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if literal.search(line)
+    ]
+    assert found == []

@@ -14,8 +14,9 @@ from .test_security import RUN, sample_urls
 
 pytestmark = pytest.mark.django_db
 
-# Routes that take a POST: starting an evaluation (its form, or the JSON list) and cancelling.
-POSTS = ("/evaluations/new/", "/api/evaluations/jobs/", "/cancel/")
+# Routes that take a POST: starting an evaluation (its form, or the JSON list), cancelling and
+# running a job again.
+POSTS = ("/evaluations/new/", "/api/evaluations/jobs/", "/cancel/", "/again/")
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_every_route_answers_head_with_200_and_no_body(client, routes_resolve, j
     for url in urls:
         get = client.get(url)
         head = client.head(url)
-        if url.endswith("/cancel/"):  # POST only: HEAD is refused like GET
+        if url.endswith(("/cancel/", "/again/")):  # POST only: HEAD is refused like GET
             assert head.status_code == get.status_code == 405, url
             continue
         assert head.status_code == get.status_code == 200, url

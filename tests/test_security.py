@@ -106,8 +106,9 @@ def test_a_logged_in_user_sees_every_route(client, ws, settings, django_user_mod
     user = django_user_model.objects.create_user("teammate", password="a-long-password-1")
     client.force_login(user)
     for url in sample_urls(job_id):
-        # Cancelling is a POST-only action; every other route is a page or its JSON.
-        expected = 405 if url.endswith("/cancel/") else 200
+        # Cancelling and running again are POST-only actions; every other route is a page or
+        # its JSON.
+        expected = 405 if url.endswith(("/cancel/", "/again/")) else 200
         assert client.get(url).status_code == expected, url
 
 

@@ -14,7 +14,7 @@ from discovery.backends import Backend, BackendStatus
 from discovery.prompt_sets import PromptSet
 
 from . import workspace
-from .evaluator_run import DEFAULT_TEMPERATURE, EVALUATOR_KINDS
+from .jobs.evaluator import DEFAULT_TEMPERATURE, EVALUATOR_KINDS
 from .prompt_notes import listed
 
 FIELDS = ("backend", "model", "prompt_set", "tags", "limit", "temperature", "seed")

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-from django.conf import settings
+from typing import TYPE_CHECKING, Any, ClassVar
+
 from django.db import models
 
-from .evaluator_run import DEFAULT_TEMPERATURE, EXIT_CODES
+from .jobs.evaluator import DEFAULT_TEMPERATURE, EXIT_CODES, MARKER
+from .jobs.models import Job
+
+if TYPE_CHECKING:
+    from django_tasks.base import Task
 
 
 class PromptSetNote(models.Model):
@@ -22,30 +27,19 @@ class PromptSetNote(models.Model):
         return self.name
 
 
-class EvaluationJobQuerySet(models.QuerySet["EvaluationJob"]):
-    def active(self) -> EvaluationJobQuerySet:
-        return self.filter(status__in=EvaluationJob.ACTIVE)
-
-    def running_on(self, backend: str) -> EvaluationJobQuerySet:
-        return self.filter(backend=backend, status=EvaluationJob.Status.RUNNING)
-
-    def queued_on(self, backend: str) -> EvaluationJobQuerySet:
-        return self.filter(backend=backend, status=EvaluationJob.Status.QUEUED).order_by("id")
-
-
-class EvaluationJob(models.Model):
+class EvaluationJob(Job):
     """One run of the workspace's Evaluator: a served model × a prompt set, in the background."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+    lane_field = "backend"  # one evaluation per server at a time
+    child_marker = MARKER
+    restart_fields: ClassVar[dict[str, Any]] = {
+        "total": None,
+        "done": 0,
+        "passed": 0,
+        "output_stem": None,
+        "result": None,
+    }
 
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
-
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     # The server as configured when the job was made: the Evaluator is pointed at this address.
     backend = models.CharField(max_length=100, help_text="The configured server's name")
     backend_kind = models.CharField(max_length=20)
@@ -57,41 +51,20 @@ class EvaluationJob(models.Model):
     temperature = models.FloatField(default=DEFAULT_TEMPERATURE)
     seed = models.BigIntegerField(null=True, blank=True)
 
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    # Who runs it: a worker that dies leaves these behind, so the next one can tell.
-    task_id = models.CharField(max_length=64, blank=True)
-    worker_host = models.CharField(max_length=255, blank=True)
-    worker_pid = models.IntegerField(null=True, blank=True)
-    evaluator_pid = models.IntegerField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-
     # Progress, from the Evaluator's "Running N evaluations" and per-case ✓/✗ lines.
     total = models.PositiveIntegerField(null=True, blank=True)
     done = models.PositiveIntegerField(default=0)
     passed = models.PositiveIntegerField(default=0)
-    output = models.TextField(blank=True, help_text="The last lines the Evaluator printed")
-    exit_code = models.IntegerField(null=True, blank=True)
     # Evaluator/results/<output_stem>.json and .md; `result` once that file exists.
     output_stem = models.CharField(max_length=100, null=True, blank=True, unique=True)
     result = models.CharField(max_length=100, null=True, blank=True)
-    error = models.TextField(blank=True, help_text="Why it failed, in one line")
 
-    objects = EvaluationJobQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-id"]
+    class Meta(Job.Meta):
         constraints = [
             # One evaluation per server at a time, held by the database for every worker.
             models.UniqueConstraint(
                 fields=["backend"],
-                condition=models.Q(status="running"),
+                condition=models.Q(status=Job.Status.RUNNING),
                 name="one_running_evaluation_per_server",
             )
         ]
@@ -99,13 +72,14 @@ class EvaluationJob(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.model} × {self.prompt_set} ({self.status})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
+    @classmethod
+    def task(cls) -> Task[Any, Any]:
+        from .jobs.evaluation import run_evaluation
 
-    @property
-    def output_lines(self) -> list[str]:
-        return self.output.splitlines()
+        return run_evaluation
+
+    def progress_text(self) -> str:
+        return f"{self.done} of {self.total} cases done" if self.total else ""
 
     @property
     def progress(self) -> float | None:
@@ -114,9 +88,3 @@ class EvaluationJob(models.Model):
     @property
     def exit_meaning(self) -> str:
         return "" if self.exit_code is None else EXIT_CODES.get(self.exit_code, "")
-
-    @property
-    def took_seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()

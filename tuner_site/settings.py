@@ -156,6 +156,14 @@ TUNER_BACKEND_CACHE_SECONDS = envint("TUNER_BACKEND_CACHE_SECONDS", "3")
 # Evaluations started from the dashboard: a background job runs the workspace's own Evaluator
 # (`python -m Evaluator.cli`) with this interpreter, which needs `requests`.
 TUNER_EVALUATOR_PYTHON = os.environ.get("TUNER_EVALUATOR_PYTHON") or sys.executable
+# What one evaluation may use: it is stopped after TUNER_EVAL_BASE_SECONDS plus
+# TUNER_EVAL_SECONDS_PER_CASE for each case it runs (the Evaluator's own worst case for one
+# case is a 60 s request tried three times), and its process may hold TUNER_EVAL_MEMORY_MB of
+# memory and write files up to TUNER_EVAL_RESULT_MB.
+TUNER_EVAL_BASE_SECONDS = envint("TUNER_EVAL_BASE_SECONDS", "600")
+TUNER_EVAL_SECONDS_PER_CASE = envint("TUNER_EVAL_SECONDS_PER_CASE", "180")
+TUNER_EVAL_MEMORY_MB = envint("TUNER_EVAL_MEMORY_MB", "4096")
+TUNER_EVAL_RESULT_MB = envint("TUNER_EVAL_RESULT_MB", "256")
 # Django's tasks API (django-tasks on 5.2). By default jobs wait in this database for
 # `manage.py db_worker`; a team can name another backend (django_tasks_rq.RQBackend, …) and
 # the apps it needs, e.g. TUNER_TASKS_APPS=django_rq,django_tasks_rq.

@@ -35,6 +35,7 @@ job_patterns = [
     path("jobs/", jobs.job_list, name="tuner-job-list"),
     path("jobs/<int:job_id>/", jobs.job_detail, name="tuner-job-detail"),
     path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="tuner-job-cancel"),
+    path("jobs/<int:job_id>/again/", jobs.job_run_again, name="tuner-job-run-again"),
 ]
 
 api_job_patterns = [
@@ -42,6 +43,7 @@ api_job_patterns = [
     path("jobs/", jobs.api_job_list, name="tuner-api-job-list"),
     path("jobs/<int:job_id>/", jobs.api_job_detail, name="tuner-api-job-detail"),
     path("jobs/<int:job_id>/cancel/", jobs.api_job_cancel, name="tuner-api-job-cancel"),
+    path("jobs/<int:job_id>/again/", jobs.api_job_run_again, name="tuner-api-job-run-again"),
 ]
 
 urlpatterns = [

@@ -14,9 +14,11 @@ from django.views.decorators.vary import vary_on_headers
 
 from discovery.prompt_sets import get_prompt_set
 from tuner_site import serializers, workspace
-from tuner_site.evaluation_jobs import cancel, create_job, fail_lost_jobs
-from tuner_site.evaluator_run import DEFAULT_TEMPERATURE, OUTPUT_LINES, missing_parts
 from tuner_site.forms import FIELDS, EvaluationForm, Offer, current_offer
+from tuner_site.jobs.evaluation import create_job
+from tuner_site.jobs.evaluator import DEFAULT_TEMPERATURE, missing_parts
+from tuner_site.jobs.lifecycle import cancel, fail_lost_jobs, run_again
+from tuner_site.jobs.process import OUTPUT_LINES
 from tuner_site.models import EvaluationJob
 
 from .common import BadQuery, HtmxHttpRequest, error_response, json_response
@@ -223,7 +225,8 @@ def job_cancel(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     if denied := _denied(request):
         return error_response(request, 403, denied[1])
     if job.is_active:
-        job = cancel(job)
+        cancel(job)
+        job = _get_job_or_404(job.pk)
     if request.htmx:
         return render(request, "evaluations/job.html#job", _job_context(request, job))
     return redirect("tuner-job-detail", job.pk)
@@ -234,7 +237,10 @@ def api_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _get_job_or_404(job_id)
     if denied := _denied(request):
         return error_response(request, *denied)
-    if not job.is_active:
+    # 200 only when the cancel got in before the job's verdict: it then ends cancelled.
+    accepted = cancel(job)
+    job = _get_job_or_404(job.pk)
+    if not accepted:
         return json_response(
             {
                 "error": f"Job {job.pk} has already ended ({job.status}): nothing to cancel.",
@@ -242,4 +248,35 @@ def api_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
             },
             status=409,
         )
-    return json_response(serializers.job_json(cancel(job)))
+    return json_response(serializers.job_json(job))
+
+
+def _run_again(request: HttpRequest, job: EvaluationJob) -> EvaluationJob | HttpResponse:
+    """A new job with the same arguments, or the answer saying why not."""
+    if denied := _denied(request):
+        return error_response(request, *denied)
+    if not job.can_run_again:
+        return error_response(
+            request,
+            409,
+            f"Job {job.pk} is {job.status}: only a failed or cancelled job is run again.",
+        )
+    return run_again(job, created_by_id=request.user.pk)
+
+
+@require_POST
+def job_run_again(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
+    again = _run_again(request, _get_job_or_404(job_id))
+    if isinstance(again, HttpResponse):
+        return again
+    return redirect("tuner-job-detail", again.pk)
+
+
+@require_POST
+def api_job_run_again(request: HttpRequest, job_id: int) -> HttpResponse:
+    again = _run_again(request, _get_job_or_404(job_id))
+    if isinstance(again, HttpResponse):
+        return again
+    response = json_response(serializers.job_json(again), status=201)
+    response["Location"] = reverse("tuner-api-job-detail", args=[again.pk])
+    return response
