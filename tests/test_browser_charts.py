@@ -12,6 +12,7 @@ import pytest
 
 from discovery.runs import Workspace, list_runs
 from sampledata import runs as wb
+from tuner_site.formatting import Column
 
 from .conftest import RUNNING_RUN as RUNNING
 from .conftest import started
@@ -74,7 +75,10 @@ def test_the_readout_names_every_series_at_the_pointers_step(any_page, live_serv
         any_page.evaluate(f"fetch('/api/runs/{run.id}/metrics/').then(r => r.text())")
     )
     loss = series["series"]["loss"][series["steps"].index(step)]
-    assert f"loss {float(f'{loss:.4g}'):g}" in text and "(average " in text
+    # Written as the checkpoint table's loss column writes it: the format the server sent.
+    config = json.loads(figure.get_attribute("data-chart"))
+    spec = next(s["format"] for s in config["series"] if s["name"] == "loss")
+    assert f"loss {Column(**spec)(loss)}" in text and "(average " in text
     at = re.search(r"eval_loss [\d.]+( at step ([\d,]+))?", text)
     if step % 1000:  # between two evaluations: the nearest one, with its step
         assert at[2] and int(at[2].replace(",", "")) % 1000 == 0

@@ -92,7 +92,24 @@ def test_the_metric_select_swaps_the_body_and_the_same_url_renders_it_whole(clie
 
 def test_no_runs_is_a_page_that_says_how_to_choose_them(client, ws):
     assert "Tick runs in the" in client.get("/compare/").content.decode()
-    assert get_json(client, "/api/compare/") == {"metric": None, "metrics": [], "runs": []}
+    assert get_json(client, "/api/compare/") == {
+        "metric": None,
+        "metrics": [],
+        "format": {"unit": "", "decimals": 0},
+        "runs": [],
+    }
+
+
+def test_the_twin_says_how_the_page_writes_its_values(client, ws):
+    # The table and the chart's readout write a share as a percentage, to a tenth.
+    data = get_json(client, url("/api/compare/", SFT_ID, metric="mean_token_accuracy"))
+    assert data["format"] == {"unit": "%", "decimals": 1}
+    html = client.get(url("/compare/", SFT_ID, metric="mean_token_accuracy")).content.decode()
+    config = json.loads(unescape(re.search(r'data-chart="([^"]*)"', html)[1]))
+    assert config["unit"] == "%" and config["series"][0]["format"] == data["format"]
+    history = get_json(client, f"/api/runs/{SFT_ID}/metrics/")
+    assert history["units"]["mean_token_accuracy"] == "%"
+    assert history["units"]["learning_rate"] == "lr" and history["units"]["loss"] == ""
 
 
 def test_the_page_offers_the_other_runs_to_add_grouped_by_trainer(client, ws):

@@ -11,7 +11,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from discovery.metrics import unit
-from tuner_site.formatting import brief, column, column_decimals, duration, metric, named
+from tuner_site.formatting import (
+    Column,
+    brief,
+    column,
+    column_decimals,
+    duration,
+    metric,
+    named,
+    tick,
+)
+
+from .number_table import COLUMNS, METRIC, TICKS
 
 
 def decimals(text: str) -> int:
@@ -156,3 +167,25 @@ def test_a_saved_value_in_a_line():
     assert brief(list(range(10))).startswith("10 values: …, 4, 5")
     assert brief([]) == "none" and brief({"a": 1}) == "1 field"
     assert brief(5e-5, "learning_rate") == "5e-5" and brief("x" * 300).endswith("…")
+
+
+@pytest.mark.parametrize(("value", "shown"), METRIC)
+def test_one_number_reads_as_the_shared_table_says(value, shown):
+    assert metric(value) == shown
+
+
+@pytest.mark.parametrize(("unit", "decimals", "value", "shown"), COLUMNS)
+def test_a_column_format_reads_as_the_shared_table_says(unit, decimals, value, shown):
+    assert Column(unit, decimals)(value) == shown
+
+
+@pytest.mark.parametrize(("value", "unit", "shown"), TICKS)
+def test_an_axis_label_reads_as_the_shared_table_says(value, unit, shown):
+    assert tick(value, unit) == shown
+
+
+def test_one_value_reads_alike_in_a_table_and_alone():
+    # Issue 21's three drifts, server side: a share, a learning rate, a half.
+    assert column([0.8123, 0.7931], "%")(0.8123) == named(0.8123, "mean_token_accuracy") == "81.2%"
+    assert column([2e-4, 1e-4], "lr")(2e-4) == named(2e-4, "learning_rate") == "2e-4"
+    assert column([1234.5, 3012.0])(1234.5) == metric(1234.5) == "1,235"

@@ -18,6 +18,9 @@ from itertools import accumulate
 from statistics import median
 from typing import Any
 
+from discovery.metrics import unit as metric_unit
+from tuner_site.formatting import Column, column, tick
+
 VIEW_W, VIEW_H = 1000, 300
 # Told apart by hue and lightness alike; compare pages draw up to eight runs.
 COLORS = (
@@ -50,6 +53,7 @@ class Series:
     points: int
     sparse: bool
     breaks: tuple[float, ...]  # steps that start a new stretch after a gap
+    format: Column = Column()  # how its values read, as in the tables: the readout's too
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class Chart:
     checkpoint_steps: tuple[int, ...] = ()
     best_steps: tuple[tuple[str, int], ...] = ()  # per series, on comparisons
     x_title: str = "step"
+    unit: str = ""  # the y-axis's, when every series has it: shares' ticks read 80%
     width: int = VIEW_W
     height: int = VIEW_H
 
@@ -98,6 +103,7 @@ class Chart:
             "y_title": self.y_title,
             "x_title": self.x_title,
             "window": self.window,
+            "unit": self.unit,
             "series": [
                 {
                     "name": s.name,
@@ -105,6 +111,7 @@ class Chart:
                     "sparse": s.sparse,
                     "smooth": bool(s.smooth),
                     "breaks": list(s.breaks),
+                    "format": s.format.spec,
                 }
                 for s in self.series
             ],
@@ -173,16 +180,6 @@ def thin(points: Sequence[Point], limit: int = MAX_POINTS) -> list[Point]:
     return out
 
 
-def _fmt(v: float) -> str:
-    """A tick label short enough for the axis: `2.5e-5`, `-1e308`, `0.35`."""
-    if v == 0:
-        return "0"
-    if abs(v) >= 10_000 or abs(v) < 0.01:
-        mantissa, exponent = f"{v:.1e}".split("e")
-        return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
-    return f"{v:.3g}"
-
-
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round values between lo and hi, about `count` apart; any finite range, none overflows."""
     raw = hi / count - lo / count
@@ -231,11 +228,24 @@ def line_chart(
     columns: Mapping[str, Sequence[float | None]],
     checkpoint_steps: Sequence[int] = (),
     best_step: int | None = None,
+    formats: Mapping[str, Column] | None = None,
 ) -> Chart | None:
-    """A chart of the finite values of each column; None when nothing is plottable."""
+    """A chart of the finite values of each column (named by its metric); None when nothing
+    is plottable. `formats`: how a column's values read in the page's tables; by default,
+    as a table of all its values would write them."""
     data = {name: list(zip(steps, values, strict=True)) for name, values in columns.items()}
     y_title = next(iter(columns)) if len(columns) == 1 else title
-    return points_chart(title, data, checkpoint_steps, best_step, y_title=y_title)
+    units = {metric_unit(name) for name in columns}
+    own = {name: column(values, metric_unit(name)) for name, values in columns.items()}
+    return points_chart(
+        title,
+        data,
+        checkpoint_steps,
+        best_step,
+        y_title=y_title,
+        formats=own | dict(formats or {}),
+        unit=units.pop() if len(units) == 1 else "",
+    )
 
 
 def points_chart(
@@ -245,11 +255,15 @@ def points_chart(
     best_step: int | None = None,
     best_steps: Mapping[str, int | None] | None = None,
     y_title: str | None = None,
+    formats: Mapping[str, Column] | None = None,
+    unit: str = "",
 ) -> Chart | None:
     """One line per name, each with its own steps; None when nothing is plottable.
 
     Colours follow the names' order, whether or not a name has points to draw. One smoothing
     window, in steps, serves every line. `best_steps` marks each line's best checkpoint.
+    `formats` says how each line's values read (as in the page's table; by default, as a table
+    of that line's values in `unit` would write them); `unit` is the y-axis's.
     """
     colors = {name: COLORS[i % len(COLORS)] for i, name in enumerate(points)}
     data: dict[str, list[Point]] = {
@@ -308,6 +322,7 @@ def points_chart(
                 points=len(pts),
                 sparse=sparse,
                 breaks=breaks,
+                format=(formats or {}).get(name) or column([v for _, v in values], unit),
             )
         )
     marks = _spaced(
@@ -318,7 +333,9 @@ def points_chart(
         Tick(round(sx(t) * pct_x, 2), f"{t:g}") for t in _nice_ticks(x0, x1) if x0 <= t <= x1
     )
     y_ticks = tuple(
-        Tick(round(sy(y_unit(t)) * pct_y, 2), _fmt(t)) for t in _nice_ticks(y0, y1) if y0 <= t <= y1
+        Tick(round(sy(y_unit(t)) * pct_y, 2), tick(t, unit))
+        for t in _nice_ticks(y0, y1)
+        if y0 <= t <= y1
     )
     return Chart(
         title=title,
@@ -332,6 +349,7 @@ def points_chart(
         best_step=best_step,
         checkpoint_steps=tuple(checkpoint_steps),
         best_steps=tuple((n, s) for n, s in (best_steps or {}).items() if s is not None),
+        unit=unit,
     )
 
 

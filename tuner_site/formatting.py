@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Any, ClassVar
 
 from discovery.metrics import unit
 from discovery.values import as_float, finite
@@ -15,7 +17,8 @@ def metric(value: Any) -> str:
     """One format for every number people read, on pages and in the CLI: whole numbers and
     anything from 1,000 up with thousands separators and no decimals, four significant digits
     below that, scientific notation only for the very small and the very large; NaN and the
-    infinities spelled out."""
+    infinities spelled out. Halves round away from zero (1234.5 reads 1,235), as the charts'
+    readout does in static/js/dashboard.js, which follows every rule of this module."""
     if value is None or value == "":
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -33,28 +36,55 @@ def metric(value: Any) -> str:
     if magnitude >= 1e15:
         return _scientific(float(value), 3)
     if isinstance(value, int) or value.is_integer() or magnitude >= 999.5:
-        return f"{round(value):,}"
+        return _fixed(value, 0)
     if value != 0 and magnitude < 1e-3:
         return _scientific(value, 3)
-    return f"{value:.4g}"
+    return _significant(value, 4)
+
+
+def tick(value: float, unit: str = "") -> str:
+    """An axis label, short: `2.5e-5`, `0.35`, `10.25`, `1,250`, `3e4`; a share's as a
+    percentage (`80%`), as its values read."""
+    if unit == "%":
+        return f"{tick(value * 100)}%"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 10_000 or magnitude < 0.01:
+        return _scientific(value, 1).replace(".0e", "e")
+    return _fixed(value, 0) if magnitude >= 1000 else _significant(value, 4)
+
+
+def _rounded(value: float, spec: str) -> str:
+    """`value` written by the format `spec`, an exact half rounded away from zero (1.125 to
+    two decimals is 1.13), as JavaScript's toFixed, toPrecision and toExponential round; Python's
+    own formatting rounds it to even (1.12)."""
+    with localcontext(rounding=ROUND_HALF_UP):
+        return format(Decimal(value), spec)
+
+
+def _significant(value: float, digits: int) -> str:
+    """`digits` significant digits, trailing zeros dropped: 0.8123, 2.5, 10 (9.99951)."""
+    text = _rounded(value, f".{digits}g")
+    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
 def _scientific(value: float, decimals: int) -> str:
     """`1.833e-7`: the exponent without padding, as configs and JavaScript write it."""
     if value == 0:
         return "0"
-    mantissa, exponent = f"{value:.{decimals}e}".split("e")
+    mantissa, exponent = _rounded(value, f".{decimals}e").split("e")
     return f"{mantissa}e{int(exponent)}"
 
 
 def _mantissa_decimals(value: float) -> int:
     """Decimals a learning rate's mantissa needs, up to 3: 2e-4 needs none, 1.833e-7 three."""
-    mantissa = f"{value:.3e}".split("e")[0].rstrip("0")
+    mantissa = _rounded(value, ".3e").split("e")[0].rstrip("0")
     return len(mantissa.partition(".")[2])
 
 
 def _fixed(value: float, decimals: int) -> str:
-    text = f"{value:,.{decimals}f}"
+    text = _rounded(value, f",.{decimals}f")
     # A value that rounds to zero is zero, not "-0.000".
     return text[1:] if text.startswith("-") and not any(c in text for c in "123456789") else text
 
@@ -109,31 +139,48 @@ def column_decimals(values: Iterable[Any], significant: int = 4) -> int | None:
     return max(0, min(6, need))
 
 
-def column(values: Iterable[Any], unit: str = "") -> Callable[[Any], str]:
-    """A formatter for every value of one table column, so they all read alike: the same
+@dataclass(frozen=True)
+class Column:
+    """How every value of one table column is written: its unit (discovery.metrics.unit) and
+    its decimals (`column_decimals`; for a learning rate, its mantissa's; None for scientific
+    notation). `spec` hands the same rule to the charts' readout in static/js/dashboard.js."""
+
+    unit: str = ""
+    decimals: int | None = None
+    do_not_call_in_templates: ClassVar[bool] = True  # a template hands it to `written`
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {"unit": self.unit, "decimals": self.decimals}
+
+    def __call__(self, value: Any) -> str:
+        v = finite(value)
+        if v is None or abs(v) >= 1e15:
+            return metric(value)
+        if self.unit == "s":
+            return with_unit(v, self.unit)
+        if self.unit == "lr":
+            return _scientific(v, self.decimals or 0)
+        if self.unit == "%":
+            v *= 100
+        text = _scientific(v, 3) if self.decimals is None else _fixed(v, self.decimals)
+        return text + ("%" if self.unit == "%" else f" {self.unit}" if self.unit else "")
+
+
+def column(values: Iterable[Any], unit: str = "") -> Column:
+    """The format of every value of one table column, so they all read alike: the same
     decimals (`column_decimals`, on percentages for shares), a learning rate's mantissas all
     as long as the longest needs, durations and rates with their units. Anything that is not
     a finite number is written as `metric` writes it."""
     values = list(values)
     if unit == "s":
-        return lambda v: with_unit(v, unit)
+        return Column(unit)
     if unit == "lr":
         digits = max((_mantissa_decimals(v) for v in map(finite, values) if v), default=0)
-        return lambda v: metric(v) if finite(v) is None else _scientific(finite(v) or 0.0, digits)
+        return Column(unit, digits)
     # Percentages read best to a tenth: 66.2%.
     scale, significant = (100.0, 3) if unit == "%" else (1.0, 4)
-    decimals = column_decimals((f * scale for f in map(finite, values) if f), significant)
-    suffix = "%" if unit == "%" else f" {unit}" if unit else ""
-
-    def write(value: Any) -> str:
-        v = finite(value)
-        if v is None or (isinstance(value, int) and abs(value) >= 10**15):
-            return metric(value)
-        v *= scale
-        text = _scientific(v, 3) if decimals is None else _fixed(v, decimals)
-        return text + suffix
-
-    return write
+    return Column(unit, column_decimals((f * scale for f in map(finite, values) if f), significant))
 
 
 def duration(seconds: Any) -> str:
@@ -146,8 +193,8 @@ def duration(seconds: Any) -> str:
             return ""
         if seconds < 59.95:  # a step's time: its tenths tell
             # Under a second, three digits: a job that took 0.2022 s reads "0.202s".
-            return f"{metric(round(seconds, 1) if seconds >= 1 else float(f'{seconds:.3g}'))}s"
-        total = round(seconds)
+            return f"{metric(float(_rounded(seconds, '.1f' if seconds >= 1 else '.3g')))}s"
+        total = int(_rounded(seconds, ".0f"))
     except OverflowError:
         return ""
     hours, rest = divmod(total, 3600)

@@ -17,6 +17,7 @@ from discovery.checkpoints import Checkpoint, FileInfo
 from discovery.evaluations import Cell, Comparison, Evaluation
 from discovery.lineage import Evaluated, Lineage, Link, Model, Served, Source
 from discovery.logs import History
+from discovery.metrics import unit
 from discovery.modelinfo import ModelInfo
 from discovery.prompt_sets import Case
 from discovery.publishing import Publication
@@ -185,6 +186,8 @@ def history_json(history: History) -> dict[str, Any]:
     return {
         "steps": history.steps,
         "series": {name: history.column(name) for name in history.metric_names()},
+        # What each series' numbers are (discovery.metrics.unit): "%" a share of 1, "lr", "s"…
+        "units": {name: unit(name) for name in history.metric_names()},
     }
 
 

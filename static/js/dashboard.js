@@ -12,12 +12,71 @@
   const instances = new Map(); // figure -> {u, observer}
   const kept = new Map(); // chart key -> {zoom: [min, max] | null, log: bool, data}
 
-  function fmt(v) {
-    // tuner_site.formatting.metric's rule: 4 significant digits, exponents for extremes.
-    if (v == null || !Number.isFinite(v)) return "—";
-    if (Number.isInteger(v) && Math.abs(v) < 1e15) return v.toLocaleString("en-US");
-    if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e6)) return v.toExponential(3);
-    return String(Number(v.toPrecision(4)));
+  // Numbers as tuner_site/formatting.py writes them, rule for rule, so a value reads the same in
+  // a table and in a chart's readout (tests/test_browser_formatting.py runs both on one table).
+  // toFixed, toPrecision and toExponential round an exact half away from zero, as formatting.py
+  // does. The server sends each series' column format (unit, decimals) in the chart's config.
+  function grouped(text) {
+    const [whole, frac] = text.split("."), sign = whole.startsWith("-") ? "-" : "";
+    return sign + whole.slice(sign.length).replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (frac === undefined ? "" : "." + frac);
+  }
+
+  function fixed(v, decimals) {
+    const text = grouped(v.toFixed(decimals));
+    return text.startsWith("-") && !/[1-9]/.test(text) ? text.slice(1) : text; // no "-0.000"
+  }
+
+  function significant(v, digits) {
+    const text = v.toPrecision(digits);
+    return text.includes(".") && !text.includes("e") ? text.replace(/0+$/, "").replace(/\.$/, "") : text;
+  }
+
+  function scientific(v, decimals) {
+    if (v === 0) return "0";
+    const [mantissa, exponent] = v.toExponential(decimals).split("e");
+    return mantissa + "e" + Number(exponent);
+  }
+
+  function metric(v) {
+    if (v == null || v === "") return "—";
+    if (typeof v !== "number") return String(v);
+    if (Number.isNaN(v)) return "NaN";
+    if (!Number.isFinite(v)) return v > 0 ? "∞" : "−∞";
+    const m = Math.abs(v);
+    if (m >= 1e15) return scientific(v, 3);
+    if (Number.isInteger(v) || m >= 999.5) return fixed(v, 0);
+    if (v !== 0 && m < 1e-3) return scientific(v, 3);
+    return significant(v, 4);
+  }
+
+  function duration(seconds) {
+    if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) return "";
+    if (seconds < 59.95) return metric(Number(seconds >= 1 ? seconds.toFixed(1) : seconds.toPrecision(3))) + "s";
+    const total = Number(seconds.toFixed(0)), hours = Math.floor(total / 3600), rest = total % 3600;
+    const minutes = Math.floor(rest / 60), secs = rest % 60;
+    return hours ? hours + "h " + minutes + "m " + secs + "s" : minutes + "m " + secs + "s";
+  }
+
+  // formatting.Column: every value of one column (or chart series) alike. spec: {unit, decimals}.
+  function column(spec) {
+    const unit = (spec && spec.unit) || "", decimals = spec ? spec.decimals : null;
+    return (value) => {
+      if (typeof value !== "number" || !Number.isFinite(value) || Math.abs(value) >= 1e15) return metric(value);
+      if (unit === "s") return duration(value) || metric(value);
+      if (unit === "lr") return scientific(value, decimals || 0);
+      const v = unit === "%" ? value * 100 : value;
+      const text = decimals == null ? scientific(v, 3) : fixed(v, decimals);
+      return text + (unit === "%" ? "%" : unit ? " " + unit : "");
+    };
+  }
+
+  // formatting.tick: an axis label, short; shares as percentages.
+  function tick(v, unit) {
+    if (unit === "%") return tick(v * 100, "") + "%";
+    if (v === 0) return "0";
+    const m = Math.abs(v);
+    if (m >= 10000 || m < 0.01) return scientific(v, 1).replace(".0e", "e");
+    return m >= 1000 ? fixed(v, 0) : significant(v, 4);
   }
 
   // The same centred moving average over `window` steps as tuner_site.charts.moving_average.
@@ -33,6 +92,9 @@
     }
     return out;
   }
+
+  // What tests/test_browser_formatting.py checks against the server's rules.
+  window.tunerNumbers = { metric, duration, column, tick, movingAverage };
 
   // Lines from the JSON twin: [{name, steps, values}] with only finite values.
   function linesFrom(json, config) {
@@ -135,13 +197,13 @@
     function showReadout(u) {
       const idx = u.cursor.idx;
       if (idx == null) { readout.textContent = "Point at the chart to read every series at that step."; return; }
-      const x = u.data[0][idx], parts = ["step " + fmt(Math.round(x))];
+      const x = u.data[0][idx], parts = ["step " + metric(Math.round(x))];
       for (const l of lines) {
-        const hit = nearest(l, x);
+        const hit = nearest(l, x), write = column(l.format);
         if (!hit) { parts.push(l.name + " —"); continue; }
-        let text = l.name + " " + fmt(hit.value);
-        if (l.avg) text += " (average " + fmt(l.avg[l.steps.indexOf(hit.step)]) + ")";
-        if (hit.step !== x) text += " at step " + fmt(hit.step);
+        let text = l.name + " " + write(hit.value);
+        if (l.avg) text += " (average " + write(l.avg[l.steps.indexOf(hit.step)]) + ")";
+        if (hit.step !== x) text += " at step " + metric(hit.step);
         parts.push(text);
       }
       readout.textContent = parts.join(" · ");
@@ -158,7 +220,7 @@
         { label: config.x_title, font, labelFont, labelSize: 18, size: 30, stroke: "#6b7280", grid: { stroke: "#eef0f3" } },
         {
           label: config.y_title, font, labelFont, labelSize: 18, stroke: "#6b7280", grid: { stroke: "#eef0f3" },
-          values: (u, vals) => vals.map(fmt),
+          values: (u, vals) => vals.map((v) => tick(v, config.unit)),
           size: (u, values) => 14 + 7 * Math.max(3, ...(values || []).map((v) => String(v).length)),
         },
       ],

@@ -12,6 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from discovery.lineage import Evaluated, Model
+from discovery.metrics import unit
 from discovery.runs import RunDetail
 from discovery.values import finite
 from tuner_site import formatting, paging
@@ -41,15 +42,14 @@ def score_among(d: RunDetail, details: Iterable[Any]) -> str:
     a loss column should not lose digits to a margin ratio of 35."""
     metric = d.ranking.metric
     same = (getattr(x, "d", x) for x in details)
-    return formatting.column([x.best_score for x in same if x.ranking.metric == metric])(
-        d.best_score
-    )
+    scores = [x.best_score for x in same if x.ranking.metric == metric]
+    return formatting.column(scores, unit(metric))(d.best_score)
 
 
 @register.filter
-def among(value: Any, values: Iterable[Any]) -> str:
-    """A number written as every number of `values` (a table's column) is: one precision."""
-    return formatting.column(values)(value)
+def written(value: Any, column: formatting.Column) -> str:
+    """A number as its table column's format (`formatting.column`) writes it."""
+    return column(value)
 
 
 @register.filter

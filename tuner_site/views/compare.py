@@ -12,10 +12,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from discovery.metrics import COMPARE_DEFAULTS, canonical, is_bookkeeping
+from discovery.metrics import COMPARE_DEFAULTS, canonical, is_bookkeeping, unit
 from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_history
 from tuner_site import serializers, workspace
 from tuner_site.charts import COLORS, Chart, points_chart
+from tuner_site.formatting import Column, column
 
 from .common import BadQuery, HtmxHttpRequest, choice_param, json_response
 
@@ -53,10 +54,7 @@ class Comparison:
     candidates: list[Run]  # runs that can still be added, newest first
     source: str  # the JSON twin the interactive chart reads
 
-    @property
-    def figures(self) -> list[float | None]:
-        """Every number of the table's last, lowest and highest columns: one precision."""
-        return [x for ln in self.lines for x in (ln.last, ln.lowest, ln.highest)]
+    format: Column  # of the table's last, lowest and highest columns, and the chart's readout
 
 
 def _selected(request: HttpRequest) -> list[RunDetail]:
@@ -126,16 +124,20 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
     ids = [d.run.id for d in runs]
     lines = []
     for color, d, s, own in zip(COLORS, runs, series, names, strict=False):
-        column = s.column(own[metric]) if metric in own else []
-        kept = [(st, v) for st, v in zip(s.steps, column, strict=False) if math.isfinite(v)]
+        chosen = s.column(own[metric]) if metric in own else []
+        kept = [(st, v) for st, v in zip(s.steps, chosen, strict=False) if math.isfinite(v)]
         steps, values = tuple(st for st, _ in kept), tuple(v for _, v in kept)
         without = _without(request, d.run.id, ids, metric, logged)
         lines.append(Line(d, color, steps, values, without))
+    # One precision for every figure of the table, in the metric's unit; the readout's too.
+    fmt = column((x for ln in lines for x in (ln.last, ln.lowest, ln.highest)), unit(metric or ""))
     chart = points_chart(
         metric or "",
         {ln.d.run.id: list(zip(ln.steps, ln.values, strict=True)) for ln in lines},
         best_steps={ln.d.run.id: ln.d.best.step if ln.d.best else None for ln in lines},
         y_title=metric,
+        formats=dict.fromkeys((ln.d.run.id for ln in lines), fmt),
+        unit=fmt.unit,
     )
     return Comparison(
         metric,
@@ -145,6 +147,7 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
         chart,
         _candidates(ids) if offer_more else [],
         reverse("tuner-api-compare") + _query(ids, metric),
+        fmt,
     )
 
 
@@ -164,6 +167,8 @@ def api_compare(request: HttpRequest) -> HttpResponse:
         {
             "metric": cmp.metric,
             "metrics": cmp.metrics,
+            # How the page writes these values: unit (discovery.metrics.unit) and decimals.
+            "format": cmp.format.spec,
             "runs": [
                 {
                     **serializers.run_summary(ln.d),

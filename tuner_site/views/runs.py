@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -53,9 +53,10 @@ from discovery.runs import (
     walk_only,
     was_read,
 )
+from discovery.values import finite
 from tuner_site import serializers, workspace
 from tuner_site.charts import Chart, line_chart
-from tuner_site.formatting import brief, column, with_unit
+from tuner_site.formatting import Column, brief, column, with_unit
 from tuner_site.indexing import index_in_background
 from tuner_site.paging import CHECKPOINTS_PER_PAGE
 from tuner_site.prompt_notes import listed
@@ -349,8 +350,18 @@ def _last_values(d: RunDetail) -> list[tuple[str, str, int | None]]:
     shown = []
     for m in column_order(point.values):
         value, step = point.values[m], point.steps.get(m)
-        shown.append((m, column([value], unit(m))(value), step if step != last else None))
+        write = _metric_format(d, m, d.history.column(m))
+        shown.append((m, write(value), step if step != last else None))
     return shown
+
+
+def _metric_format(d: RunDetail, name: str, logged: Sequence[float | None] = ()) -> Column:
+    """How a metric's values read on the run page: as its checkpoint table column writes them,
+    so a value reads the same in the table and in the chart's readout; from every `logged`
+    value where no checkpoint has one."""
+    at_checkpoints = [c.metrics.get(name) for c in d.checkpoints]
+    has = any(finite(v) is not None for v in at_checkpoints)
+    return column(at_checkpoints if has else logged, unit(name))
 
 
 def _charts(d: RunDetail, history: History) -> list[Chart]:
@@ -369,7 +380,8 @@ def _charts(d: RunDetail, history: History) -> list[Chart]:
         if not present:
             continue
         columns = {n: history.column(n) for n in present}
-        chart = line_chart(title, steps, columns, marks, best.step if best else None)
+        formats = {n: _metric_format(d, n, values) for n, values in columns.items()}
+        chart = line_chart(title, steps, columns, marks, best.step if best else None, formats)
         if chart is not None:
             charts.append(chart)
     return charts
@@ -473,7 +485,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     page = _checkpoint_page(request, d)
     cols = _columns(request, d)
     # One precision per column, decided from every checkpoint's value, on every page alike.
-    formats = {m: column([c.metrics.get(m) for c in d.checkpoints], unit(m)) for m in cols.shown}
+    formats = {m: _metric_format(d, m) for m in cols.shown}
     score_format = column(d.ranking.scores, unit(d.ranking.metric))
 
     def row(i: int) -> dict[str, Any]:
