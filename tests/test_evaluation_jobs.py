@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import pytest
 
@@ -323,3 +324,42 @@ def test_a_task_queued_under_the_old_dotted_path_still_runs(client, staff, chat_
     assert worker.proc.wait(60) == 0, worker.output()
     assert job(pk).status == "succeeded", worker.output()
     assert DBTaskResult.objects.get(id=row.id).status == "SUCCESSFUL"
+
+
+def test_a_worker_stopped_by_signals_puts_its_job_back_and_the_next_one_finishes_it(
+    client, staff, eval_workspace, chat_ollama, workers
+):
+    first = workers()
+    pk = start_job(client)
+    chat_ollama.gate.release(1)
+    wait_for(lambda: job(pk).done == 1, "the first case", logs=logs(first))
+    evaluator = job(pk).evaluator_pid
+    # Ctrl-C under `make run`: the terminal's SIGINT and the Makefile trap's SIGTERM.
+    first.proc.send_signal(signal.SIGINT)
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.proc.wait(30) == 0, first.output()
+    assert group_gone(evaluator)
+    back = job(pk)
+    assert back.status == "queued", first.output()
+    assert (back.done, back.total, back.output_stem, back.worker_pid) == (0, None, None, None)
+    assert back.error.endswith(
+        "while it ran (1 of 5 cases done); it starts again from the beginning when a worker runs."
+    )
+    said = first.output()
+    assert "Traceback" not in said
+    told = [line for line in said.splitlines() if "back in the queue" in line]
+    assert len(told) == 1 and told[0].endswith(
+        f"Stopped: job {pk} is back in the queue and starts again from the beginning when a "
+        "worker runs."
+    )
+    # The names reserved for its result are given back (the Evaluator had not written them).
+    assert list((eval_workspace / "Evaluator" / "results").iterdir()) == []
+    page = client.get(f"/evaluations/jobs/{pk}/").content.decode()
+    assert "starts again from the beginning" in page and "Waiting for a worker" in page
+
+    chat_ollama.gate = None  # the stopped Evaluator's request still waits at the old gate
+    second = workers()
+    wait_for(lambda: job(pk).status == "succeeded", "the job to finish", 60, logs(second))
+    done = job(pk)
+    assert (done.done, done.total, done.passed, done.error) == (5, 5, 3, "")
+    assert done.worker_pid == second.proc.pid and done.result

@@ -157,3 +157,49 @@ def test_job_statuses_are_written_only_through_the_models_choices():
         if literal.search(line)
     ]
     assert found == []
+
+
+def test_a_failed_or_cancelled_job_runs_again_with_the_same_arguments(
+    client, django_user_model, use_workspace
+):
+    ada = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
+    old = make(status="failed", tags=["create"], limit=3, temperature=0.0, seed=7, done=2, total=3)
+    old.error, old.output = "Its worker was stopped.", "✓ PASS  case_01"
+    old.save()
+    assert client.post(f"/evaluations/jobs/{old.pk}/again/").status_code == 401  # signed out
+    client.force_login(ada)
+    page = client.get(f"/evaluations/jobs/{old.pk}/").content.decode()
+    assert f'action="/evaluations/jobs/{old.pk}/again/"' in page and ">Run again</button>" in page
+
+    response = client.post(f"/evaluations/jobs/{old.pk}/again/")
+    again = EvaluationJob.objects.exclude(pk=old.pk).get()
+    assert response.status_code == 302 and response["Location"] == f"/evaluations/jobs/{again.pk}/"
+    same = ("backend", "backend_url", "model", "prompt_set", "tags", "limit", "temperature", "seed")
+    assert all(getattr(again, f) == getattr(old, f) for f in same)
+    assert (again.status, again.done, again.total, again.error, again.output) == (
+        "queued",
+        0,
+        None,
+        "",
+        "",
+    )
+    assert again.created_by == ada and tasks_for(again) == 1
+
+    api = client.post(f"/api/evaluations/jobs/{old.pk}/again/")
+    assert api.status_code == 201 and api.json()["status"] == "queued"
+    assert api["Location"] == f"/api/evaluations/jobs/{api.json()['id']}/"
+    # A queued, running or finished job is not run again, and says why.
+    refused = client.post(f"/api/evaluations/jobs/{again.pk}/again/")
+    assert (
+        refused.status_code == 409 and "only a failed or cancelled job" in refused.json()["error"]
+    )
+    page = client.get(f"/evaluations/jobs/{again.pk}/").content.decode()
+    assert "Run again" not in page
+
+
+def test_a_non_staff_user_cannot_run_a_job_again(client, django_user_model, use_workspace):
+    old = make(status="cancelled")
+    client.force_login(django_user_model.objects.create_user("bob", password="pw-bob-12345"))
+    assert client.post(f"/api/evaluations/jobs/{old.pk}/again/").status_code == 403
+    assert "Run again" not in client.get(f"/evaluations/jobs/{old.pk}/").content.decode()
+    assert EvaluationJob.objects.count() == 1
