@@ -72,6 +72,36 @@ MORE_KEYS = (
     "num_devices",
 )
 VOCABULARY = MAIN_KEYS + MORE_KEYS
+LABELS = {
+    "base_model": "Base model",
+    "method": "Method",
+    "lora.r": "LoRA r",
+    "lora.alpha": "LoRA alpha",
+    "lora.dropout": "LoRA dropout",
+    "lora.target_modules": "LoRA targets",
+    "learning_rate": "Learning rate",
+    "scheduler": "Scheduler",
+    "warmup": "Warmup ratio",
+    "warmup_steps": "Warmup steps",
+    "epochs": "Epochs",
+    "max_steps": "Max steps",
+    "batch_size": "Batch size",
+    "gradient_accumulation_steps": "Accumulation",
+    "effective_batch_size": "Effective batch",
+    "max_seq_length": "Max sequence",
+    "beta": "Beta",
+    "dataset": "Dataset",
+    "train_examples": "Train examples",
+    "seed": "Seed",
+    "gpu": "GPU",
+}
+
+
+def label(key: str) -> str:
+    """A key as a header names it: "LoRA r" for `lora.r`; other keys as they are."""
+    return LABELS.get(key, key)
+
+
 # Where the value is a count: a float with nothing after the point is that integer
 # (PEFT and LLaMA-Factory write `lora_alpha: 32.0`).
 INTEGRAL = frozenset(

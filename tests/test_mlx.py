@@ -158,7 +158,8 @@ def test_the_training_report_fills_the_header_of_the_run_that_wrote_it(client, m
     older = detail(get_run(Workspace.at(mac), "mistral_lora_mac", "20251101_090100"))
     assert older.lineage is None  # the next run overwrote it
     page = client.get("/runs/mistral_lora_mac/20251103_090100/").content.decode()
-    assert "LoRA r / alpha" in page and "16 / 32" in page and "2 × 4 accum." in page
+    assert "LoRA r</dt><dd>16<" in page and "LoRA alpha</dt><dd>32<" in page
+    assert "Batch size</dt><dd>2<" in page and "Accumulation</dt><dd>4<" in page
     assert "Final perplexity" in page and "11.8 GB Metal" in page and "∞" in page
     served = json.loads(client.get("/api/runs/mistral_lora_mac/20251103_090100/").content)
     assert served["lineage"]["results"]["best_val_loss"] is None

@@ -329,7 +329,7 @@ def test_a_training_run_without_lineage_takes_lora_from_its_newest_adapter(clien
     adapter = json.loads((ckpt / "adapter_config.json").read_text())
     (ckpt / "adapter_config.json").write_text(json.dumps({**adapter, "r": 48, "lora_alpha": 96}))
     html = client.get(f"/runs/rtx3090_kto/{RUNNING}/").content.decode()
-    assert "LoRA r / alpha</dt><dd>48 / 96" in html
+    assert "LoRA r</dt><dd>48<" in html and "LoRA alpha</dt><dd>96<" in html
 
 
 def test_the_run_list_polls_while_a_run_on_the_page_trains(client, ws):

@@ -124,6 +124,21 @@ def brief(value: Any, metric_name: str = "", limit: int = 6) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+def setting(value: Any, key: str = "") -> str:
+    """A configuration value (discovery.config) in a line: a learning rate as the config
+    writes it ("2e-4"), a list of names joined, anything else as `metric` or as text."""
+    if isinstance(value, tuple | list):
+        return ", ".join(setting(v) for v in value) or "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if key == "learning_rate":
+        return named(value, key)
+    if isinstance(value, int | float):
+        return metric(value)
+    text = visible(value)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
 def column_decimals(values: Iterable[Any], significant: int = 4) -> int | None:
     """The one precision of a table column: decimals enough for its largest magnitude to keep
     `significant` digits and its smallest 2, at most 6; 0 when every value is whole; None

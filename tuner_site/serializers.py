@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from discovery.backends import BackendStatus
 from discovery.checkpoints import Checkpoint, FileInfo
+from discovery.config import config_of
 from discovery.evaluations import Cell, Comparison, Evaluation
 from discovery.lineage import Evaluated, Lineage, Link, Model, Served, Source
 from discovery.logs import History
@@ -123,6 +124,7 @@ def run_detail(
 ) -> dict[str, Any]:
     """A run with one page of its checkpoints (`?page=`; all of them unless there are many)."""
     ranking = d.ranking
+    cfg = config_of(d.run)
     rows = list(zip(d.checkpoints, ranking.scores, strict=True))
     chain = run_lineage_json(d.run, lineage)
     return {
@@ -135,6 +137,9 @@ def run_detail(
         # trainer_state.json files that are there but gave nothing, where a run has no metrics.
         "unread_files": [{"file": f, "problem": p} for f, p in d.unread_states],
         "header": header_json(d),
+        # One name per idea (discovery.config), and the file each value came from.
+        "config": cfg.values(),
+        "config_sources": cfg.sources(),
         "lineage": d.lineage,
         "size_on_disk": sum(sizes.values()),
         "checkpoints": [

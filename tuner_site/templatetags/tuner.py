@@ -11,6 +11,7 @@ from django.utils.encoding import escape_uri_path
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from discovery import config
 from discovery.lineage import Evaluated, Model
 from discovery.metrics import unit
 from discovery.runs import RunDetail
@@ -26,6 +27,8 @@ register.filter("metric", formatting.metric)
 register.filter("duration", formatting.duration)
 register.filter("metric_as", formatting.named)  # {{ value|metric_as:"learning_rate" }}
 register.filter("with_unit", formatting.with_unit)
+register.filter("setting", formatting.setting)  # {{ value|setting:"learning_rate" }}
+register.filter("setting_label", config.label)  # "LoRA r" for lora.r
 register.filter("visible", formatting.visible)
 register.filter("visible_text", formatting.visible_text)
 

@@ -25,6 +25,7 @@ from discovery.checkpoints import (
     list_files,
     read_adapter_config,
 )
+from discovery.config import RUN_TYPE_SOURCE, config_of
 from discovery.evaluations import list_evaluations
 from discovery.logindex import indexer
 from discovery.logs import History
@@ -519,6 +520,8 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "charts": _charts(d, run_history(d.run)),
         "last_values": [] if d.checkpoints else _last_values(d),
         "rankable": [m for m in d.history.metric_names() if not is_bookkeeping(m)],
+        "config": config_of(d.run),
+        "config_run_type": RUN_TYPE_SOURCE,
         **_lineage_context(d.run),
     }
     template = "runs/detail.html"

@@ -1,0 +1,69 @@
+"""A run's configuration on its page and in its JSON twin."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from sampledata import runs as wb
+
+from .conftest import started
+from .test_config import LF_ADAPTER, LF_ARGS, LF_CARD, LF_STATE
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def peft_run(use_workspace):
+    """An upstream run still training (no lineage yet): its adapter configs say the LoRA."""
+    run = wb.make_run(
+        use_workspace, "sft", started("20251101_100000"), max_steps=100, completed=False
+    )
+    ckpt = run / "checkpoints" / "checkpoint-100" / "adapter_config.json"
+    wb.write_json(ckpt, json.loads(ckpt.read_text()) | {"r": 16, "lora_alpha": 32.0})
+    return run
+
+
+def test_run_json_carries_config_and_sources(client, peft_run):
+    data = client.get("/api/runs/rtx3090_sft/20251101_100000/").json()
+    assert data["config"]["lora.r"] == 16
+    assert data["config"]["lora.alpha"] == 32
+    assert data["config_sources"]["lora.r"] == "checkpoints/checkpoint-100/adapter_config.json"
+    assert set(data["config"]) == set(data["config_sources"])
+
+
+def test_run_page_header_and_configuration_panel(client, settings, tmp_path):
+    folder = tmp_path / "outputs" / "qwen3-lora"
+    (folder / "checkpoint-10").mkdir(parents=True)
+    (folder / "training_args.yaml").write_text(LF_ARGS)
+    wb.write_json(folder / "adapter_config.json", LF_ADAPTER)
+    (folder / "README.md").write_text(LF_CARD)
+    wb.write_json(folder / "trainer_state.json", LF_STATE)
+    old = time.time() - 6000
+    os.utime(folder / "training_args.yaml", (old, old))
+    settings.TUNER_RUN_DIRS = [folder]
+    page = client.get("/runs/qwen3-lora/qwen3-lora/").content.decode()
+    header = page.split('id="configuration"')[0]
+    assert "<dt title=\"from adapter_config.json\">LoRA r</dt><dd>8</dd>" in header
+    assert "Learning rate" in header and "5e-5" in header
+    assert "Effective batch" in header and ">112<" in header
+    panel = page.split('id="configuration"')[1].split("</section>")[0]
+    assert "Files disagree on <code>lora.target_modules</code>" in panel
+    assert "all in <code>training_args.yaml</code>" in panel
+    assert "<code>finetuning_type</code>" in panel and "training_args.yaml" in panel
+    assert "Not read: <code>training_args.bin</code>" not in panel
+
+
+def test_run_page_says_when_no_file_gives_a_configuration(client, use_workspace):
+    run = wb.make_run(
+        use_workspace, "sft", started("20251101_100000"), max_steps=100, completed=False
+    )
+    for ckpt in (run / "checkpoints").iterdir():
+        (ckpt / "adapter_config.json").unlink()
+        (ckpt / "trainer_state.json").unlink()
+    page = client.get("/runs/rtx3090_sft/20251101_100000/").content.decode()
+    assert "No configuration file in this run's folder" not in page  # the run type is one
+    assert 'id="configuration"' in page
