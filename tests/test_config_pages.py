@@ -47,7 +47,7 @@ def test_run_page_header_and_configuration_panel(client, settings, tmp_path):
     settings.TUNER_RUN_DIRS = [folder]
     page = client.get("/runs/qwen3-lora/qwen3-lora/").content.decode()
     header = page.split('id="configuration"')[0]
-    assert "<dt title=\"from adapter_config.json\">LoRA r</dt><dd>8</dd>" in header
+    assert '<dt title="from adapter_config.json">LoRA r</dt><dd>8</dd>' in header
     assert "Learning rate" in header and "5e-5" in header
     assert "Effective batch" in header and ">112<" in header
     panel = page.split('id="configuration"')[1].split("</section>")[0]
