@@ -180,6 +180,15 @@ class History:
                 names.update(dict.fromkeys(keys))
         return sorted(names)
 
+    def steps_of(self, name: str) -> list[int]:
+        """The steps `name` was logged at, ascending, across sources."""
+        found: set[int] = set()
+        for source in self.sources:
+            for keys, steps in source.shapes:
+                if name in keys:
+                    found.update(steps)
+        return sorted(found)
+
     def at(self, step: int | None) -> Point:
         """Each metric's latest value at or before `step`, across sources."""
         if step is None:

@@ -70,6 +70,12 @@ CHART_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 COMPARE_DEFAULTS = ("loss", "eval_loss", "val_loss", "rewards/margins", "reward", "kl")
 
 
+def is_evaluation(metric: str) -> bool:
+    """An evaluation of a checkpoint (the trainer's `eval_*`), which scores only the checkpoint
+    saved at the step it was logged at; training metrics hold until their next line."""
+    return metric.startswith("eval_")
+
+
 def direction(metric: str) -> str:
     """ "max" when a larger value of `metric` is better, else "min"."""
     base = metric.removeprefix("eval_")

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .checkpoints import Checkpoint
-from .metrics import direction
+from .logs import History
+from .metrics import direction, is_evaluation
 
 Score = Callable[[Mapping[str, float]], float | None]
 ORDERS = ("min", "max")
@@ -57,8 +58,8 @@ class Ranking:
         """The logged metrics a score is computed from: a ratio's margins and KL, else the
         metric itself."""
         rule = next((r for rules in RULES.values() for r in rules if r.name == self.metric), None)
-        if rule is not None and rule.kl_key is not None:
-            return (_margin_key(rule.kl_key), rule.kl_key)
+        if rule is not None:
+            return rule.inputs
         return (self.metric,) if self.metric else ()
 
     def score_of(self, checkpoints: Sequence[Checkpoint], name: str) -> float | None:
@@ -99,6 +100,50 @@ class Rule:
     order: str
     score: Score
     kl_key: str | None = None  # a ratio over this KL: guarded against near-zero KL
+    # The inputs count only when logged on the same line as this metric, where it is logged:
+    # TRL's KTO logs rewards/margins only for batches holding both labels, and kl on every
+    # line, so a margin from an older line would be set against a newer KL.
+    line_of: str | None = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The logged metrics a score is computed from."""
+        if self.kl_key is not None:
+            return (_margin_key(self.kl_key), self.kl_key)
+        return (self.name,)
+
+    @property
+    def evaluates(self) -> bool:
+        """Scored by evaluations, which count only at a checkpoint's own step."""
+        return any(is_evaluation(k) for k in self.inputs)
+
+    def values(self, c: Checkpoint) -> dict[str, float]:
+        """The inputs this checkpoint may be scored by: an evaluation's value only when it was
+        logged at the checkpoint's own step (transformers saves a best model only where
+        `save_steps` is a multiple of `eval_steps`, so that a checkpoint is ranked by an
+        evaluation of itself); a training metric's latest value at or before its step."""
+        steps, found = c.point.steps, {}
+        anchor = steps.get(self.line_of) if self.line_of is not None else None
+        for key in self.inputs:
+            value = c.metrics.get(key)
+            if value is None:
+                continue
+            at = steps.get(key)
+            if is_evaluation(key) and c.step is not None and at != c.step:
+                continue
+            if anchor is not None and at != anchor:
+                continue
+            found[key] = value
+        return found
+
+    def of(self, c: Checkpoint) -> float | None:
+        return self.score(self.values(c))
+
+    def inherited(self, c: Checkpoint) -> bool:
+        """A value of an input is shown for this checkpoint, but from another step or line."""
+        return any(k in c.metrics and math.isfinite(c.metrics[k]) for k in self.inputs) and (
+            len(self.values(c)) < sum(k in c.metrics for k in self.inputs)
+        )
 
 
 # The first rule under which some checkpoint has a score applies, per training type.
@@ -106,9 +151,9 @@ _LOSS = (Rule("eval_loss", "min", _metric("eval_loss")), Rule("loss", "min", _me
 RULES: dict[str, tuple[Rule, ...]] = {
     "kto": (
         Rule("eval_margin/kl", "max", _ratio("eval_rewards/margins", "eval_kl"), "eval_kl"),
-        Rule("margin/kl", "max", margin_over_kl, "kl"),
+        Rule("margin/kl", "max", margin_over_kl, "kl", line_of="kl"),
         # TRL clamps kl at 0, and writes 0 when KL is off: the margins alone then.
-        Rule("rewards/margins", "max", _metric("rewards/margins")),
+        Rule("rewards/margins", "max", _metric("rewards/margins"), line_of="kl"),
     ),
     "dpo": (
         Rule("eval_rewards/margins", "max", _metric("eval_rewards/margins")),
@@ -132,20 +177,20 @@ def rules_for(run_type: str) -> tuple[Rule, ...]:
 
 def _guarded(rule: Rule, checkpoints: Sequence[Checkpoint]) -> tuple[tuple[float | None, ...], int]:
     """Scores under `rule`, and how many checkpoints its KL guard left unscored."""
-    scores = [rule.score(c.metrics) for c in checkpoints]
+    scores = [rule.of(c) for c in checkpoints]
     if rule.kl_key is None:
         return tuple(scores), 0
     kls = sorted(
         kl
         for c in checkpoints
-        if (kl := c.metrics.get(rule.kl_key)) is not None and kl > 0 and math.isfinite(kl)
+        if (kl := rule.values(c).get(rule.kl_key)) is not None and kl > 0 and math.isfinite(kl)
     )
     if not kls:
         return tuple(scores), 0
     floor = KL_FLOOR * statistics.median(kls)
     excluded = 0
     for i, c in enumerate(checkpoints):
-        kl = c.metrics.get(rule.kl_key)
+        kl = rule.values(c).get(rule.kl_key)
         if scores[i] is not None and kl is not None and kl < floor:
             scores[i] = None
             excluded += 1
@@ -153,21 +198,25 @@ def _guarded(rule: Rule, checkpoints: Sequence[Checkpoint]) -> tuple[tuple[float
 
 
 def type_rule(
-    run_type: str, checkpoints: Sequence[Checkpoint]
+    run_type: str, checkpoints: Sequence[Checkpoint], history: History | None = None
 ) -> tuple[Rule, tuple[float | None, ...], list[str]]:
     """The first rule of the type's list that scores some checkpoint, its scores, and notes."""
     rules = rules_for(run_type)
+    passed: list[Rule] = []  # evaluation rules whose evaluations all missed the checkpoints
     for rule in rules:
         scores, excluded = _guarded(rule, checkpoints)
-        if any(s is not None for s in scores):
-            notes = []
-            if excluded:
-                notes.append(
-                    f"{excluded} checkpoint{'s' if excluded > 1 else ''} not scored: "
-                    f"{rule.kl_key} below a tenth of the run's median positive {rule.kl_key}, "
-                    "where the ratio is noise."
-                )
-            return rule, scores, notes
+        if not any(s is not None for s in scores):
+            if rule.evaluates and any(rule.inherited(c) for c in checkpoints):
+                passed.append(rule)
+            continue
+        notes = [_missed(r, rule, checkpoints, history) for r in passed]
+        if excluded:
+            notes.append(
+                f"{excluded} checkpoint{'s' if excluded > 1 else ''} not scored: "
+                f"{rule.kl_key} below a tenth of the run's median positive {rule.kl_key}, "
+                "where the ratio is noise."
+            )
+        return rule, scores, notes
     last = rules[-1]
     return last, (None,) * len(checkpoints), []
 
@@ -192,23 +241,25 @@ def rank(
     checkpoints: Sequence[Checkpoint],
     trainer_best: tuple[str, str] | None = None,
     request: RankRequest | None = None,
+    history: History | None = None,
 ) -> Ranking:
     """Rank as requested, else by the trainer's own choice ((checkpoint name, where it is
-    named)), else by the first of the type's rules that scores a checkpoint."""
+    named)), else by the first of the type's rules that scores a checkpoint. `history` (the
+    run's) lets a sentence say when its evaluations ran."""
     notes: list[str] = []
     if request is not None:
         metric, order = request.metric, request.order or direction(request.metric)
-        scores = tuple(_metric(metric)(c.metrics) for c in checkpoints)
+        asked = Rule(metric, order, _metric(metric))
+        scores = tuple(asked.of(c) for c in checkpoints)
         best = pick_best(checkpoints, scores, order)
         none = best is None and checkpoints
-        asked = Rule(metric, order, _metric(metric))
         notes = [_no_best((asked,), len(checkpoints))] if none else []
         # With no best at all, the note above says why already.
-        why = _unscored_note(asked, checkpoints, scores) if best else None
+        why = _unscored_note(asked, checkpoints, scores, history) if best else None
         return Ranking("requested", metric, order, scores, best, tuple(notes), why)
 
-    rule, scores, notes = type_rule(run_type, checkpoints)
-    why = _unscored_note(rule, checkpoints, scores)
+    rule, scores, notes = type_rule(run_type, checkpoints, history)
+    why = _unscored_note(rule, checkpoints, scores, history)
     if trainer_best is not None:
         name, source = trainer_best
         if any(c.name == name and not c.is_final for c in checkpoints):
@@ -230,21 +281,79 @@ def _margin_key(kl_key: str) -> str:
     return kl_key.replace("kl", "rewards/margins")
 
 
+def _when(rule: Rule, whose: str = "its") -> str:
+    """When an input counts: an evaluation at the checkpoint's own step, a training metric at
+    or before it."""
+    if rule.evaluates:
+        return f"at {whose} own step"
+    if rule.line_of is not None and rule.kl_key is None:
+        return f"with {whose} latest {rule.line_of}"
+    return f"at or before {whose} step"
+
+
 def _needs(rule: Rule) -> str:
     if rule.kl_key is not None:  # a ratio: its margins over a KL above 0
-        return f"{_margin_key(rule.kl_key)} with {rule.kl_key} above 0"
-    return f"a finite {rule.name}"
+        together = " together" if rule.line_of is not None else ""
+        return (
+            f"{_margin_key(rule.kl_key)} with {rule.kl_key} above 0 logged{together} {_when(rule)}"
+        )
+    return f"a finite {rule.name} logged {_when(rule)}"
+
+
+def _cadence(steps: Sequence[int]) -> str | None:
+    """How often something ran, from the steps it ran at: "every 375 steps", "at step 40"."""
+    steps = sorted(set(steps))
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return f"only at step {steps[0]}"
+    gaps = [b - a for a, b in zip(steps, steps[1:], strict=False)]
+    common = max(set(gaps), key=gaps.count)
+    # One odd gap is the last evaluation or save at the end of training.
+    if gaps.count(common) >= len(gaps) - 1:
+        return f"every {common} steps"
+    shown = ", ".join(str(s) for s in steps[:4])
+    return f"at steps {shown}{', …' if len(steps) > 4 else ''}"
+
+
+def _schedule(rule: Rule, checkpoints: Sequence[Checkpoint], history: History | None) -> str | None:
+    """ "evaluations ran every 375 steps, checkpoints every 500", where the history says."""
+    if history is None:
+        return None
+    ran = _cadence(history.steps_of(rule.inputs[0]))
+    saved = _cadence([c.step for c in checkpoints if not c.is_final and c.step is not None])
+    if ran is None or saved is None:
+        return None
+    return f"evaluations ran {ran}, checkpoints {saved.removesuffix(' steps')}"
+
+
+def _missed(
+    rule: Rule, used: Rule, checkpoints: Sequence[Checkpoint], history: History | None
+) -> str:
+    """Why an evaluation rule scored nothing though evaluations were logged."""
+    when = _schedule(rule, checkpoints, history)
+    why = (
+        f"{when}: none at a checkpoint's step"
+        if when
+        else (f"no checkpoint has {rule.name} logged at its own step")
+    )
+    return (
+        f"Ranked by {used.name}, not {rule.name}: {why} (an evaluation scores only the "
+        "checkpoint saved at its step; values from earlier evaluations are shown with their "
+        "@step)."
+    )
 
 
 def _unscored_note(
-    rule: Rule, checkpoints: Sequence[Checkpoint], scores: Sequence[float | None]
+    rule: Rule,
+    checkpoints: Sequence[Checkpoint],
+    scores: Sequence[float | None],
+    history: History | None = None,
 ) -> str | None:
     """Why the checkpoints without a score have none, as one sentence. Those the KL guard left
     out are not counted here: their own note says why."""
     unscored = [
-        c
-        for c, s in zip(checkpoints, scores, strict=True)
-        if s is None and rule.score(c.metrics) is None
+        c for c, s in zip(checkpoints, scores, strict=True) if s is None and rule.of(c) is None
     ]
     n = len(unscored)
     if n == 0:
@@ -252,25 +361,36 @@ def _unscored_note(
     one = n == 1
     have = f"{n} of {len(checkpoints)} checkpoints {'has' if one else 'have'}"
     their, they = ("its", "it has") if one else ("their", "they have")
+    earlier = ""
+    if rule.evaluates and any(rule.inherited(c) for c in unscored):
+        when = _schedule(rule, checkpoints, history)
+        earlier = f" ({when})" if when else ""
     if rule.kl_key is None:
         # "finite" only where a value was logged: NaN or an infinity
-        finite = " finite" if any(c.metrics.get(rule.name) is not None for c in unscored) else ""
+        finite = (
+            " finite" if any(rule.values(c).get(rule.name) is not None for c in unscored) else ""
+        )
         return (
-            f"{have} no{finite} {rule.name} logged at or before {their} step, so {they} no score."
+            f"{have} no{finite} {rule.name} logged {_when(rule, their)}{earlier}, "
+            f"so {they} no score."
         )
     kl, margin = rule.kl_key, _margin_key(rule.kl_key)
-    flat = sum(1 for c in unscored if (v := c.metrics.get(kl)) is not None and -math.inf < v <= 0)
+    flat = sum(
+        1 for c in unscored if (v := rule.values(c).get(kl)) is not None and -math.inf < v <= 0
+    )
     ratio = f"{kl} at or below 0 (TRL clamps it at 0), where {margin} ÷ {kl} has no value"
-    missing = f"no finite {margin} and {kl} logged at or before"
+    together = " together" if rule.line_of is not None else ""
+    missing = f"no finite {margin} and {kl} logged{together}"
     if flat == n:
         return f"{have} {ratio}, so {they} no score."
     if flat == 0:
-        return f"{have} {missing} {their} step, so {they} no score."
+        return f"{have} {missing} {_when(rule, their)}{earlier}, so {they} no score."
     verb = {1: "has"}
     rest = n - flat
     return (
         f"{have} no score: {flat} {verb.get(flat, 'have')} {ratio}; "
-        f"{rest} {verb.get(rest, 'have')} {missing} {'its' if rest == 1 else 'their'} step."
+        f"{rest} {verb.get(rest, 'have')} {missing} "
+        f"{_when(rule, 'its' if rest == 1 else 'their')}{earlier}."
     )
 
 
@@ -283,7 +403,4 @@ def _no_best(rules: Sequence[Rule], count: int) -> str:
     who = (
         "Its one checkpoint does not have" if count == 1 else f"None of its {count} checkpoints has"
     )
-    return (
-        f"{who} {needed} logged at or before its step, so none can be ranked by {names} "
-        f"({wins} wins)."
-    )
+    return f"{who} {needed}, so none can be ranked by {names} ({wins} wins)."

@@ -550,7 +550,7 @@ def detail(run: Run, ranking: RankRequest | None = None) -> RunDetail:
     if ranking is not None:
         d = detail(run)
         ranking.check(d.history.metric_names())
-        return replace(d, ranking=rank(run.type, d.checkpoints, request=ranking))
+        return replace(d, ranking=rank(run.type, d.checkpoints, request=ranking, history=d.history))
     if not run.signature:
         return _mlx_detail(run) if run.trainer.layout == "mlx" else _hf_detail(run)
     with _memo_lock:
@@ -679,7 +679,12 @@ def _hf_detail(run: Run) -> RunDetail:
     checkpoints = tuple(
         build_checkpoints(history, steps, run.checkpoints_dir, run.final, final_step)
     )
-    ranking = rank(run.type, checkpoints, trainer_best=_trainer_best(top or state, checkpoints))
+    ranking = rank(
+        run.type,
+        checkpoints,
+        trainer_best=_trainer_best(top or state, checkpoints),
+        history=history,
+    )
     lineage = read_lineage(run.path, root)
     max_steps = next(
         (s.max_steps for s in (top, state) if s and s.max_steps and s.max_steps > 0), None
@@ -782,7 +787,7 @@ def _mlx_detail(run: Run) -> RunDetail:
         run=run,
         history=history,
         checkpoints=ordered,
-        ranking=rank("mlx", ordered, trainer_best=trainer_best),
+        ranking=rank("mlx", ordered, trainer_best=trainer_best, history=history),
         header=header,
         lineage=lineage,
     )

@@ -36,13 +36,13 @@ def test_unscored_checkpoints_are_counted_beside_the_rule(any_page, live_server,
     any_page.goto(f"{live_server.url}/runs/rtx3090_sft/20251102_100000/")
     note = any_page.locator("p.rule .unscored")
     assert note.inner_text() == (
-        "3 of 6 checkpoints have no eval_loss logged at or before their step, "
-        "so they have no score."
+        "5 of 6 checkpoints have no eval_loss logged at their own step (evaluations ran only "
+        "at step 100, checkpoints every 25), so they have no score."
     )
     assert on_screen(any_page, note)
     # The rows it speaks of show no score.
     scores = any_page.locator("table.checkpoints tbody td.score").all_inner_texts()
-    assert scores.count("—") == 3
+    assert scores.count("—") == 5
 
 
 def test_a_checkpoints_values_sit_beside_their_labels(any_page, live_server, ws):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from array import array
 from pathlib import Path
 
 import pytest
 
 from discovery.checkpoints import Checkpoint
-from discovery.logs import Point
+from discovery.logs import History, Point, Source
 from discovery.ranking import RankRequest, rank
 from discovery.runs import Workspace, detail, get_run
 from sampledata import runs as wb
@@ -97,10 +98,10 @@ def test_no_scorable_checkpoint_means_no_best_and_says_why():
     r = rank("kto", ckpts({"loss": 0.3, "kl": 0.0}, {"rewards/margins": math.nan}))
     assert r.best is None
     assert r.notes == (
-        "None of its 2 checkpoints has eval_rewards/margins with eval_kl above 0, "
-        "rewards/margins with kl above 0 or a finite rewards/margins logged at or before its "
-        "step, so none can be ranked by eval_margin/kl or margin/kl or rewards/margins "
-        "(highest wins).",
+        "None of its 2 checkpoints has eval_rewards/margins with eval_kl above 0 logged at its "
+        "own step, rewards/margins with kl above 0 logged together at or before its step or a "
+        "finite rewards/margins logged with its latest kl, so none can be ranked by "
+        "eval_margin/kl or margin/kl or rewards/margins (highest wins).",
     )
 
 
@@ -196,8 +197,8 @@ def test_kl_at_zero_and_missing_inputs_are_told_apart():
     )
     assert mixed.unscored_note == (
         "2 of 3 checkpoints have no score: 1 has kl at or below 0 (TRL clamps it at 0), where "
-        "rewards/margins ÷ kl has no value; 1 has no finite rewards/margins and kl logged at "
-        "or before its step."
+        "rewards/margins ÷ kl has no value; 1 has no finite rewards/margins and kl logged "
+        "together at or before its step."
     )
 
 
@@ -229,3 +230,79 @@ def test_a_score_names_the_metrics_it_is_computed_from():
     assert rank("sft", ckpts({"loss": 0.5})).inputs == ("loss",)
     asked = rank("sft", ckpts({"loss": 0.5, "grad_norm": 1.0}), request=RankRequest("grad_norm"))
     assert asked.inputs == ("grad_norm",)
+
+
+def at(step: int, values: dict[str, float], steps: dict[str, int]) -> Checkpoint:
+    """checkpoint-`step` whose values come from the steps named (the rest from its own)."""
+    point = Point(values, {k: steps.get(k, step) for k in values})
+    return Checkpoint(f"checkpoint-{step}", step, False, Path("r"), point)
+
+
+def test_an_evaluation_scores_only_the_checkpoint_saved_at_its_step():
+    # Evaluated every 375 steps, saved every 500 (the issue's run): checkpoint-500 inherits
+    # the best eval margin, logged at 375, and must not win by it.
+    c = [
+        at(
+            500,
+            {"eval_rewards/margins": 9.0, "rewards/margins": 1.0},
+            {"eval_rewards/margins": 375},
+        ),
+        at(
+            1000,
+            {"eval_rewards/margins": 2.0, "rewards/margins": 1.5},
+            {"eval_rewards/margins": 750},
+        ),
+        at(1500, {"eval_rewards/margins": 3.0, "rewards/margins": 2.0}, {}),
+        at(1875, {"eval_rewards/margins": 4.0, "rewards/margins": 2.5}, {}),
+    ]
+    r = rank("dpo", c)
+    assert (r.rule, r.best) == ("eval_rewards/margins", "checkpoint-1875")
+    assert r.scores == (None, None, 3.0, 4.0)
+    assert r.unscored_note == (
+        "2 of 4 checkpoints have no eval_rewards/margins logged at their own step, "
+        "so they have no score."
+    )
+    # A requested evaluation metric follows the same rule.
+    asked = rank("dpo", c, request=RankRequest("eval_rewards/margins"))
+    assert asked.scores == (None, None, 3.0, 4.0)
+
+
+def test_with_no_evaluation_at_any_checkpoints_step_the_next_rule_applies_and_says_why():
+    history = History(
+        (
+            Source(
+                None,
+                (
+                    (("eval_loss",), array("q", [375, 750, 1125, 1500 - 1])),
+                    (("loss",), array("q", range(25, 1501, 25))),
+                ),
+                {},
+            ),
+        )
+    )
+    c = [
+        at(500, {"eval_loss": 0.5, "loss": 0.9}, {"eval_loss": 375}),
+        at(1000, {"eval_loss": 0.6, "loss": 0.7}, {"eval_loss": 750}),
+        at(1500, {"eval_loss": 0.4, "loss": 0.8}, {"eval_loss": 1499}),
+    ]
+    r = rank("sft", c, history=history)
+    assert (r.rule, r.best) == ("loss", "checkpoint-1000")
+    assert r.notes == (
+        "Ranked by loss, not eval_loss: evaluations ran every 375 steps, checkpoints every "
+        "500: none at a checkpoint's step (an evaluation scores only the checkpoint saved at "
+        "its step; values from earlier evaluations are shown with their @step).",
+    )
+
+
+def test_a_kto_margin_counts_only_on_the_line_of_its_kl():
+    # KTO logs rewards/margins only for batches holding both labels; kl on every line.
+    c = [
+        at(100, {"rewards/margins": 8.0, "kl": 1.0}, {"rewards/margins": 90}),
+        at(200, {"rewards/margins": 2.0, "kl": 1.0}, {}),
+    ]
+    r = rank("kto", c)
+    assert (r.rule, r.best, r.scores) == ("margin/kl", "checkpoint-200", (None, 2.0))
+    assert r.unscored_note == (
+        "1 of 2 checkpoints has no finite rewards/margins and kl logged together at or before "
+        "its step, so it has no score."
+    )

@@ -49,11 +49,11 @@ def test_the_run_page_counts_unscored_checkpoints_and_says_why_beside_the_rule(c
     )
     assert rule.startswith("Best: checkpoint-100, ranked by eval_loss, lowest wins.")
     assert rule.endswith(
-        "3 of 6 checkpoints have no eval_loss logged at or before their step, "
-        "so they have no score."
+        "5 of 6 checkpoints have no eval_loss logged at their own step (evaluations ran only "
+        "at step 100, checkpoints every 25), so they have no score."
     )
     data = json.loads(client.get(f"/api/runs/rtx3090_sft/{run.name}/").content)
-    assert data["unscored"] == 3 and data["unscored_note"] == rule.split("wins. ")[1]
+    assert data["unscored"] == 5 and data["unscored_note"] == rule.split("wins. ")[1]
     scored = json.loads(client.get(f"/api/runs/rtx3090_kto/{KTO}/").content)
     assert scored["unscored"] == 0 and scored["unscored_note"] is None
     assert "no score" not in client.get(f"/runs/rtx3090_kto/{KTO}/").content.decode()

@@ -477,8 +477,9 @@ def test_no_best_checkpoint_is_a_sentence_that_says_why(client, use_workspace):
     html = client.get(f"/runs/rtx3090_sft/{run.name}/").content.decode()
     assert "<strong>No best checkpoint.</strong>" in html
     assert (
-        "Its one checkpoint does not have a finite eval_loss or a finite loss logged at or "
-        "before its step, so none can be ranked by eval_loss or loss (lowest wins)." in html
+        "Its one checkpoint does not have a finite eval_loss logged at its own step or a finite "
+        "loss logged at or before its step, so none can be ranked by eval_loss or loss "
+        "(lowest wins)." in html
     )
 
 

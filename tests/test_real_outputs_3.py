@@ -1,0 +1,100 @@
+"""Real training outputs, round three: own-step evaluations, the trainer's own metric, sharded
+saves, reused output folders, LLaMA-Factory. Shapes copied from files trainers wrote, in public
+repositories named beside each; only metadata, trimmed where long."""
+
+from __future__ import annotations
+
+import html
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from discovery.runs import Workspace, detail, get_run
+from sampledata import runs as wb
+
+from .test_real_outputs import DPO_EVAL, DPO_TRAIN, hf_checkpoint
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run_dirs(tmp_path: Path, settings) -> Path:
+    """A folder outside the workspace, given in TUNER_RUN_DIRS."""
+    folder = (tmp_path / "kaggle").resolve()
+    folder.mkdir()
+    settings.TUNER_RUN_DIRS = [folder]
+    return folder
+
+
+def ws_with(workspace: Path, *dirs: Path) -> Workspace:
+    return Workspace.at(workspace, run_dirs=dirs)
+
+
+def page(client, url: str) -> str:
+    return html.unescape(client.get(url).content.decode())
+
+
+def cli(*args: str) -> str:
+    out = StringIO()
+    call_command("discover", *args, stdout=out)
+    return out.getvalue()
+
+
+def dpo_history(eval_every: int, last: int, best_eval_at: int) -> list[dict]:
+    """TRL DPO lines every 25 steps and eval lines every `eval_every` (the vuanh259 key sets),
+    with the eval margin highest at `best_eval_at`."""
+    history: list[dict] = []
+    for step in range(25, last + 1, 25):
+        history.append({**DPO_TRAIN, "rewards/margins": 0.06 + step / 10000, "step": step})
+        if step % eval_every == 0 or step == last:
+            margin = 0.9 if step == best_eval_at else 0.1 + step / 10000
+            history.append({**DPO_EVAL, "eval_rewards/margins": margin, "step": step})
+    return history
+
+
+def test_a_stale_evaluation_does_not_pick_the_best_checkpoint(use_workspace, client, run_dirs):
+    # Evaluated every 375 steps, saved every 500, 1875 steps in all: the best eval margin is
+    # logged at 375, before checkpoint-500 existed.
+    out = run_dirs / "dpo-out"
+    history = dpo_history(375, 1875, best_eval_at=375)
+    for step in (500, 1000, 1500, 1875):
+        hf_checkpoint(out, step, history, max_steps=1875)
+    d = detail(get_run(ws_with(use_workspace, run_dirs), "kaggle", "dpo-out"))
+    assert (d.ranking.rule, d.best.name) == ("eval_rewards/margins", "checkpoint-1875")
+    scores = dict(zip((c.name for c in d.checkpoints), d.ranking.scores, strict=True))
+    assert scores["checkpoint-500"] is None and scores["checkpoint-1000"] is None
+    assert d.ranking.unscored_note == (
+        "2 of 4 checkpoints have no eval_rewards/margins logged at their own step "
+        "(evaluations ran every 375 steps, checkpoints every 500), so they have no score."
+    )
+    data = json.loads(client.get("/api/runs/kaggle/dpo-out/").content)
+    row = next(c for c in data["checkpoints"] if c["name"] == "checkpoint-500")
+    # The inherited value stays visible, with its step, never as the score.
+    assert row["score"] is None and row["metric_steps"]["eval_rewards/margins"] == 375
+    assert row["metrics"]["eval_rewards/margins"] == 0.9
+    text = page(client, "/runs/kaggle/dpo-out/")
+    assert "@375" in text and "evaluations ran every 375 steps" in text
+
+
+def test_no_evaluation_at_any_checkpoints_step_falls_through_and_says_why(
+    use_workspace, client, run_dirs
+):
+    out = run_dirs / "dpo-out"
+    history = dpo_history(375, 1400, best_eval_at=375)
+    for step in (500, 1000):
+        hf_checkpoint(out, step, history, max_steps=1400)
+    d = detail(get_run(ws_with(use_workspace, run_dirs), "kaggle", "dpo-out"))
+    assert (d.ranking.rule, d.best.name) == ("rewards/margins", "checkpoint-1000")
+    why = (
+        "Ranked by rewards/margins, not eval_rewards/margins: evaluations ran every 375 steps, "
+        "checkpoints every 500: none at a checkpoint's step"
+    )
+    assert d.ranking.notes[0].startswith(why)
+    assert why in page(client, "/runs/kaggle/dpo-out/")
+    assert json.loads(client.get("/api/runs/kaggle/dpo-out/").content)["rank_notes"][0].startswith(
+        why
+    )
+    assert why in cli("checkpoints", "kaggle/dpo-out")
