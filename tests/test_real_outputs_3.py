@@ -13,7 +13,6 @@ import pytest
 from django.core.management import call_command
 
 from discovery.runs import Workspace, detail, get_run
-from sampledata import runs as wb
 
 from .test_real_outputs import DPO_EVAL, DPO_TRAIN, hf_checkpoint
 
