@@ -267,7 +267,7 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class EvaluationComparison:
     evaluations: tuple[Evaluation, ...]
     overall: tuple[Cell, ...]
     tags: tuple[tuple[str, tuple[Cell | None, ...]], ...]  # None: the result lacks the tag
@@ -294,7 +294,7 @@ def _tag_cell(stats: dict[str, float] | None) -> Cell | None:
     return Cell(stats.get("passed"), stats.get("total"), stats.get("pass_rate"))
 
 
-def compare(evaluations: list[Evaluation]) -> Comparison:
+def compare(evaluations: list[Evaluation]) -> EvaluationComparison:
     """Results side by side: overall and per-tag rates, and the cases whose outcome differs,
     regressions (passed in the first result, failed in the last that has the case) first."""
     tags = sorted({t for e in evaluations for t in e.by_tag})
@@ -329,7 +329,7 @@ def compare(evaluations: list[Evaluation]) -> Comparison:
             for e in evaluations
         ]
     )
-    return Comparison(
+    return EvaluationComparison(
         evaluations=tuple(evaluations),
         overall=tuple(c for c in overall if c is not None),
         tags=tuple(

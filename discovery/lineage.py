@@ -52,7 +52,7 @@ MAX_PATH = 4096
 
 
 @dataclass(frozen=True)
-class Source:
+class Origin:
     """Where a model came from: a run, its checkpoint when known, and the upload folder."""
 
     run: Run
@@ -69,7 +69,7 @@ class Source:
 class Link:
     kind: str  # EXACT or BY_NAME
     how: str  # what matched, for people
-    source: Source
+    origin: Origin
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Model:
     publications: tuple[Publication, ...]  # newest upload first
     served: tuple[Served, ...]
     evaluations: tuple[Evaluated, ...]  # newest first
-    source: Source | None
+    origin: Origin | None
     link: str | None
 
     @property
@@ -117,30 +117,30 @@ class Model:
 
     @property
     def run(self) -> Run | None:
-        return self.source.run if self.source else None
+        return self.origin.run if self.origin else None
 
     @property
     def checkpoint(self) -> str | None:
-        return self.source.checkpoint if self.source else None
+        return self.origin.checkpoint if self.origin else None
 
     @property
-    def sources(self) -> tuple[Source, ...]:
-        """Every run it came from: the linked source first, then uploads newest first, then
+    def origins(self) -> tuple[Origin, ...]:
+        """Every run it came from: the linked origin first, then uploads newest first, then
         what served or evaluated models of it link to."""
-        found = [self.source] if self.source else []
-        found += [Source(p.run, p.checkpoint, p) for p in self.publications]
+        found = [self.origin] if self.origin else []
+        found += [Origin(p.run, p.checkpoint, p) for p in self.publications]
         links = [*(s.link for s in self.served), *(e.link for e in self.evaluations)]
-        found += [link.source for link in links if link is not None]
-        seen: dict[tuple[str, str | None], Source] = {}
+        found += [link.origin for link in links if link is not None]
+        seen: dict[tuple[str, str | None], Origin] = {}
         for s in found:
             seen.setdefault((s.run.id, s.checkpoint), s)
         return tuple(seen.values())
 
     def of_run(self, run: Run) -> Model:
         """Only what came from `run`: its uploads, and what is served or evaluated of them."""
-        served = tuple(s for s in self.served if s.link and s.link.source.run.id == run.id)
+        served = tuple(s for s in self.served if s.link and s.link.origin.run.id == run.id)
         evaluations = tuple(
-            e for e in self.evaluations if e.link and e.link.source.run.id == run.id
+            e for e in self.evaluations if e.link and e.link.origin.run.id == run.id
         )
         linked = _strongest([*(s.link for s in served), *(e.link for e in evaluations)])
         pubs = tuple(p for p in self.publications if p.run.id == run.id)
@@ -149,7 +149,7 @@ class Model:
             publications=pubs,
             served=served,
             evaluations=evaluations,
-            source=next((s for s in self.sources if s.run.id == run.id), None),
+            origin=next((s for s in self.origins if s.run.id == run.id), None),
             link=linked.kind if linked else (EXACT if pubs else None),
         )
 
@@ -200,7 +200,7 @@ class Lineage:
     def for_run(self, run: Run) -> tuple[Model, ...]:
         """The models that came from `run`, each narrowed to what came from it."""
         return tuple(
-            m.of_run(run) for m in self.models if any(s.run.id == run.id for s in m.sources)
+            m.of_run(run) for m in self.models if any(s.run.id == run.id for s in m.origins)
         )
 
     def of_evaluation(self, name: str) -> tuple[Model, Evaluated] | None:
@@ -221,7 +221,7 @@ class Lineage:
         found: dict[str, set[str]] = {}
         for _, e in self.evaluations().values():
             if e.link is not None:
-                found.setdefault(e.link.source.run.id, set()).add(e.evaluation.name)
+                found.setdefault(e.link.origin.run.id, set()).add(e.evaluation.name)
         return found
 
 
@@ -328,7 +328,7 @@ def by_name(names: Iterable[str], cat: Catalog, at: float | None = None) -> Link
                 if at is not None and at != float("-inf"):
                     p = next((x for x in pubs if _when(x) <= at), pubs[-1])
                 how = f"the name holds the published repo id {p.repo}"
-                return Link(BY_NAME, how, Source(p.run, p.checkpoint, p))
+                return Link(BY_NAME, how, Origin(p.run, p.checkpoint, p))
     return None
 
 
@@ -338,7 +338,7 @@ def _by_blob(model: ModelInfo, cat: Catalog) -> Link | None:
         if hit is not None:
             p, g = hit
             how = f"its blob sha256:{blob[:12]}… is {g.name}"
-            return Link(EXACT, how, Source(p.run, p.checkpoint, p, g))
+            return Link(EXACT, how, Origin(p.run, p.checkpoint, p, g))
     return None
 
 
@@ -382,7 +382,7 @@ def by_path(path: str | None, cat: Catalog) -> Link | None:
             pub, checkpoint = p, p.checkpoint
             gguf = next((g for g in p.gguf if g.path and realpath(g.path) == real), None)
             break
-    return Link(EXACT, f"it was loaded from {path}", Source(run, checkpoint, pub, gguf))
+    return Link(EXACT, f"it was loaded from {path}", Origin(run, checkpoint, pub, gguf))
 
 
 def _by_file(path: str | None, cat: Catalog) -> Link | None:
@@ -391,7 +391,7 @@ def _by_file(path: str | None, cat: Catalog) -> Link | None:
     if hit is None:
         return None
     p, g = hit
-    return Link(BY_NAME, f"its file is named like {g.name}", Source(p.run, p.checkpoint, p, g))
+    return Link(BY_NAME, f"its file is named like {g.name}", Origin(p.run, p.checkpoint, p, g))
 
 
 def link_served(model: ModelInfo, cat: Catalog) -> Link | None:
@@ -437,7 +437,7 @@ def _evaluated(e: Evaluation, served: tuple[Served, ...], cat: Catalog) -> Evalu
 
     def existed(link: Link) -> bool:
         # What serves the name now cannot be what was evaluated before it was uploaded.
-        p = link.source.publication
+        p = link.origin.publication
         return p is None or at == float("-inf") or _when(p) <= at
 
     exact = next(
@@ -459,10 +459,10 @@ def model_id(key: tuple[str, ...]) -> str:
 
 def _key(link: Link | None, name: str) -> tuple[str, ...]:
     if link is not None:
-        p = link.source.publication
+        p = link.origin.publication
         if p is not None and p.repo:
             return ("repo", p.repo.lower())
-        return ("run", link.source.run.id, link.source.checkpoint or "")
+        return ("run", link.origin.run.id, link.origin.checkpoint or "")
     return ("name", name)
 
 
@@ -531,13 +531,13 @@ def _model(key: tuple[str, ...], row: _Row, cat: Catalog) -> Model:
     evaluations = sorted(row.evaluations, key=_eval_time, reverse=True)
     linked = _strongest([*(s.link for s in row.served), *(e.link for e in evaluations)])
     # What an exact link says beats the newest upload of a repo; a name alone does not.
-    source = None
+    origin = None
     if linked is not None and linked.kind == EXACT:
-        source = linked.source
+        origin = linked.origin
     elif pubs:
-        source = Source(pubs[0].run, pubs[0].checkpoint, pubs[0])
+        origin = Origin(pubs[0].run, pubs[0].checkpoint, pubs[0])
     elif linked is not None:
-        source = linked.source
+        origin = linked.origin
     link = linked.kind if linked is not None else (EXACT if pubs else None)
     return Model(
         id=model_id(key),
@@ -546,7 +546,7 @@ def _model(key: tuple[str, ...], row: _Row, cat: Catalog) -> Model:
         publications=tuple(pubs),
         served=tuple(row.served),
         evaluations=tuple(evaluations),
-        source=source,
+        origin=origin,
         link=link,
     )
 
@@ -554,8 +554,8 @@ def _model(key: tuple[str, ...], row: _Row, cat: Catalog) -> Model:
 def _activity(m: Model) -> tuple[bool, float, str]:
     """Most recent first (an upload, an evaluation, the run's start); the rest by name."""
     times = [_when(p) for p in m.publications] + [_eval_time(e) for e in m.evaluations]
-    if m.source is not None:
-        times.append(_timestamp(m.source.run.started_at))
+    if m.origin is not None:
+        times.append(_timestamp(m.origin.run.started_at))
     known = [t for t in times if t != float("-inf")]
     return (not known, -max(known, default=0.0), m.title.lower())
 

@@ -43,7 +43,7 @@ class Offer:
 
 def current_offer(root: Path) -> Offer:
     statuses = [s for s in workspace.backend_statuses() if s.backend.kind in EVALUATOR_KINDS]
-    sets = [x.set for x in listed(root, include_hidden=True) if x.set.cases]
+    sets = [x.prompt_set for x in listed(root, include_hidden=True) if x.prompt_set.cases]
     return Offer(statuses, sets)
 
 

@@ -12,7 +12,7 @@ from .models import PromptSetNote
 
 @dataclass(frozen=True)
 class Listed:
-    set: PromptSet
+    prompt_set: PromptSet
     description: str
     hidden: bool
     display_order: int
@@ -26,7 +26,7 @@ def notes() -> dict[str, PromptSetNote]:
 
 def describe(s: PromptSet, note: PromptSetNote | None) -> Listed:
     return Listed(
-        set=s,
+        prompt_set=s,
         description=(
             note.description if note and note.description else default_description(s.name)
         ),
@@ -38,5 +38,5 @@ def describe(s: PromptSet, note: PromptSetNote | None) -> Listed:
 def listed(root: Path, include_hidden: bool = False) -> list[Listed]:
     by_name = notes()
     items = [describe(s, by_name.get(s.name)) for s in list_prompt_sets(root)]
-    items.sort(key=lambda x: (x.display_order, *order_key(x.set.name)))
+    items.sort(key=lambda x: (x.display_order, *order_key(x.prompt_set.name)))
     return [x for x in items if include_hidden or not x.hidden]

@@ -15,8 +15,8 @@ from django.urls import reverse
 from discovery.backends import BackendStatus
 from discovery.checkpoints import Checkpoint, FileInfo
 from discovery.config import config_of
-from discovery.evaluations import Cell, Comparison, Evaluation
-from discovery.lineage import Evaluated, Lineage, Link, Model, Served, Source
+from discovery.evaluations import Cell, Evaluation, EvaluationComparison
+from discovery.lineage import Evaluated, Lineage, Link, Model, Origin, Served
 from discovery.logs import History
 from discovery.metrics import unit
 from discovery.modelinfo import ModelInfo
@@ -76,7 +76,7 @@ def best_json(d: RunDetail) -> dict[str, Any] | None:
     }
 
 
-def run_summary(d: RunDetail) -> dict[str, Any]:
+def run_summary_json(d: RunDetail) -> dict[str, Any]:
     r = d.run
     return {
         "trainer": r.trainer.id,
@@ -102,7 +102,7 @@ def _utc(when: float | None) -> str | None:
     return None if when is None else datetime.fromtimestamp(when, tz=UTC).isoformat()
 
 
-def checkpoint_row(
+def checkpoint_row_json(
     d: RunDetail, c: Checkpoint, score: float | None, size: int | None
 ) -> dict[str, Any]:
     return {
@@ -119,7 +119,7 @@ def checkpoint_row(
     }
 
 
-def run_detail(
+def run_detail_json(
     d: RunDetail, sizes: Mapping[str, int], lineage: Lineage, page: int = 1
 ) -> dict[str, Any]:
     """A run with one page of its checkpoints (`?page=`; all of them unless there are many)."""
@@ -128,7 +128,7 @@ def run_detail(
     rows = list(zip(d.checkpoints, ranking.scores, strict=True))
     chain = run_lineage_json(d.run, lineage)
     return {
-        **run_summary(d),
+        **run_summary_json(d),
         "rank": {"rule": ranking.rule, "metric": ranking.metric, "order": ranking.order},
         "rank_notes": list(ranking.notes),
         # Checkpoints without a score under the rule, and why, in a sentence (null when none).
@@ -143,7 +143,7 @@ def run_detail(
         "lineage": d.lineage,
         "size_on_disk": sum(sizes.values()),
         "checkpoints": [
-            checkpoint_row(d, c, s, sizes.get(c.name))
+            checkpoint_row_json(d, c, s, sizes.get(c.name))
             for c, s in page_of(rows, page, CHECKPOINTS_PER_PAGE)
         ],
         "checkpoints_total": len(rows),
@@ -154,7 +154,7 @@ def run_detail(
     }
 
 
-def checkpoint_detail(
+def checkpoint_detail_json(
     d: RunDetail,
     c: Checkpoint,
     files: list[FileInfo],
@@ -270,7 +270,7 @@ def last_seen_json(
 
 
 def prompt_set_json(item: Listed) -> dict[str, Any]:
-    s = item.set
+    s = item.prompt_set
     return {
         "name": s.name,
         "description": item.description,
@@ -330,9 +330,9 @@ def evaluation_json(e: Evaluation, cases: bool = False) -> dict[str, Any]:
 def overview_json(context: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "run_count": context["run_count"],
-        "running": [run_summary(d) for d in context["running"]],
+        "running": [run_summary_json(d) for d in context["running"]],
         "trainers": [
-            {"trainer": trainer, "run_count": count, "runs": [run_summary(d) for d in details]}
+            {"trainer": trainer, "run_count": count, "runs": [run_summary_json(d) for d in details]}
             for trainer, details, count in context["newest"]
         ],
         "backends": [backend_json(s) for s in context["statuses"]],
@@ -401,15 +401,15 @@ def model_url(m: Model) -> str:
     return reverse("tuner-model-detail", args=[m.id])
 
 
-def source_json(source: Source | None) -> dict[str, Any]:
-    if source is None:
+def origin_json(origin: Origin | None) -> dict[str, Any]:
+    if origin is None:
         return {"run": None, "run_url": None, "checkpoint": None, "checkpoint_url": None}
-    run, name = source.run, source.checkpoint
+    run, name = origin.run, origin.checkpoint
     return {
         "run": run.id,
         "run_url": run_url(run),
         "checkpoint": name,
-        "checkpoint_url": checkpoint_url(run, name) if name and source.checkpoint_exists else None,
+        "checkpoint_url": checkpoint_url(run, name) if name and origin.checkpoint_exists else None,
     }
 
 
@@ -417,7 +417,7 @@ def link_json(link: Link | None) -> dict[str, Any]:
     return {
         "link": link.kind if link else None,
         "how": link.how if link else None,
-        **source_json(link.source if link else None),
+        **origin_json(link.origin if link else None),
     }
 
 
@@ -427,7 +427,7 @@ def publication_json(p: Publication, digests: Mapping[Any, str | None]) -> dict[
         "huggingface_url": p.huggingface_url,
         "folder": p.name,
         "path": str(p.folder),
-        **source_json(Source(p.run, p.checkpoint, p)),
+        **origin_json(Origin(p.run, p.checkpoint, p)),
         "uploaded_at": p.uploaded_at.isoformat() if p.uploaded_at else None,
         "formats": list(p.formats),
         "labels": list(p.labels),
@@ -477,7 +477,7 @@ def evaluated_json(ev: Evaluated) -> dict[str, Any]:
 
 
 def model_row_json(m: Model, digests: Mapping[Any, str | None]) -> dict[str, Any]:
-    source = source_json(m.source)
+    origin = origin_json(m.origin)
     return {
         "id": m.id,
         "url": model_url(m),
@@ -485,9 +485,9 @@ def model_row_json(m: Model, digests: Mapping[Any, str | None]) -> dict[str, Any
         "repo": m.repo,
         "names": list(m.names),
         "huggingface_url": m.publications[0].huggingface_url if m.publications else None,
-        **source,
+        **origin,
         "link": m.link,
-        "sources": [source_json(s) for s in m.sources],
+        "sources": [origin_json(s) for s in m.origins],
         "served": [served_json(s) for s in m.served],
         "evaluations": [evaluated_json(e) for e in m.evaluations],
         "latest": [evaluated_json(e) for e in m.latest()],
@@ -536,7 +536,7 @@ def evaluation_link_json(lineage: Lineage, name: str) -> dict[str, Any]:
     }
 
 
-def comparison_json(c: Comparison, lineage: Lineage) -> dict[str, Any]:
+def evaluation_comparison_json(c: EvaluationComparison, lineage: Lineage) -> dict[str, Any]:
     def cell(x: Cell | None) -> dict[str, Any] | None:
         return None if x is None else dataclasses.asdict(x)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import backends, compare, evaluations, jobs, models, prompt_sets, runs
+from .views import backends, compare, evaluations, jobs, lineage, prompt_sets, runs
 
 # /runs/… pages and their /api/runs/… JSON twins share the same paths.
 run_patterns = [
@@ -81,10 +81,10 @@ urlpatterns = [
         name="tuner-api-evaluation-detail",
     ),
     # /models/… every model known anywhere: published from a run, served, or evaluated.
-    path("models/", models.model_list, name="tuner-model-list"),
-    path("models/<str:model>/", models.model_detail, name="tuner-model-detail"),
-    path("api/models/", models.api_model_list, name="tuner-api-model-list"),
-    path("api/models/<str:model>/", models.api_model_detail, name="tuner-api-model-detail"),
+    path("models/", lineage.model_list, name="tuner-model-list"),
+    path("models/<str:model>/", lineage.model_detail, name="tuner-model-detail"),
+    path("api/models/", lineage.api_model_list, name="tuner-api-model-list"),
+    path("api/models/<str:model>/", lineage.api_model_detail, name="tuner-api-model-detail"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

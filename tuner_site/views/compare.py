@@ -46,7 +46,7 @@ class Line:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class RunComparison:
     metric: str | None
     metrics: list[str]
     lines: list[Line]
@@ -110,7 +110,7 @@ def _candidates(ids: list[str]) -> list[Run]:
     return sorted(newest, key=lambda r: r.trainer.id)  # stable: newest first within a trainer
 
 
-def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
+def _comparison(request: HttpRequest, offer_more: bool) -> RunComparison:
     runs = _selected(request)
     series = [run_history(d.run) for d in runs]
     # One quantity under two names (`lr`, `learning_rate`) is one series here.
@@ -139,7 +139,7 @@ def _comparison(request: HttpRequest, offer_more: bool) -> Comparison:
         formats=dict.fromkeys((ln.d.run.id for ln in lines), fmt),
         unit=fmt.unit,
     )
-    return Comparison(
+    return RunComparison(
         metric,
         # Offered: what was logged, timing and bookkeeping aside unless asked for by URL.
         [m for m in metrics if not is_bookkeeping(m) or m == metric],
@@ -171,7 +171,7 @@ def api_compare(request: HttpRequest) -> HttpResponse:
             "format": cmp.format.spec,
             "runs": [
                 {
-                    **serializers.run_summary(ln.d),
+                    **serializers.run_summary_json(ln.d),
                     "steps": list(ln.steps),
                     "values": list(ln.values),
                 }

@@ -13,8 +13,8 @@ from django_htmx.http import push_url
 
 from discovery.evaluations import (
     MAX_COMPARED,
-    Comparison,
     Evaluation,
+    EvaluationComparison,
     compare,
     get_evaluation,
     list_evaluations,
@@ -131,7 +131,7 @@ def api_evaluation_detail(request: HttpRequest, name: str) -> HttpResponse:
     )
 
 
-def _comparison(request: HttpRequest) -> tuple[Comparison, list[Evaluation]]:
+def _comparison(request: HttpRequest) -> tuple[EvaluationComparison, list[Evaluation]]:
     names = list(dict.fromkeys(n for n in request.GET.getlist("e") if n))
     if len(names) > MAX_COMPARED:
         raise BadQuery(f"compare at most {MAX_COMPARED} results at once, not {len(names)}.")
@@ -163,4 +163,4 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
 @require_safe
 def api_evaluation_compare(request: HttpRequest) -> HttpResponse:
     comparison, _ = _comparison(request)
-    return json_response(serializers.comparison_json(comparison, workspace.lineage()))
+    return json_response(serializers.evaluation_comparison_json(comparison, workspace.lineage()))

@@ -27,7 +27,7 @@ def _get_set_or_404(name: str) -> Listed:
 
 def _tag(request: HttpRequest, item: Listed) -> str | None:
     tag = request.GET.get("tag") or None
-    known = {t for c in item.set.cases or () for t in c.tags}
+    known = {t for c in item.prompt_set.cases or () for t in c.tags}
     if tag is not None and tag not in known:
         raise BadQuery(f"tag must be one this set uses: {', '.join(sorted(known)) or 'none'}.")
     return tag
@@ -51,7 +51,7 @@ def api_prompt_set_list(request: HttpRequest) -> HttpResponse:
 def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     item = _get_set_or_404(name)
     tag = _tag(request, item)
-    cases = [c for c in item.set.cases or () if tag is None or tag in c.tags]
+    cases = [c for c in item.prompt_set.cases or () if tag is None or tag in c.tags]
     paginator = Paginator(cases, CASES_PER_PAGE)
     number = int_param(request, "page", 1)
     if number > max(paginator.num_pages, 1):
@@ -60,9 +60,11 @@ def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "item": item,
         "tag": tag,
         "page": paginator.page(number),
-        "tags": item.set.top_tags(50),
+        "tags": item.prompt_set.top_tags(50),
         "evaluations": [
-            e for e in list_evaluations(workspace.current().root) if e.prompt_set == item.set.name
+            e
+            for e in list_evaluations(workspace.current().root)
+            if e.prompt_set == item.prompt_set.name
         ],
     }
     template = "prompt_sets/detail.html"
@@ -75,7 +77,7 @@ def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
 def api_prompt_set_detail(request: HttpRequest, name: str) -> HttpResponse:
     item = _get_set_or_404(name)
     tag = _tag(request, item)
-    cases = [c for c in item.set.cases or () if tag is None or tag in c.tags]
+    cases = [c for c in item.prompt_set.cases or () if tag is None or tag in c.tags]
     return json_response(
         {**serializers.prompt_set_json(item), "cases": [serializers.case_json(c) for c in cases]}
     )

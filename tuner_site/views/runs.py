@@ -318,7 +318,7 @@ def api_run_list(request: HttpRequest) -> HttpResponse:
             "count": listing.count,
             "page": page.number,
             "pages": page.paginator.num_pages,
-            "runs": [serializers.run_summary(d) for d in page.object_list],
+            "runs": [serializers.run_summary_json(d) for d in page.object_list],
         }
     )
     _read_the_rest(listing)
@@ -558,7 +558,7 @@ def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse
     d = _get_detail_or_404(request, trainer, run)
     page = _checkpoint_page(request, d)
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
-    return json_response(serializers.run_detail(d, sizes, workspace.lineage(), page.number))
+    return json_response(serializers.run_detail_json(d, sizes, workspace.lineage(), page.number))
 
 
 @require_safe
@@ -626,7 +626,9 @@ def api_checkpoint_detail(
     root = d.run.trainer.root
     files = list_files(c.path, root, c.kind == "top")
     adapter = read_adapter_config(c.path, root)
-    return json_response(serializers.checkpoint_detail(d, c, files, adapter, _saved_state(c, root)))
+    return json_response(
+        serializers.checkpoint_detail_json(d, c, files, adapter, _saved_state(c, root))
+    )
 
 
 def _overview(ws: Workspace, runs_only: bool) -> dict[str, Any]:

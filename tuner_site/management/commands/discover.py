@@ -243,7 +243,7 @@ class Command(BaseCommand):
         if json:
             self.emit(
                 # As the API: `count` is every match, `runs` what is shown.
-                {"count": len(runs), "runs": [serializers.run_summary(d) for d in details]}
+                {"count": len(runs), "runs": [serializers.run_summary_json(d) for d in details]}
             )
             return
         rows = [
@@ -310,9 +310,11 @@ class Command(BaseCommand):
             return
         rows = [
             [
-                x.set.name,
-                str(x.set.count) if x.set.count is not None else "error",
-                x.description if not x.set.error else f"{x.description} ({x.set.error})",
+                x.prompt_set.name,
+                str(x.prompt_set.count) if x.prompt_set.count is not None else "error",
+                x.description
+                if not x.prompt_set.error
+                else f"{x.description} ({x.prompt_set.error})",
             ]
             for x in items
         ]
@@ -328,7 +330,7 @@ class Command(BaseCommand):
         d = detail(found)
         sizes = disk_sizes(d.checkpoints, found.trainer.root)
         if json:
-            self.emit(serializers.run_detail(d, sizes, workspace.lineage()))
+            self.emit(serializers.run_detail_json(d, sizes, workspace.lineage()))
             return
         r = d.ranking
         rows = [
