@@ -24,7 +24,21 @@ from sampledata import demo
 from sampledata import runs as wb
 
 REPO = Path(__file__).resolve().parent.parent
+# The upstream training project (its Evaluator, real logs, results and prompt sets), checked out
+# beside this one; a clone on its own skips the tests that need it, with this reason.
 SHARED_UPSTREAM = REPO.parent / "shared" / "upstream"
+NO_UPSTREAM = "needs ../shared/upstream beside this checkout (README: Development)"
+needs_upstream = pytest.mark.skipif(not SHARED_UPSTREAM.is_dir(), reason=NO_UPSTREAM)
+
+
+def upstream_file(*parts: str) -> Path:
+    """A file of the upstream project; the calling test skips when it is not beside this one."""
+    path = SHARED_UPSTREAM.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(NO_UPSTREAM)
+    return path
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 

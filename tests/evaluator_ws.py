@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from django.db import connection
 
-from .conftest import REPO, SHARED_UPSTREAM
+from .conftest import REPO, upstream_file
 from .fake_servers import EVAL_TOOL
 
 MODEL = "nexus-tools-sft:q8"  # one of the fake Ollama's models
@@ -29,7 +29,7 @@ def add_evaluator(root: Path) -> None:
     """Copy the upstream Evaluator and the tools/ it imports; never its old results."""
     for part in ("Evaluator", "tools"):
         shutil.copytree(
-            SHARED_UPSTREAM / part,
+            upstream_file(part),
             root / part,
             dirs_exist_ok=True,
             ignore=shutil.ignore_patterns("results", "__pycache__", "*.pyc"),

@@ -12,7 +12,7 @@ import pytest
 from discovery.evaluations import get_evaluation, list_evaluations
 from sampledata import evaluator
 
-from .conftest import SHARED_UPSTREAM
+from .conftest import SHARED_UPSTREAM, needs_upstream
 
 REAL = SHARED_UPSTREAM / "Evaluator" / "results" / "full_coverage.json"
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def results(use_workspace: Path) -> Path:
     return use_workspace
 
 
-@pytest.mark.skipif(not REAL.is_file(), reason="../shared/upstream is not beside this checkout")
+@needs_upstream
 def test_it_reads_the_real_upstream_result(workspace):
     folder = workspace / "Evaluator" / "results"
     folder.mkdir(parents=True)

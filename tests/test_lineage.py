@@ -276,11 +276,9 @@ def test_a_broken_manifest_is_listed_with_its_error_and_nothing_else_is_lost(
 def test_a_real_upstream_result_links_by_name_to_a_run_publishing_that_repo(
     client, chain, tmp_path
 ):
-    from .conftest import SHARED_UPSTREAM
+    from .conftest import upstream_file
 
-    real = SHARED_UPSTREAM / "Evaluator" / "results" / "full_coverage.json"
-    if not real.exists():
-        pytest.skip("the upstream files are not next to this checkout")
+    real = upstream_file("Evaluator", "results", "full_coverage.json")
     (chain.root / "Evaluator" / "results" / "full_coverage.json").write_bytes(real.read_bytes())
     upload.write_upload(chain.sft / "final_model", "professorsynapse/nexus-tools-v0.0.1")
     found = {e["name"]: e for e in get_json(client, "/api/evaluations/")["evaluations"]}

@@ -15,7 +15,7 @@ from discovery.mlx import parse_segments
 from discovery.runs import Workspace, detail, get_run, list_runs, list_trainers
 from sampledata import runs as wb
 
-from .conftest import SHARED_UPSTREAM, age
+from .conftest import SHARED_UPSTREAM, age, needs_upstream
 
 REAL_LOG = (
     SHARED_UPSTREAM / "Trainers" / "mistral_lora_mac" / "test_logs_minimal" / "training.jsonl"
@@ -30,7 +30,7 @@ def mac(workspace: Path) -> Path:
     return workspace
 
 
-@pytest.mark.skipif(not REAL_LOG.is_file(), reason="../shared/upstream is not beside this checkout")
+@needs_upstream
 def test_the_real_upstream_log_splits_into_its_runs(workspace):
     segments = parse_segments(REAL_LOG.read_bytes())
     assert [s.name for s in segments] == ["20251114_084629", "20251114_084939", "20251114_085132"]
@@ -48,7 +48,7 @@ def test_the_real_upstream_log_splits_into_its_runs(workspace):
     assert (middle.run.status, middle.step, middle.max_steps) == ("stopped", None, 20)
 
 
-@pytest.mark.skipif(not REAL_LOG.is_file(), reason="../shared/upstream is not beside this checkout")
+@needs_upstream
 @pytest.mark.django_db
 def test_a_run_that_stopped_before_its_first_step_says_so(client, use_workspace):
     folder = use_workspace / "Trainers" / "mistral_lora_mac" / "logs"
@@ -61,7 +61,7 @@ def test_a_run_that_stopped_before_its_first_step_says_so(client, use_workspace)
     assert "No checkpoint or final model is left" not in page and "Nothing was logged." in page
 
 
-@pytest.mark.skipif(not REAL_LOG.is_file(), reason="../shared/upstream is not beside this checkout")
+@needs_upstream
 def test_a_copied_log_is_not_a_run_training_now(workspace):
     # The real log, copied today: the file is new, its records are from November 2025.
     folder = workspace / "Trainers" / "mistral_lora_mac" / "logs"

@@ -14,7 +14,7 @@ from discovery.prompt_sets import get_prompt_set, list_prompt_sets
 from sampledata import evaluator
 from tuner_site.models import PromptSetNote
 
-from .conftest import SHARED_UPSTREAM
+from .conftest import SHARED_UPSTREAM, needs_upstream
 
 UPSTREAM = SHARED_UPSTREAM
 
@@ -47,7 +47,7 @@ def prompts(workspace: Path) -> Path:
     return workspace
 
 
-@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="../shared/upstream is not beside this checkout")
+@needs_upstream
 def test_it_reads_the_real_upstream_prompt_sets():
     sets = {s.name: s for s in list_prompt_sets(UPSTREAM.resolve())}
     assert (sets["tool_prompts"].count, sets["behavior_prompts"].count) == (44, 51)

@@ -17,7 +17,7 @@ from discovery.ranking import RankRequest
 from discovery.runs import Workspace, detail, get_run, list_runs, list_trainers
 from sampledata import runs as wb
 
-from .conftest import SHARED_UPSTREAM, age, run_dir, started
+from .conftest import age, run_dir, started, upstream_file
 
 pytestmark = pytest.mark.django_db
 
@@ -398,7 +398,7 @@ def test_the_notebook_lineage_shape_fills_the_header(workspace):
 
 
 def test_a_plain_upstream_checkout_shows_its_real_mlx_log(workspace):
-    real = SHARED_UPSTREAM / "Trainers" / "mistral_lora_mac" / "test_logs_minimal"
+    real = upstream_file("Trainers", "mistral_lora_mac", "test_logs_minimal")
     folder = workspace / "Trainers" / "mistral_lora_mac" / "test_logs_minimal"
     shutil.copytree(real, folder)
     # main.py creates the output folders at start, before a single step.
