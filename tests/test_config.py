@@ -27,7 +27,7 @@ from discovery.runs import Workspace, list_runs
 from discovery.yamlfile import parse
 from sampledata import runs as wb
 
-from .conftest import SHARED_UPSTREAM, started
+from .conftest import SHARED_UPSTREAM, needs_upstream, started
 
 # aa-n/Qwen3_Lora: a LLaMA-Factory LoRA SFT of Qwen3-14B on 7 GPUs, its output folder's
 # metadata as published (training_args.yaml, adapter_config.json, README.md, trainer_state.json).
@@ -504,7 +504,7 @@ output:
 """
 
 
-@pytest.mark.skipif(not MLX_MINIMAL.exists(), reason="needs ../shared/upstream (the MLX log)")
+@needs_upstream
 def test_mlx_config_of_the_profile_that_wrote_the_run(tmp_path):
     trainer = tmp_path / "Trainers" / "mistral_lora_mac"
     shutil.copytree(MLX_MINIMAL, trainer / "test_logs_minimal")
