@@ -232,6 +232,7 @@ def test_a_database_deleted_while_running_is_an_error_page_not_a_new_empty_one(c
         body = response.content.decode()
         assert response.status_code == 503, (url, response.status_code)
         assert "missing" in body and "manage.py migrate" in body, url
+        assert f"database {edited.name} is missing" in body and str(edited.parent) not in body
         assert "behavior_prompts" not in body, url
     assert not edited.exists()  # not made again, empty, behind anyone's back
     assert client.get("/runs/").status_code == 200

@@ -300,3 +300,64 @@ def test_the_form_states_the_bounds_its_fields_are_checked_against(
     page = as_staff.get("/evaluations/new/").content.decode()
     assert f"0 to {MAX_TEMPERATURE:g}, the Evaluator's default {DEFAULT_TEMPERATURE}" in page
     assert f'min="0" max="{MAX_TEMPERATURE:g}"' in page and f'max="{MAX_LIMIT}"' in page
+
+
+@pytest.fixture
+def dashed_ollama(settings):
+    """An Ollama serving a model whose name reads like an option to the Evaluator."""
+    tags = json.loads(json.dumps(fs.OLLAMA_TAGS))
+    tags["models"][0] |= {"name": "--help:latest", "model": "--help:latest"}
+    server = fs.FakeServer("ollama", routes={"/api/tags": tags}).start()
+    settings.OLLAMA_HOST = server.host
+    yield server
+    server.stop()
+
+
+def test_names_the_evaluator_would_read_as_options_are_refused(
+    as_staff, eval_workspace, dashed_ollama
+):
+    response = as_staff.post("/api/evaluations/jobs/", GOOD | {"model": "--help:latest"})
+    assert response.status_code == 400
+    assert response.json()["fields"]["model"] == [
+        "The model '--help:latest' starts with “-”, which the Evaluator would read as an "
+        "option: it cannot be evaluated from the dashboard."
+    ]
+    response = as_staff.post("/evaluations/new/", GOOD | {"tags": "create,-x"})
+    assert response.status_code == 400
+    assert "The tag &#x27;-x&#x27; starts with “-”" in response.content.decode()
+    assert not EvaluationJob.objects.exists()
+
+
+def test_a_prompt_set_file_the_evaluator_would_expand_is_refused(as_staff, eval_workspace, ollama):
+    from .evaluator_ws import write_cases
+
+    write_cases(eval_workspace, "set$HOME", "RR")
+    response = as_staff.post("/api/evaluations/jobs/", GOOD | {"prompt_set": "set$HOME"})
+    assert response.status_code == 400
+    (message,) = response.json()["fields"]["prompt_set"]
+    assert message.startswith("The prompt set file Evaluator/prompts/set$HOME.json has “$”")
+    assert "rename it without them" in message
+
+
+def test_the_form_says_the_limits_a_job_runs_under(as_staff, settings, eval_workspace, ollama):
+    settings.TUNER_EVAL_BASE_SECONDS, settings.TUNER_EVAL_SECONDS_PER_CASE = 300, 90
+    settings.TUNER_EVAL_MEMORY_MB, settings.TUNER_EVAL_RESULT_MB = 2048, 64
+    page = as_staff.get("/evaluations/new/").content.decode()
+    assert (
+        "Limits: a job is stopped after 5m 0s plus 1m 30s a case it runs; the Evaluator may use "
+        "2048 MB of memory and write files up to 64 MB."
+    ) in page
+
+
+def test_only_servers_the_evaluator_reaches_at_the_same_address_are_offered():
+    from tuner_site.jobs.evaluator import host_port, server_problem
+
+    assert server_problem("http://127.0.0.1:11434") is None
+    assert server_problem("http://[::1]:1234/") is None and host_port("http://[::1]:1234/") == (
+        "[::1]",
+        1234,
+    )
+    # The Evaluator builds http://{host}:{port}: https, a path or a login would be lost.
+    assert "speaks plain http only, not https" in server_problem("https://gpu.lan:11434")
+    assert "would drop its path" in server_problem("http://gpu.lan/ollama")
+    assert "user name and password" in server_problem("http://u:p@gpu.lan:11434")

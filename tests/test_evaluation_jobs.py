@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -363,3 +367,123 @@ def test_a_worker_stopped_by_signals_puts_its_job_back_and_the_next_one_finishes
     done = job(pk)
     assert (done.done, done.total, done.passed, done.error) == (5, 5, 3, "")
     assert done.worker_pid == second.proc.pid and done.result
+
+
+def fake_python(tmp_path, name: str, code: str):
+    """An Evaluator's Python that runs `code` whatever it is asked: a misbehaving Evaluator."""
+    script = tmp_path / name
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "{code}"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_job_past_its_time_limit_is_stopped_and_failed(client, staff, chat_ollama, workers):
+    # A server that never answers: the Evaluator would wait its 60 s request three times a case.
+    limit = {"TUNER_EVAL_BASE_SECONDS": "2", "TUNER_EVAL_SECONDS_PER_CASE": "0"}
+    worker = workers(env=limit)
+    pk = start_job(client)
+    wait_for(lambda: job(pk).total == 5, "the Evaluator to start", logs=logs(worker))
+    evaluator = job(pk).evaluator_pid
+    wait_for(lambda: job(pk).status == "failed", "the time limit", 30, logs(worker))
+    assert job(pk).error == (
+        "It passed its time limit of 2s (2s, and 0s for each of its 5 cases) with 0 of 5 cases "
+        "done, and was stopped."
+    )
+    assert group_gone(evaluator) and job(pk).result is None
+
+
+def test_an_evaluator_past_its_memory_limit_fails_saying_so(
+    client, staff, chat_ollama, workers, tmp_path
+):
+    python = fake_python(tmp_path, "greedy", "bytearray(400 << 20)")
+    pk = start_job(client)
+    worker = workers(
+        "--batch", env={"TUNER_EVALUATOR_PYTHON": python, "TUNER_EVAL_MEMORY_MB": "200"}
+    )
+    worker.proc.wait(60)
+    failed = job(pk)
+    assert failed.status == "failed", worker.output()
+    assert failed.error == (
+        "The Evaluator passed its memory limit of 200 MB (TUNER_EVAL_MEMORY_MB) and stopped."
+    )
+    assert "MemoryError" in failed.output
+
+
+def test_an_evaluator_writing_past_the_file_cap_fails_saying_so(
+    client, staff, eval_workspace, chat_ollama, workers, tmp_path
+):
+    python = fake_python(
+        tmp_path, "verbose", "open('Evaluator/results/huge.json', 'wb').write(bytes(3 << 20))"
+    )
+    pk = start_job(client)
+    worker = workers("--batch", env={"TUNER_EVALUATOR_PYTHON": python, "TUNER_EVAL_RESULT_MB": "1"})
+    worker.proc.wait(60)
+    failed = job(pk)
+    assert failed.status == "failed", worker.output()
+    assert failed.error.startswith("The Evaluator's result passed the 1 MB cap on a file it writes")
+    assert (eval_workspace / "Evaluator" / "results" / "huge.json").stat().st_size == 1 << 20
+
+
+def test_a_worker_outlives_a_database_locked_longer_than_its_timeout(
+    client, staff, chat_ollama, workers
+):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("a file lock held by another program is SQLite's")
+    from .test_database_faults import Lock
+
+    worker = workers()
+    wait_for(lambda: "Starting worker" in worker.output(), "the worker to start polling")
+    connection.close()
+    # A backup tool or a VACUUM holding the write lock past SQLite's 5 s timeout.
+    lock = Lock(Path(connection.settings_dict["NAME"]), "IMMEDIATE")
+    try:
+        wait_for(
+            lambda: "The database is locked" in worker.output(), "the worker to meet the lock", 20
+        )
+    finally:
+        lock.release()
+    assert worker.proc.poll() is None, worker.output()
+    chat_ollama.gate = None
+    pk = start_job(client, limit="1")
+    wait_for(lambda: job(pk).status == "succeeded", "the next job", 60, logs(worker))
+    said = worker.output()
+    assert "Traceback" not in said
+    assert "another program is writing to it: a backup, VACUUM or a large delete?" in said
+
+
+def test_a_link_planted_at_the_next_result_names_is_never_written_through(
+    client, staff, eval_workspace, chat_ollama, workers, tmp_path
+):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    results = eval_workspace / "Evaluator" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    now = datetime.now()
+    for s in range(-2, 60):  # every name the next minute's jobs would take first
+        stem = (now + timedelta(seconds=s)).strftime("run_%Y%m%d_%H%M%S")
+        for suffix in (".json", ".md"):
+            (results / f"{stem}{suffix}").symlink_to(outside / f"{stem}{suffix}")
+    chat_ollama.gate = None
+    pk = start_job(client, limit="1")
+    worker = workers("--batch")
+    worker.proc.wait(60)
+    done = job(pk)
+    assert done.status == "succeeded", worker.output()
+    assert done.result.endswith("_2") and (results / f"{done.result}.json").stat().st_size > 0
+    assert list(outside.iterdir()) == []
+
+
+def test_the_pre_start_check_of_a_trickling_server_ends_within_its_deadline(
+    client, staff, chat_ollama, workers
+):
+    pk = start_job(client)
+    chat_ollama.mode = "trickle"  # its headers a byte at a time, for ever
+    started = time.monotonic()
+    worker = workers("--batch")
+    worker.proc.wait(60)
+    failed = job(pk)
+    assert failed.status == "failed", worker.output()
+    assert time.monotonic() - started < 30  # worker start-up and one 1.5 s deadline
+    assert "\n" not in failed.error and failed.evaluator_pid is None

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from tuner_site.jobs.evaluation import reserve_stem
+from tuner_site.jobs.evaluation import release_stem, reserve_stem
 from tuner_site.jobs.lifecycle import cancel, claim, fail_lost_jobs
 from tuner_site.models import EvaluationJob
 
@@ -203,3 +203,112 @@ def test_a_non_staff_user_cannot_run_a_job_again(client, django_user_model, use_
     assert client.post(f"/api/evaluations/jobs/{old.pk}/again/").status_code == 403
     assert "Run again" not in client.get(f"/evaluations/jobs/{old.pk}/").content.decode()
     assert EvaluationJob.objects.count() == 1
+
+
+def test_a_dangling_link_at_a_result_name_is_taken_and_never_written_through(tmp_path):
+    results, outside = tmp_path / "results", tmp_path / "outside"
+    results.mkdir()
+    outside.mkdir()
+    now = datetime(2025, 12, 1, 16, 30, 5)
+    (results / "run_20251201_163005.json").symlink_to(outside / "planted.json")  # dangling
+    (results / "run_20251201_163005_2.md").symlink_to(outside / "planted.md")
+    stem = reserve_stem(make().pk, results, now)
+    assert stem == "run_20251201_163005_3"
+    for suffix in (".json", ".md"):
+        made = results / f"{stem}{suffix}"
+        assert not made.is_symlink() and made.is_file() and made.stat().st_size == 0
+    assert list(outside.iterdir()) == []  # nothing was created through a link
+    assert not (results / "run_20251201_163005_2.json").exists()  # its half was given back
+
+    # A job that ends without a result gives back its empty names, and only those.
+    release_stem(results, stem)
+    assert not (results / f"{stem}.json").exists() and not (results / f"{stem}.md").exists()
+    kept = reserve_stem(make().pk, results, now)
+    (results / f"{kept}.json").write_text("{}")  # what the Evaluator wrote stays
+    release_stem(results, kept)
+    assert (results / f"{kept}.json").read_text() == "{}"
+    release_stem(results, "run_20251201_163005")  # a link is never removed either
+    assert (results / "run_20251201_163005.json").is_symlink()
+
+
+def test_a_cancel_that_got_in_before_the_verdict_wins_it(client, django_user_model):
+    from tuner_site.jobs.lifecycle import finish
+
+    running = claim(EvaluationJob, make().pk, "t1")
+    assert cancel(running) is True  # the API answers 200: the job will end cancelled
+    # The Evaluator finished meanwhile, and its worker records what it saw.
+    assert finish(running, "succeeded", result="run_x") == "cancelled"
+    ended = EvaluationJob.objects.get(pk=running.pk)
+    assert (ended.status, ended.error, ended.result) == ("cancelled", "", "run_x")
+
+    done = claim(EvaluationJob, make("lmstudio").pk, "t2")
+    assert finish(done, "succeeded") == "succeeded"
+    client.force_login(
+        django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
+    )
+    response = client.post(f"/api/evaluations/jobs/{done.pk}/cancel/")
+    assert response.status_code == 409 and "already ended (succeeded)" in response.json()["error"]
+
+
+def test_a_late_worker_never_overwrites_a_verdict():
+    from tuner_site.jobs.lifecycle import finish, heartbeat
+
+    mine = claim(EvaluationJob, make().pk, "t1")
+    # A page took it for lost meanwhile (its worker had not reported for a minute).
+    EvaluationJob.objects.filter(pk=mine.pk).update(status="failed", error="taken for lost")
+    assert heartbeat(mine, done=3) is False  # so the worker stops its Evaluator
+    assert finish(mine, "succeeded", result="run_x") is None
+    row = EvaluationJob.objects.get(pk=mine.pk)
+    assert (row.status, row.error, row.done, row.result) == ("failed", "taken for lost", 0, None)
+
+    # Nor does a worker whose job was put back in the queue and claimed by another.
+    again = claim(EvaluationJob, make("lmstudio").pk, "t2")
+    EvaluationJob.objects.filter(pk=again.pk).update(task_id="t3")
+    assert finish(again, "failed", "old news") is None
+    assert EvaluationJob.objects.get(pk=again.pk).status == "running"
+
+
+def test_the_jobs_page_says_when_no_worker_has_taken_a_job_for_a_while(client, use_workspace):
+    job = make()
+    from tuner_site.jobs.lifecycle import enqueue
+
+    enqueue(job)
+    job.refresh_from_db()
+    assert "data-no-worker" not in client.get("/evaluations/jobs/").content.decode()
+    DBTaskResult.objects.filter(id=job.task_id).update(
+        enqueued_at=timezone.now() - timedelta(minutes=2)
+    )
+    for url in ("/evaluations/jobs/", f"/evaluations/jobs/{job.pk}/"):
+        page = client.get(url).content.decode()
+        assert "No worker has taken a job since" in page, url
+        assert "<code>.venv/bin/python manage.py db_worker</code>" in page, url
+
+
+def test_usernames_and_this_machines_folders_reach_staff_only_with_login_off(
+    client, django_user_model, use_workspace, settings
+):
+    ada = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
+    output = (
+        f"Results saved to {use_workspace}/Evaluator/results/run_x.json\n"
+        '  File "/opt/venvs/eval/lib/python3.11/site-packages/requests/api.py", line 3'
+    )
+    job = make(status="failed", created_by=ada, output=output, error=f"No {use_workspace}/x.")
+    for url in (f"/api/evaluations/jobs/{job.pk}/", "/api/evaluations/jobs/"):
+        seen = client.get(url).content.decode()
+        assert "ada" not in seen and str(use_workspace) not in seen and "/opt/" not in seen, url
+    data = client.get(f"/api/evaluations/jobs/{job.pk}/").json()
+    assert data["created_by"] is None and data["error"] == "No x."
+    assert data["output"] == [
+        "Results saved to Evaluator/results/run_x.json",
+        '  File "…/api.py", line 3',
+    ]
+    page = client.get(f"/evaluations/jobs/{job.pk}/").content.decode()
+    assert "ada" not in page and str(use_workspace) not in page
+    client.force_login(ada)
+    assert client.get(f"/api/evaluations/jobs/{job.pk}/").json()["created_by"] == "ada"
+    assert str(use_workspace) in client.get(f"/evaluations/jobs/{job.pk}/").content.decode()
+    # With login on, everyone who sees the page is a signed-in teammate.
+    client.logout()
+    settings.TUNER_REQUIRE_LOGIN = True
+    client.force_login(django_user_model.objects.create_user("bob", password="pw-bob-12345"))
+    assert client.get(f"/api/evaluations/jobs/{job.pk}/").json()["created_by"] == "ada"

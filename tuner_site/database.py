@@ -27,7 +27,8 @@ def problem(exc: BaseException) -> Problem | None:
         return None
     if isinstance(exc, DatabaseMissing):
         return Problem(
-            f"The dashboard's database {exc.path} is missing: it was deleted or moved while "
+            # The file's name only: this page reaches anyone when login is off.
+            f"The dashboard's database {exc.path.name} is missing: it was deleted or moved while "
             "the server ran. Restore the file, or run `manage.py migrate` to start a new, "
             "empty one (descriptions and other edits made in admin are then gone), and reload."
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from django import forms
@@ -14,6 +14,7 @@ from discovery.backends import Backend, BackendStatus
 from discovery.prompt_sets import PromptSet
 
 from . import workspace
+from .jobs import evaluator
 from .jobs.evaluator import DEFAULT_TEMPERATURE, EVALUATOR_KINDS
 from .prompt_notes import listed
 
@@ -35,6 +36,12 @@ class Offer:
 
     def prompt_set(self, name: str) -> PromptSet | None:
         return next((p for p in self.prompt_sets if p.name == name), None)
+
+    def prompt_set_file(self, name: str) -> PurePath:
+        """The prompt set's file as the Evaluator gets it: relative to the workspace."""
+        found = self.prompt_set(name)
+        assert found is not None
+        return evaluator.prompt_file(found.path)
 
     @property
     def available(self) -> list[BackendStatus]:
@@ -59,6 +66,10 @@ class EvaluationForm(forms.Form):
     max_temperature = MAX_TEMPERATURE
     default_temperature = DEFAULT_TEMPERATURE
     max_limit = MAX_LIMIT
+
+    @property
+    def budget(self) -> evaluator.Budget:
+        return evaluator.budget()
 
     backend = forms.CharField(required=False)
     model = forms.CharField(required=False, max_length=500)
@@ -86,6 +97,8 @@ class EvaluationForm(forms.Form):
             )
         if not status.available:
             raise ValidationError(f"{raw} is not answering right now: {status.error}")
+        if problem := evaluator.server_problem(status.backend.url):
+            raise ValidationError(problem)
         return raw
 
     def clean_prompt_set(self) -> str:
@@ -96,6 +109,8 @@ class EvaluationForm(forms.Form):
                 f"prompt_set must be one of the prompt sets in Evaluator/prompts/: "
                 f"{_listing(names)}; not {raw!r}."
             )
+        if problem := evaluator.file_problem(raw, self.offer.prompt_set_file(raw)):
+            raise ValidationError(problem)
         return raw
 
     def clean_limit(self) -> int | None:
@@ -144,13 +159,18 @@ class EvaluationForm(forms.Form):
 
     def clean_tags(self) -> tuple[str, ...]:
         raw = self.cleaned_data["tags"]
-        return tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+        tags = tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+        if problem := evaluator.tags_problem(tags):
+            raise ValidationError(problem)
+        return tags
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         status = self.offer.status(data.get("backend") or "")
         model = (self.cleaned_data.get("model") or "").strip()
-        if status is not None and status.available:
+        if problem := evaluator.option_problem("The model", model):
+            self.add_error("model", problem)
+        elif status is not None and status.available:
             served = [m.id for m in status.models]
             if model not in served:
                 self.add_error(

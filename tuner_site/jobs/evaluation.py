@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django_tasks import TaskContext, task
 
-from discovery.backends import Backend, BackendStatus
+from discovery.backends import Backend
 from discovery.prompt_sets import get_prompt_set
 from tuner_site import workspace
 from tuner_site.models import EvaluationJob
@@ -27,8 +27,6 @@ from . import evaluator, lifecycle, process
 
 Status = EvaluationJob.Status
 RESULTS = PurePath("Evaluator", "results")  # inside the workspace, where the upstream menu writes
-# The pre-start check waits this long at most for the server, whatever the server does.
-PROBE_SECONDS = 15.0
 
 
 def create_job(
@@ -80,7 +78,7 @@ def _evaluate(job: Any) -> None:
     stem = reserve_stem(job.pk, results)
     written = False
     try:
-        written = _run(job, root, prompt_set.path.relative_to(root), prompt_set.cases, stem)
+        written = _run(job, root, evaluator.prompt_file(prompt_set.path), prompt_set.cases, stem)
     finally:
         if not written:
             release_stem(results, stem)
@@ -148,17 +146,17 @@ def _problem(job: Any, root: Path) -> str | None:
     if prompt_set is None or prompt_set.cases is None:
         return f"The prompt set {job.prompt_set!r} is no longer there."
     return (
-        evaluator.file_problem(job.prompt_set, prompt_set.path.relative_to(root))
+        evaluator.file_problem(job.prompt_set, evaluator.prompt_file(prompt_set.path))
         or evaluator.server_problem(job.backend_url)
         or evaluator.option_problem("The model", job.model)
-        or next((p for t in job.tags if (p := evaluator.option_problem("The tag", t))), None)
+        or evaluator.tags_problem(job.tags)
     )
 
 
 def _server_problem(job: Any) -> str | None:
-    status = _probe(Backend(job.backend, job.backend_kind, job.backend_url))
-    if status is None:
-        return f"{job.backend} did not answer within {PROBE_SECONDS:g} s."
+    # One wall-clock deadline for the whole probe, headers included (discovery/http.py): a
+    # server that trickles cannot hold the job between two heartbeats.
+    status = workspace.probe(Backend(job.backend, job.backend_kind, job.backend_url))
     if not status.available:
         return status.error or f"{job.backend} did not answer."
     served = [m.id for m in status.models]
@@ -168,16 +166,6 @@ def _server_problem(job: Any) -> str | None:
             f"(it serves {', '.join(served) or 'no models'})."
         )
     return None
-
-
-def _probe(backend: Backend) -> BackendStatus | None:
-    """The server's answer, or None after PROBE_SECONDS: the job's heartbeat cannot wait on a
-    server that trickles its headers (a thread left waiting ends with its request)."""
-    found: list[BackendStatus] = []
-    thread = threading.Thread(target=lambda: found.append(workspace.probe(backend)), daemon=True)
-    thread.start()
-    thread.join(PROBE_SECONDS)
-    return found[0] if found else None
 
 
 def reserve_stem(job_id: int, results: Path, now: datetime | None = None) -> str:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from discovery.prompt_sets import Case
+from tuner_site.formatting import duration
 
 from .models import Job
 from .process import Limits, OutputTail
@@ -79,6 +80,16 @@ def option_problem(what: str, value: str) -> str | None:
             "it cannot be evaluated from the dashboard."
         )
     return None
+
+
+def tags_problem(tags: Iterable[str]) -> str | None:
+    return next((p for t in tags if (p := option_problem("The tag", t))), None)
+
+
+def prompt_file(path: Path) -> PurePath:
+    """A prompt set's file as the Evaluator gets it: relative to the workspace, its folder, so
+    nothing in the workspace's own path can be misread."""
+    return PurePath("Evaluator", "prompts", path.name)
 
 
 def file_problem(name: str, relative: PurePath) -> str | None:
@@ -237,11 +248,10 @@ def outcome(exit_code: int, progress: Progress, has_result: bool, plan: Budget) 
 
 
 def timed_out(plan: Budget, cases: int, progress: Progress) -> str:
-    minutes = plan.seconds(cases) / 60
     return (
-        f"It passed its time limit of {minutes:,.0f} min ({plan.base_seconds // 60} min and "
-        f"{plan.seconds_per_case} s a case for {cases} cases) with {progress.done} of "
-        f"{progress.total if progress.total is not None else cases} cases done, and was stopped."
+        f"It passed its time limit of {duration(plan.seconds(cases))} "
+        f"({duration(plan.base_seconds)}, and {duration(plan.seconds_per_case)} for each of its "
+        f"{cases} cases) with {progress.done} of {cases} cases done, and was stopped."
     )
 
 

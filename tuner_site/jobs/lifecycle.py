@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.apps import apps
@@ -288,6 +288,28 @@ def requeue(job: Job) -> bool:
     if back:
         enqueue(job)
     return bool(back)
+
+
+# Workers poll every second or so: a task left this long has no worker free to take it.
+WORKER_SILENT_AFTER = timedelta(seconds=30)
+
+
+def waiting_since() -> datetime | None:
+    """When the oldest task no worker has taken was queued, once that is WORKER_SILENT_AFTER
+    ago: no worker is polling, or every one is busy (the database backend tells; others not)."""
+    if not apps.is_installed("django_tasks_db"):
+        return None
+    from django_tasks_db.models import DBTaskResult
+
+    oldest = (
+        DBTaskResult.objects.ready()
+        .order_by("enqueued_at")
+        .values_list("enqueued_at", flat=True)
+        .first()
+    )
+    if oldest is None or timezone.now() - oldest < WORKER_SILENT_AFTER:
+        return None
+    return oldest
 
 
 def fail_lost_jobs(starting_worker: bool = False) -> list[Job]:

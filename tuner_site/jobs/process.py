@@ -58,6 +58,18 @@ def start(
     )
 
 
+# An absolute path outside the workspace (not part of a URL): only its last part is shown.
+ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:[\w.@+~-]+/)+([\w.@+~-]+)")
+
+
+def hide_paths(text: str, root: Path | None) -> str:
+    """What a child printed, for viewers who may not see this machine's folders: paths in the
+    workspace become relative, any other absolute path keeps only its last part."""
+    if root is not None:
+        text = text.replace(f"{root}/", "").replace(str(root), ".")
+    return ABSOLUTE.sub(r"…/\1", text)
+
+
 class OutputTail:
     """The last lines a child printed; a kind of job reads more from them in `parse`."""
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,8 +20,8 @@ from tuner_site import serializers, workspace
 from tuner_site.forms import FIELDS, EvaluationForm, Offer, current_offer
 from tuner_site.jobs.evaluation import create_job
 from tuner_site.jobs.evaluator import DEFAULT_TEMPERATURE, missing_parts
-from tuner_site.jobs.lifecycle import cancel, fail_lost_jobs, run_again
-from tuner_site.jobs.process import OUTPUT_LINES
+from tuner_site.jobs.lifecycle import cancel, fail_lost_jobs, run_again, waiting_since
+from tuner_site.jobs.process import OUTPUT_LINES, hide_paths
 from tuner_site.models import EvaluationJob
 
 from .common import BadQuery, HtmxHttpRequest, error_response, json_response
@@ -39,17 +42,34 @@ def _denied(request: HttpRequest) -> tuple[int, str] | None:
     return None
 
 
-def _get_job_or_404(job_id: int) -> EvaluationJob:
+def _job_or_404(job_id: int) -> EvaluationJob:
     job = EvaluationJob.objects.select_related("created_by").filter(pk=job_id).first()
     if job is None:
         raise Http404(f"No evaluation job {job_id}.")
     return job
 
 
-def _jobs() -> list[EvaluationJob]:
+def _jobs(request: HttpRequest) -> list[EvaluationJob]:
     # A job whose worker died is ended here too, so no page shows it running forever.
     fail_lost_jobs()
-    return list(EvaluationJob.objects.select_related("created_by")[:JOBS_SHOWN])
+    jobs = EvaluationJob.objects.select_related("created_by")[:JOBS_SHOWN]
+    return [_shown(request, j) for j in jobs]
+
+
+def _shown(request: HttpRequest, job: EvaluationJob) -> EvaluationJob:
+    """The job as this viewer may see it: with login off, who started it and this machine's
+    folders (in its output and error) reach staff only."""
+    if settings.TUNER_REQUIRE_LOGIN or request.user.is_staff:
+        return job
+    shown = copy.copy(job)
+    shown.created_by = None
+    try:
+        root: Path | None = workspace.current().root
+    except workspace.WorkspaceMissing:
+        root = None
+    shown.output = hide_paths(job.output, root)
+    shown.error = hide_paths(job.error, root)
+    return shown
 
 
 def _initial(params: QueryDict, offer: Offer) -> dict[str, Any]:
@@ -124,8 +144,13 @@ def api_new_evaluation(request: HttpRequest) -> HttpResponse:
 @require_safe
 @vary_on_headers("HX-Request")
 def job_list(request: HtmxHttpRequest) -> HttpResponse:
-    jobs = _jobs()
-    context = {"jobs": jobs, "active": any(j.is_active for j in jobs), "shown": JOBS_SHOWN}
+    jobs = _jobs(request)
+    context = {
+        "jobs": jobs,
+        "active": any(j.is_active for j in jobs),
+        "shown": JOBS_SHOWN,
+        "waiting_since": waiting_since(),
+    }
     template = "evaluations/jobs.html"
     if request.htmx:
         template += "#jobs"
@@ -137,7 +162,7 @@ def job_list(request: HtmxHttpRequest) -> HttpResponse:
 def api_job_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _api_create(request)
-    return json_response({"jobs": [serializers.job_json(j) for j in _jobs()]})
+    return json_response({"jobs": [serializers.job_json(j) for j in _jobs(request)]})
 
 
 def _api_create(request: HttpRequest) -> HttpResponse:
@@ -188,7 +213,7 @@ def _text(value: object) -> str:
 @vary_on_headers("HX-Request")
 def job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     fail_lost_jobs()
-    job = _get_job_or_404(job_id)
+    job = _shown(request, _job_or_404(job_id))
     template = "evaluations/job.html"
     if request.htmx:
         template += "#job"
@@ -210,23 +235,24 @@ def _job_context(request: HttpRequest, job: EvaluationJob) -> dict[str, Any]:
         "has_set": has_set,
         "denied": _denied(request),
         "lines": OUTPUT_LINES,
+        "waiting_since": waiting_since() if job.is_queued else None,
     }
 
 
 @require_safe
 def api_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     fail_lost_jobs()
-    return json_response(serializers.job_json(_get_job_or_404(job_id), output=True))
+    return json_response(serializers.job_json(_shown(request, _job_or_404(job_id)), output=True))
 
 
 @require_POST
 def job_cancel(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
-    job = _get_job_or_404(job_id)
+    job = _job_or_404(job_id)
     if denied := _denied(request):
         return error_response(request, 403, denied[1])
     if job.is_active:
         cancel(job)
-        job = _get_job_or_404(job.pk)
+        job = _job_or_404(job.pk)
     if request.htmx:
         return render(request, "evaluations/job.html#job", _job_context(request, job))
     return redirect("tuner-job-detail", job.pk)
@@ -234,12 +260,12 @@ def job_cancel(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
 
 @require_POST
 def api_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _get_job_or_404(job_id)
+    job = _job_or_404(job_id)
     if denied := _denied(request):
         return error_response(request, *denied)
     # 200 only when the cancel got in before the job's verdict: it then ends cancelled.
     accepted = cancel(job)
-    job = _get_job_or_404(job.pk)
+    job = _job_or_404(job.pk)
     if not accepted:
         return json_response(
             {
@@ -266,7 +292,7 @@ def _run_again(request: HttpRequest, job: EvaluationJob) -> EvaluationJob | Http
 
 @require_POST
 def job_run_again(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
-    again = _run_again(request, _get_job_or_404(job_id))
+    again = _run_again(request, _job_or_404(job_id))
     if isinstance(again, HttpResponse):
         return again
     return redirect("tuner-job-detail", again.pk)
@@ -274,7 +300,7 @@ def job_run_again(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
 
 @require_POST
 def api_job_run_again(request: HttpRequest, job_id: int) -> HttpResponse:
-    again = _run_again(request, _get_job_or_404(job_id))
+    again = _run_again(request, _job_or_404(job_id))
     if isinstance(again, HttpResponse):
         return again
     response = json_response(serializers.job_json(again), status=201)
