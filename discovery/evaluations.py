@@ -210,7 +210,8 @@ def _files(root: Path) -> dict[str, Path]:
         # A name no URL can open is not listed.
         if e.name.endswith(".json") and not e.name.startswith(".") and is_safe_name(name):
             try:
-                if e.is_file() and is_inside(e.path, root):
+                # An empty file is a name a running evaluation job reserved: not a result yet.
+                if e.is_file() and e.stat().st_size and is_inside(e.path, root):
                     found[name] = Path(e.path)
             except OSError:
                 continue

@@ -166,3 +166,10 @@ def test_the_overview_shows_the_latest_evaluations(client, results):
     html = client.get("/").content.decode()
     panel = html[html.index('id="evaluations-compact"') :]
     assert panel.index("nexus-kto:q8") < panel.index("nexus-sft:q8") and "50%" in panel
+
+
+def test_a_result_name_a_running_job_reserved_is_not_listed_until_written(results):
+    folder = results / "Evaluator" / "results"
+    (folder / "run_20251201_163005.json").touch()  # created empty, as a job reserves it
+    assert "run_20251201_163005" not in [e.name for e in list_evaluations(results)]
+    assert get_evaluation(results, "run_20251201_163005") is None
