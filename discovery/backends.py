@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from . import lmstudio, ollama, openai_compat
+from . import caches, lmstudio, ollama, openai_compat
 from .http import MAX_BODY_BYTES, BackendError, Deadline, client
 from .modelinfo import ModelInfo
 
@@ -161,6 +161,7 @@ class _LastSeen:
 
 
 last_seen = _LastSeen()
+caches.register(__name__, last_seen.clear, "last_seen")
 
 
 # Past the deadline, a probe still running is answered as a timeout; its thread ends on its own
@@ -236,6 +237,7 @@ class _Cache:
 
 
 cache = _Cache()
+caches.register(__name__, cache.clear, "cache")
 
 
 def probe_all(backends: list[Backend], timeout: float = DEFAULT_TIMEOUT_S) -> list[BackendStatus]:

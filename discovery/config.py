@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import flatyaml, mlx
-from .paths import file_cache, loads_lenient, read_json_object, stat_key
+from . import caches, flatyaml, mlx
+from .paths import FileKey, file_cache, file_key, loads_lenient, read_json_object
 from .runs import Run
 from .values import as_str
 from .yamlfile import YamlRead, front_matter, read_yaml
@@ -677,14 +677,7 @@ def _mlx_config_reader(run_ended: float | None) -> Reader:
     return read
 
 
-Identity = tuple[int, int, int, int] | None
-
-
-def _identity(path: Path) -> Identity:
-    try:
-        return stat_key(os.stat(path))
-    except OSError:
-        return None
+Identity = FileKey | None
 
 
 def _merge(reads: list[tuple[tuple[int, int], str, Flat]]) -> dict[str, Setting]:
@@ -724,7 +717,7 @@ def _derive(merged: dict[str, Setting]) -> None:
 
 def read_config(run: Run) -> RunConfig:
     """A run's configuration, read now (see `config_of` for the cached one)."""
-    return _read(run, [(c, _identity(c.path)) for c in _candidates(run)])
+    return _read(run, [(c, file_key(c.path)) for c in _candidates(run)])
 
 
 def _read(run: Run, present: list[tuple[_Candidate, Identity]]) -> RunConfig:
@@ -756,7 +749,7 @@ _cache_lock = threading.Lock()
 def config_of(run: Run) -> RunConfig:
     """A run's configuration, reused while none of its files changes (device, inode, size and
     time of each file it is read from, and of each that could appear)."""
-    present = [(c, _identity(c.path)) for c in _candidates(run)]
+    present = [(c, file_key(c.path)) for c in _candidates(run)]
     key = (run.path, run.type, tuple((c.rel, ident) for c, ident in present))
     with _cache_lock:
         hit = _cache.get(run.id)
@@ -771,3 +764,6 @@ def config_of(run: Run) -> RunConfig:
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+
+
+caches.register(__name__, clear_cache, "_cache")

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import orjson
 
+from . import caches
 from .paths import is_inside, open_in, stat_key
 
 Key = tuple[int, int, int, int]
@@ -59,6 +60,12 @@ class Hasher:
             self._store, self._loaded, self.settle_s = store, False, settle_s
             self._known.clear()
             self._queue.clear()
+
+    def clear(self) -> None:
+        """Forget the digests known in memory (the store on disk keeps its own)."""
+        with self._cond:
+            self._known.clear()
+            self._loaded = False
 
     def digest(self, path: Path, root: Path | None = None) -> str | None:
         """The file's sha256 if known for what it holds now; else None, and the file is queued.
@@ -232,3 +239,4 @@ def _is_hex(value: object) -> bool:
 
 
 hasher = Hasher()
+caches.register(__name__, hasher.clear, "hasher")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from . import caches
 from .backends import Backend, BackendStatus
 from .checkpoints import CHECKPOINT_NAME, FINAL_MODEL
 from .evaluations import Evaluation
@@ -285,6 +286,9 @@ def clear_cache() -> None:
     global _cached
     with _cache_lock:
         _cached = None
+
+
+caches.register(__name__, clear_cache, "_cached")
 
 
 def repo_candidates(name: str) -> list[str]:

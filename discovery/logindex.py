@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 from .indexstore import IndexStore, store_file
 from .logs import Entry, History, Shape, Source, log_files, merge_into, parse_line, shapes_of
+from . import caches
 from .paths import FileKey, open_in, stat_key
 
 FINGERPRINT = 64
@@ -951,6 +952,7 @@ def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
 
 
 indexer = LogIndexer()
+caches.register(__name__, indexer.clear, "indexer")
 
 
 def read_summary(run_dir: Path, root: Path, targets: Iterable[int] = ()) -> History:

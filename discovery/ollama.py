@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from . import caches
 from .http import BackendError, Deadline, NotFound, get_json, post_json
 from .modelinfo import ModelInfo, Probe
 from .values import as_dict, as_int, as_str
@@ -82,6 +83,7 @@ class _Shown:
 
 
 shown = _Shown()
+caches.register(__name__, shown.clear, "shown")
 
 
 def _show(

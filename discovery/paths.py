@@ -12,6 +12,7 @@ from typing import Any, BinaryIO, Literal, NamedTuple, TypeVar
 
 import orjson
 
+from . import caches
 from .values import MAX_DEPTH, too_deep
 
 T = TypeVar("T")
@@ -250,6 +251,7 @@ class StatCache:
 
 
 file_cache = StatCache()
+caches.register(__name__, file_cache.clear, "file_cache")
 
 
 # A folder changed this recently may change again within the filesystem's clock tick, unseen
@@ -288,6 +290,9 @@ def listing(folder: str, root: Path, kind: str, read: Callable[[str], tuple[T, b
 
 def clear_listings() -> None:
     _listings.clear()
+
+
+caches.register(__name__, clear_listings, "_listings")
 
 
 def loads_lenient(data: bytes) -> Any:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import caches
 from .checkpoints import CHECKPOINT_NAME, FINAL_MODEL, list_files
 from .paths import SETTLED_S, FileKey, file_key, is_inside, read_json_object, scan
 from .runs import Run
@@ -154,6 +155,9 @@ def _changed_at(sig: tuple[FileKey, FileKey | None]) -> float:
 
 def clear_listings() -> None:
     _without.clear()
+
+
+caches.register(__name__, clear_listings, "_without")
 
 
 def _ts(when: datetime | None) -> float:

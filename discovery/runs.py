@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import detailstore, mlx
+from . import caches, detailstore, mlx
 from . import header as run_header
 from .checkpoints import (
     CHECKPOINT_NAME,
@@ -641,6 +641,10 @@ def clear_memo() -> None:
         _memo.clear()
     with _walks_lock:
         _walks.clear()
+
+
+caches.register(__name__, clear_memo, "_memo", "_walks")
+caches.register(__name__, _parse_stamp.cache_clear, "_parse_stamp")
 
 
 def _states(run: Run) -> tuple[TrainerState | None, TrainerState | None]:

@@ -10,16 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from discovery.backends import cache as backend_cache
-from discovery.backends import last_seen
-from discovery.config import clear_cache as clear_config
+from discovery import caches
 from discovery.hashing import hasher
-from discovery.lineage import clear_cache as clear_lineage
 from discovery.logindex import indexer
-from discovery.ollama import shown
-from discovery.paths import clear_listings, file_cache
-from discovery.publishing import clear_listings as clear_upload_listings
-from discovery.runs import clear_memo
 from sampledata import demo
 from sampledata import runs as wb
 
@@ -70,16 +63,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     # Caches are keyed by path and file identity; clearing keeps tests independent anyway.
+    caches.clear_all()
     indexer.configure(None)  # tests that want persistence use their own store
-    clear_memo()
-    file_cache.clear()
-    clear_listings()
-    clear_upload_listings()
-    clear_lineage()
-    clear_config()
-    backend_cache.clear()
-    last_seen.clear()
-    shown.clear()
     # Files are hashed as soon as they are seen; tests that want a settle time set their own.
     hasher.configure(None, settle_s=0.0)
     yield
