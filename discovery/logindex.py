@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from . import caches
 from .indexstore import IndexStore, store_file
 from .logs import Entry, History, Shape, Source, log_files, merge_into, parse_line, shapes_of
-from . import caches
 from .paths import FileKey, open_in, stat_key
 
 FINGERPRINT = 64
