@@ -24,7 +24,7 @@ from .paths import (
     read_json_object,
     scan,
 )
-from .values import as_dict, as_int, as_list, as_str
+from .values import as_dict, as_float, as_int, as_list, as_str
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
 FINAL_MODEL = "final_model"
@@ -74,6 +74,7 @@ class TrainerState:
     best_model_checkpoint: str | None
     best_global_step: int | None
     history: Mapping[int, Entry]  # its log_history, merged per step
+    best_metric: float | None = None  # the value of the metric the trainer picks its best by
 
     def source(self, path: Path) -> Source:
         return Source(path, shapes_of(self.history), self.history)
@@ -139,6 +140,7 @@ def _state(data: bytes) -> TrainerState | None:
         best_model_checkpoint=as_str(obj.get("best_model_checkpoint")),
         best_global_step=as_int(obj.get("best_global_step")),
         history=history,
+        best_metric=as_float(obj.get("best_metric")),
     )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .checkpoints import Checkpoint
 from .logs import History
-from .metrics import direction, is_evaluation
+from .metrics import direction, is_bookkeeping, is_evaluation
 
 Score = Callable[[Mapping[str, float]], float | None]
 ORDERS = ("min", "max")
@@ -236,16 +236,50 @@ def pick_best(
     return best_name
 
 
+def trainer_metric(
+    history: History,
+    best_step: int | None,
+    best_metric: float | None,
+    named: str | None = None,
+    greater: bool | None = None,
+) -> tuple[str, str] | None:
+    """The metric a Hugging Face Trainer picked its best checkpoint by, and its order: the
+    `metric_for_best_model` a config names (the Trainer reads `f1` as `eval_f1`), else the
+    evaluation logged at `best_global_step` whose value is `best_metric`. Greater is better
+    unless the name ends in "loss", as the Trainer decides when `greater_is_better` is unset."""
+    key = None
+    if named:
+        key = named if named.startswith("eval_") else f"eval_{named}"
+    elif best_step is not None and best_metric is not None and math.isfinite(best_metric):
+        point = history.at(best_step)
+        found = sorted(
+            k
+            for k, v in point.values.items()
+            if is_evaluation(k)
+            and not is_bookkeeping(k)
+            and point.steps.get(k) == best_step
+            and math.isclose(v, best_metric, rel_tol=1e-9)
+        )
+        key = "eval_loss" if "eval_loss" in found else next(iter(found), None)
+    if key is None:
+        return None
+    if greater is None:
+        greater = not key.endswith("loss")
+    return key, "max" if greater else "min"
+
+
 def rank(
     run_type: str,
     checkpoints: Sequence[Checkpoint],
     trainer_best: tuple[str, str] | None = None,
     request: RankRequest | None = None,
     history: History | None = None,
+    chosen_by: tuple[str, str] | None = None,
 ) -> Ranking:
     """Rank as requested, else by the trainer's own choice ((checkpoint name, where it is
-    named)), else by the first of the type's rules that scores a checkpoint. `history` (the
-    run's) lets a sentence say when its evaluations ran."""
+    named), and `chosen_by`: the metric and order it chose by, where known), else by the first
+    of the type's rules that scores a checkpoint. `history` (the run's) lets a sentence say
+    when its evaluations ran."""
     notes: list[str] = []
     if request is not None:
         metric, order = request.metric, request.order or direction(request.metric)
@@ -263,6 +297,13 @@ def rank(
     if trainer_best is not None:
         name, source = trainer_best
         if any(c.name == name and not c.is_final for c in checkpoints):
+            if chosen_by is not None:
+                # The score column shows what the trainer chose by, so that it agrees with
+                # the best mark.
+                rule = Rule(chosen_by[0], chosen_by[1], _metric(chosen_by[0]))
+                scores = tuple(rule.of(c) for c in checkpoints)
+                notes = []
+                why = _unscored_note(rule, checkpoints, scores, history)
             notes.insert(0, f"{source} names {name} as the best checkpoint.")
             return Ranking("trainer", rule.name, rule.order, scores, name, tuple(notes), why)
         notes.insert(

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import caches, detailstore, mlx
+from . import caches, detailstore, flatyaml, mlx
 from . import header as run_header
 from .checkpoints import (
     CHECKPOINT_NAME,
@@ -54,7 +54,7 @@ from .paths import (
     scan,
     stat_key,
 )
-from .ranking import Ranking, RankRequest, rank
+from .ranking import Ranking, RankRequest, rank, trainer_metric
 from .values import as_str
 
 OUTPUT_DIR = re.compile(r"(?P<type>[A-Za-z0-9]+)_output(?:_(?P<platform>.+))?")
@@ -63,6 +63,7 @@ RUNNING_WINDOW_S = 600.0
 STATUSES = ("running", "completed", "stopped")
 STATE = "trainer_state.json"
 LINEAGE = "training_lineage.json"
+LLAMA_FACTORY_ARGS = "training_args.yaml"
 
 
 @dataclass(frozen=True)
@@ -683,13 +684,14 @@ def _hf_detail(run: Run) -> RunDetail:
     checkpoints = tuple(
         build_checkpoints(history, steps, run.checkpoints_dir, run.final, final_step)
     )
+    lineage = read_lineage(run.path, root)
     ranking = rank(
         run.type,
         checkpoints,
         trainer_best=_trainer_best(top or state, checkpoints),
         history=history,
+        chosen_by=_chosen_by(run, top or state, history, lineage),
     )
-    lineage = read_lineage(run.path, root)
     max_steps = next(
         (s.max_steps for s in (top, state) if s and s.max_steps and s.max_steps > 0), None
     )
@@ -707,6 +709,27 @@ def _hf_detail(run: Run) -> RunDetail:
         lineage=lineage,
         global_step=counted.global_step if counted else None,
     )
+
+
+def _chosen_by(
+    run: Run, state: TrainerState | None, history: History, lineage: dict[str, Any] | None
+) -> tuple[str, str] | None:
+    """The metric and order the trainer chose its best checkpoint by: `metric_for_best_model`
+    where a config names it (LLaMA-Factory's training_args.yaml, a lineage's training
+    section), else found from `best_metric` in trainer_state.json."""
+    if state is None:
+        return None
+    configs = [flatyaml.read(run.path / LLAMA_FACTORY_ARGS, run.trainer.root) or {}]
+    for section in ("training", "training_config"):
+        found = (lineage or {}).get(section)
+        configs.append(found if isinstance(found, dict) else {})
+    named = next((m for c in configs if (m := as_str(c.get("metric_for_best_model")))), None)
+    greater = next((g for c in configs if isinstance(g := c.get("greater_is_better"), bool)), None)
+    step = state.best_global_step
+    if step is None and state.best_model_checkpoint is not None:
+        numbered = CHECKPOINT_NAME.fullmatch(checkpoint_basename(state.best_model_checkpoint))
+        step = int(numbered.group(1)) if numbered else None
+    return trainer_metric(history, step, state.best_metric, named, greater)
 
 
 def _trainer_best(

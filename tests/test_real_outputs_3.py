@@ -97,3 +97,66 @@ def test_no_evaluation_at_any_checkpoints_step_falls_through_and_says_why(
         why
     )
     assert why in cli("checkpoints", "kaggle/dpo-out")
+
+
+# evanhuang117/cse5525-research-project, results/baseline.md: a Hugging Face Trainer run that
+# picks its best checkpoint by F1 (its "eval metrics" block, as the Trainer logs them).
+F1_EVAL = {
+    "eval_accuracy": 0.9918,
+    "eval_loss": 0.0429,
+    "eval_precision": 0.9383,
+    "eval_recall": 0.9551,
+    "eval_runtime": 12.24,
+    "eval_samples_per_second": 265.314,
+    "eval_steps_per_second": 33.226,
+}
+
+
+def f1_run(folder: Path) -> Path:
+    """Evaluated and saved every 100 steps: eval_loss lowest at 100, F1 highest at 300."""
+    history: list[dict] = []
+    for step, (f1, loss) in zip(
+        (100, 200, 300), ((0.90, 0.03), (0.93, 0.04), (0.9466, 0.05)), strict=True
+    ):
+        history.append({"epoch": step / 100, "loss": 0.2, "learning_rate": 2e-5, "step": step})
+        history.append({**F1_EVAL, "eval_f1": f1, "eval_loss": loss, "step": step})
+    out = folder / "ner-out"
+    for step in (100, 200, 300):
+        hf_checkpoint(
+            out,
+            step,
+            history,
+            max_steps=300,
+            best_global_step=300 if step == 300 else 100,
+            best_metric=0.9466 if step == 300 else 0.90,
+            best_model_checkpoint="ner-out/checkpoint-300" if step == 300 else None,
+        )
+    return out
+
+
+def test_the_trainers_choice_names_its_own_metric(use_workspace, client, run_dirs):
+    f1_run(run_dirs)
+    d = detail(get_run(ws_with(use_workspace, run_dirs), "kaggle", "ner-out"))
+    r = d.ranking
+    assert (r.rule, r.metric, r.order, r.best) == ("trainer", "eval_f1", "max", "checkpoint-300")
+    assert r.scores == (0.9, 0.93, 0.9466) and d.best_score == 0.9466
+    data = json.loads(client.get("/api/runs/kaggle/ner-out/").content)
+    assert data["rank"] == {"rule": "trainer", "metric": "eval_f1", "order": "max"} | {
+        k: v for k, v in data["rank"].items() if k not in {"rule", "metric", "order"}
+    }
+    assert data["best_checkpoint"]["score"] == 0.9466
+    assert "max eval_f1" in cli("checkpoints", "kaggle/ner-out")
+    assert "0.9466 (eval_f1, the trainer's choice)" in cli("runs")
+
+
+def test_a_config_that_names_the_metric_wins_with_hfs_direction():
+    from discovery.logs import History
+    from discovery.ranking import trainer_metric
+
+    assert trainer_metric(History(), None, None, "accuracy") == ("eval_accuracy", "max")
+    assert trainer_metric(History(), None, None, "eval_loss") == ("eval_loss", "min")
+    assert trainer_metric(History(), None, None, "wer_loss", greater=True) == (
+        "eval_wer_loss",
+        "max",
+    )
+    assert trainer_metric(History(), 10, 0.5) is None  # nothing logged to match
