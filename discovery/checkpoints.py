@@ -28,8 +28,30 @@ from .values import as_dict, as_float, as_int, as_list, as_str
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
 FINAL_MODEL = "final_model"
-# A model saved at the top of an output folder (`trainer.save_model(output_dir)`).
-SAVED_MODEL_FILES = ("adapter_model.safetensors", "model.safetensors", "adapter_model.bin")
+# What `save_pretrained` leaves, in every shape: a single file, a model over `max_shard_size`
+# as numbered shards with their index, the older `pytorch_model.bin` (sharded alike), a PEFT
+# adapter, and mlx-lm's adapters (`adapters.safetensors`, once `adapters.npz`).
+SAVED_MODEL_FILES = frozenset(
+    {
+        "adapter_model.safetensors",
+        "adapter_model.bin",
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+        "adapters.safetensors",
+        "adapters.npz",
+    }
+)
+SHARD_NAME = re.compile(r"(?:model|pytorch_model)-\d{5}-of-\d{5}\.(?:safetensors|bin)")
+
+
+def is_model_file(name: str) -> bool:
+    """A file name `save_pretrained` (or mlx-lm) writes a model or adapter's weights under."""
+    if name in SAVED_MODEL_FILES:
+        return True
+    # Every run's walk asks this of each entry: the regex only for names that could match.
+    return name.startswith(("model-", "pytorch_model-")) and SHARD_NAME.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
@@ -207,9 +229,15 @@ def adapter_summary(adapter: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def has_saved_model(run_dir: Path) -> bool:
-    """A model saved at the top of the run folder (HF's own layout, `save_model(output_dir)`)."""
-    return any(os.path.isfile(run_dir / name) for name in SAVED_MODEL_FILES)
+def has_saved_model(run_dir: Path, names: Iterable[str] | None = None) -> bool:
+    """A model saved at the top of the run folder (HF's own layout, `save_model(output_dir)`),
+    in any shape `is_model_file` knows; `names`: the folder's entries, when already listed."""
+    if names is None:
+        try:
+            names = os.listdir(run_dir)
+        except OSError:
+            return False
+    return any(is_model_file(n) and os.path.isfile(run_dir / n) for n in names)
 
 
 def list_files(checkpoint: Path, root: Path, top_only: bool = False) -> list[FileInfo]:

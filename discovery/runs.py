@@ -27,7 +27,6 @@ from . import header as run_header
 from .checkpoints import (
     CHECKPOINT_NAME,
     FINAL_MODEL,
-    SAVED_MODEL_FILES,
     Checkpoint,
     TrainerState,
     build_checkpoints,
@@ -259,7 +258,7 @@ def _looks_like_run(path: Path, children: dict[str, os.DirEntry[str]]) -> bool:
         or "checkpoints" in children
         or FINAL_MODEL in children
         or STATE in children
-        or has_saved_model(path)
+        or has_saved_model(path, children)
         or "logs" in children
     )
 
@@ -338,7 +337,7 @@ def read_run(
     final: tuple[Path, str] | None = None
     if dir_entry_inside(children.get(FINAL_MODEL), root):
         final = (path / FINAL_MODEL, "folder")
-    elif any(n in children for n in SAVED_MODEL_FILES) and has_saved_model(path):
+    elif has_saved_model(path, children):
         final = (path, "top")
     # Strings, not Paths, on this walk's hot path: it runs for every run on every request.
     here = str(path)

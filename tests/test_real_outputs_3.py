@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from discovery.runs import Workspace, detail, get_run
+from sampledata import runs as wb
 
 from .test_real_outputs import DPO_EVAL, DPO_TRAIN, hf_checkpoint
 
@@ -160,3 +161,55 @@ def test_a_config_that_names_the_metric_wins_with_hfs_direction():
         "max",
     )
     assert trainer_metric(History(), 10, 0.5) is None  # nothing logged to match
+
+
+# jeremieconte/granite-3.1-1b-a400m-instruct, model.safetensors.index.json: a model over
+# max_shard_size, saved as numbered shards with their index (weight_map trimmed).
+SHARD_INDEX = {
+    "metadata": {"total_size": 5338513408},
+    "weight_map": {
+        "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+        "model.layers.23.self_attn.v_proj.weight": "model-00002-of-00002.safetensors",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {
+            "model-00001-of-00002.safetensors": b"x",
+            "model-00002-of-00002.safetensors": b"x",
+            "model.safetensors.index.json": json.dumps(SHARD_INDEX).encode(),
+        },
+        {"pytorch_model.bin": b"x"},
+        {
+            "pytorch_model-00001-of-00002.bin": b"x",
+            "pytorch_model-00002-of-00002.bin": b"x",
+            "pytorch_model.bin.index.json": json.dumps(SHARD_INDEX).encode(),
+        },
+        {"adapters.safetensors": b"x", "adapter_config.json": b"{}"},
+        {"adapters.npz": b"x"},
+    ],
+    ids=["sharded-safetensors", "bin", "sharded-bin", "mlx-adapters", "mlx-npz"],
+)
+def test_every_save_pretrained_shape_is_a_saved_model(use_workspace, client, run_dirs, files):
+    # A full fine-tune: its last checkpoint rotated away, the model saved at the top.
+    out = run_dirs / "full-ft"
+    out.mkdir()
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    wb.write_json(
+        out / "trainer_state.json",
+        {
+            "global_step": 60,
+            "max_steps": 60,
+            "log_history": [{"step": 60, "loss": 0.08, "epoch": 4.64}],
+        },
+    )
+    run = get_run(ws_with(use_workspace, run_dirs), "kaggle", "full-ft")
+    assert run is not None and run.final == (out, "top") and run.status == "completed"
+    text = page(client, "/runs/kaggle/full-ft/")
+    assert "No checkpoint or final model is left" not in text
+    size = json.loads(client.get("/api/runs/kaggle/full-ft/").content)["size_on_disk"]
+    assert size >= sum(len(d) for d in files.values())
