@@ -22,12 +22,11 @@ install: $(VENV)/.installed
 WORKER := $(PY) manage.py db_worker --no-reload
 STOP_WORKER := trap 'trap - EXIT; kill -TERM $$worker 2>/dev/null' EXIT INT TERM
 
-# With no TUNER_WORKSPACE, a demo workspace whose running run keeps training while you look.
+# The server, its worker and, with no TUNER_WORKSPACE, the demo: a workspace whose running run
+# keeps training while you look, and an inference server. `manage.py serve` refuses a busy port
+# before starting anything and stops them all together, whatever ends first.
 run: install
-	$(PY) manage.py migrate --no-input
-	@if [ -z "$$TUNER_WORKSPACE" ]; then $(PY) manage.py demo && { $(PY) manage.py demo --follow & }; fi; \
-	$(WORKER) & worker=$$!; $(STOP_WORKER); \
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest

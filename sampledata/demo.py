@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -131,8 +132,11 @@ def demo_started(now: datetime) -> datetime:
     return (now - timedelta(minutes=90)).replace(microsecond=0)
 
 
-def follow_demo(root: Path, interval: float = 4.0, log_every: int = 5) -> None:
-    """Keep the demo's running run training: a log line per interval, checkpoints, then the end."""
+def follow_demo(
+    root: Path, interval: float = 4.0, log_every: int = 5, stop: threading.Event | None = None
+) -> None:
+    """Keep the demo's running run training: a log line per interval, checkpoints, then the end;
+    or until `stop` is set, between two lines."""
     runs = sorted(p for p in output_dir(root, "kto").iterdir() if not (p / "final_model").exists())
     if not runs:
         return
@@ -142,8 +146,10 @@ def follow_demo(root: Path, interval: float = 4.0, log_every: int = 5) -> None:
     spec = DEMO_RUNNING
     rng = random.Random(spec["seed"] + step)
     base = adapter_config(BASE_MODELS[0])["base_model_name_or_path"]
+    stop = stop or threading.Event()
     while step < spec["max_steps"]:
-        time.sleep(interval)
+        if stop.wait(interval):
+            return
         step += log_every
         line = metric_line("kto", step, spec["max_steps"], rng, spec["lr"])
         line["timestamp"] = datetime.now().isoformat()

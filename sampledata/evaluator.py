@@ -12,6 +12,8 @@ from .runs import write_json
 
 DEMO_TAGS = [["search", "memory"], ["create", "folder"], ["search"], ["archive", "memory"]]
 DEMO_TOOLS = [["searchContent"], ["createFolder"], ["searchContent", "readFile"], ["archiveNote"]]
+# Ids in the form the Evaluator's validator accepts (`session_<13 digits>_<9 of a-z0-9>`).
+DEMO_SESSION, DEMO_WORKSPACE = "session_1764000000000_demo00001", "ws_1764000000000_demo00001"
 
 
 def prompt_case(i: int, prefix: str, tags: list[str], tools: list[str]) -> dict[str, Any]:
@@ -20,8 +22,11 @@ def prompt_case(i: int, prefix: str, tags: list[str], tools: list[str]) -> dict[
         "question": f"Case {i}: use the workspace tools to {tags[0]} the notes in project {i}.",
         "tags": tags,
         "expected_tools": tools,
-        "system": "<session_context>sessionId: session_demo</session_context>",
-        "expected_context": {"session_id": "session_demo", "workspace_id": "ws_demo"},
+        "system": (
+            f'<session_context>\n- sessionId: "{DEMO_SESSION}"\n- workspaceId: "{DEMO_WORKSPACE}"\n'
+            'Include these in the "context" parameter of your tool calls.\n</session_context>'
+        ),
+        "expected_context": {"session_id": DEMO_SESSION, "workspace_id": DEMO_WORKSPACE},
     }
 
 

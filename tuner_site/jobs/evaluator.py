@@ -59,6 +59,12 @@ class Arguments:
 def missing_parts(root: Path) -> str | None:
     """Why this workspace cannot run its Evaluator, or None when it can."""
     if not (root / "Evaluator" / "cli.py").is_file():
+        if root.resolve() == Path(settings.TUNER_DEMO_WORKSPACE).resolve():
+            return (
+                "The demo ships no Evaluator: to evaluate its server's models, copy the "
+                f"training project's `Evaluator/` and `tools/` folders into `{root}` (a new "
+                "`make run` keeps them; README.md, “Evaluate from the dashboard”)."
+            )
         return (
             f"This workspace ({root}) has no Evaluator/cli.py. The dashboard runs the "
             "workspace's own Evaluator: check out the training project there, with its "

@@ -1,0 +1,105 @@
+"""The demo's inference server (sampledata/inference.py): Ollama's API over the demo's GGUF
+files, read by the dashboard's own Ollama reader and answered for the real Evaluator."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from discovery.backends import Backend, probe
+from sampledata.demo import build_demo
+from sampledata.evaluator import write_prompt_sets
+from sampledata.inference import VERSION, DemoOllama
+
+from .evaluator_ws import add_evaluator
+
+KTO = "hf.co/professorsynapse/nexus-tools-kto-GGUF:Q4_K_M"
+SFT = "hf.co/professorsynapse/nexus-tools-sft-GGUF:Q4_K_M"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[DemoOllama]:
+    root = build_demo((tmp_path / "demo").resolve())
+    server = DemoOllama(root, tmp_path / "ollama", reply_seconds=0).start()
+    yield server
+    server.stop()
+
+
+def test_the_dashboards_reader_sees_the_demo_models_made_from_the_demos_gguf_files(demo):
+    status = probe(Backend("ollama", "ollama", demo.url), timeout=5)
+    assert status.available and status.version == VERSION and "demo" in VERSION
+    models = {m.id: m for m in status.models}
+    assert [m.id for m in status.models if m.loaded] == [KTO]
+    on_disk = {
+        hashlib.sha256(p.read_bytes()).hexdigest(): p
+        for p in demo.root.glob("Trainers/**/gguf/*.gguf")
+    }
+    # Every model but the library one is made from a GGUF file a demo run published.
+    for name, m in models.items():
+        made_from = [on_disk.get(b) for b in m.blobs]
+        assert any(made_from) == (name != "mistral:7b-instruct"), name
+    assert on_disk[models[KTO].blobs[0]].name == "nexus-tools-kto-Q4_K_M.gguf"
+    adapter = on_disk[models["nexus-tools-kto:checkpoint-275"].blobs[1]]
+    assert adapter.parent.parent.parent.name == "checkpoints"  # an upload of a checkpoint
+
+
+def test_it_answers_as_ollama_does_to_what_it_does_not_have(demo):
+    missing = httpx.post(demo.url + "/api/chat", json={"model": "nope", "messages": []})
+    assert missing.status_code == 404 and missing.json() == {"error": "model 'nope' not found"}
+    bad = httpx.post(demo.url + "/api/show", content=b"{not json")
+    assert bad.status_code == 400 and "error" in bad.json()
+    assert httpx.get(demo.url + "/api/pull").status_code == 404
+    assert httpx.get(demo.url + "/").text.startswith("Ollama is running")
+    # Ollama streams by default: a line with the message, then one with the totals.
+    lines = httpx.post(
+        demo.url + "/api/chat", json={"model": SFT, "messages": [{"role": "user", "content": "hi"}]}
+    ).text.splitlines()
+    first, last = (json.loads(line) for line in lines)
+    assert (first["done"], last["done"], last["done_reason"]) == (False, True, "stop")
+    assert first["message"]["role"] == "assistant"
+    # A model asked for is loaded, the oldest one unloaded beyond two.
+    loaded = [m["name"] for m in httpx.get(demo.url + "/api/ps").json()["models"]]
+    assert loaded == [SFT, KTO]
+
+
+def test_the_real_evaluator_scores_the_demo_models_and_the_later_training_does_better(
+    demo, tmp_path
+):
+    add_evaluator(demo.root)  # skips without ../shared/upstream
+    write_prompt_sets(demo.root)  # the demo's own, as `make run` writes them again
+    scores = {}
+    for model in (KTO, SFT):
+        out = tmp_path / f"{model.rsplit('/', 1)[-1]}.json"
+        subprocess.run(
+            [sys.executable, "-m", "Evaluator.cli", "--backend", "ollama", "--model", model]
+            + ["--prompt-set", "Evaluator/prompts/tool_prompts.json", "--host", "127.0.0.1"]
+            + ["--port", str(demo.port), "--output", str(out)],
+            cwd=demo.root,
+            capture_output=True,
+            timeout=120,
+        )
+        summary = json.loads(out.read_text())["summary"]
+        assert summary["request_errors"] == 0 and 0 < summary["passed"] < summary["total"]
+        scores[model] = summary["passed"]
+    assert scores[KTO] > scores[SFT]
+
+
+@pytest.mark.django_db
+def test_the_demos_evaluation_page_says_what_to_add_and_where(client, settings, tmp_path):
+    root = build_demo((tmp_path / "demo").resolve())
+    settings.TUNER_WORKSPACE = settings.TUNER_DEMO_WORKSPACE = root
+    page = html.unescape(client.get("/evaluations/new/").content.decode())
+    assert (
+        "The demo ships no Evaluator: to evaluate its server's models, copy the training "
+        "project's <code>Evaluator/</code> and <code>tools/</code> folders into "
+        f"<code>{root}</code> (a new <code>make run</code> keeps them; README.md, "
+        "“Evaluate from the dashboard”)."
+    ) in page
