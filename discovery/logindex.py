@@ -135,9 +135,10 @@ class Scan:
             self.findable = False
             return
         step, values = parsed
-        if not raw.startswith(b'{"step": %d, ' % step) or (
-            self.last is not None and step < self.last
-        ):
+        # The default form first, one bytes formatting a line: this runs for every line.
+        if not (
+            raw.startswith(b'{"step": %d, ' % step) or raw.startswith(b'{"step":%d,' % step)
+        ) or (self.last is not None and step < self.last):
             self.findable = False
         self.last = step
         merge_into(self.entries, step, values)
@@ -353,9 +354,16 @@ class LogIndexer:
                     pending,
                     verified=False,
                 )
-                idx.probed = set(targets)
-                self._verifier.queue(key, root, targets)
-                return self._keep(key, idx, f, root), entries
+            else:
+                # Not a trainer's log as far as its tail tells (another writer's lines, or
+                # gigabytes of zeros): nothing more is read in the request. The run shows from
+                # the walk; the background pass reads the file and its answer replaces this.
+                idx = FileIndex(identity, st.st_size, st.st_mtime_ns, st.st_size, findable=False)
+                idx.verified = False
+                entries = {}
+            idx.probed = set(targets)
+            self._verifier.queue(key, root, targets)
+            return self._keep(key, idx, f, root), entries
         idx, entries = full_index(f, st)
         if idx.skipped:
             # Once per version of the file: the index is kept, so later requests stay quiet.
@@ -689,8 +697,16 @@ class Verifier:
 
 TAIL = 8 << 10
 WINDOW = 2 << 10
-LINE_STEP = re.compile(rb'\n\{"step": (\d{1,18}), ')
-FIRST_STEP = re.compile(rb'\{"step": (\d{1,18}), ')
+# A trainer-shaped line starts with its step, as json.dumps writes it by default or compact
+# (`separators=(",", ":")`).
+STEP_AT_START = rb'\{"step": ?(\d{1,18}), ?'
+LINE_STEP = re.compile(rb"\n" + STEP_AT_START)
+FIRST_STEP = re.compile(STEP_AT_START)
+
+
+def step_prefixes(step: int) -> tuple[bytes, bytes]:
+    """How a line of `step` starts, as `STEP_AT_START` finds it."""
+    return (b'{"step": %d, ' % step, b'{"step":%d,' % step)
 
 
 def _lines_with_steps(data: bytes, base: int, at_start: bool) -> list[tuple[int, int]]:
@@ -885,7 +901,7 @@ def _resolve_range(fd: int, a: int, b: int, target: int) -> tuple[int, Entry, in
 
 MAX_TARGET = 2**63 - 1  # "at or before the end": each file's last values
 SEARCH_WINDOW = 64 << 10
-STEP_PREFIX = re.compile(rb'\{"step": (\d{1,18}), ')
+STEP_PREFIX = FIRST_STEP
 
 
 def _step_after(f: BinaryIO, pos: int, end: int) -> tuple[int, int] | None:
@@ -930,7 +946,7 @@ def _first_line_at_or_after(f: BinaryIO, end: int, step: int) -> int:
 
 def _group_from(f: BinaryIO, end: int, start: int, step: int) -> Entry | None:
     f.seek(start)
-    prefix = b'{"step": %d, ' % step
+    prefix = step_prefixes(step)
     merged: Entry | None = None
     pos = start
     while pos < end:

@@ -383,3 +383,37 @@ def test_a_first_answer_is_never_written_to_the_store_until_its_check_ends(
     with sqlite3.connect(found) as conn:
         assert conn.execute(LOG_ROWS).fetchone()[0] == 0
     indexer.configure(None)
+
+
+def test_a_first_answer_reads_compact_json_lines_from_windows(workspace, parsed, first_answers):
+    # json.dumps(separators=(",", ":")) writes `{"step":1,"loss":...}`: a trainer's log too.
+    run = run_dir(workspace, "sft", "20251101_100000")
+    lines = [
+        json.dumps({"step": s, "loss": 1 / s, "lr": 1e-4}, separators=(",", ":"))
+        for s in range(1, 2001)
+    ]
+    wb.write_log(run, lines, "20251101_100100")
+    summary = read_summary(run, workspace, [500, 1503])
+    assert summary.last_step == 2000 and summary.approximate
+    assert at(summary, 1503)["loss"] == 1 / 1503 and at(summary, 500)["loss"] == 1 / 500
+    assert len(parsed) <= 6  # the lines at 500, 1503 and 2000, not 2,000 lines
+    assert indexer.wait(30)
+    full = read_summary(run, workspace, [500, 1503])
+    assert not full.approximate and at(full, 1503)["loss"] == 1 / 1503
+    assert logged(full) == list(range(1, 2001))
+
+
+def test_an_unrecognised_log_answers_from_nothing_and_the_background_pass_reads_it(
+    workspace, parsed, first_answers
+):
+    # Its step is not first on the line: no window can be searched, so the request reads
+    # nothing more than the tail, and the full read happens behind it.
+    run = run_dir(workspace, "sft", "20251101_100000")
+    wb.write_log(
+        run, [json.dumps({"loss": 1 / s, "step": s}) for s in range(1, 2001)], "20251101_100100"
+    )
+    first = read_summary(run, workspace, [500])
+    assert first.approximate and first.last_step is None and not parsed
+    assert indexer.wait(30)
+    full = read_summary(run, workspace, [500])
+    assert not full.approximate and full.last_step == 2000 and at(full, 500)["loss"] == 1 / 500

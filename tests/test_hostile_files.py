@@ -212,3 +212,41 @@ def test_an_mlx_start_in_year_one_is_no_crash(client, use_workspace):
         f.write("\n")
     for url in ("/", "/runs/", "/api/runs/"):
         assert client.get(url).status_code == 200
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through any read call (Linux's per-process counter)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux's /proc/self/io")
+@pytest.mark.parametrize("shape", ["zeros after its lines", "unrecognised lines after zeros"])
+def test_a_first_answer_reads_kilobytes_of_a_sparse_log_of_gigabytes(
+    client, use_workspace, monkeypatch, shape
+):
+    from discovery.logindex import indexer
+
+    run = wb.output_dir(use_workspace, "sft") / "20251101_100000"
+    log = wb.write_log(run, [{"step": 10, "loss": 0.5}], "20251101_100100")
+    size = 4 * 2**30  # sparse: no disk is used for the zeros
+    if shape == "zeros after its lines":
+        with log.open("ab") as f:
+            f.truncate(size)
+    else:
+        with log.open("ab") as f:
+            f.truncate(size)
+            f.write(b"".join(b'{"loss": 0.5, "step": %d}\n' % s for s in range(11, 30)))
+    queued: list[str] = []
+    indexer.configure(None, background=True)  # as a server answers
+    monkeypatch.setattr(
+        indexer._verifier, "queue", lambda key, root, targets=(): queued.append(key)
+    )
+    before = _bytes_read()
+    data = get_json(client, "/api/runs/")
+    read = _bytes_read() - before
+    assert [r["run"] for r in data["runs"]] == ["20251101_100000"]  # from the walk
+    assert read < 16 * 2**20, f"the first answer read {read / 2**20:.0f} MB of a 4 GB log"
+    assert str(log) in queued  # read in full behind the answer, by the background pass
