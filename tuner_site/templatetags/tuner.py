@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -86,12 +87,22 @@ def twin_url(context: dict[str, Any]) -> str:
     return escape_uri_path(f"{script}/api{request.path_info}") + (f"?{query}" if query else "")
 
 
+# Where a name may wrap: after the separators of repo ids, GGUF tags and metric names.
+_NAME_BREAKS = re.compile(r"([/:_-])")
+
+
 @register.filter
 def breakable(name: str | None) -> SafeString:
-    """A metric name that may wrap after its `/` and `_` when its column is short of room:
-    `eval_rewards/margins` over two lines rather than a table wider than the screen."""
+    """A name that may wrap after its `/`, `:`, `-` and `_` when its column is short of room,
+    whole rather than cut: `hf.co/professorsynapse/nexus-tools-kto-GGUF:Q4_K_M` over two
+    lines, its differing end in view; `eval_rewards/margins` rather than a table wider than
+    the screen. The text copies as it is (`<wbr>` adds no character)."""
     text = escape(formatting.visible(name))
-    return mark_safe(text.replace("/", "/<wbr>").replace("_", "_<wbr>"))
+    # A GGUF tag (`:Q4_K_M`) is one word: no break inside it.
+    head, colon, tag = text.rpartition(":")
+    if not colon or len(tag) > 16:
+        head, colon, tag = text, "", ""
+    return mark_safe(_NAME_BREAKS.sub(r"\1<wbr>", head + colon) + tag)
 
 
 @register.filter
