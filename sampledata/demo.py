@@ -61,6 +61,7 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
         started = (now - timedelta(days=days)).replace(microsecond=0)
         made.append(make_run(root, run_type, started, mtime=old, **kwargs))
     _other_trainers(root, now, old)
+    _sweep(root, now, old)
     # The running run: started 90 minutes ago, its log written a moment ago.
     make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
     mac = make_mlx_trainer(
@@ -188,3 +189,45 @@ def _other_trainers(root: Path, now: datetime, old: float) -> None:
         root, "grpo", started, max_steps=240, save_every=60, seed=8, lr=5e-6, layout="hf",
         platform="", mtime=old,
     )  # fmt: skip
+
+
+# An SFT sweep over LoRA rank, learning rate and dataset on one base model, evaluated every 50
+# steps: what /explore/, the run list's configuration columns and compare's table show.
+# (rank, learning rate, dataset, its size, how much worse its held-out loss ends)
+SWEEP = (
+    (8, 2e-4, "data/sft_toolset.jsonl", 2400, 0.12),
+    (16, 2e-4, "data/sft_toolset.jsonl", 2400, 0.06),
+    (64, 2e-4, "data/sft_toolset.jsonl", 2400, 0.02),
+    (32, 5e-5, "data/sft_toolset.jsonl", 2400, 0.16),
+    (32, 1e-4, "data/sft_toolset_v2.jsonl", 4800, 0.0),
+    (32, 4e-4, "data/sft_toolset_v2.jsonl", 4800, 0.09),
+)
+
+
+def _sweep(root: Path, now: datetime, old: float) -> None:
+    for i, (rank, lr, dataset, examples, worse) in enumerate(SWEEP):
+        started = (now - timedelta(days=15 - i, hours=2)).replace(microsecond=0)
+        run = make_run(
+            root, "sft", started, max_steps=300, save_every=50, eval_every=50, lr=lr, seed=20 + i
+        )
+        _shift_eval_loss(run, worse)
+        lineage_path = run / "training_lineage.json"
+        data = json.loads(lineage_path.read_text())
+        data["lora"] |= {"rank": rank, "alpha": 2 * rank}
+        data["dataset"] |= {"source": dataset, "train_examples": examples}
+        write_json(lineage_path, data)
+        for adapter in run.glob("**/adapter_config.json"):
+            write_json(adapter, adapter_config(BASE_MODELS[0], rank, 2 * rank))
+        for dirpath, dirs, files in os.walk(run):
+            for n in [*dirs, *files]:
+                os.utime(os.path.join(dirpath, n), (old, old), follow_symlinks=False)
+
+
+def _shift_eval_loss(run: Path, worse: float) -> None:
+    """The held-out loss of a worse setting: higher by `worse`, more so as training goes on."""
+    for log in (run / "logs").glob("training_2*.jsonl"):
+        lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+        for line in lines:
+            if "eval_loss" in line:
+                line["eval_loss"] = round(line["eval_loss"] + worse * (0.5 + line["epoch"]), 4)
+        log.write_text("".join(json.dumps(x) + "\n" for x in lines))

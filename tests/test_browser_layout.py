@@ -60,7 +60,7 @@ def test_no_main_page_scrolls_sideways_or_cuts_content_off(any_page, live_server
 def test_the_nav_wraps_on_a_phone_with_every_link_on_screen(any_page, live_server, busy_demo):
     any_page.goto(live_server.url + "/")
     links = any_page.locator(".topbar a").all()
-    assert len(links) == 8  # the brand, six pages and Admin
+    assert len(links) == 9  # the brand, seven pages and Admin
     for link in links:
         box = link.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= any_page.width, link.inner_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from discovery.evaluations import list_evaluations
 from discovery.runs import Workspace, detail, list_runs, read_lineage
-from sampledata.demo import follow_demo
+from sampledata.demo import SWEEP, follow_demo
 
 
 def _runtime(d) -> float | None:
@@ -34,7 +34,7 @@ def test_training_time_is_the_logs_train_runtime_and_the_adapter_matches_the_lin
     demo_workspace,
 ):
     completed = [d for d in _hf_details(demo_workspace) if d.run.status == "completed"]
-    assert len(completed) == 6
+    assert len(completed) == 6 + len(SWEEP)  # the demo's hyperparameter sweep too
     for d in completed:
         assert d.header.training_seconds == _runtime(d) is not None
         lineage = read_lineage(d.run.path, demo_workspace)

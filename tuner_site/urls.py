@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import backends, compare, evaluations, jobs, lineage, prompt_sets, runs
+from .views import backends, compare, evaluations, explore, jobs, lineage, prompt_sets, runs
 
 # /runs/… pages and their /api/runs/… JSON twins share the same paths.
 run_patterns = [
@@ -53,6 +53,8 @@ urlpatterns = [
     path("api/runs/", include(api_run_patterns)),
     path("compare/", compare.compare, name="tuner-compare"),
     path("api/compare/", compare.api_compare, name="tuner-api-compare"),
+    path("explore/", explore.explore, name="tuner-explore"),
+    path("api/explore/", explore.api_explore, name="tuner-api-explore"),
     path("backends/", backends.backend_list, name="tuner-backend-list"),
     path("api/backends/", backends.api_backend_list, name="tuner-api-backend-list"),
     path("prompt-sets/", prompt_sets.prompt_set_list, name="tuner-prompt-set-list"),

@@ -1,0 +1,70 @@
+"""Configuration pages as a user sees them, at 1280 px and on a 390 px phone: /explore/'s hover
+and click, the run list's configuration columns and filter, compare's difference table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WIDTHS = {"1280": (1280, 900), "390": (390, 844)}
+
+
+@pytest.fixture(params=list(WIDTHS))
+def sized_page(browser, request):
+    width, height = WIDTHS[request.param]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    pg.width = width
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def demo(settings, demo_workspace: Path) -> Path:
+    settings.TUNER_WORKSPACE = demo_workspace
+    return demo_workspace
+
+
+def _no_sideways_scroll(page) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_explore_hover_names_the_run_and_a_click_opens_it(sized_page, live_server, demo):
+    page = sized_page
+    page.goto(f"{live_server.url}/explore/?x=lora.r&y=best_score&rule=eval_loss")
+    points = page.locator(".xp-point")
+    assert points.count() >= 6
+    point = points.nth(0)
+    label = point.get_attribute("data-label")
+    run_id = label.split(" · ")[0]
+    box = point.locator("path").bounding_box() or point.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    readout = page.locator(".xp-readout").first
+    assert run_id in readout.inner_text() and "lora.r" in readout.inner_text()
+    _no_sideways_scroll(page)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_url(f"**/runs/{run_id}/")
+    assert page.locator("#configuration").is_visible()
+
+
+def test_explore_choices_push_a_url_a_teammate_can_open(sized_page, live_server, demo):
+    page = sized_page
+    page.goto(f"{live_server.url}/explore/")
+    page.select_option("select[name=x]", "learning_rate")
+    page.wait_for_url("**/explore/?x=learning_rate")
+    page.select_option("select[name=y]", "metric:eval_loss")
+    page.wait_for_url("**/explore/?x=learning_rate&y=metric%3Aeval_loss")
+    assert page.locator(".xp-point").count() >= 6
+    page.locator(".explore-axes summary").click()
+    page.check("input[name=x][value='lora.r']")
+    page.wait_for_url("**/explore/?x=learning_rate&x=lora.r&y=metric%3Aeval_loss")
+    line = page.locator(".xp-line").first
+    line.dispatch_event("pointerover")
+    assert "lora.r" in page.locator(".xp-parallel .xp-readout").inner_text()
+    _no_sideways_scroll(page)
+    page.goto(page.url)  # the shared link opens the same view
+    assert page.locator(".xp-line").count() >= 6
