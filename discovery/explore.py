@@ -257,6 +257,6 @@ def pass_rates(lineage: Lineage) -> dict[str, dict[str, float]]:
             rate = finite(ev.pass_rate)
             if e.link is None or ev.prompt_set is None or rate is None:
                 continue
-            per_run = rates.setdefault(e.link.source.run.id, {})
+            per_run = rates.setdefault(e.link.origin.run.id, {})
             per_run[ev.prompt_set] = max(rate, per_run.get(ev.prompt_set, rate))
     return rates
