@@ -330,17 +330,19 @@ def test_a_task_queued_under_the_old_dotted_path_still_runs(client, staff, chat_
     assert DBTaskResult.objects.get(id=row.id).status == "SUCCESSFUL"
 
 
+# A SIGTERM (a service manager), and Ctrl-C under `make run`: the terminal's SIGINT and the
+# Makefile trap's SIGTERM.
+@pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT", "SIGTERM")])
 def test_a_worker_stopped_by_signals_puts_its_job_back_and_the_next_one_finishes_it(
-    client, staff, eval_workspace, chat_ollama, workers
+    client, staff, eval_workspace, chat_ollama, workers, signals
 ):
     first = workers()
     pk = start_job(client)
     chat_ollama.gate.release(1)
     wait_for(lambda: job(pk).done == 1, "the first case", logs=logs(first))
     evaluator = job(pk).evaluator_pid
-    # Ctrl-C under `make run`: the terminal's SIGINT and the Makefile trap's SIGTERM.
-    first.proc.send_signal(signal.SIGINT)
-    first.proc.send_signal(signal.SIGTERM)
+    for name in signals:
+        first.proc.send_signal(getattr(signal, name))
     assert first.proc.wait(30) == 0, first.output()
     assert group_gone(evaluator)
     back = job(pk)

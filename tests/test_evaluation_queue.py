@@ -304,6 +304,9 @@ def test_usernames_and_this_machines_folders_reach_staff_only_with_login_off(
     ]
     page = client.get(f"/evaluations/jobs/{job.pk}/").content.decode()
     assert "ada" not in page and str(use_workspace) not in page
+    why = client.get("/api/evaluations/new/").json()["evaluator"]["problem"]
+    assert why.startswith(f"This workspace ({use_workspace.name}) has no Evaluator/cli.py")
+    assert str(use_workspace) not in client.get("/evaluations/new/").content.decode()
     client.force_login(ada)
     assert client.get(f"/api/evaluations/jobs/{job.pk}/").json()["created_by"] == "ada"
     assert str(use_workspace) in client.get(f"/evaluations/jobs/{job.pk}/").content.decode()

@@ -66,7 +66,7 @@ def hide_paths(text: str, root: Path | None) -> str:
     """What a child printed, for viewers who may not see this machine's folders: paths in the
     workspace become relative, any other absolute path keeps only its last part."""
     if root is not None:
-        text = text.replace(f"{root}/", "").replace(str(root), ".")
+        text = text.replace(f"{root}/", "").replace(str(root), root.name)
     return ABSOLUTE.sub(r"…/\1", text)
 
 

@@ -56,10 +56,14 @@ def _jobs(request: HttpRequest) -> list[EvaluationJob]:
     return [_shown(request, j) for j in jobs]
 
 
+def _private(request: HttpRequest) -> bool:
+    """Whether this viewer sees usernames and this machine's folders: with login off, staff only."""
+    return bool(settings.TUNER_REQUIRE_LOGIN or request.user.is_staff)
+
+
 def _shown(request: HttpRequest, job: EvaluationJob) -> EvaluationJob:
-    """The job as this viewer may see it: with login off, who started it and this machine's
-    folders (in its output and error) reach staff only."""
-    if settings.TUNER_REQUIRE_LOGIN or request.user.is_staff:
+    """The job as this viewer may see it."""
+    if _private(request):
         return job
     shown = copy.copy(job)
     shown.created_by = None
@@ -70,6 +74,11 @@ def _shown(request: HttpRequest, job: EvaluationJob) -> EvaluationJob:
     shown.output = hide_paths(job.output, root)
     shown.error = hide_paths(job.error, root)
     return shown
+
+
+def _missing_parts(request: HttpRequest, root: Path) -> str | None:
+    problem = missing_parts(root)
+    return problem if problem is None or _private(request) else hide_paths(problem, root)
 
 
 def _initial(params: QueryDict, offer: Offer) -> dict[str, Any]:
@@ -109,7 +118,7 @@ def new_evaluation(request: HtmxHttpRequest) -> HttpResponse:
     if posted and (denied := _denied(request)):
         return error_response(request, 403, denied[1])
     root = workspace.current().root
-    if problem := missing_parts(root):
+    if problem := _missing_parts(request, root):
         return _form_page(request, None, problem, 409 if posted else 200)
     offer = current_offer(root)
     if not posted:
@@ -126,7 +135,7 @@ def new_evaluation(request: HtmxHttpRequest) -> HttpResponse:
 @ensure_csrf_cookie  # scripts read the token from the cookie this sets
 def api_new_evaluation(request: HttpRequest) -> HttpResponse:
     root = workspace.current().root
-    problem = missing_parts(root)
+    problem = _missing_parts(request, root)
     denied = _denied(request)
     offer = Offer([], []) if problem else current_offer(root)
     return json_response(
