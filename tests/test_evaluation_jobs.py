@@ -489,3 +489,25 @@ def test_the_pre_start_check_of_a_trickling_server_ends_within_its_deadline(
     assert failed.status == "failed", worker.output()
     assert time.monotonic() - started < 30  # worker start-up and one 1.5 s deadline
     assert "\n" not in failed.error and failed.evaluator_pid is None
+
+
+def test_a_verdict_is_written_through_a_database_locked_past_its_timeout():
+    import threading
+
+    from django.db import connection
+
+    from tuner_site.jobs.lifecycle import claim, finish
+
+    if connection.vendor != "sqlite":
+        pytest.skip("a file lock held by another program is SQLite's")
+    from .test_database_faults import Lock
+
+    pending = EvaluationJob.objects.create(
+        backend="ollama", backend_kind="ollama", backend_url="http://127.0.0.1:9", model="m"
+    )
+    mine = claim(EvaluationJob, pending.pk, "t1")
+    connection.close()
+    lock = Lock(Path(connection.settings_dict["NAME"]), "IMMEDIATE")
+    threading.Timer(7, lock.release).start()  # past SQLite's 5 s timeout
+    assert finish(mine, "succeeded") == "succeeded"
+    assert job(pending.pk).status == "succeeded"

@@ -251,9 +251,28 @@ def _verdict(status: str, error: str) -> dict[str, Any]:
     }
 
 
+def _patiently(write: Callable[[], int]) -> int:
+    """A verdict is written even through a database another program locks for a while (each
+    try waits the connection's own timeout): a worker that gave up would leave its job running
+    until a page took it for lost."""
+    deadline = time.monotonic() + LOST_AFTER.total_seconds() / 2
+    pause = 0.5
+    while True:
+        try:
+            return write()
+        except OperationalError as exc:
+            if not is_locked(exc) or time.monotonic() > deadline:
+                raise
+        logger.warning("The database is locked; writing a job's verdict again in %g s.", pause)
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
+
+
 def finish(job: Job, status: str, error: str = "", **fields: Any) -> str | None:
     """End a job this worker runs; the status it ended with, or None when it was not ours."""
-    if not _mine(job).update(finished_at=timezone.now(), **_verdict(status, error), **fields):
+    now = timezone.now()
+    verdict = _verdict(status, error)
+    if not _patiently(lambda: _mine(job).update(finished_at=now, **verdict, **fields)):
         logger.warning("job %s had already ended elsewhere: its verdict stands", job.pk)
         return None
     return str(type(job).objects.filter(pk=job.pk).values_list("status", flat=True).first())
@@ -269,20 +288,22 @@ def requeue(job: Job) -> bool:
         f"ran{f' ({progress})' if progress else ''}; it starts again from the beginning when a "
         "worker runs."
     )
-    back = (
-        _mine(job)
-        .filter(cancel_requested=False)
-        .update(
-            status=Status.QUEUED,
-            started_at=None,
-            heartbeat_at=None,
-            worker_host="",
-            worker_pid=None,
-            evaluator_pid=None,
-            exit_code=None,
-            output="",
-            error=note,
-            **model.restart_fields,
+    back = _patiently(
+        lambda: (
+            _mine(job)
+            .filter(cancel_requested=False)
+            .update(
+                status=Status.QUEUED,
+                started_at=None,
+                heartbeat_at=None,
+                worker_host="",
+                worker_pid=None,
+                evaluator_pid=None,
+                exit_code=None,
+                output="",
+                error=note,
+                **model.restart_fields,
+            )
         )
     )
     if back:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import threading
@@ -29,9 +30,8 @@ class Limits:
     file_bytes: int | None = None
 
     def apply(self) -> None:
-        """In the child, before it runs its program (Popen's preexec_fn)."""
-        import resource
-
+        """In the child, before it runs its program (Popen's preexec_fn): nothing is imported
+        there, as a fork may hold the import lock another thread had."""
         for which, value in (
             (resource.RLIMIT_AS, self.memory_bytes),
             (resource.RLIMIT_FSIZE, self.file_bytes),
