@@ -326,8 +326,40 @@
     }
     root.querySelectorAll("figure.chart[data-chart]").forEach(setUpChart);
     root.querySelectorAll(".table-wrap").forEach(watchOverflow);
+    root.querySelectorAll("button[data-copy][hidden], button[data-copy-link][hidden]").forEach((b) => { b.hidden = false; });
     document.querySelectorAll(".overflow-hint").forEach((hint) => { if (!hint.nextElementSibling || !hint.nextElementSibling.classList.contains("table-wrap")) hint.remove(); });
   }
+
+  // Copy buttons: data-copy="…" copies that text (a checkpoint's path), data-copy-link this page's
+  // address, absolute, as htmx keeps it (a run page's ranking and columns included), for a
+  // teammate. They are hidden until this script can make them work.
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    // Plain http on a LAN has no clipboard API: copy through a selected text area instead.
+    return new Promise((resolve, reject) => {
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.cssText = "position: fixed; top: 0; opacity: 0";
+      document.body.append(area);
+      area.select();
+      const copied = document.execCommand("copy");
+      area.remove();
+      if (copied) resolve(); else reject(new Error("the browser refused to copy"));
+    });
+  }
+
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-copy], button[data-copy-link]");
+    if (!button) return;
+    const text = button.hasAttribute("data-copy-link") ? location.href.split("#")[0] : button.dataset.copy;
+    const label = button.dataset.label || button.textContent;
+    button.dataset.label = label;
+    copyText(text).then(
+      () => { button.textContent = "Copied"; },
+      () => { button.textContent = "Could not copy: select the text"; },
+    ).finally(() => setTimeout(() => { button.textContent = label; }, 2000));
+  });
 
   // A menu (<details id=…>) opened by the user stays open when htmx swaps the part of the
   // page it is in: a running run's page refreshes every few seconds, and the checkpoint
