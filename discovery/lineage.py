@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from . import caches
@@ -49,6 +50,11 @@ STRENGTH = {EXACT: 2, BY_NAME: 1}
 HUB_HOSTS = ("hf.co/", "huggingface.co/", "www.huggingface.co/")
 # What the upload tool, GGUF-my-repo and Ollama's hub pulls add after a repo's name.
 _SUFFIX = re.compile(r"[-_.](?:gguf|i?q\d(?:_[a-z0-9]+)*|bf16|f16|f32|fp16)$")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+_NOT_SLUG = re.compile(r"[^a-z0-9._]+")
+# Names and ids a few servers' model lists need, remembered across their answers (each of
+# these functions is pure): 30,000 served models are joined again on every refresh.
+NAMES_REMEMBERED = 2**16
 MAX_PATH = 4096
 
 
@@ -88,6 +94,11 @@ class Served:
     @property
     def loaded(self) -> bool | None:
         return self.model.loaded
+
+    @property
+    def model_id(self) -> str:
+        """The id of the model row it joins (`build` puts it there by the same key)."""
+        return model_id(_key(self.link, self.name))
 
 
 @dataclass(frozen=True)
@@ -188,6 +199,16 @@ class Catalog:
     def of_run(self, run: Run) -> tuple[Publication, ...]:
         return tuple(p for p in self.publications if p.run.id == run.id)
 
+    @cached_property
+    def output_dirs(self) -> dict[str, str]:
+        """Each trainer's output folder (resolved), to its trainer id."""
+        return {str(realpath(t.output_dir)): t.id for t in {r.trainer for r in self.runs}}
+
+    @cached_property
+    def hf_runs(self) -> dict[tuple[str, str], Run]:
+        """Hugging Face runs by trainer id and folder name."""
+        return {(r.trainer.id, r.name): r for r in self.runs if r.trainer.layout == "hf"}
+
 
 @dataclass(frozen=True)
 class Lineage:
@@ -210,12 +231,6 @@ class Lineage:
     def evaluations(self) -> dict[str, tuple[Model, Evaluated]]:
         """Each evaluation result's model row, by result name."""
         return {e.evaluation.name: (m, e) for m in self.models for e in m.evaluations}
-
-    def model_of(self, served: Served) -> Model | None:
-        return next((m for m in self.models if any(x is served for x in m.served)), None)
-
-    def served_on(self, backend: str, name: str) -> Served | None:
-        return next((s for s in self.served if s.backend.name == backend and s.name == name), None)
 
     def runs_evaluated(self) -> dict[str, set[str]]:
         """Evaluation names by the id of the run they are linked to."""
@@ -283,17 +298,21 @@ def recent_catalog(ws: Workspace, max_age: float) -> Catalog:
 
 
 def clear_cache() -> None:
-    global _cached
+    global _cached, _built
     with _cache_lock:
         _cached = None
+        _built = None
+    repo_candidates.cache_clear()
+    model_id.cache_clear()
 
 
-caches.register(__name__, clear_cache, "_cached")
+caches.register(__name__, clear_cache, "_cached", "_built", "repo_candidates", "model_id")
 
 
-def repo_candidates(name: str) -> list[str]:
+@lru_cache(maxsize=NAMES_REMEMBERED)
+def repo_candidates(name: str) -> tuple[str, ...]:
     """Repo ids a served or evaluated name may stand for, longest first, in lower case."""
-    n = re.sub(r"^[a-z][a-z0-9+.-]*://", "", name.strip().lower())
+    n = _SCHEME.sub("", name.strip().lower())
     for host in HUB_HOSTS:
         if n.startswith(host):
             n = n[len(host) :]
@@ -305,13 +324,13 @@ def repo_candidates(name: str) -> list[str]:
     if len(parts) == 3 and parts[2].endswith(".gguf"):
         parts = parts[:2]  # LM Studio's older ids: `<publisher>/<repo>/<file>.gguf`
     if len(parts) != 2:
-        return []
+        return ()
     user, repo = parts
     found = [f"{user}/{repo}"]
     while (m := _SUFFIX.search(repo)) and m.start() > 0:
         repo = repo[: m.start()]
         found.append(f"{user}/{repo}")
-    return found
+    return tuple(found)
 
 
 def _names(model: ModelInfo) -> list[str]:
@@ -348,12 +367,10 @@ def _by_blob(model: ModelInfo, cat: Catalog) -> Link | None:
 
 def _run_at(real: Path, cat: Catalog) -> tuple[Run, Path] | None:
     """The run whose folder holds `real` (a resolved path), and `real` below that folder."""
-    outputs = {str(realpath(t.output_dir)): t.id for t in {r.trainer for r in cat.runs}}
-    by_name_ = {(r.trainer.id, r.name): r for r in cat.runs if r.trainer.layout == "hf"}
     for folder in (real, *real.parents):
-        trainer = outputs.get(str(folder.parent))
+        trainer = cat.output_dirs.get(str(folder.parent))
         if trainer is not None:
-            run = by_name_.get((trainer, folder.name))
+            run = cat.hf_runs.get((trainer, folder.name))
             return (run, real.relative_to(folder)) if run else None
     return None
 
@@ -407,14 +424,17 @@ def link_served(model: ModelInfo, cat: Catalog) -> Link | None:
     )
 
 
-def served_models(statuses: Iterable[BackendStatus], cat: Catalog) -> tuple[Served, ...]:
-    """Every model of every server, linked; a server that is down counts with its last answer."""
+def served_models(
+    statuses: Iterable[BackendStatus], cat: Catalog, window: slice | None = None
+) -> tuple[Served, ...]:
+    """Every model of every server, linked (or the `window` of each server's list, as a page
+    shows it); a server that is down counts with its last answer."""
     found = []
     for s in statuses:
         seen, stale = (s, False) if s.available else (s.last_seen, True)
         if seen is None:
             continue
-        for m in seen.models:
+        for m in seen.models if window is None else seen.models[window]:
             link = link_served(m, cat)
             # An Ollama model says what it was made from; while some GGUF is still being
             # hashed, "nothing" may just mean "not yet".
@@ -423,20 +443,34 @@ def served_models(statuses: Iterable[BackendStatus], cat: Catalog) -> tuple[Serv
     return tuple(found)
 
 
-def _same_name(served: Served, name: str) -> bool:
-    a, b = served.name, name
-    if served.backend.kind == "ollama":
-        # Ollama names are case-insensitive, and a name without a tag means `:latest`.
-        a, b = (x.lower() if ":" in x.rsplit("/", 1)[-1] else f"{x.lower()}:latest" for x in (a, b))
-    return a == b
+def _ollama_name(name: str) -> str:
+    """Ollama names are case-insensitive, and a name without a tag means `:latest`."""
+    return name.lower() if ":" in name.rsplit("/", 1)[-1] else f"{name.lower()}:latest"
 
 
-def _evaluated(e: Evaluation, served: tuple[Served, ...], cat: Catalog) -> Evaluated:
+def _served_name(s: Served) -> tuple[bool, str]:
+    """What an evaluated model name must equal to be this served model."""
+    ollama = s.backend.kind == "ollama"
+    return ollama, _ollama_name(s.name) if ollama else s.name
+
+
+class _ServedIndex:
+    """Served models by the name an evaluation gives, each list in serving order."""
+
+    def __init__(self, served: Iterable[Served]) -> None:
+        self._by: dict[tuple[bool, str], list[tuple[int, Served]]] = {}
+        for i, s in enumerate(served):
+            self._by.setdefault(_served_name(s), []).append((i, s))
+
+    def named(self, name: str) -> list[Served]:
+        found = self._by.get((False, name), []) + self._by.get((True, _ollama_name(name)), [])
+        return [s for _, s in sorted(found, key=lambda x: x[0])]
+
+
+def _evaluated(e: Evaluation, index: _ServedIndex, cat: Catalog) -> Evaluated:
     name = e.model or ""
     backend = e.backend
-    matches = tuple(
-        s for s in served if _same_name(s, name) and (backend is None or s.backend.kind == backend)
-    )
+    matches = tuple(s for s in index.named(name) if backend is None or s.backend.kind == backend)
     at = _timestamp(e.generated_at)
 
     def existed(link: Link) -> bool:
@@ -452,12 +486,13 @@ def _evaluated(e: Evaluation, served: tuple[Served, ...], cat: Catalog) -> Evalu
     return Evaluated(e, link or next((s.link for s in matches if s.link), None), matches)
 
 
+@lru_cache(maxsize=NAMES_REMEMBERED)
 def model_id(key: tuple[str, ...]) -> str:
     """The one rule for model ids: see the module's docstring."""
     if key[0] == "repo":
         return key[1].replace("/", "--")
     digest = hashlib.sha1("\x00".join(key).encode()).hexdigest()[:8]
-    slug = re.sub(r"[^a-z0-9._]+", "-", "-".join(key[1:]).lower()).strip("-.")[:48]
+    slug = _NOT_SLUG.sub("-", "-".join(key[1:]).lower()).strip("-.")[:48]
     return f"local--{slug}-{digest}" if slug else f"local--{digest}"
 
 
@@ -490,14 +525,51 @@ class _Row:
     evaluations: list[Evaluated] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Built:
+    catalog: Catalog
+    statuses: object
+    evaluations: tuple[Evaluation, ...]
+    lineage: Lineage
+
+
+_built: _Built | None = None
+
+
 def build(
     ws: Workspace,
     statuses: Iterable[BackendStatus],
     evaluations: Iterable[Evaluation],
     max_age: float = 0.0,
 ) -> Lineage:
-    """Every model known anywhere (published, served or evaluated), one row each."""
+    """Every model known anywhere (published, served or evaluated), one row each.
+
+    With `max_age`, the last one is reused while the catalog and the servers' answer (the same
+    cached list) are, and the evaluations are the same: thousands of served models are joined
+    once per refresh, not once per page."""
+    global _built
     cat = recent_catalog(ws, max_age)
+    evaluated = tuple(evaluations)
+    with _cache_lock:
+        hit = _built
+    if (
+        max_age > 0
+        and hit is not None
+        and hit.catalog is cat
+        and hit.statuses is statuses
+        and hit.evaluations == evaluated
+    ):
+        return hit.lineage
+    found = _build(cat, statuses, evaluated)
+    if max_age > 0:
+        with _cache_lock:
+            _built = _Built(cat, statuses, evaluated, found)
+    return found
+
+
+def _build(
+    cat: Catalog, statuses: Iterable[BackendStatus], evaluations: tuple[Evaluation, ...]
+) -> Lineage:
     served = served_models(statuses, cat)
     rows: dict[tuple[str, ...], _Row] = {}
     for p in cat.publications:
@@ -509,10 +581,11 @@ def build(
         row = rows.setdefault(_key(s.link, s.name), _Row())
         row.served.append(s)
         row.names.append(s.name)
+    index = _ServedIndex(served)
     for e in evaluations:
         if e.error or not e.model:
             continue
-        ev = _evaluated(e, served, cat)
+        ev = _evaluated(e, index, cat)
         # Beside what it is linked to; else beside the unlinked served model of its name.
         if ev.link is None and ev.served:
             key = _key(None, ev.served[0].name)

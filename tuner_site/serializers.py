@@ -218,17 +218,21 @@ def model_json(m: ModelInfo) -> dict[str, Any]:
     }
 
 
+# The served models of one page, linked, by server name and model name.
+ServedLinks = dict[str, dict[str, Served]]
+
+
 def models_json(
-    s: BackendStatus, page: int, lineage: Lineage | None = None, served_by: str | None = None
+    s: BackendStatus, page: int, links: ServedLinks | None = None, served_by: str | None = None
 ) -> dict[str, Any]:
     """One page of a server's models (loaded first), each with the run it came from, and how
     many there are in all."""
 
     def model(m: ModelInfo) -> dict[str, Any]:
         data = model_json(m)
-        if lineage is not None and served_by is not None:
-            served = lineage.served_on(served_by, m.id)
-            data["lineage"] = served_link_json(served, lineage) if served else None
+        if links is not None and served_by is not None:
+            served = links.get(served_by, {}).get(m.id)
+            data["lineage"] = served_link_json(served) if served else None
         return data
 
     return {
@@ -241,7 +245,7 @@ def models_json(
 
 
 def backend_json(
-    s: BackendStatus, lineage: Lineage | None = None, models_page: int = 1
+    s: BackendStatus, links: ServedLinks | None = None, models_page: int = 1
 ) -> dict[str, Any]:
     return {
         "name": s.backend.name,
@@ -252,20 +256,20 @@ def backend_json(
         "version": s.version,
         "latency_ms": s.latency_ms,
         "api": s.api,
-        **models_json(s, models_page, lineage, s.backend.name),
+        **models_json(s, models_page, links, s.backend.name),
         "last_seen": None
         if s.last_seen is None
-        else last_seen_json(s.last_seen, models_page, lineage),
+        else last_seen_json(s.last_seen, models_page, links),
     }
 
 
 def last_seen_json(
-    s: BackendStatus, models_page: int = 1, lineage: Lineage | None = None
+    s: BackendStatus, models_page: int = 1, links: ServedLinks | None = None
 ) -> dict[str, Any]:
     return {
         "at": datetime.fromtimestamp(s.checked_at, tz=UTC).isoformat(),
         "version": s.version,
-        **models_json(s, models_page, lineage, s.backend.name),
+        **models_json(s, models_page, links, s.backend.name),
     }
 
 
@@ -397,8 +401,9 @@ def offer_json(offer: Offer) -> dict[str, Any]:
     }
 
 
-def model_url(m: Model) -> str:
-    return reverse("tuner-model-detail", args=[m.id])
+def model_url(m: Model | Served) -> str:
+    """A model's page; a served model's is that of the model row it joins."""
+    return reverse("tuner-model-detail", args=[m.id if isinstance(m, Model) else m.model_id])
 
 
 def origin_json(origin: Origin | None) -> dict[str, Any]:
@@ -501,11 +506,10 @@ def model_detail_json(m: Model, digests: Mapping[Any, str | None]) -> dict[str, 
     }
 
 
-def served_link_json(s: Served, lineage: Lineage) -> dict[str, Any]:
-    model = lineage.model_of(s)
+def served_link_json(s: Served) -> dict[str, Any]:
     return {
-        "model_id": model.id if model else None,
-        "model_url": model_url(model) if model else None,
+        "model_id": s.model_id,
+        "model_url": model_url(s),
         "hashing": s.hashing,
         **link_json(s.link),
     }

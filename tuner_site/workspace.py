@@ -75,6 +75,11 @@ def probe(backend: Backend) -> BackendStatus:
     return backends_mod.probe(backend, settings.TUNER_BACKEND_TIMEOUT)
 
 
+def catalog() -> lineage_mod.Catalog:
+    """What runs published, read again as often as the servers are asked."""
+    return lineage_mod.recent_catalog(current(), settings.TUNER_BACKEND_CACHE_SECONDS)
+
+
 def lineage(statuses: list[BackendStatus] | None = None) -> lineage_mod.Lineage:
     """Runs, what they published, what serves it and how it scored, joined."""
     ws = current()

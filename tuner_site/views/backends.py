@@ -11,9 +11,10 @@ from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from discovery.backends import BackendStatus
-from discovery.lineage import Lineage, Served
+from discovery.lineage import served_models
 from tuner_site import serializers, workspace
-from tuner_site.paging import MODELS_PER_PAGE
+from tuner_site.paging import MODELS_PER_PAGE, window
+from tuner_site.serializers import ServedLinks
 from tuner_site.workspace import backend_statuses
 
 from .common import HtmxHttpRequest, int_param, json_response
@@ -36,25 +37,20 @@ def backend_list(request: HtmxHttpRequest) -> HttpResponse:
         "per_page": MODELS_PER_PAGE,
     }
     if template != "backends/list.html#backends-compact":
-        context["links"] = _links(_lineage(statuses))
+        context["links"] = _links(statuses, page)
     return render(request, template, context)
 
 
-def _lineage(statuses: list[BackendStatus]) -> Lineage | None:
+def _links(statuses: list[BackendStatus], page: int) -> ServedLinks | None:
+    """The models on this page of each server, linked to runs, by server and model name.
+    Only the page's: a server can hold tens of thousands."""
     try:
-        return workspace.lineage(statuses)
+        cat = workspace.catalog()
     except workspace.WorkspaceMissing:
         return None  # the servers are worth showing without a workspace to link them to
-
-
-def _links(lineage: Lineage | None) -> dict[str, dict[str, tuple[Served, str | None]]]:
-    """Each served model with the id of its /models/ page, by backend name and model name."""
-    links: dict[str, dict[str, tuple[Served, str | None]]] = {}
-    if lineage is None:
-        return links
-    for s in lineage.served:
-        model = lineage.model_of(s)
-        links.setdefault(s.backend.name, {})[s.name] = (s, model.id if model else None)
+    links: ServedLinks = {}
+    for s in served_models(statuses, cat, window(page, MODELS_PER_PAGE)):
+        links.setdefault(s.backend.name, {})[s.name] = s
     return links
 
 
@@ -62,7 +58,5 @@ def _links(lineage: Lineage | None) -> dict[str, dict[str, tuple[Served, str | N
 def api_backend_list(request: HttpRequest) -> HttpResponse:
     page = int_param(request, "models_page", 1)
     statuses = backend_statuses()
-    lineage = _lineage(statuses)
-    return json_response(
-        {"backends": [serializers.backend_json(s, lineage, page) for s in statuses]}
-    )
+    links = _links(statuses, page)
+    return json_response({"backends": [serializers.backend_json(s, links, page) for s in statuses]})

@@ -3,6 +3,7 @@ whole chain from run to evaluation. The joining itself is discovery.lineage's.""
 
 from __future__ import annotations
 
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
@@ -10,8 +11,9 @@ from django.views.decorators.http import require_safe
 from discovery.lineage import Lineage, Model
 from discovery.paths import is_safe_name
 from tuner_site import serializers, workspace
+from tuner_site.paging import MODEL_ROWS_PER_PAGE
 
-from .common import json_response
+from .common import BadQuery, int_param, json_response
 
 
 def _get_or_404(lineage: Lineage, model: str) -> Model:
@@ -21,18 +23,35 @@ def _get_or_404(lineage: Lineage, model: str) -> Model:
     return found
 
 
+def _page(request: HttpRequest, lineage: Lineage) -> Page[Model]:
+    """The `?page=` of the model list, most recent first."""
+    number = int_param(request, "page", 1)
+    paginator = Paginator(lineage.models, MODEL_ROWS_PER_PAGE)
+    if number > paginator.num_pages:
+        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
+    return paginator.page(number)
+
+
 @require_safe
 def model_list(request: HttpRequest) -> HttpResponse:
     lineage = workspace.lineage()
-    return render(request, "models/list.html", {"lineage": lineage, "models": lineage.models})
+    page = _page(request, lineage)
+    context = {"lineage": lineage, "page": page, "models": page.object_list}
+    return render(request, "models/list.html", context)
 
 
 @require_safe
 def api_model_list(request: HttpRequest) -> HttpResponse:
     lineage = workspace.lineage()
+    page = _page(request, lineage)
     digests = lineage.catalog.digests
     return json_response(
-        {"models": [serializers.model_row_json(m, digests) for m in lineage.models]}
+        {
+            "count": page.paginator.count,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "models": [serializers.model_row_json(m, digests) for m in page.object_list],
+        }
     )
 
 
