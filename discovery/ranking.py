@@ -46,6 +46,14 @@ class Ranking:
     notes: tuple[str, ...] = ()
     # Why some checkpoints, but not all, have no score under the rule, as a sentence.
     unscored_note: str | None = None
+    # How the best is chosen, as a clause pages, the CLI and the JSON print as written:
+    # "ranked by eval_loss logged at the checkpoint's own step, lowest wins".
+    how: str = ""
+
+    @property
+    def label(self) -> str:
+        """The rule in a few words, beside a score: "eval_f1, the trainer's choice"."""
+        return f"{self.metric}, the trainer's choice" if self.rule == "trainer" else self.rule
 
     @property
     def unscored(self) -> int:
@@ -290,7 +298,9 @@ def rank(
         notes = [_no_best((asked,), len(checkpoints))] if none else []
         # With no best at all, the note above says why already.
         why = _unscored_note(asked, checkpoints, scores, history) if best else None
-        return Ranking("requested", metric, order, scores, best, tuple(notes), why)
+        return Ranking(
+            "requested", metric, order, scores, best, tuple(notes), why, _ranked_by(asked)
+        )
 
     rule, scores, notes = type_rule(run_type, checkpoints, history)
     why = _unscored_note(rule, checkpoints, scores, history)
@@ -305,7 +315,8 @@ def rank(
                 notes = []
                 why = _unscored_note(rule, checkpoints, scores, history)
             notes.insert(0, f"{source} names {name} as the best checkpoint.")
-            return Ranking("trainer", rule.name, rule.order, scores, name, tuple(notes), why)
+            how = _chosen(source, rule, chosen_by is not None)
+            return Ranking("trainer", rule.name, rule.order, scores, name, tuple(notes), why, how)
         notes.insert(
             0,
             f"{source} names {name} as best, but that checkpoint is gone "
@@ -315,7 +326,39 @@ def rank(
     if best is None and checkpoints:
         notes.append(_no_best(rules_for(run_type), len(checkpoints)))
     why = why if best else None
-    return Ranking(rule.name, rule.name, rule.order, scores, best, tuple(notes), why)
+    how = _ranked_by(rule)
+    return Ranking(rule.name, rule.name, rule.order, scores, best, tuple(notes), why, how)
+
+
+def _wins(rule: Rule) -> str:
+    return "highest wins" if rule.order == "max" else "lowest wins"
+
+
+def _ranked_by(rule: Rule) -> str:
+    """How a rule ranks, as a clause: what it divides or reads, when, and which end wins."""
+    own = " logged at the checkpoint's own step" if rule.evaluates else ""
+    if rule.kl_key is not None:
+        kl, margin = rule.kl_key, _margin_key(rule.kl_key)
+        together = " on one line" if rule.line_of is not None else ""
+        return (
+            f"ranked by {margin} ÷ {kl}{own or together}, {_wins(rule)}, over checkpoints whose "
+            f"{kl} is above 0 and at least a tenth of the run's median positive {kl}"
+        )
+    if rule.line_of is not None:
+        own = f" logged on the line of its {rule.line_of}"
+    return f"ranked by {rule.name}{own}, {_wins(rule)}"
+
+
+def _chosen(source: str, rule: Rule, own_metric: bool) -> str:
+    """The trainer's choice, as a clause: where it is named, and what the scores show."""
+    where = (
+        "best_model_checkpoint in trainer_state.json"
+        if source.startswith("trainer_state.json")
+        # MLX: "best_checkpoint.npz (a copy of checkpoint-40)", inside these brackets
+        else "its " + source.replace(" (a copy of ", ", a copy of ").removesuffix(")")
+    )
+    shows = f"{rule.name}, the metric it chose by" if own_metric else rule.name
+    return f"chosen by the trainer ({where}); the score column shows {shows}, {_wins(rule)}"
 
 
 def _margin_key(kl_key: str) -> str:

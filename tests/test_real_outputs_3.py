@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from io import StringIO
 from pathlib import Path
 
@@ -146,7 +147,9 @@ def test_the_trainers_choice_names_its_own_metric(use_workspace, client, run_dir
         k: v for k, v in data["rank"].items() if k not in {"rule", "metric", "order"}
     }
     assert data["best_checkpoint"]["score"] == 0.9466
-    assert "max eval_f1" in cli("checkpoints", "kaggle/ner-out")
+    assert "the score column shows eval_f1, the metric it chose by, highest wins" in cli(
+        "checkpoints", "kaggle/ner-out"
+    )
     assert "0.9466 (eval_f1, the trainer's choice)" in cli("runs")
 
 
@@ -213,3 +216,15 @@ def test_every_save_pretrained_shape_is_a_saved_model(use_workspace, client, run
     assert "No checkpoint or final model is left" not in text
     size = json.loads(client.get("/api/runs/kaggle/full-ft/").content)["size_on_disk"]
     assert size >= sum(len(d) for d in files.values())
+
+
+def test_the_rules_sentence_is_discoverys_and_every_view_prints_it_whole(three_runs, client):
+    from .conftest import KTO_RUN
+
+    data = json.loads(client.get(f"/api/runs/rtx3090_kto/{KTO_RUN}/").content)
+    how = data["rank"]["how"]
+    # The KTO ratio's sentence keeps its KL floor (the page's own copy had lost it).
+    assert "at least a tenth of the run's median positive kl" in how
+    prose = " ".join(re.sub(r"<[^>]+>", "", page(client, f"/runs/rtx3090_kto/{KTO_RUN}/")).split())
+    assert f"Best: {data['best_checkpoint']['name']}, {how}." in prose
+    assert f"({how})" in cli("checkpoints", f"rtx3090_kto/{KTO_RUN}")

@@ -47,7 +47,10 @@ def test_the_run_page_counts_unscored_checkpoints_and_says_why_beside_the_rule(c
     rule = prose(
         page[page.index('<p class="rule">') : page.index("</p>", page.index('class="rule"'))]
     )
-    assert rule.startswith("Best: checkpoint-100, ranked by eval_loss, lowest wins.")
+    assert rule.startswith(
+        "Best: checkpoint-100, ranked by eval_loss logged at the checkpoint's own step, "
+        "lowest wins."
+    )
     assert rule.endswith(
         "5 of 6 checkpoints have no eval_loss logged at their own step (evaluations ran only "
         "at step 100, checkpoints every 25), so they have no score."

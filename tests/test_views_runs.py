@@ -146,7 +146,13 @@ def test_the_run_json_has_the_contract_fields(client, ws):
         "skipped_log_lines",
         "checkpoints",
     } <= set(data)
-    assert data["rank"] == {"rule": "margin/kl", "metric": "margin/kl", "order": "max"}
+    assert data["rank"] == {
+        "rule": "margin/kl",
+        "metric": "margin/kl",
+        "order": "max",
+        "how": "ranked by rewards/margins ÷ kl on one line, highest wins, over checkpoints "
+        "whose kl is above 0 and at least a tenth of the run's median positive kl",
+    }
     names = [c["name"] for c in data["checkpoints"]]
     assert names == [
         "final_model",
@@ -172,11 +178,16 @@ def test_the_run_json_has_the_contract_fields(client, ws):
 
 def test_rank_and_order_rerank_the_table(client, ws):
     data = get_json(client, f"/api/runs/rtx3090_kto/{KTO}/?rank=loss&order=max")
-    assert data["rank"] == {"rule": "requested", "metric": "loss", "order": "max"}
+    assert data["rank"] == {
+        "rule": "requested",
+        "metric": "loss",
+        "order": "max",
+        "how": "ranked by loss, highest wins",
+    }
     losses = {c["name"]: c["metrics"]["loss"] for c in data["checkpoints"] if not c["is_final"]}
     assert data["best_checkpoint"]["name"] == max(losses, key=losses.get)
     html = client.get(f"/runs/rtx3090_kto/{KTO}/?rank=loss&order=max").content.decode()
-    assert "ranked by <code>loss</code>, highest wins" in html
+    assert "ranked by loss, highest wins" in html
 
 
 @pytest.mark.parametrize(

@@ -129,7 +129,13 @@ def run_detail_json(
     chain = run_lineage_json(d.run, lineage)
     return {
         **run_summary_json(d),
-        "rank": {"rule": ranking.rule, "metric": ranking.metric, "order": ranking.order},
+        "rank": {
+            "rule": ranking.rule,
+            "metric": ranking.metric,
+            "order": ranking.order,
+            # How the best is chosen, in discovery's own words (the page prints it too).
+            "how": ranking.how,
+        },
         "rank_notes": list(ranking.notes),
         # Checkpoints without a score under the rule, and why, in a sentence (null when none).
         "unscored": ranking.unscored,

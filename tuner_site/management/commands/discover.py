@@ -13,7 +13,7 @@ from discovery.evaluations import list_evaluations
 from discovery.hashing import hasher
 from discovery.lineage import Lineage
 from discovery.logindex import indexer
-from discovery.runs import RunDetail, Workspace, detail, get_run, list_runs, read_ahead
+from discovery.runs import Workspace, detail, get_run, list_runs, read_ahead
 from tuner_site import serializers, workspace
 from tuner_site.database import problem
 from tuner_site.formatting import metric, visible
@@ -33,11 +33,6 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
-
-
-def _rule(d: RunDetail) -> str:
-    r = d.ranking
-    return f"{r.metric}, the trainer's choice" if r.rule == "trainer" else r.rule
 
 
 class Command(BaseCommand):
@@ -255,7 +250,7 @@ class Command(BaseCommand):
                 str(len(d.run.checkpoint_steps)) + (" + final" if d.run.has_final_model else ""),
                 metric(d.step),
                 d.best.name if d.best else "—",
-                f"{metric(d.best_score)} ({_rule(d)})" if d.best else "—",
+                f"{metric(d.best_score)} ({d.ranking.label})" if d.best else "—",
             ]
             for d in details
         ]
@@ -347,7 +342,7 @@ class Command(BaseCommand):
         ]
         headers = ["checkpoint", "step", "metrics@", f"score ({r.metric})", "loss", "size"]
         self.stdout.write(table(headers, rows) if rows else "No checkpoint in this run's folder.")
-        best = f"{r.best} by rule {r.rule} ({r.order} {r.metric})" if r.best else "none"
+        best = f"{r.best} by rule {r.rule} ({r.how})" if r.best else "none"
         self.stdout.write(f"\n{found.id} · {found.status} · best: {best}")
         for note in (*r.notes, r.unscored_note):
             if note:
