@@ -17,7 +17,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -767,3 +767,30 @@ def clear_cache() -> None:
 
 
 caches.register(__name__, clear_cache, "_cache")
+
+
+# What a run produced, not how it was set up: left out of a comparison of settings.
+NOT_SETTINGS = ("results.", "resources.", "timestamp")
+
+
+@dataclass(frozen=True)
+class Difference:
+    key: str
+    values: tuple[Value | None, ...]  # one per run, None where a run does not say
+
+
+def differences(configs: Sequence[RunConfig]) -> tuple[tuple[Difference, ...], tuple[str, ...]]:
+    """The settings whose values differ between runs (a value one run lacks is a difference),
+    in the vocabulary's order; and the keys every run has with one value."""
+    keys = sorted(
+        {k for c in configs for k in c.by_key if not k.startswith(NOT_SETTINGS)}, key=key_order
+    )
+    differ, same = [], []
+    for key in keys:
+        values = tuple(c.get(key) for c in configs)
+        first = values[0]
+        if first is not None and all(v is not None and _same(first, v) for v in values[1:]):
+            same.append(key)
+        else:
+            differ.append(Difference(key, values))
+    return tuple(differ), tuple(same)

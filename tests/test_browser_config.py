@@ -68,3 +68,27 @@ def test_explore_choices_push_a_url_a_teammate_can_open(sized_page, live_server,
     _no_sideways_scroll(page)
     page.goto(page.url)  # the shared link opens the same view
     assert page.locator(".xp-line").count() >= 6
+
+
+def test_compare_opens_with_the_settings_that_differ(sized_page, live_server, demo, client):
+    points = client.get("/api/explore/?x=lora.r&x=learning_rate&y=metric:eval_loss").json()
+    sweep = {
+        p["x"]: p["run"]
+        for p in points["points"]
+        if p["method"] == "sft" and p["values"]["learning_rate"] == 2e-4 and p["x"] in (8, 16)
+    }
+    page = sized_page
+    page.goto(f"{live_server.url}/compare/?run={sweep[8]}&run={sweep[16]}")
+    table = page.locator("table.config-diff")
+    assert table.is_visible()
+    rows = table.locator("tbody tr")
+    assert rows.count() == 2  # lora.r and lora.alpha; the rest folded
+    assert rows.nth(0).inner_text().split() == ["lora.r", "8", "16"]
+    folded = page.locator(".config-same summary")
+    assert "identical settings folded" in folded.inner_text()
+    assert not page.get_by_text("learning_rate", exact=True).first.is_visible()
+    folded.click()
+    assert page.locator(".config-same").get_by_text("learning_rate", exact=True).is_visible()
+    # Above the curves, and the page does not scroll sideways on a phone.
+    assert table.bounding_box()["y"] < page.locator("figure.chart").first.bounding_box()["y"]
+    _no_sideways_scroll(page)

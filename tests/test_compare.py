@@ -77,7 +77,8 @@ def test_the_page_draws_a_line_per_run_with_a_row_and_a_way_to_remove_it(client,
     without_kto = url("/compare/", RUNNING_ID, SFT_ID, metric="loss")
     assert f'href="{without_kto}"'.replace("&", "&amp;") in html
     # Each row's swatch has the colour of its line.
-    assert html.count('style="background: #2563eb"') == 2  # legend and row of the first run
+    # legend, row and configuration column of the first run
+    assert html.count('style="background: #2563eb"') == 3
 
 
 def test_the_metric_select_swaps_the_body_and_the_same_url_renders_it_whole(client, ws):
@@ -97,6 +98,8 @@ def test_no_runs_is_a_page_that_says_how_to_choose_them(client, ws):
         "metrics": [],
         "format": {"unit": "", "decimals": 0},
         "runs": [],
+        "config_diff": [],
+        "config_same_count": 0,
     }
 
 

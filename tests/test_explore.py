@@ -103,3 +103,37 @@ def test_a_change_pushes_the_shareable_url(client, demo):
     assert response["HX-Push-Url"] == "/explore/?x=lora.r&y=best_score"
     assert 'id="explore-body"' in response.content.decode()
     assert "<html" not in response.content.decode()
+
+
+def _sweep_runs(client) -> dict[int, str]:
+    data = client.get("/api/explore/?x=lora.r&x=learning_rate&y=metric:eval_loss").json()
+    return {
+        p["x"]: p["run"]
+        for p in data["points"]
+        if p["method"] == "sft" and p["values"]["learning_rate"] == 2e-4 and p["x"] != 32
+    }
+
+
+def test_compare_shows_only_the_settings_that_differ(client, demo):
+    runs = _sweep_runs(client)
+    query = f"?run={runs[8]}&run={runs[64]}"
+    data = client.get(f"/api/compare/{query}").json()
+    diff = {d["key"]: d["values"] for d in data["config_diff"]}
+    assert diff == {"lora.r": [8, 64], "lora.alpha": [16, 128]}
+    assert data["config_same_count"] > 10  # base model, learning rate, dataset, GPU, …
+    page = client.get(f"/compare/{query}").content.decode()
+    table = page.split('id="config-diff"')[1].split("</table>")[0]
+    assert "2 settings differ" in table and "<code>lora.r</code>" in table
+    assert "<code>learning_rate</code>" not in table
+    assert f"{data['config_same_count']} identical settings folded" in page
+    # The table comes before the curves.
+    assert page.index('id="config-diff"') < page.index('class="chart')
+
+
+def test_a_setting_one_run_lacks_is_a_difference(client, demo):
+    runs = _sweep_runs(client)
+    data = client.get("/api/explore/?x=method&y=best_score").json()
+    grpo = next(p["run"] for p in data["points"] + data["missing"] if p["run"].startswith("grpo/"))
+    diff = client.get(f"/api/compare/?run={runs[8]}&run={grpo}").json()["config_diff"]
+    dataset = next(d for d in diff if d["key"] == "dataset")
+    assert dataset["values"][1] is None

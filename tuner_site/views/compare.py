@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
+from discovery.config import Difference, config_of, differences
 from discovery.metrics import COMPARE_DEFAULTS, canonical, is_bookkeeping, unit
 from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_history
 from tuner_site import serializers, workspace
@@ -55,6 +56,9 @@ class RunComparison:
     source: str  # the JSON twin the interactive chart reads
 
     format: Column  # of the table's last, lowest and highest columns, and the chart's readout
+    # The settings that differ between the runs, and how many are the same in all of them.
+    config_diff: tuple[Difference, ...] = ()
+    config_same: tuple[str, ...] = ()
 
 
 def _selected(request: HttpRequest) -> list[RunDetail]:
@@ -148,6 +152,7 @@ def _comparison(request: HttpRequest, offer_more: bool) -> RunComparison:
         _candidates(ids) if offer_more else [],
         reverse("tuner-api-compare") + _query(ids, metric),
         fmt,
+        *differences([config_of(d.run) for d in runs]),
     )
 
 
@@ -177,5 +182,8 @@ def api_compare(request: HttpRequest) -> HttpResponse:
                 }
                 for ln in cmp.lines
             ],
+            # Only the settings that differ, one value per run in the runs' order.
+            "config_diff": [{"key": c.key, "values": list(c.values)} for c in cmp.config_diff],
+            "config_same_count": len(cmp.config_same),
         }
     )
