@@ -114,3 +114,35 @@ def test_choosing_another_server_swaps_its_models_in_and_keeps_what_was_typed(
     swap = [u for u in sent if "/evaluations/new/" in u]
     assert swap and "backend=lmstudio" in swap[-1] and "tags=folder" in swap[-1]
     assert "csrfmiddlewaretoken" not in swap[-1]  # a token never goes into a URL
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_cancel_a_running_job_then_run_it_again(
+    browser, live_server, quick, staff, chat_ollama, workers, width
+):
+    workers()
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, live_server, "/evaluations/new/")
+        page.goto(
+            f"{live_server.url}/evaluations/new/?backend=ollama&model={MODEL}&prompt_set=scored"
+        )
+        page.get_by_role("button", name="Start evaluation").click()
+        page.wait_for_url("**/evaluations/jobs/*/")
+        first = page.url
+        chat_ollama.gate.release(1)
+        page.wait_for_selector("#job [data-progress]:has-text('1 / 5 cases')", timeout=20_000)
+        page.get_by_role("button", name="Cancel").click()
+        page.wait_for_selector("#job[data-status=cancelled]", timeout=20_000)
+        assert fits(page), "the cancelled job"
+        chat_ollama.gate = None  # the next one is answered at once
+
+        page.get_by_role("button", name="Run again").click()
+        page.wait_for_url("**/evaluations/jobs/*/")
+        assert page.url != first
+        page.wait_for_selector("#job[data-status=succeeded]", timeout=30_000)
+        assert "3 of 5 passed" in page.locator(".result-link").inner_text()
+        assert fits(page), "the job run again"
+    finally:
+        context.close()
