@@ -19,8 +19,8 @@ import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack, suppress
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -289,6 +289,32 @@ class LogIndexer:
     def version(self, path: Path | str) -> int:
         """Changes when a background pass corrects what was known of `path`."""
         return self._versions.get(str(path), 0)
+
+    @contextmanager
+    def first_answers(self) -> Iterator[set[str]]:
+        """Within, a log never read is answered from windows as a server answers it, and its
+        path is collected (yielded) rather than checked here: a command hands the check on to
+        a process that outlives it."""
+        held: set[str] = set()
+        with self._lock:
+            was, self.background = self.background, True
+            self._verifier.hold = held
+        try:
+            yield held
+        finally:
+            with self._lock:
+                self.background = was
+                self._verifier.hold = None
+
+    def unread_bytes(self, logs: Iterable[tuple[Path, Path]]) -> int:
+        """Bytes of those of these logs (path, root) that no index here or in the store covers."""
+        total = 0
+        with self._lock:
+            for path, root in logs:
+                if not self._known(str(path), root):
+                    with suppress(OSError):
+                        total += os.stat(path).st_size
+        return total
 
     def checking(self) -> int:
         """Logs whose first answer a background pass is still checking."""
@@ -640,9 +666,13 @@ class Verifier:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._worker: Any = None
+        self.hold: set[str] | None = None  # collect what would be queued, check nothing
 
     def queue(self, key: str, root: Path, targets: Sequence[int] = ()) -> None:
         with self._cond:
+            if self.hold is not None:
+                self.hold.add(key)
+                return
             self._queue[key] = (root, tuple(targets))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, daemon=True)

@@ -576,17 +576,24 @@ def detail(run: Run, ranking: RankRequest | None = None) -> RunDetail:
     return d
 
 
+def _logs_of(runs: list[Run]) -> list[tuple[Path, Path, tuple[int, ...]]]:
+    return [
+        (Path(log), r.trainer.root, r.checkpoint_steps)
+        for r in runs
+        if r.trainer.layout != "mlx"
+        for log in log_paths(str(r.path), r.trainer.root)
+    ]
+
+
 def read_ahead(runs: list[Run]) -> None:
     """Before a command reads these runs' details: their unread logs, read in two processes
     at once where there are two cores (a server reads windows of them instead)."""
-    indexer.read_ahead(
-        [
-            (Path(log), r.trainer.root, r.checkpoint_steps)
-            for r in runs
-            if r.trainer.layout != "mlx"
-            for log in log_paths(str(r.path), r.trainer.root)
-        ]
-    )
+    indexer.read_ahead(_logs_of(runs))
+
+
+def unread_bytes(runs: list[Run]) -> int:
+    """Bytes of these runs' logs that no process has read yet."""
+    return indexer.unread_bytes((path, root) for path, root, _ in _logs_of(runs))
 
 
 def _restored(run: Run) -> RunDetail | None:

@@ -105,3 +105,84 @@ def test_a_run_without_checkpoints_says_so_instead_of_an_empty_table(ws, setting
     call_command("discover", "checkpoints", "outputs/outputs", stdout=out)
     assert "No checkpoint in this run's folder." in out.getvalue()
     assert "checkpoint  step" not in out.getvalue()
+
+
+@pytest.fixture
+def many_lines(use_workspace: Path, tmp_path: Path, monkeypatch) -> dict:
+    """Two runs with 2,000-line logs, a command's index store, and every parsed line counted;
+    a background read is recorded instead of started."""
+    import discovery.logindex as logindex
+    import discovery.logs as logs
+    from discovery.logindex import indexer
+    from tuner_site.management.commands import discover
+
+    for i, name in enumerate((SFT, KTO)):
+        wb.make_run(use_workspace, ("sft", "kto")[i], started(name), max_steps=2000, seed=i)
+    age(use_workspace / "Trainers", 7200)
+    seen: dict = {"parsed": 0, "started": 0}
+    real = logindex.parse_line
+
+    def counting(raw: bytes):
+        seen["parsed"] += 1
+        return real(raw)
+
+    monkeypatch.setattr(logindex, "parse_line", counting)
+    monkeypatch.setattr(logs, "parse_line", counting)
+    monkeypatch.setattr(discover, "EXACT_READ_BYTES", 0)  # these logs count as many
+    monkeypatch.setattr(
+        discover, "check_in_background", lambda: seen.__setitem__("started", seen["started"] + 1)
+    )
+    indexer.configure(tmp_path / "index")
+    yield seen
+    indexer.configure(None)
+
+
+def test_a_first_command_answers_from_windows_and_says_so(many_lines, capfdbinary):
+    from discovery.logindex import indexer
+    from discovery.runs import clear_memo
+
+    call_command("discover", "runs", "--json")
+    captured = capfdbinary.readouterr()
+    first = json.loads(captured.out)
+    assert [r["run"] for r in first["runs"]] == [KTO, SFT]
+    assert all(r["last_step"] == 2000 for r in first["runs"])
+    assert many_lines["parsed"] < 100  # windows of two 2,000-line logs
+    assert many_lines["started"] == 1  # the full read goes on behind it
+    # The read that process makes; then a second command reads no log line. Each is a new
+    # process: nothing in memory.
+    indexer.configure(indexer.store)
+    clear_memo()
+    call_command("discover", "index", "--background", stdout=StringIO())
+    indexer.configure(indexer.store)
+    clear_memo()
+    many_lines["parsed"] = 0
+    out = StringIO()
+    call_command("discover", "runs", stdout=out)
+    assert "windows" not in out.getvalue() and many_lines["parsed"] == 0
+    assert many_lines["started"] == 1
+    assert "answered from windows of each" in captured.err.decode()
+
+
+def test_the_table_says_which_figures_came_from_windows(many_lines):
+    out = StringIO()
+    call_command("discover", "runs", stdout=out)
+    assert "2 run(s)" in out.getvalue()
+    assert "2 log(s) never read before were answered from windows" in out.getvalue()
+
+
+def test_a_background_read_while_another_runs_does_nothing(many_lines):
+    import fcntl
+
+    from discovery.logindex import indexer
+    from tuner_site.management.commands.discover import CHECK_LOCK
+
+    store = indexer.store
+    assert store is not None
+    store.mkdir(parents=True, exist_ok=True)
+    with open(store / CHECK_LOCK, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        out = StringIO()
+        call_command("discover", "index", "--background", stdout=out)
+        assert out.getvalue() == "" and many_lines["parsed"] == 0
+    call_command("discover", "index", "--background", stdout=out)
+    assert "Indexed 2 run(s)" in out.getvalue() and many_lines["parsed"] > 100

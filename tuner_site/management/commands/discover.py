@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.template.defaultfilters import filesizeformat
@@ -13,7 +18,16 @@ from discovery.evaluations import list_evaluations
 from discovery.hashing import hasher
 from discovery.lineage import Lineage
 from discovery.logindex import indexer
-from discovery.runs import Workspace, detail, get_run, list_runs, read_ahead
+from discovery.runs import (
+    Run,
+    RunDetail,
+    Workspace,
+    detail,
+    get_run,
+    list_runs,
+    read_ahead,
+    unread_bytes,
+)
 from tuner_site import serializers, workspace
 from tuner_site.database import problem
 from tuner_site.formatting import metric, visible
@@ -22,6 +36,41 @@ from tuner_site.serializers import dumps
 
 # A GGUF file still being written is not waited for longer than this.
 HASH_WAIT_S = 600.0
+# Never-read logs up to this size are read in full before `discover runs` answers (about a
+# quarter of a second); beyond it, it answers from windows of each and reads them afterwards.
+EXACT_READ_BYTES = 32 * 2**20
+CHECK_LOCK = "check.lock"
+
+
+def check_in_background() -> None:
+    """`discover index --background` in its own session: it outlives this command (as git's
+    automatic gc does), so the next command reads the index it writes instead of the logs."""
+    subprocess.Popen(
+        [sys.executable, "-m", "django", "discover", "index", "--background"],
+        cwd=settings.BASE_DIR,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+@contextlib.contextmanager
+def one_check() -> Iterator[bool]:
+    """Whether this process is the only background read of the index folder (a lock there
+    held meanwhile): two commands in a row start one read, not two."""
+    folder = indexer.store
+    if folder is None:
+        yield True
+        return
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(folder / CHECK_LOCK, "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -47,7 +96,14 @@ class Command(BaseCommand):
         ckpts = sub.add_parser("checkpoints", help="checkpoints of one run, best marked")
         ckpts.add_argument("run", help="<trainer>/<run>, e.g. rtx3090_sft/20251128_113853")
         ckpts.add_argument("--json", action="store_true", help="print the API's JSON")
-        sub.add_parser("index", help="read every run's logs now, so the first page is instant")
+        index = sub.add_parser(
+            "index", help="read every run's logs now, so the first page is instant"
+        )
+        index.add_argument(
+            "--background",
+            action="store_true",
+            help="do nothing if another such read is running (commands start one this way)",
+        )
         evals = sub.add_parser("evaluations", help="evaluation results in Evaluator/results/")
         evals.add_argument("--json", action="store_true", help="print the API's JSON")
         sets = sub.add_parser("prompt-sets", help="prompt sets in Evaluator/prompts/")
@@ -233,13 +289,22 @@ class Command(BaseCommand):
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1.")
         runs = list_runs(ws, type)
-        read_ahead(runs[:limit])
-        details = [detail(r) for r in runs[:limit]]
+        details, unchecked = self.details(runs[:limit])
+        note = (
+            f"{unchecked} log(s) never read before were answered from windows of each, as "
+            "the dashboard's first page answers them; they are being read in full in the "
+            "background (skipped-line counts among what that checks), and the next command "
+            "answers from that read."
+            if unchecked
+            else ""
+        )
         if json:
             self.emit(
                 # As the API: `count` is every match, `runs` what is shown.
                 {"count": len(runs), "runs": [serializers.run_summary_json(d) for d in details]}
             )
+            if note:
+                self.stderr.write(note)
             return
         rows = [
             [
@@ -259,8 +324,28 @@ class Command(BaseCommand):
         shown = f"{len(details)} of {len(runs)}" if len(details) < len(runs) else str(len(runs))
         extra = f" and {len(ws.run_dirs)} run folder(s)" if ws.run_dirs else ""
         self.stdout.write(f"\n{shown} run(s) in {ws.root}{extra}")
+        if note:
+            self.stdout.write(note)
 
-    def handle_index(self, ws: Workspace, **_: Any) -> None:
+    def details(self, runs: list[Run]) -> tuple[list[RunDetail], int]:
+        """Each run's detail, and how many logs were answered from windows. Exact when the
+        logs never read are few; else as a server answers (windows of each log, kilobytes),
+        with the full read handed to a `discover index` that outlives this command."""
+        if indexer.store is None or unread_bytes(runs) <= EXACT_READ_BYTES:
+            read_ahead(runs)
+            return [detail(r) for r in runs], 0
+        with indexer.first_answers() as unchecked:
+            details = [detail(r) for r in runs]
+        if unchecked:
+            check_in_background()
+        return details, len(unchecked)
+
+    def handle_index(self, ws: Workspace, background: bool = False, **_: Any) -> None:
+        if background:
+            with one_check() as alone:
+                if alone:
+                    self.handle_index(ws)
+            return
         started = time.monotonic()
         runs = list_runs(ws)
         read_ahead(runs)
