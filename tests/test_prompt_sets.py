@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils.html import escape
 
 from discovery import PromptSetDiscovery
-from discovery.prompt_sets import get_prompt_set, list_prompt_sets
+from discovery.prompt_sets import default_description, get_prompt_set, list_prompt_sets
 from sampledata import evaluator
 from tuner_site.models import PromptSetNote
 
@@ -205,6 +206,52 @@ def test_a_staff_user_edits_a_description_in_admin_and_the_pages_show_it(admin_c
     out = StringIO()
     call_command("discover", "prompt-sets", stdout=out)
     assert "Edited in admin" in out.getvalue()
+
+
+@pytestmark_db
+def test_admins_description_box_shows_the_default_and_saving_it_unchanged_stores_nothing(
+    admin_client, site
+):
+    admin_client.get("/admin/tuner_site/promptsetnote/")
+    note = PromptSetNote.objects.get(name="tool_prompts")
+    url = f"/admin/tuner_site/promptsetnote/{note.pk}/change/"
+    default = default_description("tool_prompts")
+    form = admin_client.get(url).content.decode()
+    assert f">\n{escape(default)}</textarea>" in form  # the text the pages show
+    # Sent back as a browser sends a text box (CRLF line endings, a trailing newline).
+    sent = {"name": "tool_prompts", "description": default + "\r\n", "display_order": 0}
+    assert admin_client.post(url, sent).status_code == 302
+    note.refresh_from_db()
+    assert note.description == ""  # still the default: a better default later reaches it
+    sent["description"] = "Our tool-calling suite"
+    admin_client.post(url, sent)
+    note.refresh_from_db()
+    assert note.description == "Our tool-calling suite"
+    edited = admin_client.get(url).content.decode()
+    assert ">\nOur tool-calling suite</textarea>" in edited
+
+
+@pytestmark_db
+def test_admins_change_list_shows_and_keeps_defaults_alike(admin_client, site):
+    html = admin_client.get("/admin/tuner_site/promptsetnote/").content.decode()
+    assert escape(default_description("behavior_prompts")) in html
+    notes = list(PromptSetNote.objects.order_by("pk"))
+    data = {
+        "form-TOTAL_FORMS": str(len(notes)),
+        "form-INITIAL_FORMS": str(len(notes)),
+        "_save": "Save",
+    }
+    for i, n in enumerate(notes):
+        data |= {
+            f"form-{i}-id": str(n.pk),
+            f"form-{i}-description": default_description(n.name),
+            f"form-{i}-display_order": "0",
+        }
+    data["form-0-display_order"] = "5"  # one real change, so the row is saved
+    response = admin_client.post("/admin/tuner_site/promptsetnote/", data)
+    assert response.status_code == 302
+    assert set(PromptSetNote.objects.values_list("description", flat=True)) == {""}
+    assert PromptSetNote.objects.get(pk=notes[0].pk).display_order == 5
 
 
 @pytestmark_db

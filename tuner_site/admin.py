@@ -5,16 +5,19 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connections, router
 from django.http import HttpRequest, HttpResponse
+from django.utils.safestring import SafeString
 
 from discovery.prompt_sets import PromptSet, default_description, list_prompt_sets
 
 from . import workspace
 from .database import problem
 from .models import EvaluationJob, PromptSetNote
+from .templatetags.tuner import breakable
 
 admin.site.site_header = "Tuner Dashboard admin"
 admin.site.site_title = "Tuner Dashboard"
@@ -40,12 +43,51 @@ def _busy_form(form: Any, message: str) -> Any:
     return type(form.__name__, (form,), {"clean": clean})
 
 
+def _same_text(a: str, b: str) -> bool:
+    """Equal but for spacing and line endings (a browser sends a text box's lines as CRLF)."""
+    return a.split() == b.split()
+
+
+class PromptSetNoteForm(forms.ModelForm):
+    """The description box holds the text the site shows: the default description while none
+    is saved. Saved unchanged it stays the default, so nothing is stored and a better default
+    in a later version still reaches it."""
+
+    class Meta:
+        model = PromptSetNote
+        fields = "__all__"
+        widgets = {"description": forms.Textarea(attrs={"rows": 3, "cols": 40})}
+        help_texts = {
+            "description": "Shown on the pages, the JSON and the CLI. Left as the default "
+            "text (or empty), the set keeps the default description."
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.name and not self.instance.description:
+            self.initial["description"] = default_description(self.instance.name)
+
+    def clean_description(self) -> str:
+        text: str = self.cleaned_data.get("description", "")
+        name = self.cleaned_data.get("name") or self.instance.name
+        return "" if name and _same_text(text, default_description(name)) else text
+
+
 @admin.register(PromptSetNote)
 class PromptSetNoteAdmin(admin.ModelAdmin):
-    list_display = ("name", "file", "cases", "description", "default", "display_order", "hidden")
+    form = PromptSetNoteForm
+    # Narrow columns beside the description, so the list fits a laptop's screen.
+    list_display = ("name_link", "cases", "description", "display_order", "hidden")
+    list_display_links = ("name_link",)
     list_editable = ("description", "display_order", "hidden")
     search_fields = ("name", "description")
     list_filter = ("hidden",)
+
+    class Media:
+        css = {"all": ("css/admin.css",)}
+
+    def get_changelist_form(self, request: Any, **kwargs: Any) -> Any:
+        return super().get_changelist_form(request, form=PromptSetNoteForm, **kwargs)
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         self._add_discovered(request)
@@ -110,21 +152,16 @@ class PromptSetNoteAdmin(admin.ModelAdmin):
                 request, "New prompt sets get their rows here once the database is free again."
             )
 
-    @admin.display(description="shown when blank")
-    def default(self, obj: PromptSetNote) -> str:
-        return default_description(obj.name)
-
-    @admin.display(description="file")
-    def file(self, obj: PromptSetNote) -> str:
-        found = _discovered().get(obj.name)
-        return found.filename if found else "missing"
+    @admin.display(description="name", ordering="name")
+    def name_link(self, obj: PromptSetNote) -> SafeString:
+        return breakable(obj.name)  # wraps after its _ rather than widening the list
 
     @admin.display(description="cases")
     def cases(self, obj: PromptSetNote) -> str:
         found = _discovered().get(obj.name)
         if found is None:
-            return "—"
-        return str(found.count) if found.count is not None else f"error: {found.error}"
+            return "file missing"
+        return f"{found.count:,}" if found.count is not None else f"error: {found.error}"
 
 
 @admin.register(EvaluationJob)
