@@ -88,6 +88,32 @@ class FileInfo:
 
 
 @dataclass(frozen=True)
+class EarlyStopping:
+    """transformers' EarlyStoppingCallback as a trainer_state.json keeps it."""
+
+    patience: int
+    counter: int  # evaluations in a row without improvement, when the state was saved
+    threshold: float | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """The callback ended training: its counter reached its patience."""
+        return self.patience > 0 and self.counter >= self.patience
+
+
+def _early_stopping(callbacks: Any) -> EarlyStopping | None:
+    found = as_dict(callbacks).get("EarlyStoppingCallback")
+    # One callback of a kind is an object; several are a list of them.
+    state = as_dict(found[-1] if isinstance(found, list) and found else found)
+    args, attributes = as_dict(state.get("args")), as_dict(state.get("attributes"))
+    patience = as_int(args.get("early_stopping_patience"))
+    counter = as_int(attributes.get("early_stopping_patience_counter"))
+    if patience is None or counter is None:
+        return None
+    return EarlyStopping(patience, counter, as_float(args.get("early_stopping_threshold")))
+
+
+@dataclass(frozen=True)
 class TrainerState:
     """What the dashboard uses of a `trainer_state.json`."""
 
@@ -97,6 +123,7 @@ class TrainerState:
     best_global_step: int | None
     history: Mapping[int, Entry]  # its log_history, merged per step
     best_metric: float | None = None  # the value of the metric the trainer picks its best by
+    early_stopping: EarlyStopping | None = None
 
     def source(self, path: Path) -> Source:
         return Source(path, shapes_of(self.history), self.history)
@@ -163,6 +190,7 @@ def _state(data: bytes) -> TrainerState | None:
         best_global_step=as_int(obj.get("best_global_step")),
         history=history,
         best_metric=as_float(obj.get("best_metric")),
+        early_stopping=_early_stopping(obj.get("stateful_callbacks")),
     )
 
 

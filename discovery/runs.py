@@ -168,6 +168,12 @@ class RunDetail:
         return tuple(found)
 
     @property
+    def status_reason(self) -> str | None:
+        """Why a stopped run counts as stopped, beyond the clock: a sentence pages, the JSON
+        and the CLI print as written (None for a running or completed run)."""
+        return stopped_reason(self) if self.run.status == "stopped" else None
+
+    @property
     def best_score(self) -> float | None:
         return self.ranking.score_of(self.checkpoints, self.ranking.best or "")
 
@@ -201,6 +207,34 @@ def status(completed: bool, last_write: float | None, window: float, now: float 
     if last_write is not None and now - last_write <= window:
         return "running"
     return "stopped"
+
+
+def stopped_reason(d: RunDetail) -> str:
+    """Why a run that stopped writing did not finish, or that it was stopped on purpose."""
+    run = d.run
+    if run.trainer.layout != "mlx":
+        _top, newest = _states(run)
+        early = newest.early_stopping if newest is not None else None
+        if early is not None and early.stopped:
+            by = f" by {d.ranking.metric}" if d.ranking.rule == "trainer" else ""
+            threshold = f", threshold {early.threshold:g}" if early.threshold else ""
+            at = f" at step {newest.global_step}" if newest and newest.global_step else ""
+            return (
+                f"It stopped early, on purpose: its EarlyStoppingCallback ended training{at} "
+                f"after {early.counter} evaluations in a row without improvement{by} "
+                f"(early_stopping_patience {early.patience}{threshold}). It did not crash."
+            )
+        missing = (
+            "It has no final_model/, saved model, training_lineage.json or trainer_state.json "
+            "that reached max_steps or holds train()'s closing summary"
+        )
+    else:
+        missing = (
+            "Its log has no “Training complete” line and there is no final_model/lora_adapters.npz"
+        )
+    last = "reached its last step but " if d.progress == 1 else ""
+    resume = " If it crashed, resume it from its newest checkpoint." if d.checkpoints else ""
+    return f"{missing}, so it {last}did not finish.{resume}"
 
 
 def list_trainers(ws: Workspace) -> list[Trainer]:

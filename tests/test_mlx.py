@@ -57,7 +57,7 @@ def test_a_run_that_stopped_before_its_first_step_says_so(client, use_workspace)
     page = client.get("/runs/mistral_lora_mac/20251114_084939/").content.decode()
     assert "It stopped before logging its first step" in page
     # The trainer makes final_model/ at start: only the adapters file in it means finished.
-    assert "there is no <code>final_model/lora_adapters.npz</code>" in page
+    assert "there is no final_model/lora_adapters.npz" in page
     assert "No checkpoint or final model is left" not in page and "Nothing was logged." in page
 
 

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from discovery.runs import Workspace, detail, get_run
 from sampledata import runs as wb
 
+from .conftest import age
 from .test_real_outputs import DPO_EVAL, DPO_TRAIN, hf_checkpoint
 
 pytestmark = pytest.mark.django_db
@@ -228,3 +229,90 @@ def test_the_rules_sentence_is_discoverys_and_every_view_prints_it_whole(three_r
     prose = " ".join(re.sub(r"<[^>]+>", "", page(client, f"/runs/rtx3090_kto/{KTO_RUN}/")).split())
     assert f"Best: {data['best_checkpoint']['name']}, {how}." in prose
     assert f"({how})" in cli("checkpoints", f"rtx3090_kto/{KTO_RUN}")
+
+
+# A TinyBERT WELFake notebook (transformers' Trainer, printed trainer_state.json): its
+# stateful_callbacks block, EarlyStoppingCallback's args and attributes.
+def early_stopping(patience: int, counter: int) -> dict:
+    return {
+        "EarlyStoppingCallback": {
+            "args": {"early_stopping_patience": patience, "early_stopping_threshold": 0.001},
+            "attributes": {"early_stopping_patience_counter": counter},
+        },
+        "TrainerControl": {
+            "args": {
+                "should_epoch_stop": False,
+                "should_evaluate": False,
+                "should_log": False,
+                "should_save": True,
+                "should_training_stop": True,
+            },
+            "attributes": {},
+        },
+    }
+
+
+def early_run(folder: Path, counter: int) -> Path:
+    """Evaluated and saved every 100 of 1000 steps; eval_loss stops improving after 100."""
+    history: list[dict] = []
+    for step in range(100, 401, 100):
+        history.append({"epoch": step / 200, "loss": 0.3, "learning_rate": 1e-4, "step": step})
+        history.append({"eval_loss": 0.5 + step / 10000, "eval_runtime": 3.2, "step": step})
+    out = folder / "tinybert"
+    for step in range(100, 401, 100):
+        hf_checkpoint(
+            out,
+            step,
+            history,
+            max_steps=1000,
+            best_global_step=100,
+            best_metric=0.51,
+            best_model_checkpoint="results/tinybert/checkpoint-100",
+            stateful_callbacks=early_stopping(3, min(counter, step // 100 - 1)),
+        )
+    age(out, 7200)
+    return out
+
+
+def test_early_stopping_is_a_reason_not_a_crash(use_workspace, client, run_dirs):
+    early_run(run_dirs, counter=3)
+    data = json.loads(client.get("/api/runs/kaggle/tinybert/").content)
+    assert data["status"] == "stopped"
+    reason = (
+        "It stopped early, on purpose: its EarlyStoppingCallback ended training at step 400 "
+        "after 3 evaluations in a row without improvement by eval_loss "
+        "(early_stopping_patience 3, threshold 0.001). It did not crash."
+    )
+    assert data["status_reason"] == reason
+    text = page(client, "/runs/kaggle/tinybert/")
+    assert reason in text and "If it crashed" not in text
+    assert f"note: {reason}" in cli("checkpoints", "kaggle/tinybert")
+
+
+def test_a_stopped_run_names_everything_that_would_have_finished_it(
+    use_workspace, client, run_dirs
+):
+    early_run(run_dirs, counter=1)  # patience not reached: it stopped some other way
+    reason = json.loads(client.get("/api/runs/kaggle/tinybert/").content)["status_reason"]
+    assert reason == (
+        "It has no final_model/, saved model, training_lineage.json or trainer_state.json that "
+        "reached max_steps or holds train()'s closing summary, so it did not finish. If it "
+        "crashed, resume it from its newest checkpoint."
+    )
+    assert reason in page(client, "/runs/kaggle/tinybert/")
+
+
+def test_the_cli_marks_an_inherited_score_with_its_step_as_the_page_does(
+    use_workspace, client, run_dirs
+):
+    # samyakshrestha/grpo-verified-reasoner's SFT keys (logging every 10 here), saved at 25:
+    # the checkpoint's loss is the one logged at 20.
+    history = [
+        {"epoch": s / 100, "grad_norm": 0.4, "learning_rate": 1e-5, "loss": 1 / s, "step": s}
+        for s in (10, 20, 30)
+    ]
+    hf_checkpoint(run_dirs / "sft-out", 25, history, max_steps=30)
+    rows = cli("checkpoints", "kaggle/sft-out").splitlines()
+    row = next(line for line in rows if line.startswith("* checkpoint-25"))
+    assert row.split()[4:8] == ["0.05", "@20", "0.05", "@20"]
+    assert "@20" in page(client, "/runs/kaggle/sft-out/")

@@ -472,7 +472,7 @@ def test_a_stopped_run_says_when_it_last_wrote_and_why_it_is_not_running(client,
     html = client.get(f"/runs/rtx3090_sft/{stopped.name}/").content.decode()
     note = html[html.index('class="status-note') : html.index("</p>", html.index("status-note"))]
     assert "Last wrote 3\xa0hours ago" in note and "TUNER_RUNNING_WINDOW" in note
-    assert "longer than 10m 0s" in note and "<code>final_model/</code>" in note
+    assert "longer than 10m 0s" in note and "no final_model/, saved model" in note
     assert "resume it from its newest checkpoint" in note
     data = get_json(client, f"/api/runs/rtx3090_sft/{stopped.name}/")
     assert data["status"] == "stopped" and data["last_write_at"].endswith("+00:00")

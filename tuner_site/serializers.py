@@ -95,6 +95,8 @@ def run_summary_json(d: RunDetail) -> dict[str, Any]:
         "skipped_log_lines": d.history.skipped,
         # Known for runs that have not finished: how `status` was told.
         "last_write_at": _utc(r.last_write),
+        # Why a stopped run did not finish, or that its early stopping ended it (else null).
+        "status_reason": d.status_reason,
     }
 
 

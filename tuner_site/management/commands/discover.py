@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.template.defaultfilters import filesizeformat
 
-from discovery.checkpoints import disk_sizes
+from discovery.checkpoints import Checkpoint, disk_sizes
 from discovery.evaluations import list_evaluations
 from discovery.hashing import hasher
 from discovery.lineage import Lineage
@@ -82,6 +82,13 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
+
+
+def _at(c: Checkpoint, names: tuple[str, ...]) -> str:
+    """ " @375" when these values were logged before the checkpoint's step, as the page marks
+    an inherited value."""
+    steps = [c.metric_steps[n] for n in names if n in c.metric_steps]
+    return f" @{metric(max(steps))}" if steps else ""
 
 
 class Command(BaseCommand):
@@ -418,9 +425,8 @@ class Command(BaseCommand):
                 ("* " if c.name == r.best else "  ") + c.name,
                 metric(c.step),
                 metric(c.metrics_step),
-                metric(s),
-                metric(c.metrics.get("loss"))
-                + (f" @{metric(c.metric_steps['loss'])}" if "loss" in c.metric_steps else ""),
+                metric(s) + _at(c, r.inputs if s is not None else ()),
+                metric(c.metrics.get("loss")) + _at(c, ("loss",)),
                 filesizeformat(sizes[c.name]).replace("\xa0", " "),
             ]
             for c, s in zip(d.checkpoints, r.scores, strict=True)
@@ -429,7 +435,7 @@ class Command(BaseCommand):
         self.stdout.write(table(headers, rows) if rows else "No checkpoint in this run's folder.")
         best = f"{r.best} by rule {r.rule} ({r.how})" if r.best else "none"
         self.stdout.write(f"\n{found.id} · {found.status} · best: {best}")
-        for note in (*r.notes, r.unscored_note):
+        for note in (d.status_reason, *r.notes, r.unscored_note):
             if note:
                 self.stdout.write(f"note: {note}")
         if d.history.skipped:
