@@ -17,6 +17,8 @@ from tuner_site.charts import (
     thin,
 )
 
+from .number_table import AVERAGES
+
 
 def test_non_finite_values_are_left_out_and_empty_series_give_no_chart():
     chart = line_chart("Loss", [1, 2, 3], {"loss": [1.0, math.nan, math.inf]})
@@ -130,3 +132,13 @@ def test_thousands_of_checkpoint_marks_are_spaced_and_keep_the_best():
     xs = [m.x for m in chart.marks]
     assert all(b - a >= MARK_GAP for a, b in zip(xs, xs[1:], strict=False))
     assert [m.label for m in chart.marks if m.best] == ["checkpoint-2345"]
+
+
+def test_the_shared_tables_averages_keep_their_ends_and_stay_within_their_values():
+    # tests/test_browser_formatting.py runs the page's moving average on the same table.
+    for steps, values, window in AVERAGES:
+        averaged = moving_average(steps, values, window)
+        assert len(averaged) == len(values)
+        if values:  # the window narrows to nothing at either end: the raw value
+            assert math.isclose(averaged[0], values[0]) and math.isclose(averaged[-1], values[-1])
+            assert all(min(values) - 1e-12 <= a <= max(values) + 1e-12 for a in averaged)
