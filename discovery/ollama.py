@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +22,9 @@ _INSTRUCTION = re.compile(r"^[ \t]*(?:FROM|ADAPTER)[ \t]+(\S.*)$", re.IGNORECASE
 _BLOB = re.compile(r"sha256[-:]([0-9a-fA-F]{64})")
 # /api/show may spend at most this share of a probe's time budget; the rest waits a refresh.
 SHOW_SHARE = 0.5
+# Models whose /api/show answer is remembered (about 15 MB): past it, the least recently seen
+# are asked again on a later refresh.
+SHOW_REMEMBERED = 20_000
 
 
 def _name(m: dict[str, Any]) -> str | None:
@@ -63,19 +67,31 @@ def blobs_of(modelfile: str) -> tuple[str, ...]:
 
 
 class _Shown:
-    """What /api/show said, per server, model name and digest: a new digest asks again."""
+    """What /api/show said, by model digest (a new digest asks again; a server too old to list
+    digests, by server and name): the `SHOW_REMEMBERED` most recently seen models."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = SHOW_REMEMBERED) -> None:
         self._lock = threading.Lock()
-        self._blobs: dict[tuple[str, str, str | None], tuple[str, ...]] = {}
+        self._blobs: OrderedDict[tuple[str, ...], tuple[str, ...]] = OrderedDict()
+        self.size = size
 
-    def get(self, key: tuple[str, str, str | None]) -> tuple[str, ...] | None:
+    def get(self, key: tuple[str, ...]) -> tuple[str, ...] | None:
         with self._lock:
-            return self._blobs.get(key)
+            found = self._blobs.get(key)
+            if found is not None:
+                self._blobs.move_to_end(key)
+            return found
 
-    def put(self, key: tuple[str, str, str | None], blobs: tuple[str, ...]) -> None:
+    def put(self, key: tuple[str, ...], blobs: tuple[str, ...]) -> None:
         with self._lock:
             self._blobs[key] = blobs
+            self._blobs.move_to_end(key)
+            while len(self._blobs) > self.size:
+                self._blobs.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._blobs)
 
     def clear(self) -> None:
         with self._lock:
@@ -94,7 +110,7 @@ def _show(
     result = []
     asking = True
     for m in models:
-        key = (base, m.id, m.digest)
+        key = ("digest", m.digest) if m.digest else ("name", base, m.id)
         blobs = shown.get(key)
         left = deadline.remaining() - reserve
         if blobs is None and asking and left > 0.01:

@@ -344,3 +344,33 @@ def test_discover_backends_prints_a_table_and_the_apis_json(configured_servers, 
     call_command("discover", "backends", "--backend", "ollama", "--json")
     data = json.loads(capfdbinary.readouterr().out)
     assert [b["name"] for b in data["backends"]] == ["ollama"]
+
+
+def test_what_api_show_said_is_remembered_by_digest_for_a_bounded_number_of_models(
+    monkeypatch,
+):
+    from discovery import ollama
+
+    monkeypatch.setattr(ollama, "shown", ollama._Shown(size=2))
+    tags = [fs.ollama_model(f"m{i}:latest", f"{i:x}" * 64) for i in range(3)]
+    blob = {m["name"]: f"{i + 10:x}" * 64 for i, m in enumerate(tags)}
+    show = {name: fs.modelfile(name, b) for name, b in blob.items()}
+
+    def asked(models: list[dict]) -> list[str]:
+        """What a server with `models` is asked about, and that each model's blobs are known."""
+        routes = {"/api/tags": {"models": models}, "/api/ps": {"models": []}}
+        server = fs.FakeServer("ollama", routes=routes, show=show).start()
+        try:
+            s = probe(Backend("o", "ollama", server.url), 5.0)
+        finally:
+            server.stop()
+        assert [m.blobs for m in s.models] == [(blob[m.id],) for m in s.models]
+        return sorted(server.shown)
+
+    assert asked(tags) == ["m0:latest", "m1:latest", "m2:latest"]
+    assert len(ollama.shown) == 2  # the least recently seen (m0) was forgotten
+    # The same models (the same digests) on another server are not asked about again...
+    assert asked(tags[1:]) == []
+    # ...but the forgotten one is.
+    assert asked(tags[:1]) == ["m0:latest"]
+    assert ollama.SHOW_REMEMBERED == 20_000  # the README says so

@@ -10,11 +10,15 @@ from pathlib import Path
 from .conftest import REPO
 
 
-def check_deploy(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def check_deploy(tmp_path: Path, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TUNER_", "DJANGO_"))}
     clean.pop("SECRET_KEY", None)
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        [
+            sys.executable,
+            "manage.py",
+            *(command or ("check", "--deploy", "--fail-level", "WARNING")),
+        ],
         cwd=REPO,
         env=clean | {"TUNER_DATA_DIR": str(tmp_path), "ALLOWED_HOSTS": "box.lan"} | env,
         capture_output=True,
@@ -23,6 +27,9 @@ def check_deploy(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]
 
 
 def test_the_lan_setup_has_no_deployment_issues(tmp_path):
+    # As `make serve-lan` does: with debug off, pages need the collected static files.
+    collect = check_deploy(tmp_path, "collectstatic", "--noinput", DEBUG="0", TUNER_HTTPS="1")
+    assert collect.returncode == 0, collect.stderr
     result = check_deploy(tmp_path, DEBUG="0", TUNER_HTTPS="1")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.checks import Error, Warning, register
@@ -37,3 +38,26 @@ def inference_servers(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             )
         ]
     return []
+
+
+def static_files_problem() -> str | None:
+    """What is wrong when static files are served through a manifest that was never written."""
+    from django.conf import settings
+    from django.contrib.staticfiles.storage import ManifestFilesMixin, staticfiles_storage
+
+    if not isinstance(staticfiles_storage, ManifestFilesMixin):
+        return None
+    if (Path(settings.STATIC_ROOT) / staticfiles_storage.manifest_name).is_file():
+        return None
+    return (
+        f"Static files are not collected in {settings.STATIC_ROOT}: with DEBUG=0 every page "
+        "needs them. Run `python manage.py collectstatic --noinput` (make serve-lan does)."
+    )
+
+
+@register
+def static_files(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    # A warning on every command (migrate comes before collectstatic); the server itself
+    # refuses to start (tuner_site/wsgi.py).
+    problem = static_files_problem()
+    return [Warning(problem, id="tuner.W002")] if problem else []
