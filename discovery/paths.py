@@ -25,11 +25,13 @@ SEPARATORS = frozenset({"/", "\x00", os.sep, os.altsep or "/"})
 
 
 def is_safe_name(name: str) -> bool:
+    # Every entry of every folder a walk lists passes here: substring searches and an ASCII
+    # check in C, not a loop over the name's characters in Python.
     return (
         0 < len(name) <= MAX_NAME_LENGTH
         and name not in {".", ".."}
-        and not any(c in SEPARATORS for c in name)
-        and _is_text(name)
+        and not any(sep in name for sep in SEPARATORS)
+        and (name.isascii() or _is_text(name))
     )
 
 
@@ -101,7 +103,7 @@ def scan(
     kept = []
     linked = False
     for e in found:
-        if not is_safe_name(e.name) or (match is not None and not match(e.name)):
+        if (match is not None and not match(e.name)) or not is_safe_name(e.name):
             continue  # a name no URL can open is not listed
         try:
             if e.is_symlink():
