@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.urls import Resolver404, resolve
 from django_htmx.http import HttpResponseClientRedirect
 
 from .database import RETRY_AFTER_S, Problem, problem
+from .login_throttle import address, failed_logins
 from .views.common import BadQuery, error_response, is_api
 from .workspace import WorkspaceMissing
 
@@ -28,6 +30,35 @@ def is_open(request: HttpRequest) -> bool:
     except Resolver404:
         return False
     return match.url_name in OPEN_VIEWS or bool(OPEN_APPS & set(match.app_names))
+
+
+def throttle_logins(get_response: Callable[[HttpRequest], HttpResponse]):
+    """A login sent while its address is waiting after failed ones is refused unread (429)."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and _is_login(request):
+            wait = failed_logins.wait(address(request))
+            if wait > 0:
+                seconds = math.ceil(wait)
+                response = error_response(
+                    request,
+                    429,
+                    f"Too many failed logins from your address: wait {seconds} s, then try "
+                    "again. Each failure in a row doubles the wait, up to 5 minutes.",
+                )
+                response["Retry-After"] = str(seconds)
+                return response
+        return get_response(request)
+
+    return middleware
+
+
+def _is_login(request: HttpRequest) -> bool:
+    """The login form, this site's or admin's (both are routes named `login`)."""
+    try:
+        return resolve(request.path_info).url_name == "login"
+    except Resolver404:
+        return False
 
 
 def require_login(get_response: Callable[[HttpRequest], HttpResponse]):

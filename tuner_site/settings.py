@@ -202,6 +202,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "tuner_site.middleware.throttle_logins",
     "tuner_site.middleware.require_login",
     "tuner_site.middleware.ErrorPages",
 ]
