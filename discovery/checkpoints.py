@@ -24,7 +24,7 @@ from .paths import (
     read_json_object,
     scan,
 )
-from .values import as_dict, as_float, as_int, as_list, as_str
+from .values import as_dict, as_float, as_int, as_list, as_str, as_whole
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
 FINAL_MODEL = "final_model"
@@ -245,8 +245,8 @@ def adapter_summary(adapter: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {
         "base_model": as_str(adapter.get("base_model_name_or_path")),
         "peft_type": as_str(adapter.get("peft_type")),
-        "r": as_int(adapter.get("r")),
-        "lora_alpha": as_int(adapter.get("lora_alpha")),
+        "r": as_whole(adapter.get("r")),
+        "lora_alpha": as_whole(adapter.get("lora_alpha")),
         "lora_dropout": adapter.get("lora_dropout")
         if type(adapter.get("lora_dropout")) in (int, float)
         else None,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .values import as_dict, as_float, as_int, as_str
+from .values import as_dict, as_float, as_int, as_str, as_whole
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,11 @@ def from_sources(
         or as_str((lineage or {}).get("base_model"))
         or as_str(adapter.get("base_model_name_or_path"))
     )
-    rank, alpha = as_int(lora.get("rank")), as_int(lora.get("alpha"))
+    rank, alpha = as_whole(lora.get("rank")), as_whole(lora.get("alpha"))
     if notebook_lora:
-        rank, alpha = as_int(notebook_lora.get("r")), as_int(notebook_lora.get("alpha"))
+        rank, alpha = as_whole(notebook_lora.get("r")), as_whole(notebook_lora.get("alpha"))
     if not lora and not notebook_lora:
-        rank, alpha = as_int(adapter.get("r")), as_int(adapter.get("lora_alpha"))
+        rank, alpha = as_whole(adapter.get("r")), as_whole(adapter.get("lora_alpha"))
     lineage_steps = as_int(training.get("max_steps"))
     present = {f"results.{k}" for k in results} | {f"resources.{k}" for k in resources}
     return RunHeader(

@@ -44,6 +44,7 @@ from .logs import History, Source, log_files, log_paths, shapes_of
 from .metrics import type_from_metrics
 from .paths import (
     dir_entry_inside,
+    file_cache,
     file_key,
     is_inside,
     is_safe_name,
@@ -55,6 +56,7 @@ from .paths import (
 )
 from .ranking import Ranking, RankRequest, rank, trainer_metric
 from .values import as_str
+from .yamlfile import front_matter
 
 OUTPUT_DIR = re.compile(r"(?P<type>[A-Za-z0-9]+)_output(?:_(?P<platform>.+))?")
 RUN_STAMP = re.compile(r"(\d{8}_\d{6})")
@@ -558,18 +560,57 @@ def read_lineage(run_dir: Path, root: Path) -> dict[str, Any] | None:
     return read_json_object(run_dir / LINEAGE, root)
 
 
+# The adapter fields a header shows, each taken from the newest file that has it.
+ADAPTER_FIELDS = ("base_model_name_or_path", "r", "lora_alpha")
+
+
 def _newest_adapter(run: Run) -> dict[str, Any] | None:
-    """The adapter config of the final model, else of the newest checkpoint that has one, else
-    the one at the run folder's top (published outputs often keep it without the weights)."""
+    """The adapter config of the final model, then of each checkpoint newest first, then the
+    one at the run folder's top (published outputs often keep it without the weights): each
+    field from the newest that has it (a final_model/ config without `r` does not hide the
+    rank every checkpoint's has). The base model falls back to a model card's front matter."""
+    folders = _model_folders(run)
+    merged: dict[str, Any] = {}
+    for d in folders:
+        adapter = read_adapter_config(d, run.trainer.root)
+        if not adapter:
+            continue
+        if not merged:
+            merged = dict(adapter)
+        for key in ADAPTER_FIELDS:
+            if merged.get(key) is None and adapter.get(key) is not None:
+                merged[key] = adapter[key]
+        if all(merged.get(k) is not None for k in ADAPTER_FIELDS):
+            break
+    if not isinstance(merged.get("base_model_name_or_path"), str):
+        card = next((b for d in folders if (b := card_base_model(d, run.trainer.root))), None)
+        if card is not None:
+            merged["base_model_name_or_path"] = card
+    return merged or None
+
+
+def _model_folders(run: Run) -> list[Path]:
+    """Where a run's model metadata is, newest first: the final model, each checkpoint, the
+    run folder's top."""
     dirs = [run.final[0]] if run.final else []
     dirs += [run.checkpoints_dir / f"checkpoint-{s}" for s in reversed(run.checkpoint_steps)]
     if run.path not in dirs:
         dirs.append(run.path)
-    for d in dirs:
-        adapter = read_adapter_config(d, run.trainer.root)
-        if adapter and isinstance(adapter.get("base_model_name_or_path"), str):
-            return adapter
-    return None
+    return dirs
+
+
+def card_base_model(folder: Path, root: Path) -> str | None:
+    """The `base_model:` a model card's front matter names (TRL and PEFT write README.md so),
+    the first where it lists several."""
+
+    def load(data: bytes) -> str | None:
+        found = front_matter(data.decode("utf-8", "replace"))
+        base = (found.data or {}).get("base_model") if found is not None else None
+        if isinstance(base, list):
+            base = next((b for b in base if isinstance(b, str)), None)
+        return as_str(base)
+
+    return file_cache.get(folder / "README.md", root, "card_base_model", load)
 
 
 _memo: dict[str, tuple[tuple, RunDetail]] = {}

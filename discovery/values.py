@@ -32,6 +32,14 @@ def as_int(value: Any) -> int | None:
     return value if type(value) is int and -MAX_INT <= value < MAX_INT else None
 
 
+def as_whole(value: Any) -> int | None:
+    """A count written as an integer or as an integral float (PEFT and LLaMA-Factory write
+    `lora_alpha: 32.0`), within 64 bits; None for anything else."""
+    if type(value) is float and value.is_integer() and -MAX_INT <= value < MAX_INT:
+        return int(value)
+    return as_int(value)
+
+
 def as_float(value: Any) -> float | None:
     """Any number a float holds, infinities and NaN included; None for anything else."""
     kind = type(value)

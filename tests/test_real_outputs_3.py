@@ -316,3 +316,46 @@ def test_the_cli_marks_an_inherited_score_with_its_step_as_the_page_does(
     row = next(line for line in rows if line.startswith("* checkpoint-25"))
     assert row.split()[4:8] == ["0.05", "@20", "0.05", "@20"]
     assert "@20" in page(client, "/runs/kaggle/sft-out/")
+
+
+# aa-n/Qwen3_Lora, adapter_config.json (PEFT), with lora_alpha as the float some writers give.
+QWEN3_ADAPTER = {
+    "base_model_name_or_path": None,
+    "bias": "none",
+    "lora_alpha": 32.0,
+    "lora_dropout": 0,
+    "peft_type": "LORA",
+    "r": 8,
+    "target_modules": ["up_proj", "o_proj", "gate_proj", "k_proj", "v_proj", "down_proj"],
+    "task_type": "CAUSAL_LM",
+}
+# TRL's model card (README.md), the front matter its trainers write.
+TRL_CARD = """---
+base_model: Qwen/Qwen3-14B
+library_name: transformers
+model_name: Qwen3-14B-DPO
+tags:
+- generated_from_trainer
+- trl
+- dpo
+licence: license
+---
+
+# Model Card for Qwen3-14B-DPO
+"""
+
+
+def test_numbers_and_names_come_from_the_newest_file_that_has_them(use_workspace, client, run_dirs):
+    out = run_dirs / "dpo-out"
+    history = [{**DPO_TRAIN, "step": 25}]
+    ckpt = hf_checkpoint(out, 25, history, max_steps=25)
+    wb.write_json(ckpt / "adapter_config.json", QWEN3_ADAPTER)
+    # The final model's config names neither the rank nor the base model.
+    wb.write_json(out / "final_model" / "adapter_config.json", {"peft_type": "LORA"})
+    (out / "README.md").write_text(TRL_CARD)
+    header = json.loads(client.get("/api/runs/kaggle/dpo-out/").content)["header"]
+    assert header["lora"] == {"rank": 8, "alpha": 32}
+    assert header["base_model"] == "Qwen/Qwen3-14B"
+    assert "Qwen/Qwen3-14B" in cli("runs")
+    ckpt_json = json.loads(client.get("/api/runs/kaggle/dpo-out/checkpoint-25/").content)
+    assert ckpt_json["adapter"]["lora_alpha"] == 32 and ckpt_json["adapter"]["r"] == 8
