@@ -1,6 +1,10 @@
 """The sha256 of large files (a run's GGUF files): one background thread reads them, results are
 remembered by file identity (device, inode, size, mtime) in memory and in the dashboard's data
-folder. A request only ever looks a digest up; a file not known yet is queued, never read."""
+folder. A request only ever looks a digest up; a file not known yet is queued, never read.
+
+With a store on disk, one process on the machine hashes at a time (a lock file beside the
+store): the others wait, then find the digest in the store instead of reading the file again.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,14 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # Windows: every process hashes for itself
+    fcntl = None  # type: ignore[assignment]
 
 import orjson
 
@@ -28,6 +38,8 @@ NICENESS = 10
 SETTLE_S = 2.0
 FORMAT = 1
 MAX_REMEMBERED = 20_000
+# How often a process waiting for another's hashing looks again.
+LOCK_RETRY_S = 0.5
 
 
 def _open(path: str, root: Path | None) -> BinaryIO | None:
@@ -53,11 +65,13 @@ class Hasher:
         self._thread: threading.Thread | None = None
         self._store = store
         self._loaded = False
+        self._store_key: tuple[int, int, int] | None = None
         self.settle_s = settle_s
 
     def configure(self, store: Path | None, settle_s: float = SETTLE_S) -> None:
         with self._cond:
             self._store, self._loaded, self.settle_s = store, False, settle_s
+            self._store_key = None
             self._known.clear()
             self._queue.clear()
 
@@ -66,6 +80,7 @@ class Hasher:
         with self._cond:
             self._known.clear()
             self._loaded = False
+            self._store_key = None
 
     def digest(self, path: Path, root: Path | None = None) -> str | None:
         """The file's sha256 if known for what it holds now; else None, and the file is queued.
@@ -155,30 +170,41 @@ class Hasher:
         f = _open(path, root)
         if f is None:
             return
-        with f:
-            fd = f.fileno()
-            opened = os.fstat(fd)
-            if not stat.S_ISREG(opened.st_mode):
+        with f, self._machine_lock() as held:
+            if not held:
+                self._later(path, root, LOCK_RETRY_S)  # another process is hashing
                 return
-            if stat_key(opened) != key:
-                self._later(path, root, self.settle_s)
+            self._reload()  # it may have hashed this very file meanwhile
+            if key in self._known:
                 return
-            sha, total = hashlib.sha256(), 0
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            _advise(fd, 0, 0, "POSIX_FADV_SEQUENTIAL")
-            try:
-                # Both calls release the GIL for a whole chunk: requests keep being answered.
-                # (Read from the descriptor itself: nothing else reads this file object.)
-                while n := os.readv(fd, [buf]):
-                    sha.update(view[:n])
-                    total += n
-                    if total % DROP_EVERY < n:
-                        # Read once: gigabytes of it need not push what pages use out of memory.
-                        _advise(fd, total - DROP_EVERY, DROP_EVERY, "POSIX_FADV_DONTNEED")
-            except OSError:
-                return
-            finished = os.fstat(fd)
+            self._read(f, path, root, st, key)
+
+    def _read(
+        self, f: BinaryIO, path: str, root: Path | None, st: os.stat_result, key: Key
+    ) -> None:
+        fd = f.fileno()
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            return
+        if stat_key(opened) != key:
+            self._later(path, root, self.settle_s)
+            return
+        sha, total = hashlib.sha256(), 0
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        _advise(fd, 0, 0, "POSIX_FADV_SEQUENTIAL")
+        try:
+            # Both calls release the GIL for a whole chunk: requests keep being answered.
+            # (Read from the descriptor itself: nothing else reads this file object.)
+            while n := os.readv(fd, [buf]):
+                sha.update(view[:n])
+                total += n
+                if total % DROP_EVERY < n:
+                    # Read once: gigabytes of it need not push what pages use out of memory.
+                    _advise(fd, total - DROP_EVERY, DROP_EVERY, "POSIX_FADV_DONTNEED")
+        except OSError:
+            return
+        finished = os.fstat(fd)
         try:
             unchanged = stat_key(os.stat(path)) == key
         except OSError:
@@ -191,14 +217,49 @@ class Hasher:
             self._known[key] = sha.hexdigest()
         self._save()
 
+    @contextlib.contextmanager
+    def _machine_lock(self) -> Iterator[bool]:
+        """Whether this process may hash now: no other process holds the lock beside the
+        store. Without a store (or on Windows), always."""
+        with self._cond:
+            store = self._store
+        if store is None or fcntl is None:
+            yield True
+            return
+        try:
+            store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(store.with_name(f"{store.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            yield True  # a read-only data folder: hash without it, as before
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+            yield True  # closing the descriptor releases it, as does this process ending
+        finally:
+            os.close(fd)
+
     def _load(self) -> None:
         if self._loaded:
             return
         with self._cond:
-            store, self._loaded = self._store, True
+            self._loaded = True
+        self._reload()
+
+    def _reload(self) -> None:
+        """What the store on disk holds (another process may have written it), merged in."""
+        with self._cond:
+            store = self._store
         if store is None:
             return
         try:
+            st = store.stat()
+            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if seen == self._store_key:
+                return
             data = orjson.loads(store.read_bytes())
         except (OSError, orjson.JSONDecodeError):
             return
@@ -211,8 +272,10 @@ class Hasher:
                 found[(int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3]))] = digest
         with self._cond:
             self._known = {**found, **self._known}
+            self._store_key = seen
 
     def _save(self) -> None:
+        self._reload()  # keep what other processes wrote
         with self._cond:
             store = self._store
             known = list(self._known.items())[-MAX_REMEMBERED:]

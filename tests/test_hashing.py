@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from discovery.runs import Workspace, get_run
 from sampledata import runs as wb
 from sampledata import upload
 
-from .conftest import started
+from .conftest import REPO, started
 
 
 def sha256(path: Path) -> str:
@@ -179,3 +181,58 @@ def test_a_file_that_became_a_link_out_of_the_workspace_is_not_read(tmp_path):
     assert hasher.wait_idle(5)
     assert hasher.digest(link, root) is None  # queued again, never read
     assert hasher.wait_idle(5) and hasher.digest(outside) is None
+
+
+# One web worker's hasher, counting the bytes it reads itself: started together, two of them
+# on one file and one store read it once between them.
+WORKER = r"""
+import os, sys, time
+from pathlib import Path
+from discovery import hashing
+read = [0]
+real = os.readv
+def counting(fd, buffers):
+    n = real(fd, buffers)
+    read[0] += n
+    return n
+hashing.os.readv = counting
+path, store, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+hasher = hashing.Hasher(store, settle_s=0.0)
+while not go.exists():
+    time.sleep(0.005)
+deadline = time.monotonic() + 120
+while (digest := hasher.digest(path)) is None and time.monotonic() < deadline:
+    time.sleep(0.02)
+print(digest, read[0])
+"""
+
+
+def test_one_process_on_the_machine_hashes_a_file_the_others_wait_and_find_it(tmp_path):
+    big = tmp_path / "model.gguf"
+    with big.open("wb") as f:
+        f.truncate(256 << 20)  # sparse: about a second of hashing each
+    old = time.time() - 60
+    os.utime(big, (old, old))
+    store, go = tmp_path / "data" / "gguf-sha256.json", tmp_path / "go"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(big), str(store), str(go)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    time.sleep(0.5)  # each is waiting for the go
+    go.touch()
+    results = []
+    for w in workers:
+        out, err = w.communicate(timeout=180)
+        assert w.returncode == 0, err
+        digest, read = out.split()
+        results.append((digest, int(read)))
+    zeros = hashlib.sha256(b"\0" * (256 << 20)).hexdigest()
+    assert {d for d, _ in results} == {zeros}
+    assert sum(n for _, n in results) == 256 << 20, results  # read once, by one of them
+    assert (tmp_path / "data" / "gguf-sha256.json.lock").exists()
