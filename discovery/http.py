@@ -12,7 +12,8 @@ from __future__ import annotations
 import ssl
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -190,6 +191,22 @@ def _read(response: httpx.Response, deadline: Deadline, url: str) -> bytes:
         if deadline.expired():
             raise BackendError("timeout", url)
     return body.bytes()
+
+
+@contextmanager
+def within(deadline: Deadline) -> Iterator[None]:
+    """Every socket operation of `client()` requests inside stays within `deadline`: for
+    callers whose answers are not one JSON document (uploads, streamed progress, plain text)."""
+    bound = _current.set(deadline)
+    try:
+        yield
+    finally:
+        _current.reset(bound)
+
+
+def read_body(response: httpx.Response, deadline: Deadline, url: str) -> bytes:
+    """A response's body, decoded and capped like every JSON answer's."""
+    return _read(response, deadline, url)
 
 
 def get_json(client: httpx.Client, url: str, deadline: Deadline) -> Any:

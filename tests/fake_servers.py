@@ -3,13 +3,23 @@
 An Ollama server also answers `/api/chat` as the upstream Evaluator needs: a case whose
 question says "answer right" gets the tool call it expects, any other case plain text, which
 fails with "Expected tools not called".
+
+Ollama also keeps blobs and makes models from a base and adapter blobs (`/api/blobs`,
+`/api/create`, `/api/delete`, as its server/routes.go and create.go answer); vLLM loads and
+unloads LoRA adapters by folder (`/v1/load_lora_adapter`, as with
+VLLM_ALLOW_RUNTIME_LORA_UPDATING) and answers `/v1/chat/completions`. A served adapter answers
+as well as `strength[<sha256 of its adapter_model.safetensors>]` says: a case asking for
+"answer right level N" is answered right when N is at most that (0 for an unknown adapter).
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import json
+import os
+import re
 import threading
 import time
 import zlib
@@ -123,7 +133,7 @@ OPENAI_IDS = {
     "data": [{"id": "qwen2.5-7b-instruct", "object": "model", "owned_by": "organization_owner"}],
     "object": "list",
 }
-VLLM = {
+VLLM: dict[str, Any] = {
     "object": "list",
     "data": [
         {
@@ -183,8 +193,11 @@ EVAL_CONTEXT = {
 EVAL_TOOL = "vaultManager_createFolder"
 
 
-def chat_answer(request: dict[str, Any]) -> dict[str, Any]:
-    """Ollama's /api/chat reply: right for cases that ask for it, wrong for the others."""
+_LEVEL = re.compile(r"answer right level (\d+)")
+
+
+def answers_right(request: dict[str, Any], strength: int = 0) -> bool:
+    """Whether a model of `strength` answers this chat request right."""
     question = next(
         (
             m.get("content", "")
@@ -193,7 +206,15 @@ def chat_answer(request: dict[str, Any]) -> dict[str, Any]:
         ),
         "",
     )
-    if "answer right" in question:
+    if "answer right" not in str(question):
+        return False
+    level = _LEVEL.search(str(question))
+    return level is None or int(level.group(1)) <= strength
+
+
+def chat_answer(request: dict[str, Any], strength: int = 0) -> dict[str, Any]:
+    """Ollama's /api/chat reply: right for cases that ask for it, wrong for the others."""
+    if answers_right(request, strength):
         call = {
             "function": {"name": EVAL_TOOL, "arguments": {"context": EVAL_CONTEXT, "path": "x"}}
         }
@@ -201,6 +222,32 @@ def chat_answer(request: dict[str, Any]) -> dict[str, Any]:
     else:
         message = {"role": "assistant", "content": "I cannot help with that."}
     return {"model": request.get("model"), "message": message, "done": True}
+
+
+def completion_answer(request: dict[str, Any], strength: int = 0) -> dict[str, Any]:
+    """vLLM's /v1/chat/completions reply, alike (arguments as a JSON string, as OpenAI's)."""
+    if answers_right(request, strength):
+        arguments = json.dumps({"context": EVAL_CONTEXT, "path": "x"})
+        call = {
+            "id": "chatcmpl-tool-1",
+            "type": "function",
+            "function": {"name": EVAL_TOOL, "arguments": arguments},
+        }
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    else:
+        message = {"role": "assistant", "content": "I cannot help with that.", "tool_calls": []}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1732000000,
+        "model": request.get("model"),
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    with open(path, "rb") as f:
+        return "sha256:" + hashlib.sha256(f.read()).hexdigest()
 
 
 # Where the server keeps its blobs (its OLLAMA_MODELS folder); only the digest after it is read.
@@ -362,6 +409,16 @@ class FakeServer:
         self.gate: threading.Semaphore | None = None
         self.chats = 0
         self.chat_status = 200
+        # Serving adapters. Ollama: blobs by digest, models made by /api/create (name → its
+        # request), an error to stream while creating; vLLM: adapters by name → folder, and
+        # whether runtime loading is on. `strength` by adapter weights digest (see above).
+        self.blobs: dict[str, bytes] = {}
+        self.created: dict[str, dict[str, Any]] = {}
+        self.create_error: str | None = None
+        self.loras: dict[str, str] = {}
+        self.runtime_lora = True
+        self.strength: dict[str, int] = {}
+        self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body) of changes
 
     @property
     def url(self) -> str:
@@ -401,6 +458,10 @@ class FakeServer:
                 body = table[path]
                 if body is UNEXPECTED:
                     body = {"error": UNEXPECTED["error"].format(path=path)}
+                if path == "/api/tags" and fake.created:
+                    body = {"models": [*body["models"], *fake.created_tags()]}
+                if path == "/v1/models" and fake.loras:
+                    body = {**body, "data": [*body["data"], *fake.lora_cards()]}
                 if fake.variant == "many" and path in ("/api/tags", "/api/ps", "/api/v1/models"):
                     kind = {"/api/tags": "ollama", "/api/ps": "ollama-ps"}.get(path, "lmstudio")
                     body = many_models(kind, fake.models)
@@ -414,18 +475,125 @@ class FakeServer:
                     return self._send(200, packed, "application/json", fake.mode)
                 self._send(200, data, "application/json")
 
+            def _raw(self) -> bytes:
+                """The request body, as Content-Length or chunked transfer encoding sends it."""
+                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                    return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parts = []
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()
+                self.rfile.readline()
+                return b"".join(parts)
+
+            def _request(self) -> Any:
+                try:
+                    return json.loads(self._raw() or b"{}")
+                except ValueError:
+                    return {}
+
+            def _json(self, status: int, body: Any) -> None:
+                self._send(status, json.dumps(body).encode(), "application/json")
+
+            def do_HEAD(self) -> None:
+                fake.hits.append(self.path)
+                digest = self.path.removeprefix("/api/blobs/")
+                if fake.kind != "ollama" or digest == self.path:
+                    return self._send(404, b"", "text/plain")
+                self._send(200 if digest in fake.blobs else 404, b"", "application/json")
+
+            def do_DELETE(self) -> None:
+                fake.hits.append(self.path)
+                request = self._request()
+                if fake.kind != "ollama" or self.path != "/api/delete":
+                    return self._send(404, b"404 page not found", "text/plain")
+                fake.requests.append(("DELETE", self.path, request))
+                name = request.get("model") or request.get("name") or ""
+                if fake.created.pop(_ollama_key(name), None) is None:
+                    return self._json(404, {"error": f"model '{name}' not found"})
+                self._send(200, b"", "application/json")
+
             def do_POST(self) -> None:
                 fake.hits.append(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                try:
-                    request = json.loads(self.rfile.read(length) or b"{}")
-                except ValueError:
-                    request = {}
+                if fake.kind == "ollama" and self.path.startswith("/api/blobs/"):
+                    return self._blob(self.path.removeprefix("/api/blobs/"), self._raw())
+                request = self._request()
                 if fake.kind == "ollama" and self.path == "/api/chat":
                     return self._chat(request)
                 if fake.kind == "ollama" and self.path == "/api/show":
                     return self._show(request)
+                if fake.kind == "ollama" and self.path == "/api/create":
+                    return self._create(request)
+                if fake.kind == "vllm" and self.path == "/v1/chat/completions":
+                    return self._completion(request)
+                if fake.kind == "vllm" and self.path.endswith("_lora_adapter"):
+                    if not fake.runtime_lora:  # the routes exist only with runtime loading
+                        return self._json(404, {"detail": "Not Found"})
+                    fake.requests.append(("POST", self.path, request))
+                    if self.path == "/v1/load_lora_adapter":
+                        return self._load(request)
+                    if self.path == "/v1/unload_lora_adapter":
+                        return self._unload(request)
                 return self._send(404, b"404 page not found", "text/plain")
+
+            def _blob(self, digest: str, data: bytes) -> None:
+                if digest in fake.blobs:
+                    return self._send(200, b"", "application/json")
+                got = "sha256:" + hashlib.sha256(data).hexdigest()
+                if got != digest:
+                    error = f'digest mismatch, expected "{digest}", got "{got}"'
+                    return self._json(400, {"error": error})
+                fake.blobs[digest] = data
+                self._send(201, b"", "application/json")
+
+            def _create(self, request: dict) -> None:
+                fake.requests.append(("POST", self.path, request))
+                name, base = request.get("model") or "", request.get("from") or ""
+                stream = request.get("stream", True) is not False
+                listed = {**routes("ollama", fake.variant), **fake.routes}["/api/tags"]["models"]
+                tags = {_ollama_key(m["name"]) for m in listed}
+                adapters = (request.get("adapters") or {}).values()
+                missing = [d.replace(":", "-") for d in adapters if d not in fake.blobs]
+                error = fake.create_error
+                if _ollama_key(base) not in tags:
+                    error = "pull model manifest: file does not exist"
+                elif missing:
+                    error = f"open {MODELS_FOLDER}/blobs/{missing[0]}: no such file or directory"
+                if error and not stream:
+                    return self._json(500, {"error": error})
+                lines: list[dict[str, Any]] = [{"status": "parsing GGUF"}]
+                if error:
+                    lines.append({"error": error})
+                else:
+                    fake.created[_ollama_key(name)] = request
+                    lines += [{"status": "writing manifest"}, {"status": "success"}]
+                if not stream:
+                    return self._json(200, lines[-1])
+                data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+                self._send(200, data, "application/x-ndjson")
+
+            def _load(self, request: dict) -> None:
+                name, path = request.get("lora_name"), request.get("lora_path")
+                if not name or not path:
+                    message = "Both 'lora_name' and 'lora_path' must be provided."
+                    return self._json(400, _vllm_error(message, 400))
+                if name in fake.loras:
+                    message = f"The lora adapter '{name}' has already been loaded."
+                    return self._json(400, _vllm_error(message, 400))
+                if not os.path.isfile(os.path.join(path, "adapter_config.json")):
+                    message = f"No adapter found for {path}"
+                    return self._json(404, _vllm_error(message, 404))
+                fake.loras[name] = path
+                text = f"Success: LoRA adapter '{name}' added successfully."
+                self._send(200, text.encode(), "text/plain; charset=utf-8")
+
+            def _unload(self, request: dict) -> None:
+                name = request.get("lora_name") or ""
+                if fake.loras.pop(name, None) is None:
+                    message = f"The lora adapter '{name}' cannot be found."
+                    return self._json(404, _vllm_error(message, 404))
+                text = f"Success: LoRA adapter '{name}' removed successfully."
+                self._send(200, text.encode(), "text/plain; charset=utf-8")
 
             def _chat(self, request: dict) -> None:
                 if fake.gate is not None and not fake.gate.acquire(timeout=30):
@@ -436,7 +604,24 @@ class FakeServer:
                     return self._send(
                         fake.chat_status, json.dumps(body).encode(), "application/json"
                     )
-                self._send(200, json.dumps(chat_answer(request)).encode(), "application/json")
+                made = fake.created.get(_ollama_key(str(request.get("model") or "")))
+                strength = fake.strength_of((made or {}).get("adapters") or {})
+                self._json(200, chat_answer(request, strength))
+
+            def _completion(self, request: dict) -> None:
+                if fake.gate is not None and not fake.gate.acquire(timeout=30):
+                    return self._send(503, b"the test never let this case through", "text/plain")
+                fake.chats += 1
+                model = str(request.get("model") or "")
+                known = {m["id"] for m in routes("vllm", "")["/v1/models"]["data"]}
+                if model not in fake.loras and model not in known:
+                    message = f"The model `{model}` does not exist."
+                    return self._json(404, _vllm_error(message, 404))
+                strength = 0
+                if model in fake.loras:
+                    weights = os.path.join(fake.loras[model], "adapter_model.safetensors")
+                    strength = fake.strength.get(sha256_of(weights), 0)
+                self._json(200, completion_answer(request, strength))
 
             def _show(self, body: dict) -> None:
                 name = body.get("model") or body.get("name") or ""
@@ -531,11 +716,40 @@ class FakeServer:
         ).start()
         return self
 
+    def strength_of(self, adapters: dict[str, str]) -> int:
+        return self.strength.get(adapters.get("adapter_model.safetensors", ""), 0)
+
+    def created_tags(self) -> list[dict[str, Any]]:
+        """/api/tags entries for the models /api/create made."""
+        return [
+            ollama_model(name, hashlib.sha256(name.encode()).hexdigest(), "F16")
+            for name in self.created
+        ]
+
+    def lora_cards(self) -> list[dict[str, Any]]:
+        """/v1/models cards for the loaded adapters, as vLLM lists them."""
+        base = VLLM["data"][0]["id"]
+        return [
+            {**VLLM["data"][1], "id": name, "root": path, "parent": base}
+            for name, path in self.loras.items()
+        ]
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _ollama_key(name: str) -> str:
+    """Ollama's names are case-insensitive and mean `:latest` without a tag."""
+    return name.lower() if ":" in name.rsplit("/", 1)[-1] else f"{name.lower()}:latest"
+
+
+def _vllm_error(message: str, code: int) -> dict[str, Any]:
+    """vLLM's ErrorResponse."""
+    kind = {400: "BadRequestError", 404: "NotFoundError"}.get(code, "InternalServerError")
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
 def free_port() -> int:

@@ -1,0 +1,422 @@
+"""Serving a checkpoint's LoRA adapter on an inference server for an evaluation, and taking it
+down again: Ollama makes a model from a base it has and the adapter's files uploaded as blobs;
+vLLM (started with runtime LoRA loading) loads the checkpoint folder by path.
+
+Which checkpoints can be served this way and why not, the model names the dashboard chooses,
+and the check that the base looks like the model the adapter was trained on live here too.
+Every request is bounded by its own deadline; files are read only inside the workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+import orjson
+
+from .checkpoints import Checkpoint, is_model_file
+from .http import BackendError, Deadline, client, read_body, within
+from .paths import open_in, read_json_object
+from .values import as_dict, as_str
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+CHUNK = 1 << 20
+# Deadlines: a blob upload gets this long plus a second per UPLOAD_RATE bytes (a slow disk or a
+# server on the LAN); Ollama converts the adapter while creating; vLLM loads it onto the GPU.
+UPLOAD_S = 30.0
+UPLOAD_RATE = 20 * 2**20
+CREATE_S = 600.0
+LOAD_S = 300.0
+REMOVE_S = 30.0
+# Ollama's rule for a model name's last part (types/model/name.go): 1–80 characters of letters,
+# digits, `_`, `-` and `.`, the first a letter, digit or `_`.
+OLLAMA_NAME_MAX = 80
+_NOT_NAME = re.compile(r"[^a-z0-9_.-]+")
+VLLM_RUNTIME_HELP = (
+    "Start vLLM with `--enable-lora --max-lora-rank <the adapter's r or more>` and the "
+    "environment variable `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`, on a machine that sees the "
+    "checkpoint folder at the same path."
+)
+
+
+class ServingError(Exception):
+    """Serving or removing an adapter failed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A checkpoint's PEFT LoRA adapter: the two files a server needs, inside the workspace."""
+
+    checkpoint: str
+    folder: Path  # what vLLM loads (it must see the same path)
+    weights: Path
+    config: Path
+    base_model: str | None  # adapter_config.json's base_model_name_or_path
+    rank: int | None
+
+
+@dataclass(frozen=True)
+class Servable:
+    """Whether a checkpoint can be served as an adapter, and why not when it cannot."""
+
+    checkpoint: str
+    adapter: Adapter | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Served:
+    """What was served under which name: enough to evaluate it, remove it and link it back."""
+
+    kind: str  # "ollama" or "vllm"
+    url: str
+    model: str  # the name the Evaluator asks for
+    checkpoint: str
+    weights_digest: str  # "sha256:<hex>" of adapter_model.safetensors
+    config_digest: str
+    base: str | None  # Ollama: the model it was made from
+
+
+def _files(folder: Path) -> set[str]:
+    try:
+        return {e.name for e in os.scandir(folder) if e.is_file()}
+    except OSError:
+        return set()
+
+
+def api_for(backend_kind: str) -> str | None:
+    """Which serving API a configured server speaks: Ollama's, or vLLM's on an OpenAI-style
+    server (llama.cpp and others answer its load request with a 404, said so then)."""
+    return {"ollama": "ollama", "openai": "vllm"}.get(backend_kind)
+
+
+def servable(ckpt: Checkpoint, root: Path) -> Servable:
+    """Whether `ckpt` holds a LoRA adapter a server can load, with the reason when not."""
+    name = ckpt.name
+    if ckpt.kind == "file":
+        return Servable(
+            name,
+            None,
+            f"an MLX adapter file ({ckpt.path.name}): Ollama and vLLM load PEFT adapters "
+            f"({ADAPTER_WEIGHTS} with {ADAPTER_CONFIG}); mlx_lm.fuse can make a model of it",
+        )
+    names = _files(ckpt.path)
+    if ADAPTER_WEIGHTS not in names:
+        if "adapters.safetensors" in names or "adapters.npz" in names:
+            why = "mlx-lm's adapter (adapters.safetensors), not a PEFT adapter"
+        elif "adapter_model.bin" in names:
+            why = (
+                f"the adapter is saved as adapter_model.bin; Ollama reads only {ADAPTER_WEIGHTS} "
+                "(save it with safe_serialization=True)"
+            )
+        elif any(is_model_file(n) for n in names):
+            why = (
+                "a full fine-tune (the whole model's weights, no LoRA adapter): serve it as a model"
+            )
+        else:
+            why = "no saved weights in this checkpoint"
+        return Servable(name, None, why)
+    config = read_json_object(ckpt.path / ADAPTER_CONFIG, root)
+    if config is None:
+        return Servable(name, None, f"{ADAPTER_WEIGHTS} without a readable {ADAPTER_CONFIG}")
+    peft_type = (as_str(config.get("peft_type")) or "LORA").upper()
+    if peft_type != "LORA":
+        return Servable(name, None, f"a {peft_type} adapter: servers load LoRA adapters only")
+    weights = ckpt.path / ADAPTER_WEIGHTS
+    rank = config.get("r")
+    return Servable(
+        name,
+        Adapter(
+            checkpoint=name,
+            folder=ckpt.path,
+            weights=weights,
+            config=ckpt.path / ADAPTER_CONFIG,
+            base_model=as_str(config.get("base_model_name_or_path")),
+            rank=rank if type(rank) is int else None,
+        ),
+    )
+
+
+def model_name(run: str, checkpoint: str, step: int | None) -> str:
+    """The name a checkpoint is served under, `tuner-<run>-ckpt<step>` (`-final` for the final
+    model), in the characters Ollama accepts; a long run name keeps a hash of the whole."""
+    suffix = f"-ckpt{step}" if step is not None else f"-{_clean(checkpoint) or 'model'}"
+    stem = f"tuner-{_clean(run) or 'run'}"
+    if len(stem) + len(suffix) > OLLAMA_NAME_MAX:
+        tag = hashlib.sha256(run.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        stem = stem[: OLLAMA_NAME_MAX - len(suffix) - len(tag) - 1].rstrip("-.") + "-" + tag
+    return stem + suffix
+
+
+def _clean(text: str) -> str:
+    return _NOT_NAME.sub("-", text.lower()).strip("-.")
+
+
+# Architecture families as names spell them; an alias names the family it belongs to.
+_FAMILIES = {
+    "codellama": "llama",
+    "tinyllama": "llama",
+    "smollm": "llama",
+    "vicuna": "llama",
+    "llama": "llama",
+    "mixtral": "mixtral",
+    "mistral": "mistral",
+    "ministral": "mistral",
+    "codegemma": "gemma",
+    "gemma": "gemma",
+    "qwen": "qwen",
+    "qwq": "qwen",
+    "phi": "phi",
+    "deepseek": "deepseek",
+    "granite": "granite",
+    "olmo": "olmo",
+    "falcon": "falcon",
+    "starcoder": "starcoder",
+    "command-r": "cohere",
+    "aya": "cohere",
+    "internlm": "internlm",
+    "yi": "yi",
+}
+_FAMILY = re.compile(
+    r"(?<![a-z])("
+    + "|".join(sorted(map(re.escape, _FAMILIES), key=len, reverse=True))
+    + r")(?![a-z])"
+)
+_SNAPSHOT = re.compile(r"[0-9a-f]{40}|snapshots")
+
+
+def _model_part(name: str) -> str:
+    """The part of a name or path that names the model: a Hub cache folder's
+    `models--<org>--<name>/snapshots/<hash>` is `<name>`, a repo id its repo."""
+    for part in reversed([p for p in re.split(r"[\\/]", name) if p]):
+        if part.startswith("models--"):
+            return part.rsplit("--", 1)[-1]
+        if not _SNAPSHOT.fullmatch(part):
+            return part
+    return name
+
+
+def family(name: str | None) -> str | None:
+    """The architecture family a model name or Hugging Face id spells, when it spells one."""
+    if not name:
+        return None
+    m = _FAMILY.search(_model_part(name.lower()))
+    return _FAMILIES[m.group(1)] if m else None
+
+
+def base_warning(base: str, base_family: str | None, adapter_base: str | None) -> str | None:
+    """A warning when the served base looks like another family than the adapter was trained
+    on (Ollama names never equal Hugging Face ids, so a name can only look alike, not match)."""
+    wanted = family(adapter_base)
+    have = {f for f in (family(base), family(base_family)) if f}
+    if wanted is None or not have or wanted in have:
+        return None
+    return (
+        f"{base} looks like a {'/'.join(sorted(have))} model, but the adapter was trained on "
+        f"{adapter_base} ({wanted}): its answers will be nonsense unless {base} is that model."
+    )
+
+
+def file_digest(path: Path, root: Path) -> str:
+    """`sha256:<hex>` of a file inside `root`, read in chunks."""
+    f = _open(path, root)
+    h = hashlib.sha256()
+    with f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+def _open(path: Path, root: Path) -> BinaryIO:
+    f = open_in(path, root)
+    if f is None:
+        raise ServingError(f"{path.name} cannot be read inside the workspace")
+    return f
+
+
+def _error(kind: str, url: str, status: int, body: bytes) -> str:
+    """The server's own words for a failed request (Ollama `{"error"}`, vLLM's `message`)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    said = as_str(as_dict(data).get("error")) or as_str(as_dict(data).get("message"))
+    said = said or as_str(as_dict(as_dict(data).get("error")).get("message"))
+    said = said or as_str(as_dict(data).get("detail"))
+    if said is None:
+        said = body.decode("utf-8", "replace").strip()[:300] or "no reason given"
+    return f"{kind} answered HTTP {status} to {url}: {said}"
+
+
+def _call(
+    http: httpx.Client,
+    method: str,
+    url: str,
+    seconds: float,
+    body: Any = None,
+    content: Iterator[bytes] | None = None,
+) -> tuple[int, bytes]:
+    deadline = Deadline(seconds)
+    left = deadline.remaining()
+    try:
+        with (
+            within(deadline),
+            http.stream(
+                method,
+                url,
+                json=body,
+                content=content,
+                timeout=httpx.Timeout(left, connect=min(left, 2.0)),
+            ) as response,
+        ):
+            return response.status_code, read_body(response, deadline, url)
+    except httpx.TimeoutException:
+        raise ServingError(f"{url} did not answer within {seconds:g} s") from None
+    except httpx.ConnectError:
+        raise ServingError(f"nothing answers at {url}: is the server running?") from None
+    except httpx.HTTPError as exc:
+        raise ServingError(f"the connection to {url} broke ({type(exc).__name__})") from None
+    except BackendError as exc:
+        raise ServingError(f"{url}: {exc.kind} {exc.detail}".strip()) from None
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+# Ollama
+
+
+def ensure_blob(http: httpx.Client, base: str, path: Path, root: Path, digest: str) -> bool:
+    """Upload a file as a blob unless the server has it; True when it was uploaded."""
+    url = f"{base}/api/blobs/{digest}"
+    status, body = _call(http, "HEAD", url, REMOVE_S)
+    if status == 200:
+        return False
+    if status != 404:
+        raise ServingError(_error("Ollama", url, status, body))
+    f = _open(path, root)
+    size = os.fstat(f.fileno()).st_size
+    status, body = _call(http, "POST", url, UPLOAD_S + size / UPLOAD_RATE, content=_chunks(f))
+    if status not in (200, 201):
+        # A 400 here is a digest mismatch: the file changed while it was read.
+        raise ServingError(_error("Ollama", url, status, body))
+    return True
+
+
+def create(
+    http: httpx.Client,
+    base: str,
+    name: str,
+    from_model: str,
+    adapters: dict[str, str],
+    stream: bool = True,
+) -> None:
+    """`POST /api/create` a model from `from_model` and adapter blobs, streamed or not; an
+    error, before the stream or in it, is raised with the server's words."""
+    url = f"{base}/api/create"
+    request = {"model": name, "from": from_model, "adapters": adapters, "stream": stream}
+    status, body = _call(http, "POST", url, CREATE_S, body=request)
+    if status != 200:
+        raise ServingError(_error("Ollama", url, status, body))
+    last: str | None = None
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        try:
+            item = as_dict(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            raise ServingError(f"Ollama answered {url} with something not JSON") from None
+        if (error := as_str(item.get("error"))) is not None:
+            raise ServingError(f"Ollama could not create {name} from {from_model}: {error}")
+        last = as_str(item.get("status")) or last
+    if last != "success":
+        raise ServingError(f"Ollama's answer to {url} ended without success (last: {last})")
+
+
+def delete(http: httpx.Client, base: str, name: str) -> bool:
+    """`DELETE /api/delete` a model; False when it was not there."""
+    url = f"{base}/api/delete"
+    status, body = _call(http, "DELETE", url, REMOVE_S, body={"model": name})
+    if status == 404:
+        return False
+    if status != 200:
+        raise ServingError(_error("Ollama", url, status, body))
+    return True
+
+
+# vLLM
+
+
+def load_lora(http: httpx.Client, base: str, name: str, folder: Path) -> None:
+    url = f"{base}/v1/load_lora_adapter"
+    body = {"lora_name": name, "lora_path": str(folder)}
+    status, answer = _call(http, "POST", url, LOAD_S, body=body)
+    if status == 200:
+        return
+    said = _error("vLLM", url, status, answer)
+    if status == 404 and _route_missing(answer):
+        # FastAPI's own 404: the route is only there with runtime loading on.
+        raise ServingError(f"{base} cannot load adapters at runtime. {VLLM_RUNTIME_HELP}")
+    if status in (400, 404):
+        raise ServingError(f"{said}. {VLLM_RUNTIME_HELP}")
+    raise ServingError(said)
+
+
+def _route_missing(body: bytes) -> bool:
+    try:
+        return bool(orjson.loads(body) == {"detail": "Not Found"})
+    except orjson.JSONDecodeError:
+        return True  # not vLLM's JSON at all: another server without the route
+
+
+def unload_lora(http: httpx.Client, base: str, name: str) -> bool:
+    """Unload an adapter; False when it was not loaded."""
+    url = f"{base}/v1/unload_lora_adapter"
+    status, body = _call(http, "POST", url, REMOVE_S, body={"lora_name": name})
+    if status == 404:
+        return False
+    if status != 200:
+        raise ServingError(_error("vLLM", url, status, body))
+    return True
+
+
+# Both
+
+
+def serve(
+    kind: str, base_url: str, adapter: Adapter, name: str, root: Path, base: str | None = None
+) -> Served:
+    """Serve `adapter` under `name`: ready for the Evaluator when this returns."""
+    weights = file_digest(adapter.weights, root)
+    config = file_digest(adapter.config, root)
+    with client() as http:
+        if kind == "ollama":
+            if not base:
+                raise ServingError("Ollama needs the base model the adapter goes on")
+            for path, digest in ((adapter.weights, weights), (adapter.config, config)):
+                ensure_blob(http, base_url, path, root, digest)
+            adapters = {ADAPTER_WEIGHTS: weights, ADAPTER_CONFIG: config}
+            create(http, base_url, name, base, adapters)
+        elif kind == "vllm":
+            load_lora(http, base_url, name, adapter.folder.resolve())
+        else:
+            raise ServingError(f"a {kind} server cannot be given adapters")
+    return Served(kind, base_url, name, adapter.checkpoint, weights, config, base)
+
+
+def unserve(served: Served) -> bool:
+    """Remove what `serve` made; False when it was already gone."""
+    with client() as http:
+        if served.kind == "ollama":
+            return delete(http, served.url, served.model)
+        return unload_lora(http, served.url, served.model)
