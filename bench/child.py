@@ -46,12 +46,15 @@ def _django_client(root: Path, store_s: str):
         TUNER_DATA_DIR=str(Path(store_s) / "data"),
     )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tuner_site.settings")
+    import django
     from django.core.management import call_command
     from django.test import Client
 
+    django.setup()
+    # As a deployment would, before the server starts: it refuses to start without them.
+    call_command("collectstatic", "--noinput", verbosity=0)
     import tuner_site.wsgi  # noqa: F401  set up as a server is
 
-    call_command("collectstatic", "--noinput", verbosity=0)  # as a deployment would
     return Client()
 
 
