@@ -21,11 +21,19 @@ from pathlib import Path
 
 import orjson
 
-from .paths import listing, scan
+from .paths import link_leaves, listing, scan
 from .values import as_float
 
 LOG_NAME = re.compile(r"training_(?:(?P<stamp>\d{8}_\d{6})|.*)\.jsonl")
 LATEST_LINK = "training_latest.jsonl"
+# LLaMA-Factory's live log, at the top of its output folder: one line per logging step,
+# {"current_steps": 500, "total_steps": 6750, "loss": 1.85, "lr": 7.4e-05, "epoch": 0.22,
+#  "percentage": 7.41, "elapsed_time": "0:25:47", "remaining_time": "5:22:29"}; eval lines
+# carry eval_loss at their step, and multi-GPU runs can write a line twice (merged per step).
+LLAMA_FACTORY_LOG = "trainer_log.jsonl"
+# "0:25:47", "1 day, 0:08:23": timedelta's str(), as LLaMA-Factory writes times.
+_CLOCK = re.compile(r"(?:(?P<days>\d+) days?, )?(?P<h>\d+):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)")
+_CLOCK_KEYS = ("elapsed_time", "remaining_time")
 
 Entry = dict[str, float]
 MAX_STEP = 2**63
@@ -38,6 +46,8 @@ def parse_obj(obj: object) -> tuple[int, Entry] | None:
     if not isinstance(obj, dict):
         return None
     step = obj.get("step")
+    if step is None and "current_steps" in obj:
+        return _llama_factory_line(obj)
     # A step beyond 64 bits is garbage, not a step: indexes keep steps as int64.
     if type(step) is not int or not -MAX_STEP <= step < MAX_STEP:
         return None
@@ -50,6 +60,31 @@ def parse_obj(obj: object) -> tuple[int, Entry] | None:
         elif k != "step" and (f := as_float(v)) is not None:
             values[k] = f
     return step, values
+
+
+def _llama_factory_line(obj: dict) -> tuple[int, Entry] | None:
+    """A LLaMA-Factory `trainer_log.jsonl` line: its step is `current_steps`, its clock times
+    are seconds."""
+    step = obj.get("current_steps")
+    if type(step) is not int or not -MAX_STEP <= step < MAX_STEP:
+        return None
+    values = {}
+    for k, v in obj.items():
+        if k == "current_steps":
+            continue
+        f = clock_seconds(v) if k in _CLOCK_KEYS and isinstance(v, str) else as_float(v)
+        if f is not None:
+            values[k] = f
+    return step, values
+
+
+def clock_seconds(text: str) -> float | None:
+    """Seconds in a timedelta's text ("1 day, 0:08:23"), else None."""
+    m = _CLOCK.fullmatch(text.strip())
+    if m is None:
+        return None
+    days = int(m["days"] or 0)
+    return days * 86400 + int(m["h"]) * 3600 + int(m["m"]) * 60 + float(m["s"])
 
 
 def parse_line(raw: bytes) -> tuple[int, Entry] | None:
@@ -92,9 +127,15 @@ def log_files(run_dir: Path, root: Path) -> list[Path]:
     return [Path(p) for p in log_paths(str(run_dir), root)]
 
 
-def log_paths(run_dir: str, root: Path) -> tuple[str, ...]:
-    """`log_files` as strings, for the walk's hot path."""
+def log_paths(run_dir: str, root: Path, top_log: bool | None = None) -> tuple[str, ...]:
+    """`log_files` as strings, for the walk's hot path; LLaMA-Factory's `trainer_log.jsonl`
+    first where there is one (`top_log`: whether the run folder lists one, when known)."""
     found = listing(os.path.join(run_dir, "logs"), root, "logs", lambda f: _scan_logs(f, root))
+    top = os.path.join(run_dir, LLAMA_FACTORY_LOG)
+    if top_log is None:
+        top_log = os.path.lexists(top)
+    if top_log and os.path.isfile(top) and not link_leaves(top, root):
+        return (top, *(found or ()))
     return found or ()
 
 

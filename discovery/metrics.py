@@ -86,7 +86,22 @@ def direction(metric: str) -> str:
 
 # Timing and bookkeeping a trainer logs beside its metrics: kept in the JSON and on a
 # checkpoint's page, but no table column, chart or ranking default.
-BOOKKEEPING = frozenset({"interval_time", "epoch", "total_flos", "step_time", "steps"})
+BOOKKEEPING = frozenset(
+    {
+        "interval_time",
+        "epoch",
+        "total_flos",
+        "step_time",
+        "steps",
+        # LLaMA-Factory's trainer_log.jsonl: its progress and clock beside the metrics
+        "total_steps",
+        "percentage",
+        "elapsed_time",
+        "remaining_time",
+        "throughput",
+        "total_tokens",
+    }
+)
 BOOKKEEPING_SUFFIXES = ("_runtime", "_per_second")
 # One quantity under two names (MLX logs `lr`, Hugging Face `learning_rate`): one series.
 ALIASES = {"lr": "learning_rate"}
@@ -98,7 +113,12 @@ def is_bookkeeping(metric: str) -> bool:
 
 def is_duration(metric: str) -> bool:
     """Seconds, shown as a duration."""
-    return metric.endswith("_runtime") or metric in {"interval_time", "step_time"}
+    return metric.endswith("_runtime") or metric in {
+        "interval_time",
+        "step_time",
+        "elapsed_time",
+        "remaining_time",
+    }
 
 
 def canonical(metric: str) -> str:

@@ -40,7 +40,7 @@ from .checkpoints import (
 )
 from .header import RunHeader
 from .logindex import indexer, read_history, read_summary
-from .logs import History, Source, log_files, log_paths, shapes_of
+from .logs import LLAMA_FACTORY_LOG, History, Source, log_files, log_paths, shapes_of
 from .metrics import type_from_metrics
 from .paths import (
     dir_entry_inside,
@@ -55,7 +55,7 @@ from .paths import (
     stat_key,
 )
 from .ranking import Ranking, RankRequest, rank, trainer_metric
-from .values import as_str
+from .values import as_str, as_whole, finite
 from .yamlfile import front_matter
 
 OUTPUT_DIR = re.compile(r"(?P<type>[A-Za-z0-9]+)_output(?:_(?P<platform>.+))?")
@@ -65,6 +65,9 @@ STATUSES = ("running", "completed", "stopped")
 STATE = "trainer_state.json"
 LINEAGE = "training_lineage.json"
 LLAMA_FACTORY_ARGS = "training_args.yaml"
+# `trainer.save_metrics("train", …)` at the end of training: train_results.json and the
+# all_results.json it merges into.
+RESULTS_FILES = ("train_results.json", "all_results.json")
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,7 @@ def _looks_like_run(path: Path, children: dict[str, os.DirEntry[str]]) -> bool:
         or STATE in children
         or has_saved_model(path, children)
         or "logs" in children
+        or LLAMA_FACTORY_LOG in children
     )
 
 
@@ -378,7 +382,7 @@ def read_run(
     # Strings, not Paths, on this walk's hot path: it runs for every run on every request.
     here = str(path)
     logs = []
-    for log in log_paths(here, root):
+    for log in log_paths(here, root, LLAMA_FACTORY_LOG in children):
         try:
             st = os.stat(log)
         except OSError:
@@ -386,6 +390,8 @@ def read_run(
         # The version changes when a background pass corrects a first answer of this log.
         logs.append((log, stat_key(st), indexer.version(log)))
     has_lineage, has_state = LINEAGE in children, STATE in children
+    # HF's example scripts and LLaMA-Factory write their metrics files when training ends.
+    has_lineage = has_lineage or any(n in children for n in RESULTS_FILES)
     if not steps and final is None and not logs and not has_state:
         return None
     newest = os.path.join(folder, f"checkpoint-{steps[-1]}") if steps else None
@@ -775,21 +781,38 @@ def _hf_detail(run: Run) -> RunDetail:
     )
     max_steps = next(
         (s.max_steps for s in (top, state) if s and s.max_steps and s.max_steps > 0), None
-    )
+    ) or _logged_total(history)
     # The adapter fills in only what a lineage (written at the end) does not say.
     adapter = None if run_header.is_complete(lineage) else _newest_adapter(run)
+    runtime = history.at(final_step).values.get("train_runtime")
+    if runtime is None:
+        runtime = _results_runtime(run)
     return RunDetail(
         run=run,
         history=history,
         checkpoints=checkpoints,
         ranking=ranking,
         # Without a lineage, the trainer's closing log entry (`train_runtime`) says how long.
-        header=run_header.from_sources(
-            lineage, adapter, max_steps, history.at(final_step).values.get("train_runtime")
-        ),
+        header=run_header.from_sources(lineage, adapter, max_steps, runtime),
         lineage=lineage,
         global_step=counted.global_step if counted else None,
     )
+
+
+def _logged_total(history: History) -> int | None:
+    """The step count a log states on its lines (LLaMA-Factory's `total_steps`)."""
+    last = history.last_step
+    total = as_whole(history.at(last).values.get("total_steps")) if last is not None else None
+    return total if total is not None and total > 0 else None
+
+
+def _results_runtime(run: Run) -> float | None:
+    """How long training took, from the metrics file written when it ended."""
+    for name in RESULTS_FILES:
+        found = read_json_object(run.path / name, run.trainer.root)
+        if found is not None and (runtime := finite(found.get("train_runtime"))) is not None:
+            return runtime
+    return None
 
 
 def _chosen_by(

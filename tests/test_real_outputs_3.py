@@ -359,3 +359,87 @@ def test_numbers_and_names_come_from_the_newest_file_that_has_them(use_workspace
     assert "Qwen/Qwen3-14B" in cli("runs")
     ckpt_json = json.loads(client.get("/api/runs/kaggle/dpo-out/checkpoint-25/").content)
     assert ckpt_json["adapter"]["lora_alpha"] == 32 and ckpt_json["adapter"]["r"] == 8
+
+
+# xueh88401-web/qwen2.5-7b-medical-finetune, trainer_log.jsonl: LLaMA-Factory's live log
+# (lines 490 to 520 of 6750 steps, the eval line at 500 among them).
+LF_LOG = [
+    '{"current_steps": 490, "total_steps": 6750, "loss": 1.8271, "lr": 7.244444444444445e-05, "epoch": 0.21777777777777776, "percentage": 7.26, "elapsed_time": "0:25:17", "remaining_time": "5:23:03"}',  # noqa: E501
+    '{"current_steps": 500, "total_steps": 6750, "loss": 1.8535, "lr": 7.392592592592593e-05, "epoch": 0.2222222222222222, "percentage": 7.41, "elapsed_time": "0:25:47", "remaining_time": "5:22:29"}',  # noqa: E501
+    '{"current_steps": 500, "total_steps": 6750, "eval_loss": 1.6410622596740723, "epoch": 0.2222222222222222, "percentage": 7.41, "elapsed_time": "0:29:27", "remaining_time": "6:08:08"}',  # noqa: E501
+    '{"current_steps": 510, "total_steps": 6750, "loss": 1.7715, "lr": 7.540740740740742e-05, "epoch": 0.22666666666666666, "percentage": 7.56, "elapsed_time": "0:30:00", "remaining_time": "6:07:12"}',  # noqa: E501
+    '{"current_steps": 520, "total_steps": 6750, "loss": 1.8269, "lr": 7.688888888888889e-05, "epoch": 0.2311111111111111, "percentage": 7.7, "elapsed_time": "0:30:32", "remaining_time": "6:05:54"}',  # noqa: E501
+]
+# rameyjm7/SFT-Training-LLM, trainer_log.jsonl: a two-GPU run, each line written twice.
+LF_TWICE = [
+    '{"current_steps": 10, "total_steps": 6566, "loss": 0.8548, "lr": 9.999953642250429e-06, "epoch": 0.010666666666666666, "percentage": 0.15, "elapsed_time": "0:02:12", "remaining_time": "1 day, 0:08:23"}',  # noqa: E501
+    '{"current_steps": 10, "total_steps": 6566, "loss": 0.8547, "lr": 9.999953642250429e-06, "epoch": 0.010666666666666666, "percentage": 0.15, "elapsed_time": "0:02:13", "remaining_time": "1 day, 0:19:59"}',  # noqa: E501
+    '{"current_steps": 20, "total_steps": 6566, "loss": 0.7463, "lr": 9.999793394343183e-06, "epoch": 0.021333333333333333, "percentage": 0.3, "elapsed_time": "0:04:43", "remaining_time": "1 day, 1:48:36"}',  # noqa: E501
+    '{"current_steps": 20, "total_steps": 6566, "loss": 0.7463, "lr": 9.999793394343183e-06, "epoch": 0.021333333333333333, "percentage": 0.3, "elapsed_time": "0:04:45", "remaining_time": "1 day, 1:58:08"}',  # noqa: E501
+]
+# Yvonne530/HealthAI-OPPO-2026, trainer_log.jsonl: a finished LoRA run, its closing line last.
+LF_DONE = [
+    '{"current_steps": 8, "total_steps": 9, "loss": 2.3997, "lr": 1.4644660940672627e-05, "epoch": 2.6956521739130435, "percentage": 88.89, "elapsed_time": "0:05:01", "remaining_time": "0:00:37"}',  # noqa: E501
+    '{"current_steps": 9, "total_steps": 9, "loss": 2.3993, "lr": 3.8060233744356633e-06, "epoch": 3.0, "percentage": 100.0, "elapsed_time": "0:05:35", "remaining_time": "0:00:00"}',  # noqa: E501
+    '{"current_steps": 9, "total_steps": 9, "epoch": 3.0, "percentage": 100.0, "elapsed_time": "0:05:37", "remaining_time": "0:00:00"}',  # noqa: E501
+]
+# aa-n/Qwen3_Lora, train_results.json (LLaMA-Factory's save_metrics at the end of training).
+LF_RESULTS = {
+    "epoch": 2.9965936739659367,
+    "num_input_tokens_seen": 24689312,
+    "total_flos": 2.0772363998572052e18,
+    "train_loss": 0.9732094605763754,
+    "train_runtime": 5980.6912,
+    "train_samples_per_second": 14.427,
+    "train_steps_per_second": 0.128,
+}
+
+
+def lf_folder(folder: Path, lines: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "trainer_log.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_a_llamafactory_log_alone_is_a_live_run_with_progress_and_curves(
+    use_workspace, client, run_dirs
+):
+    out = lf_folder(run_dirs / "train_2025-04-29-14-28-08", LF_LOG[:3])
+    data = json.loads(client.get("/api/runs/kaggle/train_2025-04-29-14-28-08/").content)
+    assert (data["status"], data["last_step"], data["max_steps"]) == ("running", 500, 6750)
+    assert data["progress"] == pytest.approx(500 / 6750)
+    metrics = json.loads(client.get("/api/runs/kaggle/train_2025-04-29-14-28-08/metrics/").content)
+    assert metrics["steps"] == [490, 500]
+    assert metrics["series"]["eval_loss"][1] == pytest.approx(1.6410622596740723)
+    assert metrics["series"]["loss"] == [1.8271, 1.8535]
+    assert metrics["series"]["remaining_time"][1] == 6 * 3600 + 8 * 60 + 8
+    # Read incrementally, as the upstream JSONL: appended lines move it on.
+    with (out / "trainer_log.jsonl").open("a") as f:
+        f.write("\n".join(LF_LOG[3:]) + "\n")
+    again = json.loads(client.get("/api/runs/kaggle/train_2025-04-29-14-28-08/").content)
+    assert again["last_step"] == 520 and again["skipped_log_lines"] == 0
+    assert "train_2025-04-29-14-28-08" in cli("runs")
+
+
+def test_a_multi_gpu_llamafactory_log_collapses_its_twice_written_lines(
+    use_workspace, client, run_dirs
+):
+    lf_folder(run_dirs / "sft", LF_TWICE)
+    metrics = json.loads(client.get("/api/runs/kaggle/sft/metrics/").content)
+    assert metrics["steps"] == [10, 20]
+    assert metrics["series"]["remaining_time"][0] == 86400 + 19 * 60 + 59
+
+
+def test_a_finished_llamafactory_run_reads_its_results_and_arguments(
+    use_workspace, client, run_dirs
+):
+    from .test_flatyaml import QWEN3_ARGS
+
+    out = lf_folder(run_dirs / "lora", LF_DONE)
+    wb.write_json(out / "train_results.json", LF_RESULTS)
+    wb.write_json(out / "all_results.json", LF_RESULTS)
+    (out / "training_args.yaml").write_text(QWEN3_ARGS)
+    age(out, 7200)
+    data = json.loads(client.get("/api/runs/kaggle/lora/").content)
+    assert (data["status"], data["last_step"], data["max_steps"]) == ("completed", 9, 9)
+    assert data["header"]["training_seconds"] == pytest.approx(5980.6912)
