@@ -604,7 +604,7 @@ MODEL_FILES: tuple[tuple[str, Reader], ...] = (
 @dataclass(frozen=True)
 class _Candidate:
     rel: str  # relative to the run folder
-    path: Path
+    path: str  # a string: made for every file of every run on each check, Paths cost 5 times
     read: Reader
 
 
@@ -613,17 +613,18 @@ def _candidates(run: Run) -> list[_Candidate]:
     if run.trainer.layout == "mlx":
         return _mlx_candidates(run)
     found = []
-    folders: list[Path] = []
+    here = str(run.path)
+    folders: list[str] = []
     if run.final is not None and run.final[1] == "folder":
-        folders.append(run.final[0])
+        folders.append(str(run.final[0]))
     if run.checkpoint_steps:
-        folders.append(run.checkpoints_dir / f"checkpoint-{run.checkpoint_steps[-1]}")
+        folders.append(f"{run.checkpoints_dir}/checkpoint-{run.checkpoint_steps[-1]}")
     for folder in folders:
-        rel = os.path.relpath(folder, run.path)
+        rel = os.path.relpath(folder, here)
         for name, read in MODEL_FILES:
-            found.append(_Candidate(f"{rel}/{name}", folder / name, read))
+            found.append(_Candidate(f"{rel}/{name}", f"{folder}/{name}", read))
     # The run's own files last: written in the same instant, its lineage wins.
-    return found + [_Candidate(name, run.path / name, read) for name, read in TOP_FILES]
+    return found + [_Candidate(name, f"{here}/{name}", read) for name, read in TOP_FILES]
 
 
 def _mlx_candidates(run: Run) -> list[_Candidate]:
@@ -636,10 +637,10 @@ def _mlx_candidates(run: Run) -> list[_Candidate]:
     config = _mlx_config(run.path, run.trainer.root, part.profile)
     if config is not None:
         rel = config.relative_to(run.path).as_posix()
-        found.append(_Candidate(rel, config, _mlx_config_reader(part.last_write)))
+        found.append(_Candidate(rel, str(config), _mlx_config_reader(part.last_write)))
     if part.report is not None:
         rel = part.profile.report.as_posix()
-        found.append(_Candidate(rel, part.report, _mlx_report))
+        found.append(_Candidate(rel, str(part.report), _mlx_report))
     return found
 
 
@@ -726,7 +727,7 @@ def _read(run: Run, present: list[tuple[_Candidate, Identity]]) -> RunConfig:
     for order, (c, ident) in enumerate(present):
         if ident is None:
             continue
-        got = c.read(c.path, run.trainer.root)
+        got = c.read(Path(c.path), run.trainer.root)
         if got is None:
             continue
         if got.problem:
@@ -742,22 +743,25 @@ def _read(run: Run, present: list[tuple[_Candidate, Identity]]) -> RunConfig:
     return RunConfig(settings, tuple(unread))
 
 
-_cache: dict[str, tuple[tuple, RunConfig]] = {}
+# run id → (the files' keys, the configuration, the Run it was checked for)
+_cache: dict[str, tuple[tuple, RunConfig, Run]] = {}
 _cache_lock = threading.Lock()
 
 
 def config_of(run: Run) -> RunConfig:
     """A run's configuration, reused while none of its files changes (device, inode, size and
-    time of each file it is read from, and of each that could appear)."""
-    present = [(c, file_key(c.path)) for c in _candidates(run)]
-    key = (run.path, run.type, tuple((c.rel, ident) for c, ident in present))
+    time of each file it is read from, and of each that could appear). A walk reused for a
+    moment (Workspace.walk_reuse) hands out the same finished runs again: their configuration
+    is reused with them, unchecked, as everything else its pages show is."""
     with _cache_lock:
         hit = _cache.get(run.id)
-    if hit is not None and hit[0] == key:
+    if hit is not None and hit[2] is run and run.status != "running":
         return hit[1]
-    found = _read(run, present)
+    present = [(c, file_key(c.path)) for c in _candidates(run)]
+    key = (str(run.path), run.type, tuple((c.rel, ident) for c, ident in present))
+    found = hit[1] if hit is not None and hit[0] == key else _read(run, present)
     with _cache_lock:
-        _cache[run.id] = (key, found)
+        _cache[run.id] = (key, found, run)
     return found
 
 

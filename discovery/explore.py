@@ -13,10 +13,13 @@ outcome; every other run is listed as missing, with why. Outcomes:
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from . import caches
+from .checkpoints import Checkpoint
 from .config import FRACTIONAL, RunConfig, Value, key_order
 from .lineage import Lineage
 from .ranking import RankError, RankRequest
@@ -112,32 +115,64 @@ class Available:
     runs: int
 
 
-def _own_rule(d: RunDetail) -> Rule | None:
-    if d.best_score is None or not d.ranking.metric:
-        return None
-    return Rule(d.ranking.metric, d.ranking.order)
+Own = Mapping[str, tuple["Rule | None", float | None]]
 
 
-def rules(details: Sequence[RunDetail]) -> tuple[tuple[Rule, int], ...]:
-    counts = Counter(r for r in map(_own_rule, details) if r is not None)
+def own_scores(details: Sequence[RunDetail]) -> dict[str, tuple[Rule | None, float | None]]:
+    """Each run's own rule and best score under it, found once for a page."""
+    found: dict[str, tuple[Rule | None, float | None]] = {}
+    for d in details:
+        score = d.best_score
+        rule = Rule(d.ranking.metric, d.ranking.order) if score is not None else None
+        found[d.run.id] = (rule if rule and rule.metric else None, score)
+    return found
+
+
+def rules(own: Own) -> tuple[tuple[Rule, int], ...]:
+    counts = Counter(r for r, _ in own.values() if r is not None)
     return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].metric)))
 
 
-def best_score(d: RunDetail, rule: Rule) -> tuple[float | None, str]:
+def best_score(d: RunDetail, rule: Rule, own: Own) -> tuple[float | None, str]:
     """The run's best score under `rule`, or why it has none."""
-    own = _own_rule(d)
-    if own == rule:
-        return d.best_score, ""
+    own_rule, own_score = own[d.run.id]
+    if own_rule == rule:
+        return own_score, ""
     if rule.metric not in d.history.metric_names():
-        scored = f"scored by {own.metric}" if own else "no score"
+        scored = f"scored by {own_rule.metric}" if own_rule else "no score"
         return None, f"{scored}; {rule.metric} not logged"
+    key = (d.run.id, rule)
+    with _lock:
+        hit = _ranked.get(key)
+    if hit is not None and hit[0] == d.run.signature and d.run.signature:
+        return hit[1]
     try:
         ranked = detail(d.run, RankRequest(rule.metric, rule.order))
     except RankError as exc:
-        return None, str(exc)
-    if ranked.best_score is None:
-        return None, f"no checkpoint has a {rule.metric} score"
-    return ranked.best_score, ""
+        found: tuple[float | None, str] = (None, str(exc))
+    else:
+        score = ranked.best_score
+        found = (
+            (score, "") if score is not None else (None, f"no checkpoint has a {rule.metric} score")
+        )
+    with _lock:
+        _ranked[key] = (d.run.signature, found)
+    return found
+
+
+# (run id, rule) → (the run's signature, its best score under the rule or why none): ranking
+# every checkpoint of a thousand runs again on each page would cost more than all else.
+_ranked: dict[tuple[str, Rule], tuple[tuple, tuple[float | None, str]]] = {}
+_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _lock:
+        _ranked.clear()
+        _available.clear()
+
+
+caches.register(__name__, clear_cache, "_ranked", "_available")
 
 
 def metric_at(d: RunDetail, name: str, at: str) -> tuple[float | None, str]:
@@ -148,7 +183,7 @@ def metric_at(d: RunDetail, name: str, at: str) -> tuple[float | None, str]:
         if c is None:
             return None, "no best checkpoint"
     else:
-        c = max(d.checkpoints, key=lambda c: (c.step is not None, c.step or 0, c.is_final))
+        c = outcome_checkpoints(d)[-1]
     value = finite(c.metrics.get(name))
     if value is None:
         return None, f"{name} not logged at {c.name}"
@@ -167,13 +202,14 @@ def explore(
     outcome: Outcome,
     rule: Rule | None,
     rates: Mapping[str, Mapping[str, float]],
+    own: Own,
 ) -> Exploration:
     value: Callable[[RunDetail], tuple[float | None, str]]
     if outcome.kind == BEST_SCORE:
         assert rule is not None
 
         def value(d: RunDetail) -> tuple[float | None, str]:
-            return best_score(d, rule)
+            return best_score(d, rule, own)
     elif outcome.kind == "metric":
 
         def value(d: RunDetail) -> tuple[float | None, str]:
@@ -209,28 +245,78 @@ def explore(
     return Exploration(tuple(keys), outcome, rule, tuple(points), tuple(missing))
 
 
+def outcome_checkpoints(d: RunDetail) -> list[Checkpoint]:
+    """The checkpoints a metric outcome reads: the best one and the final one."""
+    if not d.checkpoints:
+        return []
+    last = max(d.checkpoints, key=lambda c: (c.step is not None, c.step or 0, c.is_final))
+    return [last] if d.best is None or d.best is last else [d.best, last]
+
+
+def config_keys(configs: Mapping[str, RunConfig]) -> Counter[str]:
+    keys: Counter[str] = Counter()
+    for cfg in configs.values():
+        keys.update(list(cfg.by_key))
+    return keys
+
+
 def available(
     details: Sequence[RunDetail],
     configs: Mapping[str, RunConfig],
     rates: Mapping[str, Mapping[str, float]],
+    own: Own,
 ) -> Available:
-    keys: Counter[str] = Counter()
-    for d in details:
-        keys.update(list(configs[d.run.id].by_key))
+    """What can be explored; the last answer is reused while no run, configuration or pass
+    rate changed (unchanged runs keep their objects, so the check is mostly identity)."""
+    key = (
+        tuple((d.run.id, d.run.signature, d.pending) for d in details),
+        tuple(configs.values()),
+        tuple((run, tuple(sorted(per.items()))) for run, per in sorted(rates.items())),
+    )
+    with _lock:
+        hit = _available.get("last")
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    found = _available_now(details, configs, rates, own)
+    with _lock:
+        _available["last"] = (key, found)
+    return found
+
+
+_available: dict[str, tuple[tuple, Available]] = {}
+
+
+def _available_now(
+    details: Sequence[RunDetail],
+    configs: Mapping[str, RunConfig],
+    rates: Mapping[str, Mapping[str, float]],
+    own: Own,
+) -> Available:
+    keys = config_keys(configs)
     metrics: Counter[str] = Counter()
     for d in details:
-        names = {m for c in d.checkpoints for m in c.metrics}
-        metrics.update(names)
+        metrics.update({m for c in outcome_checkpoints(d) for m in c.metrics})
     sets: Counter[str] = Counter(name for per_run in rates.values() for name in per_run)
-    outcomes = [(BEST_SCORE, sum(d.best_score is not None for d in details))]
+    outcomes = [(BEST_SCORE, sum(score is not None for _, score in own.values()))]
     outcomes += [(f"{METRIC}{m}", n) for m, n in sorted(metrics.items())]
     outcomes += [(f"{PASS_RATE}{s}", n) for s, n in sorted(sets.items())]
     return Available(
         tuple(sorted(keys.items(), key=lambda kv: key_order(kv[0]))),
         tuple(outcomes),
-        rules(details),
+        rules(own),
         len(details),
     )
+
+
+def has_outcome(
+    details: Sequence[RunDetail], rates: Mapping[str, Mapping[str, float]], outcome: Outcome
+) -> bool:
+    """Whether some run has this outcome (a page asks for it by name)."""
+    if outcome.kind == BEST_SCORE:
+        return True
+    if outcome.kind == "pass_rate":
+        return any(outcome.name in per_run for per_run in rates.values())
+    return any(outcome.name in c.metrics for d in details for c in outcome_checkpoints(d))
 
 
 def numeric(values: Sequence[Value]) -> bool:

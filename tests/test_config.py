@@ -526,7 +526,7 @@ def test_mlx_config_of_the_profile_that_wrote_the_run(tmp_path):
     # A config edited after the run ended describes a later run: not this one's.
     path = trainer / "config" / "config_test_kto_minimal.yaml"
     _set_time(path, time.time())
-    cfg = config_of(runs[0])
+    cfg = config_of(list_runs(Workspace.at(tmp_path))[0])  # the next page's walk
     assert cfg.get("lora.r") is None
     assert any("changed after this run" in why for _, why in cfg.unread)
 

@@ -14,10 +14,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
 from discovery.config import Value
-from discovery.explore import Exploration, Point, numeric, wants_log
+from discovery.explore import Exploration, Missing, Point, numeric, wants_log
 from tuner_site.charts import COLORS
-from tuner_site.formatting import metric, setting
+from tuner_site.formatting import metric, setting, visible
+from tuner_site.serializers import run_url
 
 SIZE = 1000.0
 OTHER = "#8a8f98"  # a colour beyond the palette: "other"
@@ -93,6 +97,7 @@ class Mark:
     y: float
     color: str
     label: str  # what the readout says
+    href: str  # the run's page
 
 
 @dataclass(frozen=True)
@@ -142,9 +147,8 @@ def scatter(ex: Exploration, color_by: str, y_label: str, log_x: bool | None) ->
         if xs.kind == "category":
             fx += _jitter(p.d.run.id) / len(xs.categories)
         label = f"{p.d.run.id} · {ex.keys[0]} {setting(p.x, ex.keys[0])} · {y_label} {metric(p.y)}"
-        marks.append(
-            Mark(p, fx * SIZE, (1 - ys.place(p.y)) * SIZE, colors[_group(p, color_by)], label)
-        )
+        y = (1 - ys.place(p.y)) * SIZE
+        marks.append(Mark(p, fx * SIZE, y, colors[_group(p, color_by)], label, run_url(p.d.run)))
     return Scatter(xs, ys, marks, legend)
 
 
@@ -154,6 +158,7 @@ class Line:
     points: str  # the polyline's points, in viewBox units
     color: str
     label: str
+    href: str
 
 
 @dataclass(frozen=True)
@@ -179,5 +184,40 @@ def parallel(ex: Exploration, color_by: str, y_label: str) -> Parallel:
         )
         parts = [f"{k} {setting(v, k)}" for k, v in zip(ex.keys, p.values, strict=True)]
         label = f"{p.d.run.id} · {' · '.join(parts)} · {y_label} {metric(p.y)}"
-        lines.append(Line(p, coords, colors[_group(p, color_by)], label))
+        lines.append(Line(p, coords, colors[_group(p, color_by)], label, run_url(p.d.run)))
     return Parallel(list(zip(axes, positions, titles, strict=True)), lines, legend)
+
+
+# A thousand runs are a thousand links: written here in one pass, not by a template loop
+# (ten times slower), every value escaped.
+def marks_svg(marks: Sequence[Mark]) -> SafeString:
+    return mark_safe(  # noqa: S308  each value below is escaped
+        "".join(
+            f'<a class="xp-point" href="{escape(m.href)}" data-label="{escape(m.label)}">'
+            f'<ellipse class="xp-hit" cx="{m.x:.1f}" cy="{m.y:.1f}" rx="14" ry="22"/>'
+            f'<path d="M{m.x:.1f} {m.y:.1f}h0" stroke="{m.color}" '
+            f'vector-effect="non-scaling-stroke"/><title>{escape(m.label)}</title></a>'
+            for m in marks
+        )
+    )
+
+
+def lines_svg(lines: Sequence[Line]) -> SafeString:
+    return mark_safe(  # noqa: S308  each value below is escaped
+        "".join(
+            f'<a class="xp-line" href="{escape(ln.href)}" data-label="{escape(ln.label)}">'
+            f'<polyline points="{ln.points}" stroke="{ln.color}" '
+            f'vector-effect="non-scaling-stroke"/><title>{escape(ln.label)}</title></a>'
+            for ln in lines
+        )
+    )
+
+
+def missing_list(missing: Sequence[Missing]) -> SafeString:
+    return mark_safe(  # noqa: S308  each value below is escaped
+        "".join(
+            f'<li><a href="{escape(run_url(m.d.run))}">{escape(visible(m.d.run.id))}</a>: '
+            f"{escape(visible(m.why))}</li>"
+            for m in missing
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -10,8 +11,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
+from discovery import caches
 from discovery.backends import BackendStatus
 from discovery.checkpoints import Checkpoint, FileInfo
 from discovery.config import config_of
@@ -56,7 +58,16 @@ def _json_safe(value: Any) -> Any:
 
 
 def run_url(run: Run) -> str:
-    return reverse("tuner-run-detail", args=[run.trainer.id, run.name])
+    return _run_url(get_script_prefix(), run.trainer.id, run.name)
+
+
+@functools.lru_cache(maxsize=16384)
+def _run_url(prefix: str, trainer: str, name: str) -> str:
+    # reverse() costs 30 µs; /explore/ links every run of a large workspace on each answer.
+    return reverse("tuner-run-detail", args=[trainer, name])
+
+
+caches.register(__name__, _run_url.cache_clear, "_run_url")
 
 
 def checkpoint_url(run: Run, name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -14,11 +15,11 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from discovery import explore as ex
-from discovery.config import config_of
-from discovery.runs import list_runs
+from discovery.config import RunConfig, config_of
+from discovery.runs import RunDetail, list_runs
 from tuner_site import serializers, workspace
 from tuner_site.indexing import index_in_background
-from tuner_site.scatter import parallel, scatter
+from tuner_site.scatter import lines_svg, marks_svg, missing_list, parallel, scatter
 
 from .common import BadQuery, HtmxHttpRequest, choice_param, json_response
 from .runs import _details
@@ -28,7 +29,7 @@ MAX_AXES = 6  # keys on the parallel axes, the outcome aside
 
 @dataclass(frozen=True)
 class Explore:
-    available: ex.Available
+    available: ex.Available | None  # what the form offers (None for a JSON plot)
     keys: list[str]
     outcome: ex.Outcome | None
     rule: ex.Rule | None
@@ -38,49 +39,70 @@ class Explore:
     params: list[tuple[str, str]]  # the canonical query: what a shared link keeps
 
 
-def _keys(request: HttpRequest, available: dict[str, int]) -> list[str]:
+@dataclass(frozen=True)
+class _Runs:
+    """Every run of the workspace as the page reads it: details, configurations, scores."""
+
+    details: list[RunDetail]
+    configs: dict[str, RunConfig]
+    rates: dict[str, dict[str, float]]
+    own: dict[str, tuple[ex.Rule | None, float | None]]
+
+    @functools.cached_property
+    def available(self) -> ex.Available:
+        return ex.available(self.details, self.configs, self.rates, self.own)
+
+
+def _keys(request: HttpRequest, runs: _Runs) -> list[str]:
     keys = list(dict.fromkeys(k for k in request.GET.getlist("x") if k))
     if len(keys) > MAX_AXES:
         raise BadQuery(f"x can be given at most {MAX_AXES} times, not {len(keys)}.")
+    known = ex.config_keys(runs.configs)
     for k in keys:
-        if k not in available:
-            accepted = ", ".join(available) or "(no run has a configuration yet)"
+        if k not in known:
+            accepted = ", ".join(k for k, _ in runs.available.keys)
+            accepted = accepted or "(no run has a configuration yet)"
             raise BadQuery(f"x must be a configuration key of some run: {accepted}. Got {k!r}.")
     return keys
 
 
-def _outcome(request: HttpRequest, available: dict[str, int]) -> ex.Outcome | None:
+def _outcome(request: HttpRequest, runs: _Runs) -> ex.Outcome | None:
     raw = request.GET.get("y") or ""
     at = choice_param(request, "at", ex.AT) or "best"
     if not raw:
         return None
     outcome = ex.parse_outcome(raw, at)
-    if outcome is None or raw not in available:
-        accepted = ", ".join(available)
+    if outcome is None or not ex.has_outcome(runs.details, runs.rates, outcome):
+        accepted = ", ".join(o for o, _ in runs.available.outcomes)
         raise BadQuery(f"y must be one of: {accepted}. Got {raw!r}.")
     return outcome
 
 
-def _rule(request: HttpRequest, avail: ex.Available) -> ex.Rule | None:
-    by_metric = {r.metric: r for r, _ in avail.rules}
+def _rule(request: HttpRequest, runs: _Runs) -> ex.Rule | None:
+    found = ex.rules(runs.own)
+    by_metric = {r.metric: r for r, _ in found}
     name = choice_param(request, "rule", list(by_metric))
     if name is not None:
         return by_metric[name]
-    return avail.rules[0][0] if avail.rules else None
+    return found[0][0] if found else None
 
 
-def _exploration(request: HttpRequest) -> tuple[Explore, tuple]:
+def _read(request: HttpRequest, form: bool) -> tuple[_Runs, tuple]:
     runs = list_runs(workspace.current())
     details, unread = _details(runs, wait=False)
-    configs = {r.id: config_of(r) for r in runs}
     want = request.GET.get("y", "")
-    # Pass rates join runs to evaluations through the lineage: read only when asked for.
-    needs_rates = want.startswith(ex.PASS_RATE) or not (request.GET.get("x") and want)
+    # Pass rates join runs to evaluations through the lineage: read when asked for, or offered.
+    needs_rates = form or want.startswith(ex.PASS_RATE) or not (request.GET.get("x") and want)
     rates = ex.pass_rates(workspace.lineage()) if needs_rates else {}
-    avail = ex.available(details, configs, rates)
-    keys = _keys(request, dict(avail.keys))
-    outcome = _outcome(request, dict(avail.outcomes))
-    rule = _rule(request, avail)
+    configs = {r.id: config_of(r) for r in runs}
+    return _Runs(details, configs, rates, ex.own_scores(details)), unread
+
+
+def _exploration(request: HttpRequest, form: bool) -> tuple[Explore, tuple]:
+    runs, unread = _read(request, form)
+    keys = _keys(request, runs)
+    outcome = _outcome(request, runs)
+    rule = _rule(request, runs)
     color = choice_param(request, "color", ex.COLOR_BY) or "method"
     scale = choice_param(request, "xscale", ("log", "linear"))
     log_x = None if scale is None else scale == "log"
@@ -88,7 +110,7 @@ def _exploration(request: HttpRequest) -> tuple[Explore, tuple]:
     if keys and outcome is not None:
         if outcome.kind == ex.BEST_SCORE and rule is None:
             raise BadQuery("y=best_score needs a run with a score; none has one yet.")
-        result = ex.explore(details, configs, keys, outcome, rule, rates)
+        result = ex.explore(runs.details, runs.configs, keys, outcome, rule, runs.rates, runs.own)
     params = [("x", k) for k in keys]
     if outcome is not None:
         params.append(("y", outcome.spec))
@@ -100,7 +122,8 @@ def _exploration(request: HttpRequest) -> tuple[Explore, tuple]:
         params.append(("color", color))
     if scale:
         params.append(("xscale", scale))
-    page = Explore(avail, keys, outcome, rule, color, log_x, result, params)
+    available = runs.available if form or result is None else None
+    page = Explore(available, keys, outcome, rule, color, log_x, result, params)
     return page, unread
 
 
@@ -118,14 +141,18 @@ def _y_label(page: Explore) -> str:
 @require_safe
 @vary_on_headers("HX-Request")  # else Back shows a cached fragment as the page
 def explore(request: HtmxHttpRequest) -> HttpResponse:
-    page, unread = _exploration(request)
+    page, unread = _exploration(request, form=True)
     context: dict[str, Any] = {"page": page}
     if page.result is not None and page.result.points:
         label = _y_label(page)
         context["y_label"] = label
-        context["scatter"] = scatter(page.result, page.color, label, page.log_x)
+        plot = scatter(page.result, page.color, label, page.log_x)
+        context |= {"scatter": plot, "marks_svg": marks_svg(plot.marks)}
         if len(page.keys) > 1:
-            context["parallel"] = parallel(page.result, page.color, label)
+            across = parallel(page.result, page.color, label)
+            context |= {"parallel": across, "lines_svg": lines_svg(across.lines)}
+    if page.result is not None:
+        context["missing_list"] = missing_list(page.result.missing)
     template = "explore.html"
     if request.htmx:
         template += "#explore-body"
@@ -155,9 +182,10 @@ def _missing_json(m: ex.Missing) -> dict[str, Any]:
 
 @require_safe
 def api_explore(request: HttpRequest) -> HttpResponse:
-    page, unread = _exploration(request)
+    page, unread = _exploration(request, form=False)
     result = page.result
     if result is None:
+        assert page.available is not None
         data: dict[str, Any] = {
             "runs": page.available.runs,
             "keys": [{"key": k, "runs": n} for k, n in page.available.keys],
