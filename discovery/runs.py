@@ -291,6 +291,42 @@ def _run_dir_trainers(folder: Path) -> list[Trainer]:
     return [Trainer(folder.name, "", "", folder, folder, layout)]
 
 
+# What makes a folder a run, as a run folder's note says it.
+RUN_MARKS = (
+    "checkpoint-N/, checkpoints/, final_model/, trainer_state.json, a saved model "
+    "(model.safetensors, adapter_model.safetensors, …), trainer_log.jsonl or "
+    "logs/training_*.jsonl"
+)
+
+
+def run_dir_problems(ws: Workspace) -> tuple[str, ...]:
+    """Each configured run folder (TUNER_RUN_DIRS) that gives no run, and why, as a sentence."""
+    if not ws.run_dirs:
+        return ()
+    trainers = {t.output_dir: t for t in list_trainers(ws) if t.output_dir in ws.run_dirs}
+    found = []
+    for folder in ws.run_dirs:
+        trainer = trainers.get(folder)
+        if trainer is None:
+            found.append(f"{folder}: {_unusable(folder)}.")
+        elif not trainer_runs(trainer, ws):
+            found.append(
+                f"{folder}: no training run in it. A run is a folder with {RUN_MARKS}; it has "
+                "none of them, at its top or in a folder in it."
+            )
+    return tuple(found)
+
+
+def _unusable(folder: Path) -> str:
+    if not folder.exists():
+        return "it does not exist"
+    if not folder.is_dir():
+        return "it is not a folder"
+    if not is_safe_name(folder.name):
+        return "its name cannot be part of a page's address: rename it"
+    return "it cannot be read"
+
+
 def _looks_like_run(path: Path, children: dict[str, os.DirEntry[str]]) -> bool:
     return (
         any(CHECKPOINT_NAME.fullmatch(n) for n in children)

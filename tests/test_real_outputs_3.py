@@ -443,3 +443,20 @@ def test_a_finished_llamafactory_run_reads_its_results_and_arguments(
     data = json.loads(client.get("/api/runs/kaggle/lora/").content)
     assert (data["status"], data["last_step"], data["max_steps"]) == ("completed", 9, 9)
     assert data["header"]["training_seconds"] == pytest.approx(5980.6912)
+
+
+def test_a_run_folder_that_yields_no_run_says_why(use_workspace, client, tmp_path, settings):
+    empty = (tmp_path / "saves").resolve()
+    (empty / "Qwen3-14B" / "lora").mkdir(parents=True)
+    (empty / "notes.txt").write_text("LLaMA-Factory writes here once training starts\n")
+    missing = (tmp_path / "gone").resolve()
+    settings.TUNER_RUN_DIRS = [empty, missing]
+    text = page(client, "/runs/")
+    why = f"{empty}: no training run in it. A run is a folder with checkpoint-N/"
+    assert why in text and f"{missing}: it does not exist." in text
+    out = cli("runs")
+    assert f"note: {why}" in out and f"note: {missing}: it does not exist." in out
+    # A folder that gives runs says nothing.
+    lf_folder(empty / "Qwen3-14B" / "lora" / "train_1", LF_DONE)
+    settings.TUNER_RUN_DIRS = [empty / "Qwen3-14B" / "lora"]
+    assert "no training run in it" not in page(client, "/runs/")

@@ -45,13 +45,14 @@ def current() -> Workspace:
     ws = Workspace.at(
         settings.TUNER_WORKSPACE,
         float(settings.TUNER_RUNNING_WINDOW),
-        tuple(d for d in settings.TUNER_RUN_DIRS if d.is_dir()),
+        # Missing ones too: the run list says which give no run, and why.
+        tuple(settings.TUNER_RUN_DIRS),
         WALK_REUSE_S,
     )
     try:
         next(iter(ws.root.iterdir()), None)
     except OSError:  # missing, not a folder, or unreadable
-        if ws.run_dirs:
+        if any(d.is_dir() for d in ws.run_dirs):
             return ws
         raise WorkspaceMissing(str(settings.TUNER_WORKSPACE)) from None
     return ws

@@ -50,6 +50,7 @@ from discovery.runs import (
     is_ready,
     list_runs,
     list_trainers,
+    run_dir_problems,
     run_history,
     walk_only,
     was_read,
@@ -286,7 +287,8 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
 # Else Back shows a cached fragment as the page; a poll also answers without the pushed URL.
 @vary_on_headers("HX-Request", "HX-Trigger")
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
-    listing = _run_listing(request, workspace.current(), wait=False)
+    ws = workspace.current()
+    listing = _run_listing(request, ws, wait=False)
     template = "runs/list.html"
     if request.htmx:
         template += "#runs-table"
@@ -297,6 +299,8 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
         "statuses": STATUSES,
         "sort_options": SORT_OPTIONS,
         "sort_oob": bool(request.htmx) and not poll,
+        # TUNER_RUN_DIRS folders that give no run, each with why (discovery's sentence).
+        "run_dir_notes": () if request.htmx else run_dir_problems(ws),
     }
     response = render(request, template, context)
     if request.htmx and not poll:

@@ -26,6 +26,7 @@ from discovery.runs import (
     get_run,
     list_runs,
     read_ahead,
+    run_dir_problems,
     unread_bytes,
 )
 from tuner_site import serializers, workspace
@@ -333,6 +334,8 @@ class Command(BaseCommand):
         self.stdout.write(f"\n{shown} run(s) in {ws.root}{extra}")
         if note:
             self.stdout.write(note)
+        for why in run_dir_problems(ws):
+            self.stdout.write(f"note: {why}")
 
     def details(self, runs: list[Run]) -> tuple[list[RunDetail], int]:
         """Each run's detail, and how many logs were answered from windows. Exact when the
