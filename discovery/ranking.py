@@ -62,6 +62,11 @@ class Ranking:
         return sum(s is None for s in self.scores)
 
     @property
+    def group(self) -> tuple[str, str]:
+        """Which scores this ranking's compare with: the same metric, better the same way."""
+        return self.metric, self.order
+
+    @property
     def inputs(self) -> tuple[str, ...]:
         """The logged metrics a score is computed from: a ratio's margins and KL, else the
         metric itself."""

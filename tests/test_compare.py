@@ -7,7 +7,7 @@ import math
 import re
 from html import unescape
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from django.utils.html import escape
@@ -129,7 +129,7 @@ def test_the_page_offers_the_other_runs_to_add_grouped_by_trainer(client, ws):
 
 def test_a_run_page_links_to_a_comparison_that_starts_with_it(client, ws):
     html = client.get(f"/runs/{KTO_ID}/").content.decode()
-    assert f'href="/compare/?run={KTO_ID}"' in html
+    assert f'href="/compare/?run={quote(KTO_ID, safe="")}"' in html
 
 
 def test_a_run_given_twice_is_compared_once_and_empty_ones_not_at_all(client, ws):

@@ -82,7 +82,7 @@ def test_anonymous_users_see_a_sign_in_link_instead_of_the_form(client, eval_wor
     response = client.get("/evaluations/new/?prompt_set=scored")
     page = response.content.decode()
     assert not has_form(response)
-    assert 'href="/accounts/login/?next=/evaluations/new/%3Fprompt_set%3Dscored"' in page
+    assert 'href="/accounts/login/?next=%2Fevaluations%2Fnew%2F%3Fprompt_set%3Dscored"' in page
     assert client.get("/api/evaluations/new/").json()["why_not"].startswith("Sign in")
 
 

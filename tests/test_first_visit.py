@@ -18,8 +18,7 @@ from django.core.management import call_command
 from discovery.logindex import indexer
 from discovery.runs import Workspace, clear_memo, detail, get_run, is_ready, list_runs
 from sampledata import runs as wb
-from tuner_site import indexing
-from tuner_site.views import runs as views_runs
+from tuner_site import indexing, run_listing
 
 from .conftest import REPO, started
 
@@ -40,7 +39,7 @@ def many_runs(use_workspace: Path, settings) -> Path:
 def test_a_first_visit_sorted_by_score_answers_from_the_walk_and_shows_progress(
     client, many_runs, monkeypatch
 ):
-    monkeypatch.setattr(views_runs, "index_in_background", lambda runs: None)
+    monkeypatch.setattr(run_listing, "index_in_background", lambda runs: None)
     html = client.get("/runs/?sort=best_score").content.decode()
     assert "Indexed 0 of 8 runs" in html and 'hx-trigger="every 1s ' in html
     assert html.count("reading log…") == 8
@@ -53,7 +52,7 @@ def test_a_first_visit_in_an_order_the_walk_knows_reads_only_its_page(
     settings.TUNER_RUNS_PER_PAGE = 3
     queued: list[str] = []
     monkeypatch.setattr(
-        views_runs, "index_in_background", lambda runs: queued.extend(r.name for r in runs)
+        run_listing, "index_in_background", lambda runs: queued.extend(r.name for r in runs)
     )
     html = client.get("/runs/").content.decode()
     # The page's three runs, newest first, are complete; the other five wait their turn.

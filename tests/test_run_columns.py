@@ -179,7 +179,7 @@ def test_the_pager_keeps_the_columns(client, ws, monkeypatch):
     assert metric_headers(second) == [*KEY, "grad_norm"]
     # A change of columns on page 2 stays on page 2.
     assert '<input type="hidden" name="page" value="2">' in second
-    assert f'href="{RUN}?page=2&amp;col=all"' in second
+    assert f'href="{RUN}?col=all&amp;page=2"' in second
 
 
 def test_every_value_of_a_column_is_written_with_one_precision(client, ws):

@@ -504,7 +504,7 @@ def test_every_status_badge_is_drawn_by_one_template(client, ws):
 
 
 def test_the_sort_menu_offers_every_sort_once_with_the_current_one_selected(client, ws):
-    from tuner_site.views.runs import SORT_OPTIONS, SORTS
+    from tuner_site.run_listing import SORT_OPTIONS, SORTS
 
     assert sorted(v for v, _ in SORT_OPTIONS) == sorted(SORTS)
     html = client.get("/runs/?sort=best_score").content.decode()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 from collections.abc import Mapping
@@ -11,9 +10,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from django.urls import get_script_prefix, reverse
+from django.core.paginator import Page
+from django.urls import reverse
 
-from discovery import caches
 from discovery.backends import BackendStatus
 from discovery.checkpoints import Checkpoint, FileInfo
 from discovery.config import config_of
@@ -22,11 +21,13 @@ from discovery.lineage import Evaluated, Lineage, Link, Model, Origin, Served
 from discovery.logs import History
 from discovery.metrics import unit
 from discovery.modelinfo import ModelInfo
+from discovery.pace import run_pace
 from discovery.prompt_sets import Case
 from discovery.publishing import Publication
 from discovery.runs import Run, RunDetail
 from discovery.values import as_float
-from tuner_site.paging import CHECKPOINTS_PER_PAGE, MODELS_PER_PAGE, page_count, page_of
+from tuner_site.links import checkpoint_url, model_url, run_url
+from tuner_site.paging import CHECKPOINTS_PER_PAGE, MODELS_PER_PAGE, page_count, page_of, share_of
 
 if TYPE_CHECKING:
     from tuner_site.forms import Offer
@@ -55,23 +56,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
-
-
-def run_url(run: Run) -> str:
-    return _run_url(get_script_prefix(), run.trainer.id, run.name)
-
-
-@functools.lru_cache(maxsize=16384)
-def _run_url(prefix: str, trainer: str, name: str) -> str:
-    # reverse() costs 30 µs; /explore/ links every run of a large workspace on each answer.
-    return reverse("tuner-run-detail", args=[trainer, name])
-
-
-caches.register(__name__, _run_url.cache_clear, "_run_url")
-
-
-def checkpoint_url(run: Run, name: str) -> str:
-    return reverse("tuner-checkpoint-detail", args=[run.trainer.id, run.name, name])
 
 
 def best_json(d: RunDetail) -> dict[str, Any] | None:
@@ -108,6 +92,8 @@ def run_summary_json(d: RunDetail) -> dict[str, Any]:
         "last_write_at": _utc(r.last_write),
         # Why a stopped run did not finish, or that its early stopping ended it (else null).
         "status_reason": d.status_reason,
+        # A running run's pace from its log (discovery/pace.py); null when not known.
+        **dataclasses.asdict(run_pace(d)),
     }
 
 
@@ -133,12 +119,14 @@ def checkpoint_row_json(
 
 
 def run_detail_json(
-    d: RunDetail, sizes: Mapping[str, int], lineage: Lineage, page: int = 1
+    d: RunDetail, sizes: Mapping[str, int], lineage: Lineage, page: Page[int] | None = None
 ) -> dict[str, Any]:
-    """A run with one page of its checkpoints (`?page=`; all of them unless there are many)."""
+    """A run with one page of its checkpoints (`page`: of their indexes, as the run page shows
+    them; the first when not given)."""
     ranking = d.ranking
     cfg = config_of(d.run)
-    rows = list(zip(d.checkpoints, ranking.scores, strict=True))
+    if page is None:
+        page = page_of(range(len(d.checkpoints)), 1, CHECKPOINTS_PER_PAGE)
     chain = run_lineage_json(d.run, lineage)
     return {
         **run_summary_json(d),
@@ -162,12 +150,14 @@ def run_detail_json(
         "lineage": d.lineage,
         "size_on_disk": sum(sizes.values()),
         "checkpoints": [
-            checkpoint_row_json(d, c, s, sizes.get(c.name))
-            for c, s in page_of(rows, page, CHECKPOINTS_PER_PAGE)
+            checkpoint_row_json(
+                d, d.checkpoints[i], ranking.scores[i], sizes.get(d.checkpoints[i].name)
+            )
+            for i in page
         ],
-        "checkpoints_total": len(rows),
-        "checkpoints_page": page,
-        "checkpoints_pages": page_count(len(rows), CHECKPOINTS_PER_PAGE),
+        "checkpoints_total": page.paginator.count,
+        "checkpoints_page": page.number,
+        "checkpoints_pages": page.paginator.num_pages,
         "published": chain["published"],
         "models": chain["models"],
     }
@@ -255,7 +245,7 @@ def models_json(
         return data
 
     return {
-        "models": [model(m) for m in page_of(s.models, page, MODELS_PER_PAGE)],
+        "models": [model(m) for m in share_of(s.models, page, MODELS_PER_PAGE)],
         "model_count": len(s.models),
         "loaded_count": s.loaded_count,
         "models_page": page,
@@ -418,11 +408,6 @@ def offer_json(offer: Offer) -> dict[str, Any]:
             for p in offer.prompt_sets
         ],
     }
-
-
-def model_url(m: Model | Served) -> str:
-    """A model's page; a served model's is that of the model row it joins."""
-    return reverse("tuner-model-detail", args=[m.id if isinstance(m, Model) else m.model_id])
 
 
 def origin_json(origin: Origin | None) -> dict[str, Any]:

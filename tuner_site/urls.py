@@ -3,7 +3,17 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import backends, compare, evaluations, explore, jobs, lineage, prompt_sets, runs
+from .views import (
+    backends,
+    compare,
+    evaluations,
+    explore,
+    jobs,
+    lineage,
+    overview,
+    prompt_sets,
+    runs,
+)
 
 # /runs/… pages and their /api/runs/… JSON twins share the same paths.
 run_patterns = [
@@ -47,8 +57,8 @@ api_job_patterns = [
 ]
 
 urlpatterns = [
-    path("", runs.overview, name="tuner-overview"),
-    path("api/", runs.api_overview, name="tuner-api-overview"),
+    path("", overview.overview, name="tuner-overview"),
+    path("api/", overview.api_overview, name="tuner-api-overview"),
     path("runs/", include(run_patterns)),
     path("api/runs/", include(api_run_patterns)),
     path("compare/", compare.compare, name="tuner-compare"),

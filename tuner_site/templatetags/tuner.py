@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django import template
-from django.http import QueryDict
 from django.utils.encoding import escape_uri_path
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -15,9 +14,10 @@ from django.utils.safestring import SafeString, mark_safe
 from discovery import config
 from discovery.lineage import Evaluated, Model
 from discovery.metrics import unit
+from discovery.pace import Pace, run_pace
 from discovery.runs import RunDetail
 from discovery.values import finite
-from tuner_site import formatting, paging
+from tuner_site import formatting, links, paging
 from tuner_site.charts import Chart
 from tuner_site.serializers import dumps
 
@@ -41,19 +41,25 @@ def get(mapping: Mapping[str, Any] | None, key: str) -> Any:
 
 @register.filter
 def score_among(d: RunDetail, details: Iterable[Any]) -> str:
-    """A run's best score written as every score of the same metric in its table column is
-    (`details`: RunDetails, or compare's lines). Scores of different rules do not compare, and
-    a loss column should not lose digits to a margin ratio of 35."""
-    metric = d.ranking.metric
+    """A run's best score written as every score of its group in its table column is
+    (`details`: RunDetails, or compare's lines). Scores of different rules do not compare
+    (Ranking.group), and a loss column should not lose digits to a margin ratio of 35."""
+    group = d.ranking.group
     same = (getattr(x, "d", x) for x in details)
-    scores = [x.best_score for x in same if x.ranking.metric == metric]
-    return formatting.column(scores, unit(metric))(d.best_score)
+    scores = [x.best_score for x in same if x.ranking.group == group]
+    return formatting.column(scores, unit(d.ranking.metric))(d.best_score)
 
 
 @register.filter
 def written(value: Any, column: formatting.Column) -> str:
     """A number as its table column's format (`formatting.column`) writes it."""
     return column(value)
+
+
+@register.filter
+def pace(d: RunDetail) -> Pace:
+    """A running run's elapsed time, rate and time left (discovery/pace.py)."""
+    return run_pace(d)
 
 
 @register.filter
@@ -65,17 +71,24 @@ def percent(value: Any) -> str:
 
 @register.simple_tag(takes_context=True)
 def query(context: dict[str, Any], **changes: Any) -> str:
-    """The current query string with some parameters changed; None or '' removes one."""
-    params: QueryDict = context["request"].GET.copy()
-    for key, value in changes.items():
-        if value is None or value == "":
-            params.pop(key, None)
-        else:
-            params[key] = value
-    if "page" not in changes:
-        params.pop("page", None)
-    encoded = params.urlencode()
-    return f"?{encoded}" if encoded else "?"
+    """This page's canonical query (the view's `here_params`, else the request's) with some
+    parameters changed; None or '' removes one (tuner_site/links.py)."""
+    current = context.get("here_params")
+    if current is None:
+        current = dict(context["request"].GET.lists())
+    return links.changed(current, **changes)
+
+
+@register.simple_tag
+def page_url(name: str, *args: Any, **params: Any) -> str:
+    """`{% url %}` with a query: `{% page_url 'tuner-run-list' trainer=t %}` (links.page_url)."""
+    return links.page_url(name, *args, **params)
+
+
+@register.simple_tag
+def results_compare_url(*names: str) -> str:
+    """Evaluation compare of these results, in this order."""
+    return links.page_url("tuner-evaluation-compare", e=list(names))
 
 
 @register.simple_tag(takes_context=True)
@@ -148,7 +161,7 @@ def sub(value: int, other: int) -> int:
 @register.filter
 def models_on_page(models: Sequence[Any], number: int) -> Sequence[Any]:
     """Page `number` of a server's models, as the JSON pages them."""
-    return paging.page_of(models, number, paging.MODELS_PER_PAGE)
+    return paging.share_of(models, number, paging.MODELS_PER_PAGE)
 
 
 @register.filter

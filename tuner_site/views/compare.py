@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from discovery.config import Difference, config_of, differences
 from discovery.metrics import COMPARE_DEFAULTS, canonical, is_bookkeeping, unit
 from discovery.runs import Run, RunDetail, detail, get_run, list_runs, run_history
-from tuner_site import serializers, workspace
+from tuner_site import links, serializers, workspace
 from tuner_site.charts import COLORS, Chart, points_chart
 from tuner_site.formatting import Column, column
 
@@ -89,11 +87,9 @@ def _default_metric(logged: list[set[str]]) -> str | None:
     return min(some, default=None)
 
 
-def _query(ids: list[str], metric: str | None) -> str:
-    params = [("run", x) for x in ids]
-    if metric and ids:
-        params.append(("metric", metric))
-    return f"?{urlencode(params)}" if params else ""
+def _params(ids: list[str], metric: str | None) -> dict[str, links.Value]:
+    """A comparison's canonical query: its runs, in order, and the metric while there are any."""
+    return {"run": ids, "metric": metric if ids else None}
 
 
 def _without(
@@ -102,7 +98,7 @@ def _without(
     """This comparison without one run; the metric stays while another run logged it."""
     rest = [(x, names) for x, names in zip(ids, logged, strict=True) if x != run_id]
     keep = metric if any(metric in names for _, names in rest) else None
-    return request.path + _query([x for x, _ in rest], keep)
+    return links.here(request, _params([x for x, _ in rest], keep))
 
 
 def _candidates(ids: list[str]) -> list[Run]:
@@ -150,7 +146,7 @@ def _comparison(request: HttpRequest, offer_more: bool) -> RunComparison:
         lines,
         chart,
         _candidates(ids) if offer_more else [],
-        reverse("tuner-api-compare") + _query(ids, metric),
+        links.page_url("tuner-api-compare", **_params(ids, metric)),
         fmt,
         *differences([config_of(d.run) for d in runs]),
     )

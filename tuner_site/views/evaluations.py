@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -22,7 +21,7 @@ from discovery.evaluations import (
 from discovery.lineage import Lineage
 from discovery.prompt_sets import get_prompt_set
 from discovery.runs import Run
-from tuner_site import serializers, workspace
+from tuner_site import links, serializers, workspace
 
 from .common import BadQuery, HtmxHttpRequest, choice_param, json_response
 
@@ -84,8 +83,7 @@ def evaluation_list(request: HtmxHttpRequest) -> HttpResponse:
     response = render(request, template, context)
     if request.htmx:
         # The form sends its empty fields too; the URL worth sharing has only the filters.
-        query = urlencode(listing.params)
-        push_url(response, request.path + (f"?{query}" if query else ""))
+        push_url(response, links.here(request, listing.params))
     return response
 
 

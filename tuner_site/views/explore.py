@@ -19,10 +19,10 @@ from discovery.config import RunConfig, config_of
 from discovery.runs import RunDetail, list_runs
 from tuner_site import serializers, workspace
 from tuner_site.indexing import index_in_background
+from tuner_site.run_listing import every_detail
 from tuner_site.scatter import lines_svg, marks_svg, missing_list, parallel, scatter
 
 from .common import BadQuery, HtmxHttpRequest, choice_param, json_response
-from .runs import _details
 
 MAX_AXES = 6  # keys on the parallel axes, the outcome aside
 
@@ -89,7 +89,7 @@ def _rule(request: HttpRequest, runs: _Runs) -> ex.Rule | None:
 
 def _read(request: HttpRequest, form: bool) -> tuple[_Runs, tuple]:
     runs = list_runs(workspace.current())
-    details, unread = _details(runs, wait=False)
+    details, unread = every_detail(runs, wait=False)
     want = request.GET.get("y", "")
     # Pass rates join runs to evaluations through the lineage: read when asked for, or offered.
     needs_rates = form or want.startswith(ex.PASS_RATE) or not (request.GET.get("x") and want)

@@ -3,7 +3,7 @@ whole chain from run to evaluation. The joining itself is discovery.lineage's.""
 
 from __future__ import annotations
 
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
@@ -11,9 +11,9 @@ from django.views.decorators.http import require_safe
 from discovery.lineage import Lineage, Model
 from discovery.paths import is_safe_name
 from tuner_site import serializers, workspace
-from tuner_site.paging import MODEL_ROWS_PER_PAGE
+from tuner_site.paging import MODEL_ROWS_PER_PAGE, requested_page
 
-from .common import BadQuery, int_param, json_response
+from .common import json_response
 
 
 def _get_or_404(lineage: Lineage, model: str) -> Model:
@@ -25,11 +25,7 @@ def _get_or_404(lineage: Lineage, model: str) -> Model:
 
 def _page(request: HttpRequest, lineage: Lineage) -> Page[Model]:
     """The `?page=` of the model list, most recent first."""
-    number = int_param(request, "page", 1)
-    paginator = Paginator(lineage.models, MODEL_ROWS_PER_PAGE)
-    if number > paginator.num_pages:
-        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
-    return paginator.page(number)
+    return requested_page(request, lineage.models, MODEL_ROWS_PER_PAGE)
 
 
 @require_safe

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
@@ -11,11 +10,10 @@ from django.views.decorators.vary import vary_on_headers
 from discovery.evaluations import list_evaluations
 from discovery.prompt_sets import get_prompt_set
 from tuner_site import serializers, workspace
+from tuner_site.paging import CASES_PER_PAGE, requested_page
 from tuner_site.prompt_notes import Listed, describe, listed, notes
 
-from .common import BadQuery, HtmxHttpRequest, int_param, json_response
-
-CASES_PER_PAGE = 25
+from .common import BadQuery, HtmxHttpRequest, json_response
 
 
 def _get_set_or_404(name: str) -> Listed:
@@ -52,14 +50,12 @@ def prompt_set_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     item = _get_set_or_404(name)
     tag = _tag(request, item)
     cases = [c for c in item.prompt_set.cases or () if tag is None or tag in c.tags]
-    paginator = Paginator(cases, CASES_PER_PAGE)
-    number = int_param(request, "page", 1)
-    if number > max(paginator.num_pages, 1):
-        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
+    page = requested_page(request, cases, CASES_PER_PAGE)
     context = {
         "item": item,
         "tag": tag,
-        "page": paginator.page(number),
+        "page": page,
+        "here_params": {"tag": tag, "page": page.number},
         "tags": item.prompt_set.top_tags(50),
         "evaluations": [
             e

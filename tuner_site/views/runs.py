@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
-from urllib.parse import urlencode
+from typing import Any
 
-from django.conf import settings
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.encoding import escape_uri_path
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
@@ -26,8 +22,6 @@ from discovery.checkpoints import (
     read_adapter_config,
 )
 from discovery.config import RUN_TYPE_SOURCE, config_of
-from discovery.evaluations import list_evaluations
-from discovery.logindex import indexer
 from discovery.logs import History
 from discovery.metrics import (
     CHART_GROUPS,
@@ -40,247 +34,16 @@ from discovery.metrics import (
 from discovery.mlx import npz_state
 from discovery.paths import is_safe_name
 from discovery.ranking import RankError, RankRequest
-from discovery.runs import (
-    STATUSES,
-    Run,
-    RunDetail,
-    Workspace,
-    detail,
-    get_run,
-    is_ready,
-    list_runs,
-    list_trainers,
-    run_dir_problems,
-    run_history,
-    walk_only,
-    was_read,
-)
+from discovery.runs import STATUSES, Run, RunDetail, detail, get_run, run_dir_problems, run_history
 from discovery.values import finite
-from tuner_site import serializers, workspace
+from tuner_site import links, serializers, workspace
 from tuner_site.charts import Chart, line_chart
 from tuner_site.formatting import Column, brief, column, with_unit
-from tuner_site.indexing import index_in_background
-from tuner_site.paging import CHECKPOINTS_PER_PAGE
-from tuner_site.prompt_notes import listed
+from tuner_site.links import Pair
+from tuner_site.paging import CHECKPOINTS_PER_PAGE, requested_page
+from tuner_site.run_listing import SORT_OPTIONS, read_the_rest, run_listing
 
-from .common import BadQuery, HtmxHttpRequest, choice_param, int_param, json_response
-
-T = TypeVar("T")
-SortKey = Callable[[RunDetail], Any]
-# Orders the walk alone knows: a page sorted by one of these reads only its own runs' logs.
-RUN_SORT_KEYS: dict[str, Callable[[Run], Any]] = {
-    "trainer": lambda r: r.trainer.id,
-    "type": lambda r: r.type,
-    "run": lambda r: r.name,
-    "status": lambda r: r.status,
-    "started": lambda r: r.started_at,
-}
-
-
-def _of_run(key: Callable[[Run], Any]) -> SortKey:
-    return lambda d: key(d.run)
-
-
-SORT_KEYS: dict[str, SortKey] = {
-    **{k: _of_run(f) for k, f in RUN_SORT_KEYS.items()},
-    "base_model": lambda d: d.base_model,
-    "checkpoints": lambda d: d.checkpoint_count,
-    "last_step": lambda d: d.step,
-    "best_score": lambda d: d.best_score,  # grouped by rule: see _by_score
-}
-SORTS = tuple(s for k in SORT_KEYS for s in (k, f"-{k}"))
-# The sort menu (the only way to sort run cards on a phone): every sort, in words.
-SORT_OPTIONS = (
-    ("-started", "newest first"),
-    ("started", "oldest first"),
-    ("best_score", "score, best first in each rule"),
-    ("-best_score", "score, worst first in each rule"),
-    ("-last_step", "most steps"),
-    ("last_step", "fewest steps"),
-    ("-checkpoints", "most checkpoints"),
-    ("checkpoints", "fewest checkpoints"),
-    ("status", "status"),
-    ("-status", "status, Z to A"),
-    ("run", "run name"),
-    ("-run", "run name, Z to A"),
-    ("trainer", "trainer"),
-    ("-trainer", "trainer, Z to A"),
-    ("type", "type"),
-    ("-type", "type, Z to A"),
-    ("base_model", "base model"),
-    ("-base_model", "base model, Z to A"),
-)
-
-
-@dataclass(frozen=True)
-class RunListing:
-    page: Page
-    count: int
-    params: dict[str, str]
-    types: list[str]
-    trainers: list[str]
-    unread: tuple[Run, ...] = ()  # runs whose logs are still to be read, in the background
-    total: int = 0
-    checking: int = 0  # logs first answered from a few windows, being read in full
-    sort: str = "-started"
-    walk_order: bool = True  # in an order the walk knows: only this page's runs were needed
-
-    @property
-    def pending(self) -> int:
-        return len(self.unread)
-
-    @property
-    def rows_pending(self) -> bool:
-        """Whether a row on this page is shown from the walk alone."""
-        return any(d.pending for d in self.page.object_list)
-
-    @property
-    def live(self) -> bool:
-        """Whether a row on this page can still change: a run trains, or a check is running."""
-        return self.checking > 0 or any(d.run.status == "running" for d in self.page.object_list)
-
-    @property
-    def rows(self) -> list[tuple[RunDetail, str | None]]:
-        """The page's runs, each with the heading of the score group it opens, if any."""
-        if self.sort.lstrip("-") != "best_score":
-            return [(d, None) for d in self.page.object_list]
-        rows, previous = [], None
-        for d in self.page.object_list:
-            group = _score_group(d)
-            rows.append((d, _group_heading(group) if group != previous else None))
-            previous = group
-        return rows
-
-
-def _score_group(d: RunDetail) -> tuple[str, str] | None:
-    """What a run's score means: the metric it is and which way is better."""
-    if d.best_score is None:
-        return None
-    return d.ranking.metric, d.ranking.order
-
-
-def _group_heading(group: tuple[str, str] | None) -> str:
-    if group is None:
-        return "No score yet"
-    metric, order = group
-    return f"Score: {metric}, {'higher' if order == 'max' else 'lower'} is better"
-
-
-def _by_score(details: list[RunDetail], worst_first: bool) -> list[RunDetail]:
-    """Scores of different rules do not compare: runs grouped by rule, each group in its
-    own direction (best first, or worst first), groups by name, runs without a score last."""
-    groups: dict[tuple[str, str], list[RunDetail]] = {}
-    unscored = []
-    for d in details:
-        group = _score_group(d)
-        if group is None:
-            unscored.append(d)
-        else:
-            groups.setdefault(group, []).append(d)
-    ordered = []
-    for (_, order), members in sorted(groups.items()):
-        members.sort(key=lambda d: d.best_score or 0.0, reverse=(order == "max") != worst_first)
-        ordered.extend(members)
-    return ordered + unscored
-
-
-def _sorted(details: list[RunDetail], sort: str) -> list[RunDetail]:
-    if sort.lstrip("-") == "best_score":
-        return _by_score(details, sort.startswith("-"))
-    key = SORT_KEYS[sort.lstrip("-")]
-    known = [d for d in details if key(d) is not None]
-    unknown = [d for d in details if key(d) is None]
-    known.sort(key=key, reverse=sort.startswith("-"))
-    return known + unknown  # runs without a value stay last in either direction
-
-
-def _details(runs: list[Run], wait: bool) -> tuple[list[RunDetail], tuple[Run, ...]]:
-    """Every run's detail; unless `wait`, many unread runs are shown from the walk alone (and
-    left to read in the background)."""
-    unread = [r for r in runs if not is_ready(r)]
-    if wait or len(unread) <= settings.TUNER_SYNC_INDEX_LIMIT:
-        return [detail(r) for r in runs], ()
-    pending = {r.id for r in unread}
-    return [walk_only(r) if r.id in pending else detail(r) for r in runs], tuple(unread)
-
-
-def _page_details(shown: list[Run], runs: list[Run]) -> tuple[list[RunDetail], tuple[Run, ...]]:
-    """The shown runs' details, read now (kilobytes of each log on a first visit); every other
-    unread run is left to read in the background, for sorts and searches that need them all."""
-    details = [detail(r) for r in shown]
-    on_page = {r.id for r in shown}
-    # A training run read once is not unread again: its files change on every poll.
-    return details, tuple(
-        r
-        for r in runs
-        if r.id not in on_page and not is_ready(r) and not (r.status == "running" and was_read(r))
-    )
-
-
-def _read_the_rest(listing: RunListing) -> None:
-    # Queued once the answer is rendered: the reader thread would compete with it for the GIL.
-    if listing.unread:
-        index_in_background(listing.unread)
-
-
-def _page(paginator: Paginator[T], number: int) -> Page[T]:
-    if number > max(paginator.num_pages, 1):
-        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
-    return paginator.page(number)
-
-
-def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunListing:
-    every = list_runs(ws)
-    # Types are per run: a folder of Hugging Face output folders can hold several methods.
-    types = sorted({r.type for r in every})
-    trainer_ids = sorted({t.id for t in list_trainers(ws)})
-    trainer = choice_param(request, "trainer", trainer_ids)
-    run_type = choice_param(request, "type", types)
-    status = choice_param(request, "status", STATUSES)
-    sort = choice_param(request, "sort", SORTS) or "-started"
-    q = request.GET.get("q", "").strip()
-    page_number = int_param(request, "page", 1)
-    runs = [
-        r
-        for r in every
-        if (status is None or r.status == status)
-        and (trainer is None or r.trainer.id == trainer)
-        and (run_type is None or r.type == run_type)
-    ]
-    walk_order = not q and sort.lstrip("-") in RUN_SORT_KEYS
-    if not walk_order:
-        details, unread = _details(runs, wait)
-        if q:
-            needle = q.lower()
-            details = [
-                d
-                for d in details
-                if needle in d.run.id.lower() or needle in (d.base_model or "").lower()
-            ]
-        page = _page(Paginator(_sorted(details, sort), settings.TUNER_RUNS_PER_PAGE), page_number)
-    else:
-        key = RUN_SORT_KEYS[sort.lstrip("-")]
-        ordered = sorted(runs, key=key, reverse=sort.startswith("-"))
-        shown = _page(Paginator(ordered, settings.TUNER_RUNS_PER_PAGE), page_number)
-        page_details, unread = _page_details(list(shown.object_list), runs)
-        # The page's details, counted and numbered as the runs they are of.
-        page = Page(page_details, shown.number, cast("Paginator[RunDetail]", shown.paginator))
-    filters = {"trainer": trainer, "type": run_type, "status": status, "q": q}
-    params = {k: v for k, v in filters.items() if v}
-    if sort != "-started":
-        params["sort"] = sort
-    return RunListing(
-        page,
-        page.paginator.count,
-        params,
-        types,
-        trainer_ids,
-        unread,
-        len(runs),
-        indexer.checking(),
-        sort,
-        walk_order,
-    )
+from .common import BadQuery, HtmxHttpRequest, choice_param, json_response
 
 
 @require_safe
@@ -288,7 +51,7 @@ def _run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunL
 @vary_on_headers("HX-Request", "HX-Trigger")
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
     ws = workspace.current()
-    listing = _run_listing(request, ws, wait=False)
+    listing = run_listing(request, ws, wait=False)
     template = "runs/list.html"
     if request.htmx:
         template += "#runs-table"
@@ -296,6 +59,7 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     poll = bool(request.htmx) and request.htmx.trigger == "runs-table"
     context = {
         "listing": listing,
+        "here_params": listing.here,
         "statuses": STATUSES,
         "sort_options": SORT_OPTIONS,
         "sort_oob": bool(request.htmx) and not poll,
@@ -305,17 +69,14 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     response = render(request, template, context)
     if request.htmx and not poll:
         # The canonical URL, without the form's empty fields, is the one worth sharing.
-        params = dict(listing.params)
-        if listing.page.number > 1:
-            params["page"] = str(listing.page.number)
-        push_url(response, request.path + (f"?{urlencode(params)}" if params else ""))
-    _read_the_rest(listing)
+        push_url(response, links.here(request, listing.here))
+    read_the_rest(listing)
     return response
 
 
 @require_safe
 def api_run_list(request: HttpRequest) -> HttpResponse:
-    listing = _run_listing(request, workspace.current())
+    listing = run_listing(request, workspace.current())
     page = listing.page
     response = json_response(
         {
@@ -325,7 +86,7 @@ def api_run_list(request: HttpRequest) -> HttpResponse:
             "runs": [serializers.run_summary_json(d) for d in page.object_list],
         }
     )
-    _read_the_rest(listing)
+    read_the_rest(listing)
     return response
 
 
@@ -453,28 +214,18 @@ def _columns(request: HttpRequest, d: RunDetail) -> Columns:
     return Columns(available, key, key + extra, extra)
 
 
-def _view_url(request: HttpRequest, col: list[str] | None, page: int) -> str:
-    """This run page's shareable URL: its ranking, page and columns (`col`: None for the
-    default, [] for key columns only), without a form's empty fields."""
-    params: list[tuple[str, str]] = []
-    for name in ("rank", "order"):
-        value = request.GET.get(name)
-        if value:
-            params.append((name, value))
-    if page > 1:
-        params.append(("page", str(page)))
+def _view_params(request: HttpRequest, col: list[str] | None, page: int) -> list[Pair]:
+    """This run page's canonical query: its ranking, page and columns (`col`: None for the
+    default, [] for key columns only)."""
+    params: list[Pair] = [(name, request.GET.get(name)) for name in ("rank", "order")]
     if col is not None:
-        params += [("col", c) for c in col] or [("col", "")]
-    return escape_uri_path(request.path) + (f"?{urlencode(params)}" if params else "")
+        params.append(("col", col or [""]))
+    return [*params, ("page", page)]
 
 
-def _checkpoint_page(request: HttpRequest, d: RunDetail) -> Page:
+def _checkpoint_page(request: HttpRequest, d: RunDetail) -> Page[int]:
     """This page of a run's checkpoints (their indexes), as the page and its JSON show them."""
-    paginator = Paginator(range(len(d.checkpoints)), CHECKPOINTS_PER_PAGE)
-    number = int_param(request, "page", 1)
-    if number > paginator.num_pages:
-        raise BadQuery(f"page must be between 1 and {paginator.num_pages}, not {number}.")
-    return paginator.page(number)
+    return requested_page(request, range(len(d.checkpoints)), CHECKPOINTS_PER_PAGE)
 
 
 @require_safe
@@ -507,7 +258,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     newest = max(range(len(d.checkpoints)), key=lambda i: d.checkpoints[i].step or 0, default=None)
     best = next((i for i, c in enumerate(d.checkpoints) if c.name == d.ranking.best), None)
     pinned = {i: what for i, what in ((newest, "newest"), (best, "best")) if i not in page}
-    here = _view_url(request, cols.col, page.number)
+    here = _view_params(request, cols.col, page.number)
     context = {
         "d": d,
         "rows": [row(i) for i in page],
@@ -515,11 +266,12 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "page": page,
         "size_on_disk": sum(sizes.values()),
         "cols": cols,
-        "here": here,
+        "here": links.here(request, here),
+        "here_params": here,
         "cols_urls": {
-            "all": _view_url(request, [ALL_COLUMNS], page.number),
-            "key": _view_url(request, [], page.number),
-            "default": _view_url(request, None, page.number),
+            "all": links.here(request, _view_params(request, [ALL_COLUMNS], page.number)),
+            "key": links.here(request, _view_params(request, [], page.number)),
+            "default": links.here(request, _view_params(request, None, page.number)),
         },
         "charts": _charts(d, run_history(d.run)),
         "last_values": [] if d.checkpoints else _last_values(d),
@@ -535,7 +287,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     if request.htmx and request.htmx.trigger != "run-live":
         # A change of ranking or columns: the URL worth sharing, not the form's fields. The
         # live part's own refresh adds no history entry.
-        push_url(response, here)
+        push_url(response, links.here(request, here))
     return response
 
 
@@ -562,7 +314,7 @@ def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse
     d = _get_detail_or_404(request, trainer, run)
     page = _checkpoint_page(request, d)
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
-    return json_response(serializers.run_detail_json(d, sizes, workspace.lineage(), page.number))
+    return json_response(serializers.run_detail_json(d, sizes, workspace.lineage(), page))
 
 
 @require_safe
@@ -633,47 +385,3 @@ def api_checkpoint_detail(
     return json_response(
         serializers.checkpoint_detail_json(d, c, files, adapter, _saved_state(c, root))
     )
-
-
-def _overview(ws: Workspace, runs_only: bool) -> dict[str, Any]:
-    runs = list_runs(ws)
-    # One walk and one detail per run, so a run that just finished leaves "Training now"
-    # and shows as completed in its trainer's card in the same answer.
-    newest: dict[str, list[RunDetail]] = {}
-    counts: Counter[str] = Counter(r.trainer.id for r in runs)
-    running = []
-    for r in runs:
-        group = newest.setdefault(r.trainer.id, [])
-        if r.status == "running" or len(group) < 5:
-            d = detail(r)
-            if r.status == "running":
-                running.append(d)
-            if len(group) < 5:
-                group.append(d)
-    context: dict[str, Any] = {
-        "running": running,
-        # (trainer, its newest runs, how many it has): a card says when it shows fewer.
-        "newest": [(t, details, counts[t]) for t, details in sorted(newest.items())],
-        "run_count": len(runs),
-    }
-    if runs_only:
-        return context
-    return context | {
-        "statuses": workspace.backend_statuses(),
-        "prompt_sets": listed(ws.root),
-        "evaluations": [e for e in list_evaluations(ws.root) if not e.error][:5],
-    }
-
-
-@require_safe
-@vary_on_headers("HX-Request", "HX-Target")  # the runs part is a fragment of its own
-def overview(request: HtmxHttpRequest) -> HttpResponse:
-    # The runs part polls this page; it alone is rendered, without probing any backend.
-    if request.htmx and request.htmx.target == "overview-runs":
-        return render(request, "overview.html#overview-runs", _overview(workspace.current(), True))
-    return render(request, "overview.html", _overview(workspace.current(), False))
-
-
-@require_safe
-def api_overview(request: HttpRequest) -> HttpResponse:
-    return json_response(serializers.overview_json(_overview(workspace.current(), False)))
