@@ -528,9 +528,17 @@ class _Row:
 @dataclass(frozen=True)
 class _Built:
     catalog: Catalog
-    statuses: object
+    served: tuple[object, ...]
     evaluations: tuple[Evaluation, ...]
     lineage: Lineage
+
+
+def _served_key(statuses: Iterable[BackendStatus]) -> tuple[object, ...]:
+    """What of the servers' answers the join reads: their models, and whether each is up."""
+    return tuple(
+        (s.backend, s.available, s.models, s.last_seen.models if s.last_seen else None)
+        for s in statuses
+    )
 
 
 _built: _Built | None = None
@@ -544,26 +552,28 @@ def build(
 ) -> Lineage:
     """Every model known anywhere (published, served or evaluated), one row each.
 
-    With `max_age`, the last one is reused while the catalog and the servers' answer (the same
-    cached list) are, and the evaluations are the same: thousands of served models are joined
-    once per refresh, not once per page."""
+    With `max_age`, the last one is reused while the runs' uploads, the servers' models and
+    the evaluations are the same: thousands of served models are joined when something
+    changes, not on every page."""
     global _built
     cat = recent_catalog(ws, max_age)
+    answers = list(statuses)
     evaluated = tuple(evaluations)
     with _cache_lock:
         hit = _built
+    served = _served_key(answers) if max_age > 0 else ()
     if (
         max_age > 0
         and hit is not None
-        and hit.catalog is cat
-        and hit.statuses is statuses
+        and (hit.catalog is cat or hit.catalog == cat)
+        and hit.served == served
         and hit.evaluations == evaluated
     ):
         return hit.lineage
-    found = _build(cat, statuses, evaluated)
+    found = _build(cat, answers, evaluated)
     if max_age > 0:
         with _cache_lock:
-            _built = _Built(cat, statuses, evaluated, found)
+            _built = _Built(cat, served, evaluated, found)
     return found
 
 

@@ -7,6 +7,7 @@ each one: 10,000 models on each of three servers took more than 30 s.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -122,3 +123,16 @@ def test_joining_served_models_grows_linearly_with_their_number(workspace):
     _cpu_seconds(workspace, 100)  # imports and caches of the first call are not counted
     ratio = _cpu_seconds(workspace, large) / _cpu_seconds(workspace, small)
     assert ratio < 20, f"{large} models per server took {ratio:.0f}x the time of {small}"
+
+
+def test_the_join_is_reused_until_the_servers_models_or_the_uploads_change(workspace):
+    ws = Workspace.at(workspace)
+    first = lineage.build(ws, _statuses(50), _evaluations(50), max_age=60)
+    # A refresh that brings the same models (a new answer, a new catalog of the same uploads).
+    lineage._cached = None
+    assert lineage.build(ws, _statuses(50), _evaluations(50), max_age=60) is first
+    changed = _statuses(50)
+    changed[0] = dataclasses.replace(changed[0], models=changed[0].models[1:])
+    again = lineage.build(ws, changed, _evaluations(50), max_age=60)
+    assert again is not first and len(again.served) == len(first.served) - 1
+    assert lineage.build(ws, changed, _evaluations(50)) is not again  # max_age 0: never reused
