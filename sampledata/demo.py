@@ -62,7 +62,7 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
         made.append(make_run(root, run_type, started, mtime=old, **kwargs))
     _other_trainers(root, now, old)
     _sweep(root, now, old)
-    # The running run: started 90 minutes ago, its log written a moment ago.
+    # The running run: started a few minutes ago, its log written a moment ago.
     make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
     mac = make_mlx_trainer(
         root,
@@ -120,17 +120,22 @@ def _publish_and_evaluate(root: Path, now: datetime, made: list[Path]) -> None:
         write_evaluation(root, name, model, prompt_set, cases, when, tools)
 
 
+# `make run` follows the running run at a log line (five steps) every 4 s: its log so far was
+# written at that pace too, so it started minutes ago and its rate and time left hold.
+FOLLOW_SECONDS_PER_STEP = 4.0 / 5
 DEMO_RUNNING: dict[str, Any] = {
     "max_steps": 600,
     "done": 170,
     "save_every": 25,
     "seed": 6,
     "lr": 2e-7,
+    "seconds_per_step": FOLLOW_SECONDS_PER_STEP,
 }
 
 
 def demo_started(now: datetime) -> datetime:
-    return (now - timedelta(minutes=90)).replace(microsecond=0)
+    seconds = DEMO_RUNNING["done"] * FOLLOW_SECONDS_PER_STEP
+    return (now - timedelta(seconds=seconds)).replace(microsecond=0)
 
 
 def follow_demo(
@@ -154,6 +159,7 @@ def follow_demo(
         step += log_every
         line = metric_line("kto", step, spec["max_steps"], rng, spec["lr"])
         line["timestamp"] = datetime.now().isoformat()
+        line["interval_time"] = interval
         write_log(run_dir, [line], log.stem.removeprefix("training_"))
         if step % spec["save_every"] == 0:
             add_checkpoint(run_dir, step, base, spec["max_steps"])

@@ -256,6 +256,7 @@ def make_run(
     mtime: float | None = None,
     platform: str = "rtx3090",
     layout: str = "upstream",
+    seconds_per_step: float = SECONDS_PER_STEP,
 ) -> Path:
     """A run folder with checkpoints, a log, and (when completed) final model and lineage.
 
@@ -270,7 +271,8 @@ def make_run(
     lines = []
     for step in range(log_every, done + 1, log_every):
         line = metric_line(run_type, step, max_steps, rng, lr)
-        line["timestamp"] = (started + timedelta(seconds=SECONDS_PER_STEP * step)).isoformat()
+        line["timestamp"] = (started + timedelta(seconds=seconds_per_step * step)).isoformat()
+        line["interval_time"] = seconds_per_step * log_every  # the time since the line before
         lines.append(line)
         if eval_every and step % eval_every == 0:
             lines.append(eval_line(run_type, step, max_steps, line))

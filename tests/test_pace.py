@@ -119,3 +119,14 @@ def test_the_real_mlx_log_gives_its_rate_from_step_time(workspace):
     assert p.steps_per_minute == pytest.approx(60 * len(times) / sum(times))
     assert p.elapsed_seconds == pytest.approx(600)
     assert run_pace(detail(run)) == UNKNOWN  # stopped long ago: nothing is running
+
+
+def test_the_demos_running_run_started_minutes_ago_at_the_pace_make_run_follows_it(
+    demo_workspace,
+):
+    """Before, its log said 90 minutes of training for a run `make run` ends in six."""
+    (run,) = [r for r in list_runs(Workspace.at(demo_workspace)) if r.status == "running"]
+    p = run_pace(detail(run))
+    assert p.steps_per_minute == pytest.approx(75.0)  # five steps every 4 s
+    assert p.elapsed_seconds is not None and p.elapsed_seconds < 5 * 60
+    assert p.eta_seconds is not None and 5 * 60 < p.eta_seconds < 6 * 60  # 430 steps to go
