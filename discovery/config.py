@@ -798,3 +798,79 @@ def differences(configs: Sequence[RunConfig]) -> tuple[tuple[Difference, ...], t
         else:
             differ.append(Difference(key, values))
     return tuple(differ), tuple(same)
+
+
+# `?where=<key><op><value>`: the longer operators first, so `<=` is not read as `<`.
+OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
+_WHERE = re.compile(r"(?P<key>[^<>=!]+?)\s*(?P<op><=|>=|!=|=|<|>)\s*(?P<value>.*)")
+
+
+@dataclass(frozen=True)
+class Where:
+    """A filter on one setting: `lora.r>=32`, `scheduler=cosine`, `lora.target_modules=q_proj`.
+
+    Numbers compare as numbers (`2e-4` equals `0.0002`), anything else as text; a list matches
+    `=` when one of its items (or all of them, comma-joined) is the value. A run without the
+    setting matches no filter on it, `!=` included.
+    """
+
+    key: str
+    op: str
+    value: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.key}{self.op}{self.value}"
+
+    def test(self, value: Value | None) -> bool:
+        if value is None:
+            return False
+        if isinstance(value, tuple):
+            found = self.value in {str(v) for v in value} or self.value == ",".join(map(str, value))
+            return {"=": found, "!=": not found}.get(self.op, False)
+        if isinstance(value, bool):
+            same = self.value.lower() == ("true" if value else "false")
+            return {"=": same, "!=": not same}.get(self.op, False)
+        wanted = _number(self.value)
+        if isinstance(value, int | float) and wanted is not None:
+            return _compare(float(value), self.op, wanted)
+        if self.op in ("=", "!="):
+            same = str(value) == self.value
+            return same if self.op == "=" else not same
+        return False  # text has no order here
+
+
+def _number(text: str) -> float | None:
+    return float(text) if _NUMBER.fullmatch(text.strip()) else None
+
+
+def _compare(a: float, op: str, b: float) -> bool:
+    if op in ("=", "!="):
+        same = a == b or math.isclose(a, b, rel_tol=1e-9)
+        return same if op == "=" else not same
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+class WhereError(ValueError):
+    """A filter that does not parse; the message says what would."""
+
+
+def parse_where(text: str) -> Where:
+    m = _WHERE.fullmatch(text.strip())
+    if m is None or not m["value"].strip():
+        raise WhereError(
+            f"where must be <key><operator><value> with an operator among "
+            f"{', '.join(OPERATORS)}, such as lora.r>=32 or scheduler=cosine. Got {text!r}."
+        )
+    return Where(m["key"].strip(), m["op"], m["value"].strip())
+
+
+def sort_key(value: Value | None) -> tuple[int, float, str]:
+    """A configuration column's order: numbers by value, then text, then runs without one."""
+    if value is None:
+        return (2, 0.0, "")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    if isinstance(value, tuple):
+        return (1, 0.0, ",".join(map(str, value)))
+    return (1, 0.0, str(value))

@@ -18,9 +18,11 @@ import pytest
 from discovery.config import (
     PICKLE_NOTE,
     RUN_TYPE_SOURCE,
+    WhereError,
     config_of,
     flatten,
     model_card,
+    parse_where,
     read_config,
 )
 from discovery.runs import Workspace, list_runs
@@ -540,3 +542,35 @@ def test_mlx_training_report(tmp_path):
     assert cfg.get("effective_batch_size") == 8
     assert cfg.by_key["effective_batch_size"].derived
     assert "sample_generations" not in " ".join(cfg.values())
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "matches"),
+    [
+        ("lora.r>=32", 32, True),
+        ("lora.r>=32", 16, False),
+        ("lora.r>32", 32, False),
+        ("lora.r<=16", 16, True),
+        ("lora.r<16", 8, True),
+        ("lora.r!=32", 16, True),
+        ("lora.r=32", 32.0, True),
+        ("learning_rate=2e-4", 0.0002, True),
+        ("learning_rate<1e-4", 5e-5, True),
+        ("scheduler=cosine", "cosine", True),
+        ("scheduler!=cosine", "linear", True),
+        ("scheduler>cosine", "linear", False),  # text has no order
+        ("lora.target_modules=q_proj", ("k_proj", "q_proj"), True),
+        ("lora.target_modules=k_proj,q_proj", ("k_proj", "q_proj"), True),
+        ("lora.target_modules!=v_proj", ("k_proj", "q_proj"), True),
+        ("load_in_4bit=true", True, True),
+        ("lora.r!=32", None, False),  # a run without the setting matches no filter on it
+    ],
+)
+def test_where_filters(text, value, matches):
+    assert parse_where(text).test(value) is matches
+
+
+@pytest.mark.parametrize("text", ["lora.r", "lora.r>=", ">=32", "lora.r~32"])
+def test_a_filter_that_does_not_parse_says_what_would(text):
+    with pytest.raises(WhereError, match="operator among <=, >=, !=, =, <, >"):
+        parse_where(text)
