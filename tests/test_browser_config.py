@@ -92,3 +92,29 @@ def test_compare_opens_with_the_settings_that_differ(sized_page, live_server, de
     # Above the curves, and the page does not scroll sideways on a phone.
     assert table.bounding_box()["y"] < page.locator("figure.chart").first.bounding_box()["y"]
     _no_sideways_scroll(page)
+
+
+def test_run_list_with_two_setting_columns_and_a_filter(sized_page, live_server, demo):
+    page = sized_page
+    page.goto(f"{live_server.url}/runs/")
+    page.locator(".config-columns summary").click()
+    page.check("input[name=col][value='lora.r']")
+    page.wait_for_url("**/runs/?col=lora.r")
+    page.check("input[name=col][value='learning_rate']")
+    page.wait_for_url("**/runs/?col=lora.r&col=learning_rate")
+    page.fill("#filter-where", "lora.r>=64")
+    page.press("#filter-where", "Enter")
+    page.wait_for_url("**/runs/?col=lora.r&col=learning_rate&where=lora.r%3E%3D64")
+    cells = page.locator("td.c-cfg")
+    assert cells.count() == 2  # the one run of rank 64: its rank and its learning rate
+    assert "64" in cells.nth(0).inner_text() and "2e-4" in cells.nth(1).inner_text()
+    assert cells.nth(0).is_visible()
+    _no_sideways_scroll(page)
+    page.fill("#filter-where", "lora.r>=32")
+    page.press("#filter-where", "Enter")
+    page.wait_for_url("**where=lora.r%3E%3D32")
+    if page.width == 1280:
+        page.click("th.c-cfg >> text=lora.r")  # sorts by the column
+        page.wait_for_url("**sort=lora.r**")
+        ranks = [int(t.split()[-1]) for t in page.locator("td.c-cfg").all_inner_texts()[::2]]
+        assert ranks == sorted(ranks)

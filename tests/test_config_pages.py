@@ -67,3 +67,56 @@ def test_run_page_says_when_no_file_gives_a_configuration(client, use_workspace)
     page = client.get("/runs/rtx3090_sft/20251101_100000/").content.decode()
     assert "No configuration file in this run's folder" not in page  # the run type is one
     assert 'id="configuration"' in page
+
+
+@pytest.fixture
+def demo(settings, demo_workspace):
+    settings.TUNER_WORKSPACE = demo_workspace
+    return demo_workspace
+
+
+def test_run_list_twin_carries_the_chosen_settings(client, demo):
+    data = client.get("/api/runs/?col=lora.r&col=learning_rate").json()
+    assert all(set(r["config"]) == {"lora.r", "learning_rate"} for r in data["runs"])
+    mlx_or_grpo = [r for r in data["runs"] if r["trainer"] == "grpo"]
+    assert mlx_or_grpo and mlx_or_grpo[0]["config"]["learning_rate"] is None  # null, not absent
+    plain = client.get("/api/runs/").json()
+    assert all("config" not in r for r in plain["runs"])
+
+
+def test_where_filters_combine_and_a_config_column_sorts(client, demo):
+    data = client.get("/api/runs/?col=lora.r&where=lora.r>=32&where=method=sft&sort=-lora.r")
+    runs = data.json()["runs"]
+    ranks = [r["config"]["lora.r"] for r in runs]
+    assert ranks and all(x >= 32 for x in ranks) and ranks == sorted(ranks, reverse=True)
+    assert all(r["type"] == "sft" for r in runs)
+    assert 64 in ranks and 16 not in ranks
+    low = client.get("/api/runs/?col=learning_rate&where=learning_rate<1e-4").json()["runs"]
+    assert low and all(r["config"]["learning_rate"] < 1e-4 for r in low)
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("col=nope", "col must name a configuration key of some run: base_model, method"),
+        ("where=nope=1", "where must name a configuration key of some run"),
+        ("where=lora.r~32", "operator among <=, >=, !=, =, <, >"),
+        ("where=lora.r>=", "operator among"),
+        ("sort=lora.r", "sort must be one of"),  # a configuration sort needs its column
+    ],
+)
+def test_a_bad_column_or_filter_is_a_400_listing_the_valid_ones(client, demo, query, says):
+    response = client.get(f"/api/runs/?{query}")
+    assert response.status_code == 400 and says in response.json()["error"]
+    assert client.get(f"/runs/?{query}").status_code == 400
+
+
+def test_run_list_page_shows_config_columns_and_pushes_the_url(client, demo):
+    page = client.get("/runs/?col=lora.r&col=learning_rate&sort=lora.r").content.decode()
+    assert page.count('class="num c-cfg"') == 2 * page.count('name="run" value=')
+    assert 'aria-sort="ascending"' in page and "lora.r ▲" in page
+    response = client.get(
+        "/runs/?col=lora.r&col=learning_rate&where=lora.r>=32&trainer=&q=",
+        HTTP_HX_REQUEST="true",
+    )
+    assert response["HX-Push-Url"] == ("/runs/?col=lora.r&col=learning_rate&where=lora.r%3E%3D32")

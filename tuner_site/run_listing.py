@@ -29,6 +29,7 @@ from discovery.runs import (
     walk_only,
     was_read,
 )
+from tuner_site.config_columns import ConfigQuery, cells, config_query, options, sort_runs
 from tuner_site.indexing import index_in_background
 from tuner_site.paging import page_of
 from tuner_site.params import choice_param, int_param
@@ -84,7 +85,8 @@ SORT_OPTIONS = (
 class RunListing:
     page: Page
     count: int
-    params: dict[str, str]  # the filters and sort in force, as the canonical URL gives them
+    # The filters and sort in force, as the canonical URL gives them (`col`, `where`: lists).
+    params: dict[str, str | list[str]]
     types: list[str]
     trainers: list[str]
     unread: tuple[Run, ...] = ()  # runs whose logs are still to be read, in the background
@@ -92,6 +94,17 @@ class RunListing:
     checking: int = 0  # logs first answered from a few windows, being read in full
     sort: str = DEFAULT_SORT
     walk_order: bool = True  # in an order the walk knows: only this page's runs were needed
+    config: ConfigQuery = ConfigQuery([], [])  # configuration columns and setting filters
+
+    @property
+    def columns(self) -> list[tuple[str, bool]]:
+        """The Columns menu's settings, each with whether it is shown."""
+        return options(self.config.keys)
+
+    @property
+    def table_rows(self) -> list[tuple[RunDetail, str | None, list[tuple[str, str, str | None]]]]:
+        """`rows`, each with its configuration columns' cells."""
+        return [(d, group, cells(d.run, self.config.keys)) for d, group in self.rows]
 
     @property
     def pending(self) -> int:
@@ -108,7 +121,7 @@ class RunListing:
         return self.checking > 0 or any(d.run.status == "running" for d in self.page.object_list)
 
     @property
-    def here(self) -> dict[str, str]:
+    def here(self) -> dict[str, str | list[str]]:
         """This page's canonical query: the filters, the sort, and the page after the first."""
         number = self.page.number
         return self.params | ({"page": str(number)} if number > 1 else {})
@@ -206,7 +219,9 @@ def run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunLi
     trainer = choice_param(request, "trainer", trainer_ids)
     run_type = choice_param(request, "type", types)
     status = choice_param(request, "status", STATUSES)
-    sort = choice_param(request, "sort", SORTS) or DEFAULT_SORT
+    config = config_query(request, every)
+    sort = choice_param(request, "sort", SORTS + config.sorts) or DEFAULT_SORT
+    by_config = sort.lstrip("-") in config.keys
     q = request.GET.get("q", "").strip()
     page_number = int_param(request, "page", 1)
     per_page = settings.TUNER_RUNS_PER_PAGE
@@ -216,8 +231,10 @@ def run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunLi
         if (status is None or r.status == status)
         and (trainer is None or r.trainer.id == trainer)
         and (run_type is None or r.type == run_type)
+        and config.matches(r)
     ]
-    walk_order = not q and sort.lstrip("-") in RUN_SORT_KEYS
+    # A configuration column is read from small files, not logs: an order the walk knows.
+    walk_order = not q and (by_config or sort.lstrip("-") in RUN_SORT_KEYS)
     if not walk_order:
         details, unread = every_detail(runs, wait)
         if q:
@@ -227,18 +244,28 @@ def run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunLi
                 for d in details
                 if needle in d.run.id.lower() or needle in (d.base_model or "").lower()
             ]
-        page = page_of(sort_details(details, sort), page_number, per_page)
+        if by_config:
+            order = sort_runs([d.run for d in details], sort.lstrip("-"), sort.startswith("-"))
+            position = {r.id: i for i, r in enumerate(order)}
+            details.sort(key=lambda d: position[d.run.id])
+        else:
+            details = sort_details(details, sort)
+        page = page_of(details, page_number, per_page)
     else:
-        key = RUN_SORT_KEYS[sort.lstrip("-")]
-        ordered = sorted(runs, key=key, reverse=sort.startswith("-"))
+        if by_config:
+            ordered = sort_runs(runs, sort.lstrip("-"), sort.startswith("-"))
+        else:
+            key = RUN_SORT_KEYS[sort.lstrip("-")]
+            ordered = sorted(runs, key=key, reverse=sort.startswith("-"))
         shown = page_of(ordered, page_number, per_page)
         found, unread = page_details(list(shown.object_list), runs)
         # The page's details, counted and numbered as the runs they are of.
         page = Page(found, shown.number, cast("Paginator[RunDetail]", shown.paginator))
     filters = {"trainer": trainer, "type": run_type, "status": status, "q": q}
-    params = {k: v for k, v in filters.items() if v}
+    params: dict[str, str | list[str]] = {k: v for k, v in filters.items() if v}
     if sort != DEFAULT_SORT:
         params["sort"] = sort
+    params |= {k: v for k, v in config.params.items() if v}
     return RunListing(
         page,
         page.paginator.count,
@@ -250,4 +277,5 @@ def run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunLi
         indexer.checking(),
         sort,
         walk_order,
+        config,
     )

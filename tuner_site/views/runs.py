@@ -38,6 +38,7 @@ from discovery.runs import STATUSES, Run, RunDetail, detail, get_run, run_dir_pr
 from discovery.values import finite
 from tuner_site import links, serializers, workspace
 from tuner_site.charts import Chart, line_chart
+from tuner_site.config_columns import values
 from tuner_site.formatting import Column, brief, column, with_unit
 from tuner_site.links import Pair
 from tuner_site.paging import CHECKPOINTS_PER_PAGE, requested_page
@@ -83,7 +84,11 @@ def api_run_list(request: HttpRequest) -> HttpResponse:
             "count": listing.count,
             "page": page.number,
             "pages": page.paginator.num_pages,
-            "runs": [serializers.run_summary_json(d) for d in page.object_list],
+            "runs": [
+                serializers.run_summary_json(d)
+                | ({"config": values(d.run, listing.config.keys)} if listing.config.keys else {})
+                for d in page.object_list
+            ],
         }
     )
     read_the_rest(listing)
