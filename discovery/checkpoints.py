@@ -63,6 +63,9 @@ class Checkpoint:
     point: Point = EMPTY_POINT  # each metric's latest value at or before `step`
     # "folder", "file", or "top": the model files at the top of the run folder (not its subfolders)
     kind: str = "folder"
+    # Left in a reused output folder by an earlier run: its own trainer_state.json disagrees
+    # with the newest run's, so its values come from that state.
+    earlier_run: bool = False
 
     @property
     def metrics(self) -> Mapping[str, float]:
@@ -224,6 +227,49 @@ def newest_trainer_state(folder: Path, steps: list[int], root: Path) -> TrainerS
         if state is not None:
             return state
     return None
+
+
+# A trainer_state.json ends with the keys after log_history (HF writes them sorted): the
+# last log entry and max_steps are in its last few kilobytes.
+STATE_TAIL_BYTES = 8192
+_MAX_STEPS = re.compile(rb'"max_steps":\s*(\d{1,18})')
+_LAST_ENTRY = re.compile(rb'(\{[^{}]*\})\s*\]\s*,\s*"[a-z_]+"\s*:')
+
+
+def state_tail(folder: Path, root: Path) -> tuple[int | None, tuple[int, Entry] | None] | None:
+    """(max_steps, the last log entry) of the `trainer_state.json` in `folder`, from its last
+    few kilobytes rather than a parse of its whole history; None when it cannot be read."""
+    f = open_in(folder / "trainer_state.json", root)
+    if f is None:
+        return None
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            tail = os.pread(f.fileno(), STATE_TAIL_BYTES, max(0, size - STATE_TAIL_BYTES))
+        except OSError:
+            return None
+    found = _MAX_STEPS.search(tail)
+    entry = _LAST_ENTRY.search(tail)
+    return (
+        int(found.group(1)) if found else None,
+        parse_obj(loads_lenient(entry.group(1))) if entry else None,
+    )
+
+
+def disagrees(tail: tuple[int | None, tuple[int, Entry] | None], newest: TrainerState) -> bool:
+    """A checkpoint's own state is another run's than the newest: another max_steps, or
+    another value logged at a step both have."""
+    max_steps, last = tail
+    if last is None:
+        return False  # nothing logged: no run to tell apart (a state written by hand)
+    if max_steps is not None and newest.max_steps is not None and max_steps != newest.max_steps:
+        return True
+    step, values = last
+    theirs = newest.history.get(step, {})
+    return any(
+        k in theirs and theirs[k] != v and not (theirs[k] != theirs[k] and v != v)  # NaN
+        for k, v in values.items()
+    )
 
 
 def checkpoint_basename(path: str) -> str:

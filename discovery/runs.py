@@ -32,11 +32,13 @@ from .checkpoints import (
     build_checkpoints,
     checkpoint_basename,
     checkpoint_steps,
+    disagrees,
     has_saved_model,
     newest_trainer_state,
     read_adapter_config,
     read_trainer_state,
     state_problem,
+    state_tail,
 )
 from .header import RunHeader
 from .logindex import indexer, read_history, read_summary
@@ -804,8 +806,8 @@ def _hf_detail(run: Run) -> RunDetail:
         (s for s in (history.last_step, counted.global_step if counted else None) if s is not None),
         default=None,
     )
-    checkpoints = tuple(
-        build_checkpoints(history, steps, run.checkpoints_dir, run.final, final_step)
+    checkpoints = _own_states(
+        run, build_checkpoints(history, steps, run.checkpoints_dir, run.final, final_step), state
     )
     lineage = read_lineage(run.path, root)
     ranking = rank(
@@ -833,6 +835,30 @@ def _hf_detail(run: Run) -> RunDetail:
         lineage=lineage,
         global_step=counted.global_step if counted else None,
     )
+
+
+def _own_states(
+    run: Run, checkpoints: list[Checkpoint], newest: TrainerState | None
+) -> tuple[Checkpoint, ...]:
+    """Checkpoints an earlier run left in a reused output folder (HF keeps them; each has its
+    own trainer_state.json with its own max_steps) take their values from their own state,
+    marked as such: the newest history is another run's."""
+    if newest is None or len(checkpoints) < 2:
+        return tuple(checkpoints)
+    root, result = run.trainer.root, []
+    newest_step = max(run.checkpoint_steps)
+    for c in checkpoints:
+        if c.is_final or c.step is None or c.step >= newest_step:
+            result.append(c)
+            continue
+        tail = state_tail(c.path, root)
+        own = read_trainer_state(c.path, root) if tail and disagrees(tail, newest) else None
+        if own is None:
+            result.append(c)
+            continue
+        mine = History((Source(None, shapes_of(own.history), own.history),))
+        result.append(replace(c, point=mine.at(c.step), earlier_run=True))
+    return tuple(result)
 
 
 def _logged_total(history: History) -> int | None:

@@ -460,3 +460,46 @@ def test_a_run_folder_that_yields_no_run_says_why(use_workspace, client, tmp_pat
     lf_folder(empty / "Qwen3-14B" / "lora" / "train_1", LF_DONE)
     settings.TUNER_RUN_DIRS = [empty / "Qwen3-14B" / "lora"]
     assert "no training run in it" not in page(client, "/runs/")
+
+
+def test_a_reused_output_folder_keeps_each_checkpoints_own_run(use_workspace, client, run_dirs):
+    # A notebook's outputs/ used twice (samyakshrestha/grpo-verified-reasoner's SFT keys): a
+    # first run of 30 steps left checkpoint-30; the second, of 60 steps, saved 20, 40 and 60.
+    out = run_dirs / "outputs"
+    first = [
+        {"epoch": s / 10, "grad_norm": 0.5, "learning_rate": 1e-5, "loss": 2.0 - s / 100, "step": s}
+        for s in range(10, 31, 10)
+    ]
+    second = [
+        {"epoch": s / 10, "grad_norm": 0.4, "learning_rate": 1e-5, "loss": 1.0 - s / 100, "step": s}
+        for s in range(10, 61, 10)
+    ]
+    hf_checkpoint(out, 30, first, max_steps=30)
+    for step in (20, 40, 60):
+        hf_checkpoint(out, step, second, max_steps=60)
+    d = detail(get_run(ws_with(use_workspace, run_dirs), "kaggle", "outputs"))
+    by_name = {c.name: c for c in d.checkpoints}
+    assert by_name["checkpoint-30"].earlier_run and by_name["checkpoint-30"].metrics["loss"] == 1.7
+    assert (
+        not by_name["checkpoint-40"].earlier_run and by_name["checkpoint-40"].metrics["loss"] == 0.6
+    )
+    data = json.loads(client.get("/api/runs/kaggle/outputs/").content)
+    row = next(c for c in data["checkpoints"] if c["name"] == "checkpoint-30")
+    assert row["earlier_run"] is True and row["metrics"]["loss"] == 1.7
+    assert "earlier run" in page(client, "/runs/kaggle/outputs/")
+    assert "checkpoint-30 (earlier run)" in cli("checkpoints", "kaggle/outputs")
+
+
+def test_a_reused_folder_with_the_same_length_is_told_by_a_value_at_a_shared_step(
+    use_workspace, run_dirs
+):
+    out = run_dirs / "outputs"
+    first = [{"loss": 2.0, "learning_rate": 1e-5, "step": s} for s in (10, 20, 30)]
+    second = [{"loss": 1.0, "learning_rate": 1e-5, "step": s} for s in range(10, 61, 10)]
+    hf_checkpoint(out, 30, first, max_steps=60, logging_steps=10)
+    for step in (40, 60):
+        hf_checkpoint(out, step, second, max_steps=60, logging_steps=10)
+    d = detail(get_run(ws_with(use_workspace, run_dirs), "kaggle", "outputs"))
+    mine = next(c for c in d.checkpoints if c.name == "checkpoint-30")
+    assert mine.earlier_run and mine.metrics["loss"] == 2.0
+    assert not any(c.earlier_run for c in d.checkpoints if c.name != "checkpoint-30")

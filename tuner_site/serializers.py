@@ -111,6 +111,8 @@ def checkpoint_row_json(
         "metrics": c.metrics,
         "metrics_step": c.metrics_step,
         "metric_steps": c.metric_steps,
+        # Left by an earlier run in a reused output folder: its values are its own state's.
+        "earlier_run": c.earlier_run,
         "score": score,
         "best": c.name == d.ranking.best,
         "url": checkpoint_url(d.run, c.name),
@@ -179,6 +181,8 @@ def checkpoint_detail_json(
         "metrics": c.metrics,
         "metrics_step": c.metrics_step,
         "metric_steps": c.metric_steps,
+        # Left by an earlier run in a reused output folder: its values are its own state's.
+        "earlier_run": c.earlier_run,
         "best": c.name == d.ranking.best,
         "path": str(c.path),
         "files": [{"name": f.name, "size": f.size} for f in files],

@@ -425,7 +425,9 @@ class Command(BaseCommand):
         r = d.ranking
         rows = [
             [
-                ("* " if c.name == r.best else "  ") + c.name,
+                ("* " if c.name == r.best else "  ")
+                + c.name
+                + (" (earlier run)" if c.earlier_run else ""),
                 metric(c.step),
                 metric(c.metrics_step),
                 metric(s) + _at(c, r.inputs if s is not None else ()),
