@@ -5,11 +5,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.encoding import escape_uri_path
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
@@ -17,7 +15,7 @@ from django_htmx.http import push_url
 from discovery import explore as ex
 from discovery.config import RunConfig, config_of
 from discovery.runs import RunDetail, list_runs
-from tuner_site import serializers, workspace
+from tuner_site import links, serializers, workspace
 from tuner_site.indexing import index_in_background
 from tuner_site.run_listing import every_detail
 from tuner_site.scatter import lines_svg, marks_svg, missing_list, parallel, scatter
@@ -127,10 +125,6 @@ def _exploration(request: HttpRequest, form: bool) -> tuple[Explore, tuple]:
     return page, unread
 
 
-def _url(request: HttpRequest, params: list[tuple[str, str]]) -> str:
-    return escape_uri_path(request.path) + (f"?{urlencode(params)}" if params else "")
-
-
 def _y_label(page: Explore) -> str:
     assert page.outcome is not None
     if page.outcome.kind == ex.BEST_SCORE and page.rule is not None:
@@ -158,7 +152,7 @@ def explore(request: HtmxHttpRequest) -> HttpResponse:
         template += "#explore-body"
     response = render(request, template, context)
     if request.htmx:
-        push_url(response, _url(request, page.params))
+        push_url(response, links.here(request, page.params))
     if unread:
         index_in_background(unread)
     return response
