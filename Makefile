@@ -28,8 +28,13 @@ STOP_WORKER := trap 'trap - EXIT; kill -TERM $$worker 2>/dev/null' EXIT INT TERM
 run: install
 	@$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
+# Tests run in parallel, a process per core (pytest-xdist); each has its own database and
+# temporary folders. TESTS_N=0 runs them all in this one process.
+TESTS_N ?= auto
+XDIST = -n $(TESTS_N) --dist loadgroup
+
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST)
 
 # Share on a LAN over HTTPS with a self-signed certificate made once for ALLOWED_HOSTS.
 serve-lan: install
@@ -45,7 +50,7 @@ serve-lan: install
 # (CI: PostgreSQL).
 test-db: install
 	@test -n "$$DATABASE_URL" || { echo "Set DATABASE_URL, e.g. postgres://user:pass@127.0.0.1/tuner"; exit 2; }
-	$(PY) -m pytest -m django_db
+	$(PY) -m pytest $(XDIST) -m django_db
 
 lint: install
 	$(VENV)/bin/ruff check .

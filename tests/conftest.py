@@ -43,10 +43,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # through a fixture alone carries it too. One already marked keeps its own marker: a bare
     # one added here would be the closest and turn `django_db(transaction=True)` off.
     for item in items:
-        if item.get_closest_marker("django_db") is None and DB_FIXTURES & set(
-            getattr(item, "fixturenames", ())
-        ):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("django_db") is None and DB_FIXTURES & fixtures:
             item.add_marker(pytest.mark.django_db)
+        # Chromium makes these the slow part of the suite: `-m "not browser"` leaves them out.
+        if "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        # `make test` spreads tests over processes (pytest-xdist, --dist loadgroup): the tests
+        # of a module-scoped fixture share one, so it is built once, not once a process.
+        defs = getattr(item, "_fixtureinfo", None)
+        scopes = {d.scope for ds in (defs.name2fixturedefs.values() if defs else ()) for d in ds}
+        if "module" in scopes:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session")
