@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from .paths import link_leaves, listing, scan
+from .paths import link_leaves, listing, open_in, scan
 from .values import as_float
 
 LOG_NAME = re.compile(r"training_(?:(?P<stamp>\d{8}_\d{6})|.*)\.jsonl")
@@ -76,6 +76,25 @@ def _llama_factory_line(obj: dict) -> tuple[int, Entry] | None:
         if f is not None:
             values[k] = f
     return step, values
+
+
+def log_reached_total(path: str, root: Path) -> bool:
+    """Whether a LLaMA-Factory log's last complete line is at its `total_steps`."""
+    f = open_in(path, root)
+    if f is None:
+        return False
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            tail = os.pread(f.fileno(), 4096, max(0, size - 4096))
+        except OSError:
+            return False
+    lines = tail.rstrip(b"\n").rsplit(b"\n", 1)
+    parsed = parse_line(lines[-1]) if lines and lines[-1] else None
+    if parsed is None:
+        return False
+    total = parsed[1].get("total_steps")
+    return total is not None and total > 0 and parsed[0] >= total
 
 
 def clock_seconds(text: str) -> float | None:

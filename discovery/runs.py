@@ -42,7 +42,15 @@ from .checkpoints import (
 )
 from .header import RunHeader
 from .logindex import indexer, read_history, read_summary
-from .logs import LLAMA_FACTORY_LOG, History, Source, log_files, log_paths, shapes_of
+from .logs import (
+    LLAMA_FACTORY_LOG,
+    History,
+    Source,
+    log_files,
+    log_paths,
+    log_reached_total,
+    shapes_of,
+)
 from .metrics import type_from_metrics
 from .paths import (
     dir_entry_inside,
@@ -232,8 +240,9 @@ def stopped_reason(d: RunDetail) -> str:
                 f"(early_stopping_patience {early.patience}{threshold}). It did not crash."
             )
         missing = (
-            "It has no final_model/, saved model, training_lineage.json or trainer_state.json "
-            "that reached max_steps or holds train()'s closing summary"
+            "It has no final_model/, saved model, training_lineage.json, train_results.json, "
+            "trainer_state.json that reached max_steps or holds train()'s closing summary, or "
+            "trainer_log.jsonl line at its total_steps"
         )
     else:
         missing = (
@@ -445,6 +454,9 @@ def read_run(
         state = newest_trainer_state(Path(folder), steps, root)
         # HF's own layout has no final model of its own: the trainer's count says it finished.
         completed = state is not None and state.finished
+    if not completed and LLAMA_FACTORY_LOG in children:
+        # LLaMA-Factory's log counts its steps: its last line at total_steps finished.
+        completed = log_reached_total(os.path.join(here, LLAMA_FACTORY_LOG), root)
     if not completed:
         # Only an unfinished run's status needs its checkpoints' times.
         last_write = max(

@@ -295,9 +295,10 @@ def test_a_stopped_run_names_everything_that_would_have_finished_it(
     early_run(run_dirs, counter=1)  # patience not reached: it stopped some other way
     reason = json.loads(client.get("/api/runs/kaggle/tinybert/").content)["status_reason"]
     assert reason == (
-        "It has no final_model/, saved model, training_lineage.json or trainer_state.json that "
-        "reached max_steps or holds train()'s closing summary, so it did not finish. If it "
-        "crashed, resume it from its newest checkpoint."
+        "It has no final_model/, saved model, training_lineage.json, train_results.json, "
+        "trainer_state.json that reached max_steps or holds train()'s closing summary, or "
+        "trainer_log.jsonl line at its total_steps, so it did not finish. If it crashed, "
+        "resume it from its newest checkpoint."
     )
     assert reason in page(client, "/runs/kaggle/tinybert/")
 
@@ -503,3 +504,12 @@ def test_a_reused_folder_with_the_same_length_is_told_by_a_value_at_a_shared_ste
     mine = next(c for c in d.checkpoints if c.name == "checkpoint-30")
     assert mine.earlier_run and mine.metrics["loss"] == 2.0
     assert not any(c.earlier_run for c in d.checkpoints if c.name != "checkpoint-30")
+
+
+def test_a_llamafactory_log_at_its_total_steps_is_a_finished_run(use_workspace, run_dirs):
+    lf_folder(run_dirs / "done", LF_DONE)
+    lf_folder(run_dirs / "cut", LF_DONE[:1])
+    age(run_dirs, 7200)
+    ws = ws_with(use_workspace, run_dirs)
+    assert get_run(ws, "kaggle", "done").status == "completed"
+    assert get_run(ws, "kaggle", "cut").status == "stopped"
