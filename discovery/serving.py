@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -99,8 +99,13 @@ def api_for(backend_kind: str) -> str | None:
 
 def servable(ckpt: Checkpoint, root: Path) -> Servable:
     """Whether `ckpt` holds a LoRA adapter a server can load, with the reason when not."""
-    name = ckpt.name
-    if ckpt.kind == "file":
+    return servable_at(ckpt.name, ckpt.path, root, ckpt.kind)
+
+
+def servable_at(name: str, path: Path, root: Path, kind: str = "folder") -> Servable:
+    """The same for a checkpoint known by its name and place (a queued sweep's)."""
+    ckpt = Checkpoint(name, None, False, path, kind=kind)
+    if ckpt.kind == "file" or path.is_file():
         return Servable(
             name,
             None,
@@ -144,15 +149,57 @@ def servable(ckpt: Checkpoint, root: Path) -> Servable:
     )
 
 
-def model_name(run: str, checkpoint: str, step: int | None) -> str:
+def model_name(run: str, ckpt: Checkpoint) -> str:
     """The name a checkpoint is served under, `tuner-<run>-ckpt<step>` (`-final` for the final
-    model), in the characters Ollama accepts; a long run name keeps a hash of the whole."""
-    suffix = f"-ckpt{step}" if step is not None else f"-{_clean(checkpoint) or 'model'}"
+    model, whose step is the last checkpoint's), in the characters Ollama accepts; a long run
+    name keeps a hash of the whole."""
+    if ckpt.is_final or ckpt.step is None:
+        suffix = "-final" if ckpt.is_final else f"-{_clean(ckpt.name) or 'model'}"
+    else:
+        suffix = f"-ckpt{ckpt.step}"
     stem = f"tuner-{_clean(run) or 'run'}"
     if len(stem) + len(suffix) > OLLAMA_NAME_MAX:
         tag = hashlib.sha256(run.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         stem = stem[: OLLAMA_NAME_MAX - len(suffix) - len(tag) - 1].rstrip("-.") + "-" + tag
     return stem + suffix
+
+
+def ollama_name(name: str) -> str:
+    """The name as Ollama lists it: `:latest` when it has no tag."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def default_selection(
+    checkpoints: Sequence[Checkpoint], best: str | None, servable: Iterable[str], most: int = 6
+) -> list[str]:
+    """What a sweep evaluates unless told: the best, the newest and the final model, then
+    evenly spaced others up to `most` in all; only servable ones, in step order (final last)."""
+    ok = set(servable)
+    pool = [c for c in checkpoints if c.name in ok]
+    order = {c.name: i for i, c in enumerate(sorted(pool, key=step_order))}
+    steps = [c for c in pool if not c.is_final]
+    picked = dict.fromkeys(
+        n
+        for n in (
+            best,
+            max(steps, key=lambda c: c.step or 0).name if steps else None,
+            next((c.name for c in pool if c.is_final), None),
+        )
+        if n in order
+    )
+    rest = sorted((c for c in pool if c.name not in picked), key=step_order)
+    want = max(most - len(picked), 0)
+    if rest and want:
+        # Evenly spaced through the others, both ends included when there is room.
+        span = len(rest) - 1
+        idx = {round(i * span / max(want - 1, 1)) for i in range(min(want, len(rest)))}
+        picked.update(dict.fromkeys(rest[i].name for i in sorted(idx)))
+    return sorted(picked, key=order.__getitem__)[:most]
+
+
+def step_order(c: Checkpoint) -> tuple[bool, int]:
+    """The order a sweep evaluates checkpoints in: by step, the final model last."""
+    return (c.is_final, c.step or 0)
 
 
 def _clean(text: str) -> str:
@@ -379,6 +426,23 @@ def _route_missing(body: bytes) -> bool:
         return True  # not vLLM's JSON at all: another server without the route
 
 
+def runtime_lora_problem(base: str, timeout: float = REMOVE_S) -> str | None:
+    """Why this OpenAI-style server cannot load adapters at runtime, asked without changing
+    anything: unloading a name never loaded is vLLM's own 404 with runtime loading on, and
+    FastAPI's bare 404 (or another server's) without it."""
+    url = f"{base}/v1/unload_lora_adapter"
+    with client() as http:
+        status, body = _call(http, "POST", url, timeout, body={"lora_name": _PROBE_NAME})
+    if status == 404 and _route_missing(body):
+        return f"{base} cannot load adapters at runtime. {VLLM_RUNTIME_HELP}"
+    if status >= 500:
+        return _error("The server", url, status, body)
+    return None
+
+
+_PROBE_NAME = "tuner-dashboard-probe-never-loaded"
+
+
 def unload_lora(http: httpx.Client, base: str, name: str) -> bool:
     """Unload an adapter; False when it was not loaded."""
     url = f"{base}/v1/unload_lora_adapter"
@@ -403,11 +467,15 @@ def serve(
         if kind == "ollama":
             if not base:
                 raise ServingError("Ollama needs the base model the adapter goes on")
+            name = ollama_name(name)
             for path, digest in ((adapter.weights, weights), (adapter.config, config)):
                 ensure_blob(http, base_url, path, root, digest)
             adapters = {ADAPTER_WEIGHTS: weights, ADAPTER_CONFIG: config}
             create(http, base_url, name, base, adapters)
         elif kind == "vllm":
+            # The name is the dashboard's: one left loaded (kept by an earlier sweep) is
+            # replaced, as Ollama's create replaces a model of the same name.
+            unload_lora(http, base_url, name)
             load_lora(http, base_url, name, adapter.folder.resolve())
         else:
             raise ServingError(f"a {kind} server cannot be given adapters")

@@ -255,6 +255,24 @@ def job_id() -> int:
     return job.pk
 
 
+@pytest.fixture
+def sweep_id(job_id: int) -> int:
+    """A sweep holding that job, so every sweep route has one to show."""
+    from tuner_site.models import EvaluationJob, Sweep
+
+    sweep = Sweep.objects.create(
+        trainer="rtx3090_sft",
+        run="20251101_100000",
+        backend="ollama",
+        backend_kind="ollama",
+        backend_url="http://127.0.0.1:9",
+        base="m:q8",
+        prompt_set="tool_prompts",
+    )
+    EvaluationJob.objects.filter(pk=job_id).update(sweep=sweep, checkpoint="checkpoint-25")
+    return sweep.pk
+
+
 # The widths the dashboard is checked at: a laptop, a small laptop or tablet, a phone.
 VIEWPORTS = {"1280": (1280, 900), "1024": (1024, 768), "390": (390, 844)}
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 # Routes that take a POST: starting an evaluation (its form, or the JSON list), cancelling and
 # running a job again.
-POSTS = ("/evaluations/new/", "/api/evaluations/jobs/", "/cancel/", "/again/")
+POSTS = ("/evaluations/new/", "/api/evaluations/jobs/", "/sweeps/", "/cancel/", "/again/")
 
 
 @pytest.fixture
@@ -30,8 +30,8 @@ def routes_resolve(use_workspace: Path) -> Path:
     return use_workspace
 
 
-def test_every_route_answers_head_with_200_and_no_body(client, routes_resolve, job_id):
-    urls = list(sample_urls(job_id))
+def test_every_route_answers_head_with_200_and_no_body(client, routes_resolve, job_id, sweep_id):
+    urls = list(sample_urls(job_id, sweep_id))
     assert len(urls) >= 14
     for url in urls:
         get = client.get(url)
@@ -49,8 +49,8 @@ def test_login_pages_answer_head_too(client, url):
     assert client.head(url).status_code == 200
 
 
-def test_writes_are_still_refused_on_read_only_routes(client, routes_resolve, job_id):
-    for url in sample_urls(job_id):
+def test_writes_are_still_refused_on_read_only_routes(client, routes_resolve, job_id, sweep_id):
+    for url in sample_urls(job_id, sweep_id):
         if not url.endswith(POSTS):
             assert client.post(url).status_code in (403, 405), url
         assert client.put(url).status_code == 405, url

@@ -50,7 +50,7 @@ def ws(use_workspace: Path, tmp_path: Path) -> Path:
     return use_workspace
 
 
-def sample_urls(job_id: int = 1) -> Iterator[str]:
+def sample_urls(job_id: int = 1, sweep_id: int = 1) -> Iterator[str]:
     """One concrete URL for every route of the dashboard, admin and login aside."""
     values = {
         "trainer": "rtx3090_sft",
@@ -58,6 +58,7 @@ def sample_urls(job_id: int = 1) -> Iterator[str]:
         "checkpoint": "checkpoint-25",
         "name": "tool_prompts",
         "job_id": str(job_id),
+        "sweep_id": str(sweep_id),
         "model": model_id(("name", "m:q8")),  # the model the fixture's evaluation names
     }
 
@@ -84,10 +85,10 @@ def test_the_route_list_covers_pages_fragments_and_json():
 
 
 @pytest.mark.parametrize("htmx", [False, True])
-def test_with_require_login_every_route_needs_a_login(client, ws, settings, htmx, job_id):
+def test_with_require_login_every_route_needs_a_login(client, ws, settings, htmx, job_id, sweep_id):
     settings.TUNER_REQUIRE_LOGIN = True
     headers = {"HX-Request": "true", "HX-Target": "backends-panels"} if htmx else {}
-    for url in sample_urls(job_id):
+    for url in sample_urls(job_id, sweep_id):
         response = client.get(url, headers=headers)
         if url.startswith("/api/"):
             assert response.status_code == 401, url
@@ -101,11 +102,13 @@ def test_with_require_login_every_route_needs_a_login(client, ws, settings, htmx
             assert response["Location"].startswith("/accounts/login/?next="), url
 
 
-def test_a_logged_in_user_sees_every_route(client, ws, settings, django_user_model, job_id):
+def test_a_logged_in_user_sees_every_route(
+    client, ws, settings, django_user_model, job_id, sweep_id
+):
     settings.TUNER_REQUIRE_LOGIN = True
     user = django_user_model.objects.create_user("teammate", password="a-long-password-1")
     client.force_login(user)
-    for url in sample_urls(job_id):
+    for url in sample_urls(job_id, sweep_id):
         # Cancelling and running again are POST-only actions; every other route is a page or
         # its JSON.
         expected = 405 if url.endswith(("/cancel/", "/again/")) else 200

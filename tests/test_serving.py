@@ -178,18 +178,21 @@ def test_an_adapter_linked_from_outside_the_workspace_is_not_read(root, tmp_path
 # Names
 
 
-def test_model_names_are_ones_ollama_accepts():
-    assert serving.model_name("nexus-sft", "checkpoint-200", 200) == "tuner-nexus-sft-ckpt200"
-    assert serving.model_name("nexus-sft", "final_model", None) == "tuner-nexus-sft-final_model"
-    assert (
-        serving.model_name("Run 7 (lr=2e-4)/x", "checkpoint-5", 5) == "tuner-run-7-lr-2e-4-x-ckpt5"
-    )
-    assert serving.model_name("é", "checkpoint-5", 5) == "tuner-run-ckpt5"
-    long_a = serving.model_name("a" * 200 + "1", "checkpoint-123456", 123456)
-    long_b = serving.model_name("a" * 200 + "2", "checkpoint-123456", 123456)
+def test_model_names_are_ones_ollama_accepts(tmp_path):
+    def name(run: str, step: int | None, final: bool = False) -> str:
+        label = "final_model" if final else f"checkpoint-{step}"
+        return serving.model_name(run, Checkpoint(label, step, final, tmp_path))
+
+    assert name("nexus-sft", 200) == "tuner-nexus-sft-ckpt200"
+    # The final model's step is the last checkpoint's: its name is its own.
+    assert name("nexus-sft", 500, final=True) == "tuner-nexus-sft-final"
+    assert name("Run 7 (lr=2e-4)/x", 5) == "tuner-run-7-lr-2e-4-x-ckpt5"
+    assert name("é", 5) == "tuner-run-ckpt5"
+    long_a = name("a" * 200 + "1", 123456)
+    long_b = name("a" * 200 + "2", 123456)
     assert long_a != long_b and long_a.endswith("-ckpt123456")
-    for name in (long_a, long_b, serving.model_name("..x..", "final_model", None)):
-        assert OLLAMA_PART.fullmatch(name), name
+    for made in (long_a, long_b, name("..x..", None, final=True)):
+        assert OLLAMA_PART.fullmatch(made), made
 
 
 # The base check
@@ -226,8 +229,9 @@ def test_ollama_serves_an_adapter_answers_by_it_and_removes_it(root, ollama):
     # The server checked each digest against the bytes it received.
     assert set(ollama.blobs) == {served.weights_digest, served.config_digest}
     ((_, _, request),) = [r for r in ollama.requests if r[1] == "/api/create"]
+    assert served.model == "tuner-run-ckpt200:latest"  # as /api/tags lists it
     assert request == {
-        "model": "tuner-run-ckpt200",
+        "model": "tuner-run-ckpt200:latest",
         "from": "gemma3:latest",
         "adapters": {
             "adapter_model.safetensors": served.weights_digest,
@@ -327,11 +331,24 @@ def test_vllm_without_runtime_loading_says_how_to_start_it(root, vllm):
 def test_vllm_refusing_a_load_gives_its_reason_and_the_help(root, vllm):
     adapter = adapter_of(adapter_dir(root / "run" / "checkpoint-200", "200"), root)
     serving.serve("vllm", vllm.url, adapter, "tuner-x", root)
-    with pytest.raises(serving.ServingError, match="has already been loaded") as caught:
-        serving.serve("vllm", vllm.url, adapter, "tuner-x", root)
-    assert "--enable-lora" in str(caught.value)
-    with client() as http, pytest.raises(serving.ServingError, match="No adapter found"):
-        serving.load_lora(http, vllm.url, "tuner-y", root / "not-there")
+    with client() as http:
+        with pytest.raises(serving.ServingError, match="has already been loaded") as caught:
+            serving.load_lora(http, vllm.url, "tuner-x", adapter.folder)
+        assert "--enable-lora" in str(caught.value)
+        with pytest.raises(serving.ServingError, match="No adapter found"):
+            serving.load_lora(http, vllm.url, "tuner-y", root / "not-there")
+    # The dashboard's own name, left loaded by an earlier sweep that kept it, is replaced.
+    other = adapter_of(adapter_dir(root / "run" / "checkpoint-300", "300"), root, 300)
+    serving.serve("vllm", vllm.url, other, "tuner-x", root)
+    assert vllm.loras == {"tuner-x": str(other.folder)}
+
+
+def test_whether_vllm_loads_at_runtime_is_asked_without_loading_anything(vllm):
+    assert serving.runtime_lora_problem(vllm.url) is None
+    vllm.runtime_lora = False
+    problem = serving.runtime_lora_problem(vllm.url)
+    assert problem is not None and "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True" in problem
+    assert not vllm.loras
 
 
 def test_a_server_that_is_down_or_silent_is_a_clear_error(root, monkeypatch):

@@ -10,7 +10,9 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from discovery import serving
 from discovery.backends import Backend, BackendStatus
+from discovery.checkpoints import Checkpoint
 from discovery.prompt_sets import PromptSet
 
 from . import workspace
@@ -210,3 +212,128 @@ class EvaluationForm(forms.Form):
             "model": self.cleaned_data["model"].strip(),
             **{k: self.cleaned_data[k] for k in FIELDS if k not in ("backend", "model")},
         }
+
+
+SWEEP_FIELDS = (
+    *("backend", "base", "prompt_set", "checkpoints"),
+    *("tags", "limit", "temperature", "seed", "keep"),
+)
+
+
+def sweep_offer(root: Path) -> Offer:
+    """What a sweep can use: servers that take adapters (Ollama, vLLM), the prompt sets."""
+    statuses = [s for s in workspace.backend_statuses() if serving.api_for(s.backend.kind)]
+    sets = [x.prompt_set for x in listed(root, include_hidden=True) if x.prompt_set.cases]
+    return Offer(statuses, sets)
+
+
+class SweepForm(EvaluationForm):
+    """A sweep over a run's checkpoints: the evaluation's fields, the base model for Ollama,
+    the checkpoints (default: `serving.default_selection`) and whether to keep each model."""
+
+    base = forms.CharField(required=False, max_length=500)
+    checkpoints = forms.CharField(required=False)
+    keep = forms.CharField(required=False)
+
+    def __init__(
+        self,
+        *args: Any,
+        offer: Offer,
+        run_checkpoints: tuple[Checkpoint, ...],
+        best: str | None,
+        root: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, offer=offer, **kwargs)
+        self.fields.pop("model")
+        self.run_checkpoints, self.best, self.root = run_checkpoints, best, root
+        self.servable = {c.name: serving.servable(c, root) for c in run_checkpoints}
+        self.warnings: list[str] = []
+
+    def clean_backend(self) -> str:
+        if not self.offer.statuses:
+            raise ValidationError(
+                "No Ollama or vLLM server is configured: set OLLAMA_HOST, or "
+                "TUNER_OPENAI_BACKENDS=name=url for vLLM."
+            )
+        raw = super().clean_backend()
+        status = self.offer.status(raw)
+        assert status is not None
+        if serving.api_for(status.backend.kind) == "vllm":
+            try:
+                problem = serving.runtime_lora_problem(status.backend.url)
+            except serving.ServingError as exc:
+                problem = str(exc)
+            if problem:
+                raise ValidationError(problem)
+        return raw
+
+    def clean_keep(self) -> bool:
+        raw = self.cleaned_data["keep"].strip().lower()
+        if raw not in ("", "0", "1", "true", "false", "on", "off", "yes", "no"):
+            raise ValidationError(f"keep must be true or false; not {raw!r}.")
+        return raw in ("1", "true", "on", "yes")
+
+    def clean_checkpoints(self) -> list[str]:
+        raw = self.cleaned_data["checkpoints"]
+        names = list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+        ok = [n for n, s in self.servable.items() if s.adapter is not None]
+        if not names:
+            chosen = serving.default_selection(self.run_checkpoints, self.best, ok)
+            if not chosen:
+                why = "; ".join(f"{n}: {s.reason}" for n, s in list(self.servable.items())[:6])
+                raise ValidationError(
+                    f"No checkpoint of this run can be served as an adapter ({why or 'none'})."
+                )
+            return chosen
+        problems = []
+        for name in names:
+            found = self.servable.get(name)
+            if found is None:
+                problems.append(f"{name} is not a checkpoint of this run")
+            elif found.adapter is None:
+                problems.append(f"{name} cannot be served: {found.reason}")
+        if problems:
+            raise ValidationError(
+                f"checkpoints must be servable checkpoints of this run ({_listing(ok)}): "
+                + "; ".join(problems)
+                + "."
+            )
+        order = [c.name for c in sorted(self.run_checkpoints, key=serving.step_order)]
+        return sorted(names, key=order.index)
+
+    def clean(self) -> dict[str, Any]:
+        data = forms.Form.clean(self) or {}
+        status = self.offer.status(data.get("backend") or "")
+        base = (self.cleaned_data.get("base") or "").strip()
+        if status is not None and status.available and status.backend.kind == "ollama":
+            served = [m.id for m in status.models]
+            if not base:
+                self.add_error(
+                    "base",
+                    f"base is the model on {status.backend.name} the adapter "
+                    f"goes on, one of: {_listing(served)}.",
+                )
+            elif base not in served:
+                self.add_error(
+                    "base",
+                    f"base must be one of the models {status.backend.name} serves now: "
+                    f"{_listing(served)}; not {base!r}.",
+                )
+            else:
+                info = next(m for m in status.models if m.id == base)
+                for name in data.get("checkpoints") or ():
+                    adapter = self.servable[name].adapter
+                    assert adapter is not None
+                    warning = serving.base_warning(base, info.family, adapter.base_model)
+                    if warning and warning not in self.warnings:
+                        self.warnings.append(warning)
+        data["base"] = base
+        prompt_set = self.offer.prompt_set(data.get("prompt_set") or "")
+        tags = data.get("tags") or ()
+        if prompt_set is not None and tags:
+            self._check_tags(prompt_set, tags)
+        return data
+
+    def sweep_fields(self) -> dict[str, Any]:
+        return {k: self.cleaned_data[k] for k in SWEEP_FIELDS if k not in ("backend",)}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
 from django.db import models
 
 from .jobs.evaluator import DEFAULT_TEMPERATURE, EXIT_CODES, MARKER
@@ -38,6 +39,8 @@ class EvaluationJob(Job):
         "passed": 0,
         "output_stem": None,
         "result": None,
+        "serving": "",
+        "adapter_digest": "",
     }
 
     # The server as configured when the job was made: the Evaluator is pointed at this address.
@@ -58,6 +61,21 @@ class EvaluationJob(Job):
     # Evaluator/results/<output_stem>.json and .md; `result` once that file exists.
     output_stem = models.CharField(max_length=100, null=True, blank=True, unique=True)
     result = models.CharField(max_length=100, null=True, blank=True)
+
+    # A sweep's evaluation serves one checkpoint's adapter as `model` first (jobs/sweep.py).
+    sweep = models.ForeignKey(
+        "Sweep", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    checkpoint = models.CharField(max_length=255, blank=True)
+    adapter_path = models.CharField(
+        max_length=1000, blank=True, help_text="The adapter's folder, relative to the workspace"
+    )
+    adapter_digest = models.CharField(
+        max_length=80, blank=True, help_text="sha256 of the adapter_model.safetensors served"
+    )
+    serving = models.CharField(
+        max_length=500, blank=True, help_text="serving, served, removed, kept, or not removed: why"
+    )
 
     class Meta(Job.Meta):
         constraints = [
@@ -88,3 +106,32 @@ class EvaluationJob(Job):
     @property
     def exit_meaning(self) -> str:
         return "" if self.exit_code is None else EXIT_CODES.get(self.exit_code, "")
+
+
+class Sweep(models.Model):
+    """Checkpoints of one run evaluated on one prompt set, in order, on one server: one
+    evaluation job each (`jobs`), each serving its checkpoint's adapter while it runs."""
+
+    trainer = models.CharField(max_length=255)
+    run = models.CharField(max_length=255)
+    backend = models.CharField(max_length=100, help_text="The configured server's name")
+    backend_kind = models.CharField(max_length=20)
+    backend_url = models.CharField(max_length=500)
+    base = models.CharField(max_length=500, blank=True, help_text="Ollama: the model it builds on")
+    prompt_set = models.CharField(max_length=255)
+    tags = models.JSONField(default=list, blank=True)
+    limit = models.PositiveIntegerField(null=True, blank=True)
+    temperature = models.FloatField(default=DEFAULT_TEMPERATURE)
+    seed = models.BigIntegerField(null=True, blank=True)
+    keep = models.BooleanField(default=False, help_text="Leave each served model on the server")
+    cancelled = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"sweep #{self.pk} {self.trainer}/{self.run} × {self.prompt_set}"

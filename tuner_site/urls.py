@@ -13,6 +13,7 @@ from .views import (
     overview,
     prompt_sets,
     runs,
+    sweeps,
 )
 
 # /runs/… pages and their /api/runs/… JSON twins share the same paths.
@@ -31,6 +32,12 @@ api_run_patterns = [
     path("<str:trainer>/<str:run>/", runs.api_run_detail, name="tuner-api-run-detail"),
     path("<str:trainer>/<str:run>/metrics/", runs.api_run_metrics, name="tuner-api-run-metrics"),
     path("<str:trainer>/<str:run>/lineage/", runs.api_run_lineage, name="tuner-api-run-lineage"),
+    # Before the checkpoint pattern, which would take "sweeps" for a checkpoint's name.
+    path(
+        "<str:trainer>/<str:run>/sweeps/",
+        sweeps.api_run_sweeps,
+        name="tuner-api-run-sweeps",
+    ),
     path(
         "<str:trainer>/<str:run>/<str:checkpoint>/",
         runs.api_checkpoint_detail,
@@ -63,6 +70,12 @@ urlpatterns = [
     path("api/runs/", include(api_run_patterns)),
     path("compare/", compare.compare, name="tuner-compare"),
     path("api/compare/", compare.api_compare, name="tuner-api-compare"),
+    path("api/sweeps/<int:sweep_id>/", sweeps.api_sweep_detail, name="tuner-api-sweep-detail"),
+    path(
+        "api/sweeps/<int:sweep_id>/cancel/",
+        sweeps.api_sweep_cancel,
+        name="tuner-api-sweep-cancel",
+    ),
     path("explore/", explore.explore, name="tuner-explore"),
     path("api/explore/", explore.api_explore, name="tuner-api-explore"),
     path("backends/", backends.backend_list, name="tuner-backend-list"),

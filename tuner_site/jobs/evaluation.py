@@ -23,7 +23,7 @@ from discovery.prompt_sets import get_prompt_set
 from tuner_site import workspace
 from tuner_site.models import EvaluationJob
 
-from . import evaluator, lifecycle, process
+from . import evaluator, lifecycle, process, sweep
 
 Status = EvaluationJob.Status
 RESULTS = PurePath("Evaluator", "results")  # inside the workspace, where the upstream menu writes
@@ -66,6 +66,13 @@ def _evaluate(job: Any) -> None:
     prompt_set = get_prompt_set(root, job.prompt_set)
     assert prompt_set is not None and prompt_set.cases is not None  # _problem checked
     lifecycle.check_in(job)
+    if job.sweep_id is not None:  # a sweep's: its checkpoint is served while it runs
+        sweep.with_adapter(job, root, lambda: _evaluate_served(job, root, prompt_set))
+    else:
+        _evaluate_served(job, root, prompt_set)
+
+
+def _evaluate_served(job: Any, root: Path, prompt_set: Any) -> None:
     if problem := _server_problem(job):
         lifecycle.finish(job, Status.FAILED, problem)
         return
@@ -87,7 +94,7 @@ def _evaluate(job: Any) -> None:
 def _run(job: Any, root: Path, prompt_file: PurePath, cases: Any, stem: str) -> bool:
     """Run the Evaluator to its end; whether it wrote its result."""
     args = evaluator.Arguments(
-        kind=job.backend_kind,
+        kind=evaluator.cli_backend(job.backend_kind),
         url=job.backend_url,
         model=job.model,
         prompt_file=prompt_file,

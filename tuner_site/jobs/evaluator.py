@@ -56,6 +56,12 @@ class Arguments:
     seed: int | None = None
 
 
+def cli_backend(kind: str) -> str:
+    """The Evaluator's --backend for a configured server's kind: its LM Studio client is its
+    OpenAI-compatible one (/v1/chat/completions), which a vLLM server answers too."""
+    return "lmstudio" if kind == "openai" else kind
+
+
 def missing_parts(root: Path) -> str | None:
     """Why this workspace cannot run its Evaluator, or None when it can."""
     if not (root / "Evaluator" / "cli.py").is_file():

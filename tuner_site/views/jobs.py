@@ -192,9 +192,9 @@ def _api_create(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _posted(request: HttpRequest) -> dict[str, str]:
+def _posted(request: HttpRequest, fields: tuple[str, ...] = FIELDS) -> dict[str, str]:
     """Form fields or a JSON object, as the form's text; unknown fields are refused."""
-    accepted = ", ".join(FIELDS)
+    accepted = ", ".join(fields)
     if request.content_type == "application/json":
         try:
             raw = json.loads(request.body or b"{}")
@@ -204,8 +204,13 @@ def _posted(request: HttpRequest) -> dict[str, str]:
             raise BadQuery(f"Send a JSON object with {accepted}.")
         data = {k: _text(v) for k, v in raw.items()}
     else:
-        data = {k: str(v) for k, v in request.POST.items() if k != "csrfmiddlewaretoken"}
-    if unknown := sorted(set(data) - set(FIELDS)):
+        # A field sent more than once (checkboxes) is a list, as in JSON.
+        data = {
+            k: _text(v if len(v) > 1 else v[0])
+            for k, v in request.POST.lists()
+            if k != "csrfmiddlewaretoken"
+        }
+    if unknown := sorted(set(data) - set(fields)):
         raise BadQuery(f"Unknown field {', '.join(unknown)}: the fields are {accepted}.")
     return data
 

@@ -1,0 +1,281 @@
+"""Sweeps end to end: a run's checkpoints served one after another on a loopback Ollama or vLLM
+(fake servers speaking their APIs), each evaluated by the real upstream Evaluator in a real
+worker process, the temporary models removed after."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from sampledata import runs as wb
+from tuner_site.models import EvaluationJob
+
+from .evaluator_ws import Worker, wait_for
+from .fake_servers import EVAL_TOOL, FakeServer, sha256_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LLAMA = wb.BASE_MODELS[2]  # the run's base: a Llama, as the fake Ollama's nexus-tools-sft:q8
+BASE = "nexus-tools-sft:q8"
+TRAINER = "rtx3090_sft"
+RUN = "20251101_100000"
+# How many of the four "levels" cases each checkpoint's adapter answers right.
+STRENGTH = {
+    "checkpoint-100": 1,
+    "checkpoint-200": 4,
+    "checkpoint-300": 2,
+    "checkpoint-400": 1,
+    "checkpoint-500": 0,
+    "final_model": 3,
+}
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    user = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def run_dir(eval_workspace: Path) -> Path:
+    """A finished SFT run saved every 100 steps (checkpoint-300 has the lowest eval_loss), each
+    checkpoint's adapter a file of its own, and a prompt set of four cases of rising level."""
+    folder = wb.make_run(
+        eval_workspace,
+        "sft",
+        datetime(2025, 11, 1, 10),
+        max_steps=500,
+        save_every=100,
+        eval_every=100,
+        base_model=LLAMA,
+        seed=1,
+    )
+    for name in STRENGTH:
+        found = next(folder.rglob(name))
+        header = json.dumps({"__metadata__": {"checkpoint": name}}).encode()
+        (found / "adapter_model.safetensors").write_bytes(
+            len(header).to_bytes(8, "little") + header
+        )
+    cases = [
+        {
+            "id": f"case_{i}",
+            "question": f"Create the folder Projects/{i}; answer right level {i}.",
+            "tags": ["create"],
+            "expected_tools": [EVAL_TOOL],
+        }
+        for i in range(1, 5)
+    ]
+    prompts = eval_workspace / "Evaluator" / "prompts" / "levels.json"
+    prompts.write_text(json.dumps(cases))
+    return folder
+
+
+def adapter(folder: Path, checkpoint: str) -> Path:
+    return next(folder.rglob(checkpoint)) / "adapter_model.safetensors"
+
+
+def strengths(server: FakeServer, folder: Path) -> None:
+    server.strength = {sha256_of(adapter(folder, n)): s for n, s in STRENGTH.items()}
+
+
+@pytest.fixture
+def ollama(settings):
+    server = FakeServer("ollama").start()
+    settings.OLLAMA_HOST = server.host
+    yield server
+    server.gate = None
+    server.stop()
+
+
+@pytest.fixture
+def vllm(settings):
+    server = FakeServer("vllm").start()
+    settings.TUNER_OPENAI_BACKENDS = f"vllm={server.url}"
+    yield server
+    server.gate = None
+    server.stop()
+
+
+def start(client, **fields) -> dict:
+    response = client.post(
+        f"/api/runs/{TRAINER}/{RUN}/sweeps/",
+        json.dumps({"backend": "ollama", "base": BASE, "prompt_set": "levels"} | fields),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def sweep(client, pk: int) -> dict:
+    return client.get(f"/api/sweeps/{pk}/").json()
+
+
+def logs(*workers: Worker):
+    return lambda: "\n".join(w.output() for w in workers)
+
+
+def rows(data: dict) -> dict[str, tuple]:
+    return {c["checkpoint"]: (c["status"], c["passed"], c["total"]) for c in data["checkpoints"]}
+
+
+def test_a_sweep_serves_each_checkpoint_and_finds_the_one_that_passes_most(
+    client, staff, run_dir, ollama, workers
+):
+    strengths(ollama, run_dir)
+    listed = client.get(f"/api/runs/{TRAINER}/{RUN}/").json()["checkpoints"]
+    best = [c["name"] for c in listed if c["best"]]
+    assert best == ["checkpoint-300"]  # the lowest eval_loss
+    made = start(client)
+    # The default: the best, the newest, the final model and the others, in step order.
+    assert [c["checkpoint"] for c in made["checkpoints"]] == list(STRENGTH)
+    assert {c["status"] for c in made["checkpoints"]} == {"queued"}
+    assert made["status"] == "queued" and made["warnings"] == []
+    assert made["url"] == f"/api/sweeps/{made['id']}/"
+    worker = workers()
+    wait_for(
+        lambda: sweep(client, made["id"])["status"] == "succeeded",
+        "the sweep to finish",
+        timeout=120,
+        logs=logs(worker),
+    )
+    # The last model goes right after its verdict.
+    wait_for(lambda: not ollama.created, "the last model to be removed", logs=logs(worker))
+    done = sweep(client, made["id"])
+    assert rows(done) == {name: ("done", s, 4) for name, s in STRENGTH.items()}
+    assert (done["done"], done["total"]) == (6, 6)
+    # Each under its own name, from its own adapter's digest, and removed after.
+    by_name = {c["checkpoint"]: c for c in done["checkpoints"]}
+    assert by_name["checkpoint-200"]["model"] == f"tuner-{RUN}-ckpt200:latest"
+    assert by_name["final_model"]["model"] == f"tuner-{RUN}-final:latest"
+    for name, row in by_name.items():
+        assert row["adapter_digest"] == sha256_of(adapter(run_dir, name))
+        assert row["served"] == "removed"
+    creates = [r[2] for r in ollama.requests if r[1] == "/api/create"]
+    assert [c["from"] for c in creates] == [BASE] * 6
+    assert not ollama.created and ollama.blobs  # no temporary model left behind
+    # Every result is the Evaluator's own file, listed like any other.
+    listed = {e["name"]: e for e in client.get("/api/evaluations/").json()["evaluations"]}
+    result = by_name["checkpoint-200"]["result"]
+    assert listed[result]["model"] == f"tuner-{RUN}-ckpt200:latest"
+    assert listed[result]["pass_rate"] == 1.0
+    assert EvaluationJob.objects.filter(sweep_id=made["id"], status="succeeded").count() == 6
+
+
+def test_cancel_mid_sweep_stops_the_evaluation_and_removes_the_model(
+    client, staff, run_dir, ollama, workers
+):
+    strengths(ollama, run_dir)
+    ollama.gate = threading.Semaphore(0)
+    made = start(client, checkpoints=["checkpoint-100", "checkpoint-200", "checkpoint-300"])
+    worker = workers()
+    wait_for(
+        lambda: sweep(client, made["id"])["checkpoints"][0]["total"] == 4,
+        "the first checkpoint's evaluation to start",
+        logs=logs(worker),
+    )
+    running = sweep(client, made["id"])
+    assert running["status"] == "running"
+    assert rows(running)["checkpoint-100"][0] == "evaluating"
+    assert list(ollama.created) == [f"tuner-{RUN}-ckpt100:latest"]
+    response = client.post(f"/api/sweeps/{made['id']}/cancel/")
+    assert response.status_code == 200, response.content
+    wait_for(
+        lambda: sweep(client, made["id"])["status"] == "cancelled",
+        "the sweep to be cancelled",
+        logs=logs(worker),
+    )
+    assert {c["status"] for c in sweep(client, made["id"])["checkpoints"]} == {"cancelled"}
+    wait_for(lambda: not ollama.created, "the temporary model to be removed", logs=logs(worker))
+    assert [r[2]["model"] for r in ollama.requests if r[1] == "/api/create"] == [
+        f"tuner-{RUN}-ckpt100:latest"
+    ]
+    again = client.post(f"/api/sweeps/{made['id']}/cancel/")
+    assert again.status_code == 409 and "nothing to cancel" in again.json()["error"]
+
+
+def test_a_server_that_dies_mid_sweep_fails_its_checkpoints_with_why(
+    client, staff, run_dir, ollama, workers
+):
+    strengths(ollama, run_dir)
+    ollama.gate = threading.Semaphore(0)
+    made = start(client, checkpoints=["checkpoint-200", "checkpoint-300"])
+    worker = workers()
+    wait_for(
+        lambda: sweep(client, made["id"])["checkpoints"][0]["total"] == 4,
+        "the first evaluation to start",
+        logs=logs(worker),
+    )
+    ollama.stop()  # the server goes away while it holds the first checkpoint's model
+    ollama.gate.release(8)
+    wait_for(
+        lambda: sweep(client, made["id"])["status"] == "failed",
+        "the sweep to end",
+        timeout=90,
+        logs=logs(worker),
+    )
+    first, second = sweep(client, made["id"])["checkpoints"]
+    assert first["status"] == "failed" and "no answer from the server" in first["error"]
+    assert first["served"].startswith("not removed: nothing answers")
+    assert second["status"] == "failed"
+    assert second["error"].startswith("Could not serve checkpoint-300: nothing answers")
+
+
+def test_vllm_loads_each_checkpoint_folder_and_unloads_it(client, staff, run_dir, vllm, workers):
+    strengths(vllm, run_dir)
+    made = start(client, backend="vllm", base="", checkpoints="checkpoint-200,checkpoint-300")
+    worker = workers()
+    wait_for(
+        lambda: sweep(client, made["id"])["status"] == "succeeded",
+        "the sweep to finish",
+        timeout=90,
+        logs=logs(worker),
+    )
+    assert rows(sweep(client, made["id"])) == {
+        "checkpoint-200": ("done", 4, 4),
+        "checkpoint-300": ("done", 2, 4),
+    }
+    loads = [r[2] for r in vllm.requests if r[1] == "/v1/load_lora_adapter"]
+    assert [Path(r["lora_path"]) for r in loads] == [
+        adapter(run_dir, n).parent for n in ("checkpoint-200", "checkpoint-300")
+    ]
+    # The last model goes right after its verdict.
+    wait_for(lambda: not vllm.loras, "the last adapter to be unloaded", logs=logs(worker))
+
+
+def test_bad_sweeps_are_refused_naming_each_field(client, staff, run_dir, ollama, vllm):
+    url = f"/api/runs/{TRAINER}/{RUN}/sweeps/"
+
+    def refused(**fields) -> dict:
+        body = {"backend": "ollama", "base": BASE, "prompt_set": "levels"} | fields
+        response = client.post(url, json.dumps(body), content_type="application/json")
+        assert response.status_code == 400, response.content
+        return response.json()["fields"]
+
+    assert "not 'absent:latest'" in refused(base="absent:latest")["base"][0]
+    assert "base" in refused(base="")
+    assert "not 'lmstudio'" in refused(backend="lmstudio")["backend"][0]
+    fields = refused(checkpoints=["checkpoint-200", "checkpoint-999"], prompt_set="nope")
+    assert "checkpoint-999 is not a checkpoint of this run" in fields["checkpoints"][0]
+    assert "prompt_set" in fields
+    assert "keep" in refused(keep="maybe")
+    vllm.runtime_lora = False
+    problem = refused(backend="vllm")["backend"][0]
+    assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True" in problem
+    assert not EvaluationJob.objects.exists()
+    # A base of another family is a warning, not a refusal.
+    made = start(client, base="gemma3:latest", checkpoints=["checkpoint-200"])
+    assert made["warnings"] and "gemma" in made["warnings"][0]
+    client.post(f"/api/sweeps/{made['id']}/cancel/")
+    assert sweep(client, made["id"])["status"] == "cancelled"
+    listed = client.get(url).json()["sweeps"]
+    assert [(s["id"], s["status"]) for s in listed] == [(made["id"], "cancelled")]
+    assert client.get(f"/api/runs/{TRAINER}/nope/sweeps/").status_code == 404
+    client.logout()
+    anonymous = client.post(url, json.dumps({"backend": "ollama"}), content_type="application/json")
+    assert anonymous.status_code == 401
+    assert client.get("/api/sweeps/999/").status_code == 404

@@ -1,0 +1,248 @@
+"""Sweeps: one evaluation job per checkpoint of a run, queued in order on one server, each
+serving its checkpoint's LoRA adapter (`discovery.serving`) while it holds the server and
+taking it down after, unless the sweep keeps it.
+
+A sweep is no job itself: its evaluations are ordinary evaluation jobs (listed, cancelled and
+followed like any other, one per server at a time, `lifecycle`), so its state is theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.urls import reverse
+
+from discovery import serving
+from discovery.backends import Backend
+from tuner_site.models import EvaluationJob, Sweep
+
+from . import lifecycle
+
+logger = logging.getLogger("tuner")
+Status = EvaluationJob.Status
+ACTIVE = EvaluationJob.ACTIVE
+
+# What each checkpoint shows: its job's status, or where a running one is.
+QUEUED, SERVING, EVALUATING, DONE = "queued", "serving", "evaluating", "done"
+CHECKPOINT_STATUS = {
+    Status.QUEUED: QUEUED,
+    Status.SUCCEEDED: DONE,
+    Status.FAILED: "failed",
+    Status.CANCELLED: "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A checkpoint to evaluate: its name, its adapter, the name it is served under."""
+
+    checkpoint: str
+    adapter: serving.Adapter
+    model: str
+
+
+def create_sweep(
+    trainer: str,
+    run: str,
+    fields: dict[str, Any],
+    backend: Backend,
+    planned: list[Planned],
+    root: Path,
+    user: AbstractBaseUser | AnonymousUser,
+) -> Sweep:
+    """The sweep and its jobs, queued in checkpoint order (the server takes them in id order)."""
+    api = serving.api_for(backend.kind)
+    with transaction.atomic():
+        sweep = Sweep.objects.create(
+            trainer=trainer,
+            run=run,
+            backend=backend.name,
+            backend_kind=backend.kind,
+            backend_url=backend.url,
+            base=fields["base"] if api == "ollama" else "",
+            prompt_set=fields["prompt_set"],
+            tags=list(fields["tags"]),
+            limit=fields["limit"],
+            temperature=fields["temperature"],
+            seed=fields["seed"],
+            keep=fields["keep"],
+            created_by_id=user.pk if user.is_authenticated else None,
+        )
+        jobs = [
+            EvaluationJob.objects.create(
+                sweep=sweep,
+                checkpoint=p.checkpoint,
+                adapter_path=str(p.adapter.folder.relative_to(root)),
+                backend=backend.name,
+                backend_kind=backend.kind,
+                backend_url=backend.url,
+                model=serving.ollama_name(p.model) if api == "ollama" else p.model,
+                prompt_set=sweep.prompt_set,
+                tags=sweep.tags,
+                limit=sweep.limit,
+                temperature=sweep.temperature,
+                seed=sweep.seed,
+                created_by_id=sweep.created_by_id,
+            )
+            for p in planned
+        ]
+    for job in jobs:
+        lifecycle.enqueue(job)
+    return sweep
+
+
+def cancel_sweep(sweep: Sweep) -> bool:
+    """Cancel what is left: queued jobs end now, the running one stops and its model goes.
+    False when nothing was left to cancel."""
+    Sweep.objects.filter(pk=sweep.pk).update(cancelled=True)
+    cancelled = False
+    # The running job first, then the queue behind it, so no queued one starts meanwhile.
+    for job in sorted(sweep.jobs.filter(status__in=ACTIVE), key=lambda j: j.is_queued):
+        cancelled = lifecycle.cancel(job) or cancelled
+    return cancelled
+
+
+def with_adapter(job: Any, root: Path, evaluate: Callable[[], None]) -> None:
+    """Serve the job's checkpoint, run `evaluate` (which ends the job), and take the model
+    down after, whatever happened, unless the sweep keeps it."""
+    sweep = job.sweep
+    api = serving.api_for(job.backend_kind)
+    found = serving.servable_at(job.checkpoint, root / job.adapter_path, root)
+    if api is None or found.adapter is None:
+        why = found.reason or f"a {job.backend_kind} server cannot be given adapters"
+        lifecycle.finish(job, Status.FAILED, f"{job.checkpoint} cannot be served: {why}.")
+        return
+    adapter = found.adapter
+    lifecycle.heartbeat(job, serving=SERVING)
+
+    def serve() -> serving.Served:
+        return serving.serve(api, job.backend_url, adapter, job.model, root, sweep.base)
+
+    try:
+        served = _beating(job, serve)
+    except serving.ServingError as exc:
+        _sweep_up(job, api)
+        lifecycle.finish(job, Status.FAILED, f"Could not serve {job.checkpoint}: {exc}")
+        return
+    except BaseException:
+        _sweep_up(job, api)
+        raise
+    lifecycle.heartbeat(job, serving="served", adapter_digest=served.weights_digest)
+    try:
+        if lifecycle.stop_requested(job):
+            lifecycle.finish(job, Status.CANCELLED)
+            return
+        evaluate()
+    finally:
+        if sweep.keep:
+            _note(job, "kept")
+        else:
+            _remove(job, served)
+
+
+def _sweep_up(job: Any, api: str) -> None:
+    """After a failed or interrupted serve: remove a model it may have made (created, then the
+    answer broke), quietly when the server cannot be reached or never had it."""
+    made = serving.Served(api, job.backend_url, job.model, job.checkpoint, "", "", None)
+    try:
+        gone = serving.unserve(made)
+    except serving.ServingError:
+        gone = False
+    _note(job, "removed" if gone else "")
+
+
+def _remove(job: Any, served: serving.Served) -> None:
+    try:
+        gone = serving.unserve(served)
+    except serving.ServingError as exc:
+        logger.warning("job %s: %s was not removed: %s", job.pk, served.model, exc)
+        _note(job, f"not removed: {exc}"[:500])
+        return
+    if gone or job.serving:
+        _note(job, "removed")
+
+
+def _note(job: Any, text: str) -> None:
+    EvaluationJob.objects.filter(pk=job.pk).update(serving=text)
+    job.serving = text
+
+
+def _beating(job: Any, work: Callable[[], serving.Served]) -> serving.Served:
+    """Run `work` (bounded by its own deadlines) in a thread while the job reports, so a long
+    upload or conversion is not taken for a lost worker."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed to the job's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(lifecycle.POLL_SECONDS)
+        if thread.is_alive():
+            lifecycle.check_in(job)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def checkpoint_status(job: EvaluationJob) -> str:
+    if job.status == Status.RUNNING:
+        return SERVING if job.serving == SERVING or not job.serving else EVALUATING
+    return CHECKPOINT_STATUS[Status(job.status)]
+
+
+def sweep_status(sweep: Sweep, jobs: list[EvaluationJob]) -> str:
+    statuses = {j.status for j in jobs}
+    if statuses & set(ACTIVE):
+        if sweep.cancelled:
+            return Status.RUNNING  # the running job is stopping
+        return Status.QUEUED if statuses == {Status.QUEUED} else Status.RUNNING
+    if sweep.cancelled or statuses == {Status.CANCELLED}:
+        return Status.CANCELLED
+    return Status.SUCCEEDED if statuses == {Status.SUCCEEDED} else Status.FAILED
+
+
+def sweep_json(sweep: Sweep) -> dict[str, Any]:
+    jobs = list(sweep.jobs.order_by("id"))
+    rows = []
+    for j in jobs:
+        rows.append(
+            {
+                "checkpoint": j.checkpoint,
+                "status": checkpoint_status(j),
+                "done": j.done,
+                "passed": j.passed if j.total is not None else None,
+                "total": j.total,
+                "result": j.result,
+                "error": j.error or None,
+                "job": j.pk,
+                "model": j.model,
+                "served": j.serving or None,
+                "adapter_digest": j.adapter_digest or None,
+            }
+        )
+    return {
+        "id": sweep.pk,
+        "url": reverse("tuner-api-sweep-detail", args=[sweep.pk]),
+        "status": sweep_status(sweep, jobs),
+        "trainer": sweep.trainer,
+        "run": sweep.run,
+        "backend": sweep.backend,
+        "base": sweep.base or None,
+        "prompt_set": sweep.prompt_set,
+        "keep": sweep.keep,
+        "done": sum(j.status in EvaluationJob.ENDED for j in jobs),
+        "total": len(jobs),
+        "checkpoints": rows,
+    }

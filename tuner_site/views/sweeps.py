@@ -1,0 +1,97 @@
+"""Sweeps: evaluate a run's checkpoints on one server and prompt set (JSON; staff start them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from discovery import serving
+from discovery.runs import Run, detail, get_run
+from tuner_site import workspace
+from tuner_site.forms import SWEEP_FIELDS, SweepForm, sweep_offer
+from tuner_site.jobs import sweep as sweeps
+from tuner_site.jobs.evaluator import missing_parts
+from tuner_site.jobs.lifecycle import fail_lost_jobs
+from tuner_site.models import Sweep
+
+from .common import error_response, json_response
+from .jobs import _denied, _posted
+
+SWEEPS_SHOWN = 100
+
+
+def _sweep_or_404(sweep_id: int) -> Sweep:
+    found = Sweep.objects.filter(pk=sweep_id).first()
+    if found is None:
+        raise Http404(f"No sweep {sweep_id}.")
+    return found
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@ensure_csrf_cookie  # scripts read the token from the cookie this sets
+def api_run_sweeps(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
+    """The run's sweeps, newest first; POST starts one."""
+    ws = workspace.current()
+    found = get_run(ws, trainer, run)
+    if found is None:
+        raise Http404(f"No run {trainer}/{run} in this workspace.")
+    if request.method == "POST":
+        return _create(request, ws.root, found)
+    fail_lost_jobs()
+    listed = Sweep.objects.filter(trainer=trainer, run=run)[:SWEEPS_SHOWN]
+    return json_response({"sweeps": [sweeps.sweep_json(s) for s in listed]})
+
+
+def _create(request: HttpRequest, root: Path, found: Run) -> HttpResponse:
+    if denied := _denied(request):
+        return error_response(request, *denied)
+    trainer, run = found.trainer.id, found.name
+    if problem := missing_parts(root):
+        return error_response(request, 409, problem)
+    d = detail(found)
+    form = SweepForm(
+        _posted(request, SWEEP_FIELDS),
+        offer=sweep_offer(root),
+        run_checkpoints=d.checkpoints,
+        best=d.ranking.best,
+        root=root,
+    )
+    if not form.is_valid():
+        fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
+        message = " ".join(m for errors in fields.values() for m in errors)
+        return json_response({"error": message, "fields": fields}, status=400)
+    by_name = {c.name: c for c in d.checkpoints}
+    planned = []
+    for name in form.cleaned_data["checkpoints"]:  # in step order, the final model last
+        adapter = form.servable[name].adapter
+        assert adapter is not None  # the form checked
+        planned.append(sweeps.Planned(name, adapter, serving.model_name(run, by_name[name])))
+    made = sweeps.create_sweep(
+        trainer, run, form.sweep_fields(), form.chosen_backend(), planned, root, request.user
+    )
+    body = sweeps.sweep_json(made) | {"warnings": form.warnings}
+    response = json_response(body, status=201)
+    response["Location"] = reverse("tuner-api-sweep-detail", args=[made.pk])
+    return response
+
+
+@require_safe
+def api_sweep_detail(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    fail_lost_jobs()
+    return json_response(sweeps.sweep_json(_sweep_or_404(sweep_id)))
+
+
+@require_POST
+def api_sweep_cancel(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    found = _sweep_or_404(sweep_id)
+    if denied := _denied(request):
+        return error_response(request, *denied)
+    if not sweeps.cancel_sweep(found):
+        data = sweeps.sweep_json(found)
+        message = f"Sweep {found.pk} has already ended ({data['status']}): nothing to cancel."
+        return json_response({"error": message, "sweep": data}, status=409)
+    return json_response(sweeps.sweep_json(found))
