@@ -143,8 +143,12 @@ def test_a_sweep_serves_each_checkpoint_and_finds_the_one_that_passes_most(
         timeout=120,
         logs=logs(worker),
     )
-    # The last model goes right after its verdict.
-    wait_for(lambda: not ollama.created, "the last model to be removed", logs=logs(worker))
+    # The last model goes right after its verdict, and the sweep says so.
+    wait_for(
+        lambda: {c["served"] for c in sweep(client, made["id"])["checkpoints"]} == {"removed"},
+        "every model to be removed",
+        logs=logs(worker),
+    )
     done = sweep(client, made["id"])
     assert rows(done) == {name: ("done", s, 4) for name, s in STRENGTH.items()}
     assert (done["done"], done["total"]) == (6, 6)
@@ -154,7 +158,6 @@ def test_a_sweep_serves_each_checkpoint_and_finds_the_one_that_passes_most(
     assert by_name["final_model"]["model"] == f"tuner-{RUN}-final:latest"
     for name, row in by_name.items():
         assert row["adapter_digest"] == sha256_of(adapter(run_dir, name))
-        assert row["served"] == "removed"
     creates = [r[2] for r in ollama.requests if r[1] == "/api/create"]
     assert [c["from"] for c in creates] == [BASE] * 6
     assert not ollama.created and ollama.blobs  # no temporary model left behind
