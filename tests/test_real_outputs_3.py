@@ -13,26 +13,15 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from discovery.runs import Workspace, detail, get_run
+from discovery.runs import detail, get_run
 from sampledata import runs as wb
 
+from . import test_real_outputs as round_two
 from .conftest import age
-from .test_real_outputs import DPO_EVAL, DPO_TRAIN, hf_checkpoint
+from .test_real_outputs import DPO_EVAL, DPO_TRAIN, hf_checkpoint, ws_with
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def run_dirs(tmp_path: Path, settings) -> Path:
-    """A folder outside the workspace, given in TUNER_RUN_DIRS."""
-    folder = (tmp_path / "kaggle").resolve()
-    folder.mkdir()
-    settings.TUNER_RUN_DIRS = [folder]
-    return folder
-
-
-def ws_with(workspace: Path, *dirs: Path) -> Workspace:
-    return Workspace.at(workspace, run_dirs=dirs)
+run_dirs = round_two.run_dirs  # the same TUNER_RUN_DIRS folder fixture
 
 
 def page(client, url: str) -> str:
