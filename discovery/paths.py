@@ -103,7 +103,11 @@ def scan(
     kept = []
     linked = False
     for e in found:
-        if (match is not None and not match(e.name)) or not is_safe_name(e.name):
+        # What is_safe_name asks, less what a listing never holds (empty, dot-only, too long
+        # for the filesystem, with a separator or NUL): that the name is text. Every entry of
+        # every run's folders passes here on a walk.
+        name = e.name
+        if (match is not None and not match(name)) or not (name.isascii() or _is_text(name)):
             continue  # a name no URL can open is not listed
         try:
             if e.is_symlink():
