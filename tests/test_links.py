@@ -38,3 +38,21 @@ def test_templates_build_queries_with_the_one_builder():
         if by_hand.search(line)
     ]
     assert found == []
+
+
+def test_a_score_is_written_among_the_scores_of_its_own_group_only():
+    """Ranking.group (metric and direction) is the one "same score group" rule: the run list's
+    headings and a score column's precision both use it (before, the column used the metric
+    alone, so a loss ranked highest-first set the digits of one ranked lowest-first)."""
+    from types import SimpleNamespace as NS
+
+    from discovery.ranking import Ranking
+    from tuner_site.run_listing import score_group
+    from tuner_site.templatetags.tuner import score_among
+
+    def run(order: str, score: float) -> NS:
+        return NS(ranking=Ranking("requested", "loss", order, (score,), "c"), best_score=score)
+
+    low, high = run("min", 0.5123), run("max", 1234.5)
+    assert score_group(low) != score_group(high)  # type: ignore[arg-type]
+    assert score_among(low, [low, high]) == "0.5123"  # type: ignore[arg-type]
