@@ -64,6 +64,16 @@ class Axis:
             values = _nice(self.low, self.high)
         return [(self.place(v), _label(self.key, v)) for v in values]
 
+    @property
+    def ends(self) -> list[tuple[float, str]]:
+        """A parallel axis's labels: its lowest and highest value, or its categories."""
+        if self.kind == "category":
+            ticks = self.ticks
+            return ticks if len(ticks) <= 6 else [ticks[0], ticks[-1]]
+        if self.low == self.high:
+            return [(0.5, _label(self.key, self.low))]
+        return [(self.place(v), _label(self.key, v)) for v in (self.low, self.high)]
+
 
 def _nice(low: float, high: float) -> list[float]:
     """Round tick values (steps of 1, 2 or 5 times a power of ten) inside low..high."""
