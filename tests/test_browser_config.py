@@ -56,6 +56,10 @@ def test_explore_choices_push_a_url_a_teammate_can_open(sized_page, live_server,
     page.goto(f"{live_server.url}/explore/")
     page.select_option("select[name=x]", "learning_rate")
     page.wait_for_url("**/explore/?x=learning_rate")
+    # The form is swapped with the answer: choose the outcome on the new one.
+    page.wait_for_function(
+        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
     page.select_option("select[name=y]", "metric:eval_loss")
     page.wait_for_url("**/explore/?x=learning_rate&y=metric%3Aeval_loss")
     assert page.locator(".xp-point").count() >= 6
