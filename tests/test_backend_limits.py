@@ -86,7 +86,7 @@ def test_refreshing_a_trickling_server_leaves_no_thread_or_socket_behind():
         for _ in range(20):
             found = probe_all(backends, 0.2)
             assert [s.available for s in found] == [False, False]
-        settle = time.monotonic() + 2
+        settle = time.monotonic() + 5  # a busy machine may be slow to let a thread end
         while _threads_and_fds() != baseline and time.monotonic() < settle:
             time.sleep(0.05)
         assert _threads_and_fds() == baseline
