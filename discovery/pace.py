@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .logs import History
 from .runs import RUN_STAMP, Run, RunDetail, run_history
 
 WINDOW = 10  # the last log lines with a duration that set the rate
+LOOK_BACK = 50 * WINDOW  # how far back from the log's end they are looked for
 # An evaluation's line: its interval is the time it took to evaluate, not to train.
 EVAL_KEYS = frozenset({"eval_runtime", "eval_loss"})
 
@@ -45,9 +46,8 @@ def pace(run: Run, history: History, max_steps: int | None, now: float | None = 
     start = _start(run)
     last_write = run.last_write if run.last_write is not None else now
     elapsed = max(now - start, 0.0) if start is not None else None
-    merged = history.merged
-    steps = [s for s in history.steps if s >= 0]
-    rate = _logged_rate(steps, merged)
+    steps = history.steps
+    rate = _logged_rate(steps, history.merged)
     if rate is None and start is not None and steps and last_write > start:
         # Without durations in the log: its steps over the time from the start to its last write.
         rate = 60 * steps[-1] / (last_write - start) if steps[-1] > 0 else None
@@ -67,24 +67,25 @@ def _start(run: Run) -> float | None:
     return run.started_at.timestamp()  # local time, the clock run folders are named in
 
 
-def _logged_rate(steps: list[int], merged: Mapping[int, Mapping[str, float]]) -> float | None:
-    """Steps per minute over the log's last lines that carry a duration."""
-    per_step = [t for s in steps if (t := _seconds(merged[s].get("step_time"))) is not None]
+def _logged_rate(steps: Sequence[int], merged: Mapping[int, Mapping[str, float]]) -> float | None:
+    """Steps per minute over the log's last lines that carry a duration (read from the end: a
+    long run's log has hundreds of thousands)."""
+    recent = steps[-LOOK_BACK:]
+    per_step = [t for s in recent if (t := _seconds(merged[s].get("step_time"))) is not None]
     if per_step:
-        recent = per_step[-WINDOW:]
-        return 60 * len(recent) / sum(recent)
-    spans: list[tuple[int, float]] = []
-    previous = None
-    for s in steps:
+        per_step = per_step[-WINDOW:]
+        return 60 * len(per_step) / sum(per_step)
+    done = seconds = 0.0
+    spans = 0
+    for previous, s in zip(reversed(recent[:-1]), reversed(recent), strict=False):
         entry = merged[s]
         interval = _seconds(entry.get("interval_time"))
-        if previous is not None and interval is not None and not EVAL_KEYS & entry.keys():
-            spans.append((s - previous, interval))
-        previous = s
-    recent_spans = [(n, t) for n, t in spans if n > 0][-WINDOW:]
-    if not recent_spans:
-        return None
-    return 60 * sum(n for n, _ in recent_spans) / sum(t for _, t in recent_spans)
+        if interval is None or s <= previous or EVAL_KEYS & entry.keys():
+            continue
+        done, seconds, spans = done + s - previous, seconds + interval, spans + 1
+        if spans == WINDOW:
+            break
+    return 60 * done / seconds if spans else None
 
 
 def _seconds(value: float | None) -> float | None:
