@@ -135,7 +135,7 @@ def test_a_sweep_serves_each_checkpoint_and_finds_the_one_that_passes_most(
     assert [c["checkpoint"] for c in made["checkpoints"]] == list(STRENGTH)
     assert {c["status"] for c in made["checkpoints"]} == {"queued"}
     assert made["status"] == "queued" and made["warnings"] == []
-    assert made["url"] == f"/api/sweeps/{made['id']}/"
+    assert made["url"] == f"/sweeps/{made['id']}/"
     worker = workers()
     wait_for(
         lambda: sweep(client, made["id"])["status"] == "succeeded",
@@ -167,6 +167,9 @@ def test_a_sweep_serves_each_checkpoint_and_finds_the_one_that_passes_most(
     assert listed[result]["model"] == f"tuner-{RUN}-ckpt200:latest"
     assert listed[result]["pass_rate"] == 1.0
     assert EvaluationJob.objects.filter(sweep_id=made["id"], status="succeeded").count() == 6
+    page = client.get(made["url"]).content.decode()
+    assert f'href="/evaluations/{result}/"' in page and ">4/4</td>" in page
+    assert f'href="/runs/{TRAINER}/{RUN}/checkpoint-200/"' in page
 
 
 def test_cancel_mid_sweep_stops_the_evaluation_and_removes_the_model(
@@ -185,6 +188,11 @@ def test_cancel_mid_sweep_stops_the_evaluation_and_removes_the_model(
     assert running["status"] == "running"
     assert rows(running)["checkpoint-100"][0] == "evaluating"
     assert list(ollama.created) == [f"tuner-{RUN}-ckpt100:latest"]
+    page = client.get(f"/sweeps/{made['id']}/").content.decode()
+    assert 'hx-trigger="every' in page and ">Cancel</button>" in page
+    row = page[page.index('data-checkpoint="checkpoint-100"') :].split("</tr>")[0]
+    assert ">evaluating</span>" in row and '<span class="muted small">0/4</span>' in row, row
+    assert page.count(">queued</span>") == 2
     response = client.post(f"/api/sweeps/{made['id']}/cancel/")
     assert response.status_code == 200, response.content
     wait_for(
@@ -194,6 +202,9 @@ def test_cancel_mid_sweep_stops_the_evaluation_and_removes_the_model(
     )
     assert {c["status"] for c in sweep(client, made["id"])["checkpoints"]} == {"cancelled"}
     wait_for(lambda: not ollama.created, "the temporary model to be removed", logs=logs(worker))
+    page = client.get(f"/sweeps/{made['id']}/").content.decode()
+    assert "hx-trigger" not in page and ">Cancel</button>" not in page
+    assert page.count(">cancelled</span>") == 4  # the sweep's badge and each checkpoint's
     assert [r[2]["model"] for r in ollama.requests if r[1] == "/api/create"] == [
         f"tuner-{RUN}-ckpt100:latest"
     ]

@@ -70,6 +70,8 @@ urlpatterns = [
     path("api/runs/", include(api_run_patterns)),
     path("compare/", compare.compare, name="tuner-compare"),
     path("api/compare/", compare.api_compare, name="tuner-api-compare"),
+    path("sweeps/<int:sweep_id>/", sweeps.sweep_detail, name="tuner-sweep-detail"),
+    path("sweeps/<int:sweep_id>/cancel/", sweeps.sweep_cancel, name="tuner-sweep-cancel"),
     path("api/sweeps/<int:sweep_id>/", sweeps.api_sweep_detail, name="tuner-api-sweep-detail"),
     path(
         "api/sweeps/<int:sweep_id>/cancel/",

@@ -234,7 +234,7 @@ def sweep_json(sweep: Sweep) -> dict[str, Any]:
         )
     return {
         "id": sweep.pk,
-        "url": reverse("tuner-api-sweep-detail", args=[sweep.pk]),
+        "url": reverse("tuner-sweep-detail", args=[sweep.pk]),
         "status": sweep_status(sweep, jobs),
         "trainer": sweep.trainer,
         "run": sweep.run,

@@ -1,15 +1,19 @@
-"""Sweeps: evaluate a run's checkpoints on one server and prompt set (JSON; staff start them)."""
+"""Sweeps: evaluate a run's checkpoints on one server and prompt set; their page and JSON."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
 
 from discovery import serving
+from discovery.prompt_sets import get_prompt_set
 from discovery.runs import Run, detail, get_run
 from tuner_site import workspace
 from tuner_site.forms import SWEEP_FIELDS, SweepForm, sweep_offer
@@ -18,10 +22,11 @@ from tuner_site.jobs.evaluator import missing_parts
 from tuner_site.jobs.lifecycle import fail_lost_jobs
 from tuner_site.models import Sweep
 
-from .common import error_response, json_response
+from .common import HtmxHttpRequest, error_response, json_response
 from .jobs import _denied, _posted
 
 SWEEPS_SHOWN = 100
+QUEUED, RUNNING = sweeps.Status.QUEUED, sweeps.Status.RUNNING
 
 
 def _sweep_or_404(sweep_id: int) -> Sweep:
@@ -77,6 +82,46 @@ def _create(request: HttpRequest, root: Path, found: Run) -> HttpResponse:
     response = json_response(body, status=201)
     response["Location"] = reverse("tuner-api-sweep-detail", args=[made.pk])
     return response
+
+
+BADGES = {sweeps.SERVING: "running", sweeps.EVALUATING: "running", sweeps.DONE: "succeeded"}
+
+
+@require_safe
+@vary_on_headers("HX-Request")
+def sweep_detail(request: HtmxHttpRequest, sweep_id: int) -> HttpResponse:
+    """A sweep's checkpoints as they are served and evaluated, refreshed while it runs."""
+    fail_lost_jobs()
+    template = "evaluations/sweep.html"
+    if request.htmx:
+        template += "#sweep"
+    return render(request, template, _context(request, _sweep_or_404(sweep_id)))
+
+
+def _context(request: HttpRequest, found: Sweep) -> dict[str, Any]:
+    data = sweeps.sweep_json(found)
+    rows = [
+        row | {"badge": BADGES.get(row["status"], row["status"])} for row in data["checkpoints"]
+    ]
+    return {
+        "sweep": found,
+        "data": data,
+        "rows": rows,
+        "active": data["status"] in (QUEUED, RUNNING),
+        "denied": _denied(request),
+        "has_set": get_prompt_set(workspace.current().root, found.prompt_set) is not None,
+    }
+
+
+@require_POST
+def sweep_cancel(request: HtmxHttpRequest, sweep_id: int) -> HttpResponse:
+    found = _sweep_or_404(sweep_id)
+    if denied := _denied(request):
+        return error_response(request, 403, denied[1])
+    sweeps.cancel_sweep(found)
+    if request.htmx:
+        return render(request, "evaluations/sweep.html#sweep", _context(request, found))
+    return redirect("tuner-sweep-detail", found.pk)
 
 
 @require_safe
