@@ -57,3 +57,52 @@ def test_a_sweep_page_follows_the_checkpoints_and_cancels(
             assert page.get_by_role("button", name="Cancel").count() == 0
         context.close()
     wait_for(lambda: not ollama.created, "the temporary model to be removed")
+
+
+def test_evaluate_checkpoints_from_the_run_page(
+    browser, live_server, staff, run_dir, ollama, workers, tmp_path
+):
+    full = run_dir / "checkpoints" / "checkpoint-50"  # a full fine-tune's save: not servable
+    full.mkdir()
+    (full / "model.safetensors").write_bytes(b"\0" * 64)
+    strengths(ollama, run_dir)
+    workers()
+    for width, height in ((390, 844), (1280, 900)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        sign_in(page, live_server, f"/runs/{TRAINER}/{RUN}/")
+        page.locator("[data-sweep-link]").click()
+        page.wait_for_url(f"**/runs/{TRAINER}/{RUN}/sweeps/new/")
+        assert fits(page), width
+        boxes = page.locator("input[name=checkpoints]")
+        checked = [b.get_attribute("value") for b in boxes.all() if b.is_checked()]
+        assert checked == [
+            "checkpoint-100",
+            "checkpoint-200",
+            "checkpoint-300",
+            "checkpoint-400",
+            "checkpoint-500",
+            "final_model",
+        ]
+        assert page.locator("input[value=checkpoint-50]").is_disabled()
+        assert (
+            "full fine-tune" in page.locator("label:has(input[value=checkpoint-50])").inner_text()
+        )
+        page.screenshot(path=str(tmp_path / f"sweep-form-{width}.png"), full_page=True)
+        if width == 390:
+            # A base the adapter was not trained on is said before anything starts.
+            page.select_option("select[name=base]", "")
+            page.get_by_role("button", name="Evaluate checkpoints").click()
+            page.locator(".field-error", has_text="base is the model").wait_for()
+        else:
+            page.select_option("select[name=base]", BASE)
+            page.select_option("select[name=prompt_set]", "levels")
+            for name in ("checkpoint-100", "checkpoint-400", "checkpoint-500", "final_model"):
+                page.locator(f"input[value={name}]").uncheck()
+            page.get_by_role("button", name="Evaluate checkpoints").click()
+            page.wait_for_url("**/sweeps/*/")
+            page.locator("#sweep[data-status=succeeded]").wait_for(timeout=60_000)
+            assert page.locator("tr[data-checkpoint]").count() == 2
+            assert page.locator("tr[data-checkpoint=checkpoint-200] td.num").inner_text() == "4/4"
+        context.close()

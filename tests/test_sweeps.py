@@ -293,3 +293,21 @@ def test_bad_sweeps_are_refused_naming_each_field(client, staff, run_dir, ollama
     anonymous = client.post(url, json.dumps({"backend": "ollama"}), content_type="application/json")
     assert anonymous.status_code == 401
     assert client.get("/api/sweeps/999/").status_code == 404
+
+
+def test_only_staff_get_the_form_and_the_link(client, django_user_model, run_dir, ollama):
+    form_url = f"/runs/{TRAINER}/{RUN}/sweeps/new/"
+    viewer = django_user_model.objects.create_user("bo", password="pw-bo-123456")
+    client.force_login(viewer)
+    assert "data-sweep-link" not in client.get(f"/runs/{TRAINER}/{RUN}/").content.decode()
+    page = client.get(form_url).content.decode()
+    assert "data-denied" in page and "only staff" in page and "<form id" not in page
+    assert client.post(form_url, {"backend": "ollama"}).status_code == 403
+    viewer.is_staff = True
+    viewer.save()
+    assert "data-sweep-link" in client.get(f"/runs/{TRAINER}/{RUN}/").content.decode()
+    refused = client.post(form_url, {"backend": "ollama", "base": "absent", "prompt_set": "levels"})
+    assert refused.status_code == 400
+    assert "not &#x27;absent&#x27;" in refused.content.decode()
+    assert not EvaluationJob.objects.exists()
+    assert client.get(f"/runs/{TRAINER}/nope/sweeps/new/").status_code == 404

@@ -20,6 +20,7 @@ from .views import (
 run_patterns = [
     path("", runs.run_list, name="tuner-run-list"),
     path("<str:trainer>/<str:run>/", runs.run_detail, name="tuner-run-detail"),
+    path("<str:trainer>/<str:run>/sweeps/new/", sweeps.sweep_new, name="tuner-sweep-new"),
     path(
         "<str:trainer>/<str:run>/<str:checkpoint>/",
         runs.checkpoint_detail,

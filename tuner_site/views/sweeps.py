@@ -18,7 +18,7 @@ from discovery.runs import Run, detail, get_run
 from tuner_site import workspace
 from tuner_site.forms import SWEEP_FIELDS, SweepForm, sweep_offer
 from tuner_site.jobs import sweep as sweeps
-from tuner_site.jobs.evaluator import missing_parts
+from tuner_site.jobs.evaluator import DEFAULT_TEMPERATURE, missing_parts
 from tuner_site.jobs.lifecycle import fail_lost_jobs
 from tuner_site.models import Sweep
 
@@ -54,7 +54,6 @@ def api_run_sweeps(request: HttpRequest, trainer: str, run: str) -> HttpResponse
 def _create(request: HttpRequest, root: Path, found: Run) -> HttpResponse:
     if denied := _denied(request):
         return error_response(request, *denied)
-    trainer, run = found.trainer.id, found.name
     if problem := missing_parts(root):
         return error_response(request, 409, problem)
     d = detail(found)
@@ -69,19 +68,59 @@ def _create(request: HttpRequest, root: Path, found: Run) -> HttpResponse:
         fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
         message = " ".join(m for errors in fields.values() for m in errors)
         return json_response({"error": message, "fields": fields}, status=400)
-    by_name = {c.name: c for c in d.checkpoints}
-    planned = []
-    for name in form.cleaned_data["checkpoints"]:  # in step order, the final model last
-        adapter = form.servable[name].adapter
-        assert adapter is not None  # the form checked
-        planned.append(sweeps.Planned(name, adapter, serving.model_name(run, by_name[name])))
-    made = sweeps.create_sweep(
-        trainer, run, form.sweep_fields(), form.chosen_backend(), planned, root, request.user
-    )
+    made = _start(form, found, root, request.user)
     body = sweeps.sweep_json(made) | {"warnings": form.warnings}
     response = json_response(body, status=201)
     response["Location"] = reverse("tuner-api-sweep-detail", args=[made.pk])
     return response
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def sweep_new(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
+    """The form that starts a sweep over a run's checkpoints (staff)."""
+    posted = request.method == "POST"
+    if posted and (denied := _denied(request)):
+        return error_response(request, 403, denied[1])
+    ws = workspace.current()
+    found = get_run(ws, trainer, run)
+    if found is None:
+        raise Http404(f"No run {trainer}/{run} in this workspace.")
+    d = detail(found)
+    offer = sweep_offer(ws.root)
+    context: dict[str, Any] = {"run": found, "offer": offer, "denied": _denied(request)}
+    if problem := missing_parts(ws.root):
+        return render(request, "evaluations/sweep_new.html", context | {"problem": problem})
+    default = next((s.backend.name for s in offer.available), None)
+    data = _posted(request, SWEEP_FIELDS) if posted else None
+    initial = {"backend": default, "temperature": DEFAULT_TEMPERATURE}
+    form = SweepForm(
+        data,
+        initial=initial,
+        offer=offer,
+        run_checkpoints=d.checkpoints,
+        best=d.ranking.best,
+        root=ws.root,
+    )
+    if posted and form.is_valid():
+        made = _start(form, found, ws.root, request.user)
+        return redirect("tuner-sweep-detail", made.pk)
+    servable = [n for n, s in form.servable.items() if s.adapter is not None]
+    checked = set(
+        (data or {}).get("checkpoints", "").split(",")
+        if posted
+        else serving.default_selection(d.checkpoints, d.ranking.best, servable)
+    )
+    choices = [
+        {
+            "name": c.name,
+            "checked": c.name in checked,
+            "best": c.name == d.ranking.best,
+            "reason": form.servable[c.name].reason,
+        }
+        for c in sorted(d.checkpoints, key=serving.step_order)
+    ]
+    context |= {"form": form, "choices": choices}
+    return render(request, "evaluations/sweep_new.html", context, status=400 if posted else 200)
 
 
 BADGES = {sweeps.SERVING: "running", sweeps.EVALUATING: "running", sweeps.DONE: "succeeded"}
@@ -122,6 +161,20 @@ def sweep_cancel(request: HtmxHttpRequest, sweep_id: int) -> HttpResponse:
     if request.htmx:
         return render(request, "evaluations/sweep.html#sweep", _context(request, found))
     return redirect("tuner-sweep-detail", found.pk)
+
+
+def _start(form: SweepForm, found: Run, root: Path, user: Any) -> Sweep:
+    """The sweep the checked form asks for: its checkpoints served under the dashboard's names."""
+    by_name = {c.name: c for c in detail(found).checkpoints}
+    planned = []
+    for name in form.cleaned_data["checkpoints"]:  # in step order, the final model last
+        adapter = form.servable[name].adapter
+        assert adapter is not None  # the form checked
+        model = serving.model_name(found.name, by_name[name])
+        planned.append(sweeps.Planned(name, adapter, model))
+    fields = form.sweep_fields()
+    backend = form.chosen_backend()
+    return sweeps.create_sweep(found.trainer.id, found.name, fields, backend, planned, root, user)
 
 
 @require_safe
