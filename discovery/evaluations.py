@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -339,3 +340,15 @@ def compare(evaluations: list[Evaluation]) -> EvaluationComparison:
         differing=tuple(differing),
         partial=partial,
     )
+
+
+def wilson(passed: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a pass rate, (low, high): honest for few cases and at
+    4/4 or 0/4, where the normal approximation's interval shrinks to a point."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = passed / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)

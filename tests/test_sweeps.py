@@ -167,6 +167,19 @@ def test_a_sweep_serves_each_checkpoint_and_finds_the_one_that_passes_most(
     assert listed[result]["model"] == f"tuner-{RUN}-ckpt200:latest"
     assert listed[result]["pass_rate"] == 1.0
     assert EvaluationJob.objects.filter(sweep_id=made["id"], status="succeeded").count() == 6
+    # The run's JSON gives each checkpoint its result, with the pass rate's interval.
+    rows_json = client.get(f"/api/runs/{TRAINER}/{RUN}/").json()["checkpoints"]
+    evaluations = {c["name"]: c["evaluations"] for c in rows_json}
+    ((top,),) = [evaluations["checkpoint-200"]]
+    assert (top["prompt_set"], top["passed"], top["total"], top["pass_rate"]) == (
+        "levels",
+        4,
+        4,
+        1.0,
+    )
+    assert (round(top["low"], 2), top["high"], top["result"]) == (0.51, 1.0, result)
+    assert top["url"] == f"/evaluations/{result}/"
+    assert [e["passed"] for e in evaluations["checkpoint-300"]] == [2]
     page = client.get(made["url"]).content.decode()
     assert f'href="/evaluations/{result}/"' in page and ">4/4</td>" in page
     assert f'href="/runs/{TRAINER}/{RUN}/checkpoint-200/"' in page
@@ -311,3 +324,13 @@ def test_only_staff_get_the_form_and_the_link(client, django_user_model, run_dir
     assert "not &#x27;absent&#x27;" in refused.content.decode()
     assert not EvaluationJob.objects.exists()
     assert client.get(f"/runs/{TRAINER}/nope/sweeps/new/").status_code == 404
+
+
+def test_the_pass_rate_interval_is_wilsons():
+    from discovery.evaluations import wilson
+
+    # The issue's example: 36/44 · 82 % (68–90).
+    assert [round(x * 100) for x in wilson(36, 44)] == [68, 90]
+    low, high = wilson(0, 4)
+    assert low == 0.0 and round(high, 2) == 0.49
+    assert wilson(0, 0) == (0.0, 1.0)

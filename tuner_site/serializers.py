@@ -102,7 +102,11 @@ def _utc(when: float | None) -> str | None:
 
 
 def checkpoint_row_json(
-    d: RunDetail, c: Checkpoint, score: float | None, size: int | None
+    d: RunDetail,
+    c: Checkpoint,
+    score: float | None,
+    size: int | None,
+    evaluations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "name": c.name,
@@ -117,11 +121,17 @@ def checkpoint_row_json(
         "best": c.name == d.ranking.best,
         "url": checkpoint_url(d.run, c.name),
         "size": size,
+        # Its sweeps' newest result per prompt set (jobs/sweep.py).
+        "evaluations": evaluations or [],
     }
 
 
 def run_detail_json(
-    d: RunDetail, sizes: Mapping[str, int], lineage: Lineage, page: Page[int] | None = None
+    d: RunDetail,
+    sizes: Mapping[str, int],
+    lineage: Lineage,
+    page: Page[int] | None = None,
+    evaluated: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """A run with one page of its checkpoints (`page`: of their indexes, as the run page shows
     them; the first when not given)."""
@@ -130,6 +140,7 @@ def run_detail_json(
     if page is None:
         page = page_of(range(len(d.checkpoints)), 1, CHECKPOINTS_PER_PAGE)
     chain = run_lineage_json(d.run, lineage)
+    evaluated = evaluated or {}
     return {
         **run_summary_json(d),
         "rank": {
@@ -153,7 +164,11 @@ def run_detail_json(
         "size_on_disk": sum(sizes.values()),
         "checkpoints": [
             checkpoint_row_json(
-                d, d.checkpoints[i], ranking.scores[i], sizes.get(d.checkpoints[i].name)
+                d,
+                d.checkpoints[i],
+                ranking.scores[i],
+                sizes.get(d.checkpoints[i].name),
+                evaluated.get(d.checkpoints[i].name),
             )
             for i in page
         ],

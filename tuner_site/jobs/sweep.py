@@ -21,6 +21,7 @@ from django.urls import reverse
 
 from discovery import serving
 from discovery.backends import Backend
+from discovery.evaluations import wilson
 from tuner_site.models import EvaluationJob, Sweep
 
 from . import lifecycle
@@ -246,3 +247,28 @@ def sweep_json(sweep: Sweep) -> dict[str, Any]:
         "total": len(jobs),
         "checkpoints": rows,
     }
+
+
+def checkpoint_evaluations(trainer: str, run: str) -> dict[str, list[dict[str, Any]]]:
+    """Each checkpoint's newest sweep result per prompt set: passed of total, the pass rate and
+    its 95 % Wilson interval, and the Evaluator's result file."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    jobs = EvaluationJob.objects.filter(
+        sweep__trainer=trainer, sweep__run=run, status=Status.SUCCEEDED, result__isnull=False
+    ).order_by("-id")
+    for j in jobs:
+        per_set = found.setdefault(j.checkpoint, {})
+        if j.prompt_set in per_set or not j.total:
+            continue
+        low, high = wilson(j.passed, j.total)
+        per_set[j.prompt_set] = {
+            "prompt_set": j.prompt_set,
+            "passed": j.passed,
+            "total": j.total,
+            "pass_rate": j.passed / j.total,
+            "low": low,
+            "high": high,
+            "result": j.result,
+            "url": reverse("tuner-evaluation-detail", args=[j.result]),
+        }
+    return {c: sorted(sets.values(), key=lambda e: e["prompt_set"]) for c, sets in found.items()}

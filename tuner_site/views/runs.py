@@ -40,6 +40,7 @@ from tuner_site import links, serializers, workspace
 from tuner_site.charts import Chart, line_chart
 from tuner_site.config_columns import values
 from tuner_site.formatting import Column, brief, column, with_unit
+from tuner_site.jobs.sweep import checkpoint_evaluations
 from tuner_site.links import Pair
 from tuner_site.paging import CHECKPOINTS_PER_PAGE, requested_page
 from tuner_site.run_listing import SORT_OPTIONS, read_the_rest, run_listing
@@ -319,7 +320,10 @@ def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse
     d = _get_detail_or_404(request, trainer, run)
     page = _checkpoint_page(request, d)
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
-    return json_response(serializers.run_detail_json(d, sizes, workspace.lineage(), page))
+    evaluated = checkpoint_evaluations(d.run.trainer.id, d.run.name)
+    return json_response(
+        serializers.run_detail_json(d, sizes, workspace.lineage(), page, evaluated)
+    )
 
 
 @require_safe
