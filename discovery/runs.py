@@ -855,7 +855,9 @@ def _own_states(
     """Checkpoints an earlier run left in a reused output folder (HF keeps them; each has its
     own trainer_state.json with its own max_steps) take their values from their own state,
     marked as such: the newest history is another run's."""
-    if newest is None or len(checkpoints) < 2:
+    # Only Hugging Face's own layout reuses a folder (a notebook's outputs/); the upstream
+    # trainers start each run in a new stamped folder, so theirs are never read twice here.
+    if newest is None or len(checkpoints) < 2 or run.checkpoints_dir != run.path:
         return tuple(checkpoints)
     root, result = run.trainer.root, []
     newest_step = max(run.checkpoint_steps)
