@@ -105,4 +105,10 @@ def test_evaluate_checkpoints_from_the_run_page(
             page.locator("#sweep[data-status=succeeded]").wait_for(timeout=60_000)
             assert page.locator("tr[data-checkpoint]").count() == 2
             assert page.locator("tr[data-checkpoint=checkpoint-200] td.num").inner_text() == "4/4"
+            # Back on the run page, the checkpoint table has the prompt set's column.
+            page.goto(f"{live_server.url}/runs/{TRAINER}/{RUN}/")
+            cell = page.locator("table.checkpoints a[data-eval=levels]", has_text="4/4")
+            assert cell.inner_text() == "4/4 · 100 % (51–100)"
+            assert fits(page)
+            page.screenshot(path=str(tmp_path / "run-eval-column.png"), full_page=True)
         context.close()

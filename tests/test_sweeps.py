@@ -180,6 +180,13 @@ def test_a_sweep_serves_each_checkpoint_and_finds_the_one_that_passes_most(
     assert (round(top["low"], 2), top["high"], top["result"]) == (0.51, 1.0, result)
     assert top["url"] == f"/evaluations/{result}/"
     assert [e["passed"] for e in evaluations["checkpoint-300"]] == [2]
+    # The run page's checkpoint table has a column for the prompt set, linking each result.
+    run_page = client.get(f"/runs/{TRAINER}/{RUN}/").content.decode()
+    assert 'levels <span class="muted small">eval</span>' in run_page
+    assert (
+        f'<a href="/evaluations/{result}/" data-eval="levels">4/4 · 100 % (51–100)</a>' in run_page
+    )
+    assert ">2/4 · 50 % (15–85)</a>" in run_page
     page = client.get(made["url"]).content.decode()
     assert f'href="/evaluations/{result}/"' in page and ">4/4</td>" in page
     assert f'href="/runs/{TRAINER}/{RUN}/checkpoint-200/"' in page

@@ -198,6 +198,12 @@ def column(values: Iterable[Any], unit: str = "") -> Column:
     return Column(unit, column_decimals((f * scale for f in map(finite, values) if f), significant))
 
 
+def pass_rate(passed: int, total: int, low: float, high: float) -> str:
+    """An evaluation's cell: `36/44 · 82 % (68–90)`, the interval being the rate's 95 % one."""
+    rate, interval = round(100 * passed / total), f"{round(100 * low)}–{round(100 * high)}"
+    return f"{passed}/{total} · {rate} % ({interval})"
+
+
 def duration(seconds: Any) -> str:
     """`25107.9` → "6h 58m 28s", `2.5` → "2.5s"; empty for anything that is not a finite
     number."""

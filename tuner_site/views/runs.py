@@ -39,7 +39,7 @@ from discovery.values import finite
 from tuner_site import links, serializers, workspace
 from tuner_site.charts import Chart, line_chart
 from tuner_site.config_columns import values
-from tuner_site.formatting import Column, brief, column, with_unit
+from tuner_site.formatting import Column, brief, column, pass_rate, with_unit
 from tuner_site.jobs.sweep import checkpoint_evaluations
 from tuner_site.links import Pair
 from tuner_site.paging import CHECKPOINTS_PER_PAGE, requested_page
@@ -249,15 +249,20 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     # One precision per column, decided from every checkpoint's value, on every page alike.
     formats = {m: _metric_format(d, m) for m in cols.shown}
     score_format = column(d.ranking.scores, unit(d.ranking.metric))
+    # One column per prompt set a sweep evaluated checkpoints of this run on.
+    evaluated = checkpoint_evaluations(d.run.trainer.id, d.run.name)
+    eval_sets = sorted({e["prompt_set"] for found in evaluated.values() for e in found})
 
     def row(i: int) -> dict[str, Any]:
         c = d.checkpoints[i]
+        by_set = {e["prompt_set"]: e for e in evaluated.get(c.name, [])}
         return {
             "checkpoint": c,
             "score": score_format(d.ranking.scores[i]),
             "best": c.name == d.ranking.best,
             "size": sizes[c.name],
             "cells": [(m, formats[m](c.metrics.get(m)), c.metric_steps.get(m)) for m in cols.shown],
+            "evals": [_eval_cell(by_set.get(name)) for name in eval_sets],
         }
 
     # A long run's best and newest checkpoints stay in view on every page.
@@ -272,6 +277,8 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "page": page,
         "size_on_disk": sum(sizes.values()),
         "cols": cols,
+        "eval_sets": eval_sets,
+        "table_columns": len(cols.shown) + 4 + len(eval_sets),
         "here": links.here(request, here),
         "here_params": here,
         "cols_urls": {
@@ -295,6 +302,13 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         # live part's own refresh adds no history entry.
         push_url(response, links.here(request, here))
     return response
+
+
+def _eval_cell(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    text = pass_rate(found["passed"], found["total"], found["low"], found["high"])
+    return found | {"text": text}
 
 
 def _lineage_context(run: Run) -> dict[str, Any]:
