@@ -390,10 +390,10 @@ def create(
         raise ServingError(f"Ollama's answer to {url} ended without success (last: {last})")
 
 
-def delete(http: httpx.Client, base: str, name: str) -> bool:
+def delete(http: httpx.Client, base: str, name: str, seconds: float = REMOVE_S) -> bool:
     """`DELETE /api/delete` a model; False when it was not there."""
     url = f"{base}/api/delete"
-    status, body = _call(http, "DELETE", url, REMOVE_S, body={"model": name})
+    status, body = _call(http, "DELETE", url, seconds, body={"model": name})
     if status == 404:
         return False
     if status != 200:
@@ -443,10 +443,10 @@ def runtime_lora_problem(base: str, timeout: float = REMOVE_S) -> str | None:
 _PROBE_NAME = "tuner-dashboard-probe-never-loaded"
 
 
-def unload_lora(http: httpx.Client, base: str, name: str) -> bool:
+def unload_lora(http: httpx.Client, base: str, name: str, seconds: float = REMOVE_S) -> bool:
     """Unload an adapter; False when it was not loaded."""
     url = f"{base}/v1/unload_lora_adapter"
-    status, body = _call(http, "POST", url, REMOVE_S, body={"lora_name": name})
+    status, body = _call(http, "POST", url, seconds, body={"lora_name": name})
     if status == 404:
         return False
     if status != 200:
@@ -482,9 +482,9 @@ def serve(
     return Served(kind, base_url, name, adapter.checkpoint, weights, config, base)
 
 
-def unserve(served: Served) -> bool:
+def unserve(served: Served, seconds: float = REMOVE_S) -> bool:
     """Remove what `serve` made; False when it was already gone."""
     with client() as http:
         if served.kind == "ollama":
-            return delete(http, served.url, served.model)
-        return unload_lora(http, served.url, served.model)
+            return delete(http, served.url, served.model, seconds)
+        return unload_lora(http, served.url, served.model, seconds)

@@ -341,3 +341,22 @@ def test_the_pass_rate_interval_is_wilsons():
     low, high = wilson(0, 4)
     assert low == 0.0 and round(high, 2) == 0.49
     assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_a_worker_that_dies_mid_sweep_leaves_no_model_behind(
+    client, staff, run_dir, ollama, workers
+):
+    strengths(ollama, run_dir)
+    ollama.gate = threading.Semaphore(0)
+    made = start(client, checkpoints=["checkpoint-200", "checkpoint-300"])
+    worker = workers()
+    wait_for(
+        lambda: sweep(client, made["id"])["checkpoints"][0]["total"] == 4,
+        "the first evaluation to start",
+        logs=logs(worker),
+    )
+    assert list(ollama.created) == [f"tuner-{RUN}-ckpt200:latest"]
+    worker.kill()  # no clean-up of its own: the next page to look finds it gone
+    first = sweep(client, made["id"])["checkpoints"][0]
+    assert first["status"] == "failed" and "stopped while it ran" in first["error"]
+    assert first["served"] == "removed" and not ollama.created

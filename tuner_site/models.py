@@ -99,6 +99,12 @@ class EvaluationJob(Job):
     def progress_text(self) -> str:
         return f"{self.done} of {self.total} cases done" if self.total else ""
 
+    def after_lost(self) -> None:
+        if self.sweep_id is not None:
+            from .jobs.sweep import remove_left
+
+            remove_left(self)
+
     @property
     def progress(self) -> float | None:
         return self.done / self.total if self.total else None

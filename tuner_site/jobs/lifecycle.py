@@ -383,6 +383,10 @@ def _end_lost(job: Job, reason: str) -> bool:
         return False  # its worker reported meanwhile, or another process ended it
     if job.worker_host == socket.gethostname() and job.evaluator_pid:
         process.stop_orphan(job.evaluator_pid, STOP_GRACE_SECONDS, job.child_marker)
+    try:
+        job.after_lost()
+    except Exception:  # a clean-up that fails must not keep the verdict from the others
+        logger.exception("job %s: cleaning up after it failed", job.pk)
     if job.task_id and apps.is_installed("django_tasks_db"):
         from django_tasks_db.models import DBTaskResult
 

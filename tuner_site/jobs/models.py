@@ -79,6 +79,9 @@ class Job(models.Model):
         """How far it got, in a few words, for the note a stopped job keeps."""
         return ""
 
+    def after_lost(self) -> None:
+        """Clean up what the job left outside its child process, once it was taken for lost."""
+
     @property
     def lane(self) -> str:
         return str(getattr(self, self.lane_field))

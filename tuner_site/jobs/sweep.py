@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.urls import reverse
@@ -159,9 +160,22 @@ def _sweep_up(job: Any, api: str) -> None:
     _note(job, "removed" if gone else "")
 
 
-def _remove(job: Any, served: serving.Served) -> None:
+def remove_left(job: Any) -> None:
+    """After a sweep's job was taken for lost (its worker died): remove the model it may have
+    left on the server, within the server deadline, since a page may be the one asking."""
+    if job.serving not in (SERVING, "served"):
+        return
+    if job.sweep.keep:
+        _note(job, "kept")
+        return
+    api = serving.api_for(job.backend_kind) or job.backend_kind
+    served = serving.Served(api, job.backend_url, job.model, job.checkpoint, "", "", None)
+    _remove(job, served, settings.TUNER_BACKEND_TIMEOUT)
+
+
+def _remove(job: Any, served: serving.Served, seconds: float = serving.REMOVE_S) -> None:
     try:
-        gone = serving.unserve(served)
+        gone = serving.unserve(served, seconds)
     except serving.ServingError as exc:
         logger.warning("job %s: %s was not removed: %s", job.pk, served.model, exc)
         _note(job, f"not removed: {exc}"[:500])
