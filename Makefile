@@ -15,10 +15,8 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The evaluation worker runs beside the server and is stopped with it: Ctrl-C reaches it too, and
-# the trap's TERM is then its second signal, which ends a running evaluation (its page says so).
-# The trap runs once: a third signal would kill the worker before it can say so. No autoreload:
-# a reload would end evaluations too.
+# serve-lan's evaluation worker runs beside gunicorn and is stopped with it (Ctrl-C reaches it
+# too): its running evaluation goes back to the queue. No autoreload: a reload would stop it.
 WORKER := $(PY) manage.py db_worker --no-reload
 STOP_WORKER := trap 'trap - EXIT; kill -TERM $$worker 2>/dev/null' EXIT INT TERM
 

@@ -93,10 +93,11 @@ def test_the_real_evaluator_scores_the_demo_models_and_the_later_training_does_b
 
 
 @pytest.mark.django_db
-def test_the_demos_evaluation_page_says_what_to_add_and_where(client, settings, tmp_path):
+def test_the_demos_evaluation_page_says_what_to_add_and_where(admin_client, settings, tmp_path):
     root = build_demo((tmp_path / "demo").resolve())
     settings.TUNER_WORKSPACE = settings.TUNER_DEMO_WORKSPACE = root
-    page = html.unescape(client.get("/evaluations/new/").content.decode())
+    # Staff see the folder itself (others its name only).
+    page = html.unescape(admin_client.get("/evaluations/new/").content.decode())
     assert (
         "The demo ships no Evaluator: to evaluate its server's models, copy the training "
         "project's <code>Evaluator/</code> and <code>tools/</code> folders into "
