@@ -15,7 +15,7 @@ from discovery.pace import UNKNOWN, pace, run_pace
 from discovery.runs import Workspace, detail, get_run, list_runs, run_history
 from sampledata import runs as wb
 
-from .conftest import SHARED_UPSTREAM
+from .conftest import SHARED_UPSTREAM, needs_upstream
 from .test_real_outputs import GEMMA_TAIL, hf_checkpoint, run_dirs  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +105,7 @@ def test_a_trainer_state_in_a_dated_run_folder_averages_over_the_time_since_its_
     assert p.eta_seconds == pytest.approx(60 * (300 - last) / p.steps_per_minute)
 
 
-@pytest.mark.skipif(not SHARED_UPSTREAM.exists(), reason="needs ../shared/upstream")
+@needs_upstream
 def test_the_real_mlx_log_gives_its_rate_from_step_time(workspace):
     real = SHARED_UPSTREAM / "Trainers" / "mistral_lora_mac" / "test_logs_minimal"
     shutil.copytree(real, workspace / "Trainers" / "mistral_lora_mac" / "test_logs_minimal")
