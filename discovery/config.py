@@ -25,7 +25,7 @@ from typing import Any
 from . import caches, flatyaml, mlx
 from .paths import FileKey, file_cache, file_key, loads_lenient, read_json_object
 from .runs import Run
-from .values import as_str
+from .values import as_float, as_str
 from .yamlfile import YamlRead, front_matter, read_yaml
 
 Scalar = str | int | float | bool
@@ -418,6 +418,8 @@ def normalize(key: str, value: Value) -> Value | None:
             if not _NUMBER.fullmatch(value):
                 return None
             value = float(value)
+        if as_float(value) is None:
+            return None  # a number no float holds (a 401-digit integer) is no setting
         if key in FRACTIONAL:
             return float(value)
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
@@ -701,7 +703,10 @@ def _same(a: Value, b: Value) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b or (math.isfinite(a) and math.isclose(a, b, rel_tol=1e-9))
+        x, y = as_float(a), as_float(b)
+        if a == b or x is None or y is None:
+            return a == b
+        return math.isfinite(x) and math.isclose(x, y, rel_tol=1e-9)
     return a == b
 
 

@@ -293,7 +293,7 @@ def test_a_pass_rate_outside_zero_to_one_is_not_a_rate(client, use_workspace):
     assert "25000%" not in html
 
 
-@pytest.mark.parametrize("body", ["[1, 2]", '"text"', "null", "{}", '{"summary": 3}', "{", ""])
+@pytest.mark.parametrize("body", ["[1, 2]", '"text"', "null", "{}", '{"summary": 3}', "{"])
 def test_a_result_that_is_not_a_result_is_listed_with_its_error(client, use_workspace, body):
     (use_workspace / "Evaluator" / "results").mkdir(parents=True)
     (use_workspace / "Evaluator" / "results" / "hostile.json").write_text(body)
@@ -304,6 +304,20 @@ def test_a_result_that_is_not_a_result_is_listed_with_its_error(client, use_work
     assert hostile["error"]
     assert "hostile" in client.get("/evaluations/").content.decode()
     assert hostile["error"] in client.get("/evaluations/hostile/").content.decode()
+
+
+def test_an_empty_result_file_is_a_reserved_name_not_a_result(client, use_workspace):
+    # An evaluation job reserves its result's name with an empty file (created exclusively,
+    # so nothing can plant a link there) until the Evaluator writes it; a job that ends
+    # without a result removes it. Until then it is no result, and no page fails on it.
+    (use_workspace / "Evaluator" / "results").mkdir(parents=True)
+    (use_workspace / "Evaluator" / "results" / "reserved.json").write_text("")
+    _good(use_workspace)
+    for url in ("/evaluations/", "/", "/models/", "/evaluations/good/"):
+        assert client.get(url).status_code == 200, url
+    listed = json.loads(client.get("/api/evaluations/").content)["evaluations"]
+    assert [e["name"] for e in listed] == ["good"]
+    assert client.get("/evaluations/reserved/").status_code == 404
 
 
 # JSON nested deep ------------------------------------------------------------------------

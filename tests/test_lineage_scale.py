@@ -8,6 +8,7 @@ each one: 10,000 models on each of three servers took more than 30 s.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import time
 from pathlib import Path
@@ -110,19 +111,26 @@ def _cpu_seconds(root: Path, n: int) -> float:
     best = float("inf")
     for _ in range(3):
         lineage.clear_cache()
-        started = time.process_time()
-        found = lineage.build(ws, statuses, evaluations)
+        # The collector's full passes grow with every object alive, not with the join: left on,
+        # they made a linear join read as 22x for 8x the models on a loaded machine.
+        gc.collect()
+        gc.disable()
+        try:
+            started = time.process_time()
+            found = lineage.build(ws, statuses, evaluations)
+            best = min(best, time.process_time() - started)
+        finally:
+            gc.enable()
         ids = {s.model_id for s in found.served}
         assert len(found.models) == len(ids) == 3 * n
-        best = min(best, time.process_time() - started)
     return best
 
 
 def test_joining_served_models_grows_linearly_with_their_number(workspace):
-    small, large = 500, 4_000  # eight times as many: linear is about 8x, quadratic 64x
+    small, large = 250, 4_000  # sixteen times as many: linear is about 16x, quadratic 256x
     _cpu_seconds(workspace, 100)  # imports and caches of the first call are not counted
     ratio = _cpu_seconds(workspace, large) / _cpu_seconds(workspace, small)
-    assert ratio < 20, f"{large} models per server took {ratio:.0f}x the time of {small}"
+    assert ratio < 48, f"{large} models per server took {ratio:.0f}x the time of {small}"
 
 
 def test_the_join_is_reused_until_the_servers_models_or_the_uploads_change(workspace):

@@ -31,13 +31,14 @@ logger = logging.getLogger("tuner")
 Status = EvaluationJob.Status
 ACTIVE = EvaluationJob.ACTIVE
 
-# What each checkpoint shows: its job's status, or where a running one is.
-QUEUED, SERVING, EVALUATING, DONE = "queued", "serving", "evaluating", "done"
+# What each checkpoint shows: its job's status, or where a running one is. The words a job's
+# status shares are the model's choices, so the two lists cannot drift.
+SERVING, EVALUATING, DONE = "serving", "evaluating", "done"
 CHECKPOINT_STATUS = {
-    Status.QUEUED: QUEUED,
+    Status.QUEUED: Status.QUEUED.value,
     Status.SUCCEEDED: DONE,
-    Status.FAILED: "failed",
-    Status.CANCELLED: "cancelled",
+    Status.FAILED: Status.FAILED.value,
+    Status.CANCELLED: Status.CANCELLED.value,
 }
 
 
