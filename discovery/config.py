@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import caches, flatyaml, mlx
+from . import caches, mlx
 from .paths import FileKey, file_cache, file_key, loads_lenient, read_json_object
 from .runs import Run
 from .values import as_float, as_str
@@ -487,11 +487,8 @@ def _yaml_pairs(found: YamlRead | None, names: Mapping[str, str], prefix: str = 
 
 
 def _llama_factory(path: Path, root: Path) -> Flat | None:
-    # The one reader of LLaMA-Factory's flat arguments file, shared with the run readers.
-    data = flatyaml.read(path, root)
-    if data is None:
-        return Flat({}, "is not a flat YAML mapping of names to values")
-    return flatten(data, LLAMA_FACTORY_NAMES)
+    # The one YAML reader, shared with the run readers (metric_for_best_model).
+    return _yaml_pairs(read_yaml(path, root), LLAMA_FACTORY_NAMES)
 
 
 def _state(path: Path, root: Path) -> Flat | None:

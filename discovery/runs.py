@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import caches, detailstore, flatyaml, mlx
+from . import caches, detailstore, mlx
 from . import header as run_header
 from .checkpoints import (
     CHECKPOINT_NAME,
@@ -66,7 +66,7 @@ from .paths import (
 )
 from .ranking import Ranking, RankRequest, rank, trainer_metric
 from .values import as_str, as_whole, finite
-from .yamlfile import front_matter
+from .yamlfile import front_matter, read_mapping
 
 OUTPUT_DIR = re.compile(r"(?P<type>[A-Za-z0-9]+)_output(?:_(?P<platform>.+))?")
 RUN_STAMP = re.compile(r"(\d{8}_\d{6})")
@@ -899,7 +899,7 @@ def _chosen_by(
     section), else found from `best_metric` in trainer_state.json."""
     if state is None:
         return None
-    configs = [flatyaml.read(run.path / LLAMA_FACTORY_ARGS, run.trainer.root) or {}]
+    configs = [read_mapping(run.path / LLAMA_FACTORY_ARGS, run.trainer.root) or {}]
     for section in ("training", "training_config"):
         found = (lineage or {}).get(section)
         configs.append(found if isinstance(found, dict) else {})

@@ -60,6 +60,12 @@ def read_yaml(path: Path, root: Path) -> YamlRead | None:
     return file_cache.get(path, root, "yaml", _load)
 
 
+def read_mapping(path: Path, root: Path) -> dict[str, Any] | None:
+    """The YAML file's top-level mapping; None when there is no readable one."""
+    found = read_yaml(path, root)
+    return found.data if found is not None else None
+
+
 def front_matter(text: str) -> YamlRead | None:
     """The YAML block between the `---` lines a model card (`README.md`) opens with, or None
     when it has none."""

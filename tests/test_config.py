@@ -402,7 +402,7 @@ def test_an_unreadable_yaml_file_is_named_with_why(tmp_path):
     (folder / "README.md").write_text("---\nbase_model: [unclosed\n---\n")
     cfg = read_config(_one(tmp_path, folder))
     unread = dict(cfg.unread)
-    assert "not a flat YAML mapping" in unread["training_args.yaml"]
+    assert unread["training_args.yaml"] == "is not UTF-8 text"
     assert "front matter is not valid YAML" in unread["README.md"]
 
 

@@ -423,7 +423,7 @@ def test_a_multi_gpu_llamafactory_log_collapses_its_twice_written_lines(
 def test_a_finished_llamafactory_run_reads_its_results_and_arguments(
     use_workspace, client, run_dirs
 ):
-    from .test_flatyaml import QWEN3_ARGS
+    from .test_yaml_args import QWEN3_ARGS
 
     out = lf_folder(run_dirs / "lora", LF_DONE)
     wb.write_json(out / "train_results.json", LF_RESULTS)

@@ -1,11 +1,11 @@
-"""The flat YAML reader, on the files LLaMA-Factory writes."""
+"""The one YAML reader, on the arguments files LLaMA-Factory writes."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from discovery import flatyaml
+from discovery.yamlfile import parse, read_mapping
 
 # aa-n/Qwen3_Lora, training_args.yaml: LLaMA-Factory's own dump (yaml.safe_dump) of a LoRA SFT.
 QWEN3_ARGS = """\
@@ -46,7 +46,7 @@ warmup_steps: 0
 
 
 def test_a_real_llamafactory_dump_reads_typed():
-    args = flatyaml.parse(QWEN3_ARGS)
+    args = parse(QWEN3_ARGS).data
     assert args is not None
     assert args["learning_rate"] == 5.0e-05 and isinstance(args["learning_rate"], float)
     assert args["lora_rank"] == 8 and args["lora_alpha"] == 16
@@ -64,15 +64,14 @@ def test_lists_quotes_comments_and_folded_strings():
         "dataset:\n- alpaca_en\n- 'it''s'\n"
         'template: "a\\tb" # kept\n'
         "note: a long plain string that\n  goes on here\n"
-        "lr: 1e-4\n"
+        "lr: 1.0e-4\n"
         "nothing:\n"
         "inf: .inf\n"
         "version: 0.9.1\n"
         "nested:\n  a: 1\n"
         "after: ~\n"
     )
-    args = flatyaml.parse(text)
-    assert args == {
+    assert parse(text).data == {
         "dataset": ["alpaca_en", "it's"],
         "template": "a\tb",
         "note": "a long plain string that goes on here",
@@ -80,16 +79,25 @@ def test_lists_quotes_comments_and_folded_strings():
         "nothing": None,
         "inf": math.inf,
         "version": "0.9.1",
+        "nested": {"a": 1},
         "after": None,
     }
 
 
+def test_a_hand_written_exponent_is_a_learning_rate_all_the_same(tmp_path: Path):
+    # YAML 1.1 reads `1e-4` (no dot) as a string; the configuration still reads it as a number.
+    from discovery.config import normalize
+
+    assert parse("learning_rate: 1e-4\n").data == {"learning_rate": "1e-4"}
+    assert normalize("learning_rate", "1e-4") == 1e-4
+
+
 def test_what_is_not_a_mapping_reads_as_nothing(tmp_path: Path):
-    assert flatyaml.parse("just a line of text\n") is None
-    assert flatyaml.parse("- a\n- b\n") is None
+    assert parse("just a line of text\n").data is None
+    assert parse("- a\n- b\n").data is None
     f = tmp_path / "training_args.yaml"
     f.write_bytes(b"\xff\xfe not utf-8")
-    assert flatyaml.read(f, tmp_path) is None
+    assert read_mapping(f, tmp_path) is None
     f.write_text(QWEN3_ARGS)
-    assert flatyaml.read(f, tmp_path)["stage"] == "sft"  # type: ignore[index]
-    assert flatyaml.read(tmp_path / "missing.yaml", tmp_path) is None
+    assert read_mapping(f, tmp_path)["stage"] == "sft"  # type: ignore[index]
+    assert read_mapping(tmp_path / "missing.yaml", tmp_path) is None
