@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,7 @@ from discovery.logs import History
 from discovery.metrics import (
     CHART_GROUPS,
     column_order,
-    default_columns,
     is_bookkeeping,
-    key_columns,
     unit,
 )
 from discovery.mlx import npz_state
@@ -38,6 +35,7 @@ from discovery.runs import STATUSES, Run, RunDetail, detail, get_run, run_dir_pr
 from discovery.values import finite
 from tuner_site import links, serializers, workspace
 from tuner_site.charts import Chart, line_chart
+from tuner_site.checkpoint_columns import ALL_COLUMNS, checkpoint_columns
 from tuner_site.config_columns import values
 from tuner_site.formatting import Column, brief, column, pass_rate, with_unit
 from tuner_site.jobs.sweep import checkpoint_evaluations
@@ -159,67 +157,6 @@ def _charts(d: RunDetail, history: History) -> list[Chart]:
     return charts
 
 
-def _metric_columns(d: RunDetail) -> list[str]:
-    """Metrics logged at any checkpoint, the ones people read first in front."""
-    seen: dict[str, None] = {}
-    for c in d.checkpoints:
-        seen.update(dict.fromkeys(c.metrics))
-    return column_order(seen)
-
-
-# `?col=all` shows every column; `?col=` alone, the key columns only.
-ALL_COLUMNS = "all"
-
-
-@dataclass(frozen=True)
-class Columns:
-    """The checkpoint table's metric columns: which it has, which it always shows, which it
-    shows now, and what the URL says (`col`: None when it says nothing, the default)."""
-
-    available: list[str]
-    key: list[str]
-    shown: list[str]
-    col: list[str] | None
-
-    @property
-    def extra(self) -> list[str]:
-        return [m for m in self.available if m not in self.key]
-
-    @property
-    def hidden(self) -> int:
-        return len(self.available) - len(self.shown)
-
-    @property
-    def form_values(self) -> list[str]:
-        """`col` values a form keeps these columns with: none for the default, one empty
-        value for the key columns only."""
-        return [] if self.col is None else self.col or [""]
-
-
-def _columns(request: HttpRequest, d: RunDetail) -> Columns:
-    available = _metric_columns(d)
-    key = key_columns(available, d.ranking.inputs)
-    raw = request.GET.getlist("col")
-    if not raw:
-        default = default_columns(d.run.type, available, d.ranking.inputs)
-        extra = [m for m in available if m in default and m not in key]
-        return Columns(available, key, key + extra, None)
-    asked = [v for v in dict.fromkeys(raw) if v]
-    unknown = [v for v in asked if v not in available and v != ALL_COLUMNS]
-    if unknown:
-        accepted = ", ".join(available) or "(none logged at a checkpoint yet)"
-        raise BadQuery(
-            f"col must be a metric column of this run: {accepted}, or {ALL_COLUMNS}. "
-            f"Got {unknown[0]!r}."
-        )
-    if ALL_COLUMNS in asked:
-        every = [m for m in available if m not in key]
-        return Columns(available, key, key + every, [ALL_COLUMNS])
-    picked = set(asked)
-    extra = [m for m in available if m in picked and m not in key]
-    return Columns(available, key, key + extra, extra)
-
-
 def _view_params(request: HttpRequest, col: list[str] | None, page: int) -> list[Pair]:
     """This run page's canonical query: its ranking, page and columns (`col`: None for the
     default, [] for key columns only)."""
@@ -245,7 +182,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         return render(request, "runs/_lineage.html", _lineage_context(d.run))
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
     page = _checkpoint_page(request, d)
-    cols = _columns(request, d)
+    cols = checkpoint_columns(request.GET.getlist("col"), d)
     # One precision per column, decided from every checkpoint's value, on every page alike.
     formats = {m: _metric_format(d, m) for m in cols.shown}
     score_format = column(d.ranking.scores, unit(d.ranking.metric))
