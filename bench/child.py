@@ -95,6 +95,9 @@ def main() -> None:
             ("/runs/", "/runs/"),
             ("/api/runs/", "/api/runs/"),
             ("run page", run_url),
+            # Issue 24's pages: two configuration columns, and every run a point on /explore/.
+            ("/runs/ + 2 settings", "/runs/?col=lora.r&col=learning_rate"),
+            ("/explore/", "/explore/?x=lora.r&y=best_score"),
         ):
             client.get(url)  # warm
             times = []

@@ -86,10 +86,16 @@ def test_refreshing_a_trickling_server_leaves_no_thread_or_socket_behind():
         for _ in range(20):
             found = probe_all(backends, 0.2)
             assert [s.available for s in found] == [False, False]
+
+        # Fewer is fine: a thread an earlier test in this process left may end meanwhile.
+        def left() -> bool:
+            threads, fds = _threads_and_fds()
+            return threads <= baseline[0] and fds <= baseline[1]
+
         settle = time.monotonic() + 5  # a busy machine may be slow to let a thread end
-        while _threads_and_fds() != baseline and time.monotonic() < settle:
+        while not left() and time.monotonic() < settle:
             time.sleep(0.05)
-        assert _threads_and_fds() == baseline
+        assert left(), (_threads_and_fds(), baseline)
     finally:
         for s in servers:
             s.kill()
