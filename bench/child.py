@@ -51,7 +51,9 @@ def _django_client(root: Path, store_s: str):
     from django.test import Client
 
     django.setup()
-    # As a deployment would, before the server starts: it refuses to start without them.
+    # As a deployment would, before the server starts: it refuses to start without its static
+    # files, and a run's page reads its sweeps' results from the database.
+    call_command("migrate", "--noinput", verbosity=0)
     call_command("collectstatic", "--noinput", verbosity=0)
     import tuner_site.wsgi  # noqa: F401  set up as a server is
 
