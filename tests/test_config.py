@@ -30,44 +30,11 @@ from discovery.yamlfile import parse
 from sampledata import runs as wb
 
 from .conftest import SHARED_UPSTREAM, needs_upstream, started
+from .test_yaml_args import QWEN3_ARGS
 
 # aa-n/Qwen3_Lora: a LLaMA-Factory LoRA SFT of Qwen3-14B on 7 GPUs, its output folder's
 # metadata as published (training_args.yaml, adapter_config.json, README.md, trainer_state.json).
-LF_ARGS = """\
-bf16: true
-cutoff_len: 32768
-dataset: tcm,mdk,NLI
-dataset_dir: data
-ddp_timeout: 180000000
-do_train: true
-finetuning_type: lora
-flash_attn: auto
-gradient_accumulation_steps: 8
-include_num_input_tokens_seen: true
-learning_rate: 5.0e-05
-logging_steps: 996
-lora_alpha: 16
-lora_dropout: 0
-lora_rank: 8
-lora_target: all
-lr_scheduler_type: cosine
-max_grad_norm: 1.0
-max_samples: 10000
-model_name_or_path: /dev/shm/Qwen/Qwen3-14B
-num_train_epochs: 3.0
-optim: adamw_torch
-output_dir: saves/Qwen3-14B-Instruct/lora/train_2025-04-29-14-28-08
-packing: false
-per_device_train_batch_size: 2
-plot_loss: true
-preprocessing_num_workers: 16
-report_to: none
-save_steps: 5000
-stage: sft
-template: qwen3
-trust_remote_code: true
-warmup_steps: 0
-"""
+LF_ARGS = QWEN3_ARGS
 LF_ADAPTER = {
     "alpha_pattern": {},
     "auto_mapping": None,
