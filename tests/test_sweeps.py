@@ -326,6 +326,8 @@ def test_only_staff_get_the_form_and_the_link(client, django_user_model, run_dir
     viewer.is_staff = True
     viewer.save()
     assert "data-sweep-link" in client.get(f"/runs/{TRAINER}/{RUN}/").content.decode()
+    # Each checkpoint is an evaluation job: the form says the limits every job runs under.
+    assert "data-limits" in client.get(form_url).content.decode()
     refused = client.post(form_url, {"backend": "ollama", "base": "absent", "prompt_set": "levels"})
     assert refused.status_code == 400
     assert "not &#x27;absent&#x27;" in refused.content.decode()
