@@ -399,6 +399,7 @@ class FakeServer:
         self.show = OLLAMA_SHOW if show is None else show
         self.shown: list[str] = []  # the model names /api/show was asked about
         self.show_seconds = 0.0
+        self.show_release = threading.Event()  # ends a slow /api/show early (and on stop)
         self.slow_seconds = 5.0
         self.drip_seconds = 0.1
         self.huge_bytes = 48 * 2**20
@@ -627,7 +628,7 @@ class FakeServer:
                 name = body.get("model") or body.get("name") or ""
                 fake.shown.append(name)
                 if fake.show_seconds:
-                    time.sleep(fake.show_seconds)
+                    fake.show_release.wait(fake.show_seconds)
                 if name not in fake.show:
                     error = {"error": f"model '{name}' not found"}
                     return self._send(404, json.dumps(error).encode(), "application/json")
@@ -735,6 +736,7 @@ class FakeServer:
         ]
 
     def stop(self) -> None:
+        self.show_release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

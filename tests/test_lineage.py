@@ -232,19 +232,22 @@ def test_ollama_show_is_asked_once_per_digest_and_again_when_it_changes(client, 
 
 
 def test_a_slow_api_show_does_not_slow_the_servers_page(client, settings, servers):
-    settings.TUNER_BACKEND_TIMEOUT = 1.0
+    # Wide margins so a loaded machine cannot fail it: /api/show would take 30 s, the whole
+    # budget is 4 s, and show has half of it (2 s); given the whole budget it would take 4 s.
+    settings.TUNER_BACKEND_TIMEOUT = 4.0
     server = servers["ollama"]
-    server.show_seconds = 3.0
+    server.show_seconds = 30.0
     started = time.monotonic()
     data = get_json(client, "/api/backends/")
-    assert time.monotonic() - started < 1.8
+    assert time.monotonic() - started < 3.6
     status = next(b for b in data["backends"] if b["name"] == "ollama")
     assert status["available"] is True and len(status["models"]) == 3
-    # /api/show had half the budget: the answer came long before the timeout.
-    assert status["latency_ms"] < 800
+    # /api/show had half the budget: the answer came well before the timeout.
+    assert status["latency_ms"] < 3000
     assert all(m["blobs"] is None for m in status["models"])  # asked on a later refresh
     assert len(server.shown) == 1
     server.show_seconds = 0.0
+    server.show_release.set()
     data = get_json(client, "/api/backends/")
     status = next(b for b in data["backends"] if b["name"] == "ollama")
     assert all(m["blobs"] is not None for m in status["models"])
