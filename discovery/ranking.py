@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -118,34 +119,43 @@ class Rule:
     # line, so a margin from an older line would be set against a newer KL.
     line_of: str | None = None
 
-    @property
+    # Worked out once per rule, not on each of the many calls per checkpoint a ranking makes
+    # (a frozen dataclass keeps a cached_property in its __dict__).
+    @functools.cached_property
     def inputs(self) -> tuple[str, ...]:
         """The logged metrics a score is computed from."""
         if self.kl_key is not None:
             return (_margin_key(self.kl_key), self.kl_key)
         return (self.name,)
 
-    @property
+    @functools.cached_property
     def evaluates(self) -> bool:
         """Scored by evaluations, which count only at a checkpoint's own step."""
         return any(is_evaluation(k) for k in self.inputs)
+
+    @functools.cached_property
+    def _checked(self) -> tuple[tuple[str, bool], ...]:
+        """Each input, and whether it is an evaluation (counted only at its own step)."""
+        return tuple((k, is_evaluation(k)) for k in self.inputs)
 
     def values(self, c: Checkpoint) -> dict[str, float]:
         """The inputs this checkpoint may be scored by: an evaluation's value only when it was
         logged at the checkpoint's own step (transformers saves a best model only where
         `save_steps` is a multiple of `eval_steps`, so that a checkpoint is ranked by an
         evaluation of itself); a training metric's latest value at or before its step."""
-        steps, found = c.point.steps, {}
+        metrics, steps = c.point.values, c.point.steps
         anchor = steps.get(self.line_of) if self.line_of is not None else None
-        for key in self.inputs:
-            value = c.metrics.get(key)
+        found = {}
+        for key, own_step in self._checked:
+            value = metrics.get(key)
             if value is None:
                 continue
-            at = steps.get(key)
-            if is_evaluation(key) and c.step is not None and at != c.step:
-                continue
-            if anchor is not None and at != anchor:
-                continue
+            if own_step or anchor is not None:
+                at = steps.get(key)
+                if own_step and c.step is not None and at != c.step:
+                    continue
+                if anchor is not None and at != anchor:
+                    continue
             found[key] = value
         return found
 
@@ -190,20 +200,17 @@ def rules_for(run_type: str) -> tuple[Rule, ...]:
 
 def _guarded(rule: Rule, checkpoints: Sequence[Checkpoint]) -> tuple[tuple[float | None, ...], int]:
     """Scores under `rule`, and how many checkpoints its KL guard left unscored."""
-    scores = [rule.of(c) for c in checkpoints]
+    values = [rule.values(c) for c in checkpoints]  # once: the guard reads them again
+    scores = [rule.score(v) for v in values]
     if rule.kl_key is None:
         return tuple(scores), 0
-    kls = sorted(
-        kl
-        for c in checkpoints
-        if (kl := rule.values(c).get(rule.kl_key)) is not None and kl > 0 and math.isfinite(kl)
-    )
+    given = [v.get(rule.kl_key) for v in values]
+    kls = sorted(kl for kl in given if kl is not None and kl > 0 and math.isfinite(kl))
     if not kls:
         return tuple(scores), 0
     floor = KL_FLOOR * statistics.median(kls)
     excluded = 0
-    for i, c in enumerate(checkpoints):
-        kl = rule.values(c).get(rule.kl_key)
+    for i, kl in enumerate(given):
         if scores[i] is not None and kl is not None and kl < floor:
             scores[i] = None
             excluded += 1
