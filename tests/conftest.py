@@ -189,12 +189,26 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    yield pg
-    context.close()
+def open_page(browser):
+    """Open pages at a chosen size (and other context options); all closed after the test."""
+    contexts = []
+
+    def open_(width: int = 1280, height: int = 900, **options):
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
+        contexts.append(context)
+        pg = context.new_page()
+        pg.set_default_timeout(10_000)
+        pg.width = width
+        return pg
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(open_page):
+    return open_page(1280, 900)
 
 
 @pytest.fixture
@@ -278,15 +292,15 @@ VIEWPORTS = {"1280": (1280, 900), "1024": (1024, 768), "390": (390, 844)}
 
 
 @pytest.fixture(params=list(VIEWPORTS))
-def any_page(browser, request):
+def any_page(open_page, request):
     """A page at each of VIEWPORTS in turn; `any_page.width` says which."""
-    width, height = VIEWPORTS[request.param]
-    context = browser.new_context(viewport={"width": width, "height": height})
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    pg.width = width
-    yield pg
-    context.close()
+    return open_page(*VIEWPORTS[request.param])
+
+
+@pytest.fixture(params=["1280", "390"])
+def desktop_or_phone_page(open_page, request):
+    """A page at 1280 px, then at 390 px: for checks too slow to repeat at every width."""
+    return open_page(*VIEWPORTS[request.param])
 
 
 @pytest.fixture

@@ -9,19 +9,6 @@ import pytest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WIDTHS = {"1280": (1280, 900), "390": (390, 844)}
-
-
-@pytest.fixture(params=list(WIDTHS))
-def sized_page(browser, request):
-    width, height = WIDTHS[request.param]
-    context = browser.new_context(viewport={"width": width, "height": height})
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    pg.width = width
-    yield pg
-    context.close()
-
 
 @pytest.fixture
 def demo(settings, demo_workspace: Path) -> Path:
@@ -33,8 +20,8 @@ def _no_sideways_scroll(page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
-def test_explore_hover_names_the_run_and_a_click_opens_it(sized_page, live_server, demo):
-    page = sized_page
+def test_explore_hover_names_the_run_and_a_click_opens_it(desktop_or_phone_page, live_server, demo):
+    page = desktop_or_phone_page
     page.goto(f"{live_server.url}/explore/?x=lora.r&y=best_score&rule=eval_loss")
     points = page.locator(".xp-point")
     assert points.count() >= 6
@@ -51,8 +38,8 @@ def test_explore_hover_names_the_run_and_a_click_opens_it(sized_page, live_serve
     assert page.locator("#configuration").is_visible()
 
 
-def test_explore_choices_push_a_url_a_teammate_can_open(sized_page, live_server, demo):
-    page = sized_page
+def test_explore_choices_push_a_url_a_teammate_can_open(desktop_or_phone_page, live_server, demo):
+    page = desktop_or_phone_page
     page.goto(f"{live_server.url}/explore/")
     page.select_option("select[name=x]", "learning_rate")
     page.wait_for_url("**/explore/?x=learning_rate")
@@ -74,14 +61,16 @@ def test_explore_choices_push_a_url_a_teammate_can_open(sized_page, live_server,
     assert page.locator(".xp-line").count() >= 6
 
 
-def test_compare_opens_with_the_settings_that_differ(sized_page, live_server, demo, client):
+def test_compare_opens_with_the_settings_that_differ(
+    desktop_or_phone_page, live_server, demo, client
+):
     points = client.get("/api/explore/?x=lora.r&x=learning_rate&y=metric:eval_loss").json()
     sweep = {
         p["x"]: p["run"]
         for p in points["points"]
         if p["method"] == "sft" and p["values"]["learning_rate"] == 2e-4 and p["x"] in (8, 16)
     }
-    page = sized_page
+    page = desktop_or_phone_page
     page.goto(f"{live_server.url}/compare/?run={sweep[8]}&run={sweep[16]}")
     table = page.locator("table.config-diff")
     assert table.is_visible()
@@ -98,8 +87,8 @@ def test_compare_opens_with_the_settings_that_differ(sized_page, live_server, de
     _no_sideways_scroll(page)
 
 
-def test_run_list_with_two_setting_columns_and_a_filter(sized_page, live_server, demo):
-    page = sized_page
+def test_run_list_with_two_setting_columns_and_a_filter(desktop_or_phone_page, live_server, demo):
+    page = desktop_or_phone_page
     page.goto(f"{live_server.url}/runs/")
     page.locator(".config-columns summary").click()
     page.check("input[name=col][value='lora.r']")

@@ -15,16 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(params=["1280", "390"])
-def clip_page(browser, live_server, request):
-    width, height = VIEWPORTS[request.param]
-    context = browser.new_context(
-        viewport={"width": width, "height": height},
-        permissions=["clipboard-read", "clipboard-write"],
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+def clip_page(open_page, live_server, request):
+    return open_page(*VIEWPORTS[request.param], permissions=["clipboard-read", "clipboard-write"])
 
 
 def clipboard(page) -> str:

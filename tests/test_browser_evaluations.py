@@ -70,30 +70,21 @@ def test_evaluate_on_a_model_row_then_follow_the_job_to_its_result(
 
 
 def test_the_evaluation_pages_fit_a_phone_screen(
-    browser, live_server, quick, staff, chat_ollama, workers
+    open_page, live_server, quick, staff, chat_ollama, workers
 ):
     chat_ollama.gate = None  # answer every case at once
     workers()
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    try:
-        sign_in(page, live_server, "/backends/")
-        assert fits(page), "/backends/"
-        page.goto(
-            f"{live_server.url}/evaluations/new/?backend=ollama&model={MODEL}&prompt_set=scored"
-        )
-        assert fits(page), "/evaluations/new/"
-        page.get_by_role("button", name="Start evaluation").tap()
-        page.wait_for_selector("#job[data-status=succeeded]", timeout=20_000)
-        assert fits(page), "the job's page"
-        for path in ("/evaluations/jobs/", "/evaluations/", "/prompt-sets/scored/"):
-            page.goto(f"{live_server.url}{path}")
-            assert fits(page), path
-    finally:
-        context.close()
+    page = open_page(390, 844, is_mobile=True, has_touch=True)
+    sign_in(page, live_server, "/backends/")
+    assert fits(page), "/backends/"
+    page.goto(f"{live_server.url}/evaluations/new/?backend=ollama&model={MODEL}&prompt_set=scored")
+    assert fits(page), "/evaluations/new/"
+    page.get_by_role("button", name="Start evaluation").tap()
+    page.wait_for_selector("#job[data-status=succeeded]", timeout=20_000)
+    assert fits(page), "the job's page"
+    for path in ("/evaluations/jobs/", "/evaluations/", "/prompt-sets/scored/"):
+        page.goto(f"{live_server.url}{path}")
+        assert fits(page), path
 
 
 def test_choosing_another_server_swaps_its_models_in_and_keeps_what_was_typed(
@@ -118,31 +109,25 @@ def test_choosing_another_server_swaps_its_models_in_and_keeps_what_was_typed(
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_cancel_a_running_job_then_run_it_again(
-    browser, live_server, quick, staff, chat_ollama, workers, width
+    open_page, live_server, quick, staff, chat_ollama, workers, width
 ):
     workers()
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    try:
-        sign_in(page, live_server, "/evaluations/new/")
-        page.goto(
-            f"{live_server.url}/evaluations/new/?backend=ollama&model={MODEL}&prompt_set=scored"
-        )
-        page.get_by_role("button", name="Start evaluation").click()
-        page.wait_for_url("**/evaluations/jobs/*/")
-        first = page.url
-        chat_ollama.gate.release(1)
-        page.wait_for_selector("#job [data-progress]:has-text('1 / 5 cases')", timeout=20_000)
-        page.get_by_role("button", name="Cancel").click()
-        page.wait_for_selector("#job[data-status=cancelled]", timeout=20_000)
-        assert fits(page), "the cancelled job"
-        chat_ollama.gate = None  # the next one is answered at once
+    page = open_page(width, 900)
+    sign_in(page, live_server, "/evaluations/new/")
+    page.goto(f"{live_server.url}/evaluations/new/?backend=ollama&model={MODEL}&prompt_set=scored")
+    page.get_by_role("button", name="Start evaluation").click()
+    page.wait_for_url("**/evaluations/jobs/*/")
+    first = page.url
+    chat_ollama.gate.release(1)
+    page.wait_for_selector("#job [data-progress]:has-text('1 / 5 cases')", timeout=20_000)
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("#job[data-status=cancelled]", timeout=20_000)
+    assert fits(page), "the cancelled job"
+    chat_ollama.gate = None  # the next one is answered at once
 
-        page.get_by_role("button", name="Run again").click()
-        page.wait_for_url("**/evaluations/jobs/*/")
-        assert page.url != first
-        page.wait_for_selector("#job[data-status=succeeded]", timeout=30_000)
-        assert "3 of 5 passed" in page.locator(".result-link").inner_text()
-        assert fits(page), "the job run again"
-    finally:
-        context.close()
+    page.get_by_role("button", name="Run again").click()
+    page.wait_for_url("**/evaluations/jobs/*/")
+    assert page.url != first
+    page.wait_for_selector("#job[data-status=succeeded]", timeout=30_000)
+    assert "3 of 5 passed" in page.locator(".result-link").inner_text()
+    assert fits(page), "the job run again"

@@ -108,28 +108,23 @@ def check(page, url: str, names: list[str]) -> None:
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_long_names_are_whole_on_every_page_that_lists_them(
-    browser, live_server, long_names, width
+    open_page, live_server, long_names, width
 ):
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    try:
-        base = live_server.url
-        check(page, f"{base}/evaluations/", [*LONG_MODELS, LONG_SET])
-        check(page, f"{base}/backends/", LONG_MODELS)
-        check(page, f"{base}/prompt-sets/{LONG_SET}/", [*LONG_MODELS, LONG_SET])
-        check(page, f"{base}/models/", [*LONG_MODELS, LONG_REPO])
-        longest = page.locator("a.model", has_text="Qwen3.5-40B").first.get_attribute("href")
-        check(page, base + longest, [LONG_MODELS[0]])
-        published = page.locator("a.model", has_text=LONG_REPO).first
-        if not published.count():
-            page.goto(f"{base}/models/")
-            published = page.locator("a.model", has_text="toolcalling").first
-        check(page, base + published.get_attribute("href"), [LONG_REPO])
-        pair = "&".join(f"e=eval_long_{i}" for i in (3, 4, 0, 5))
-        check(page, f"{base}/evaluations/compare/?{pair}", [LONG_MODELS[i] for i in (3, 4, 0, 5)])
-    finally:
-        context.close()
+    page = open_page(width, 900)
+    base = live_server.url
+    check(page, f"{base}/evaluations/", [*LONG_MODELS, LONG_SET])
+    check(page, f"{base}/backends/", LONG_MODELS)
+    check(page, f"{base}/prompt-sets/{LONG_SET}/", [*LONG_MODELS, LONG_SET])
+    check(page, f"{base}/models/", [*LONG_MODELS, LONG_REPO])
+    longest = page.locator("a.model", has_text="Qwen3.5-40B").first.get_attribute("href")
+    check(page, base + longest, [LONG_MODELS[0]])
+    published = page.locator("a.model", has_text=LONG_REPO).first
+    if not published.count():
+        page.goto(f"{base}/models/")
+        published = page.locator("a.model", has_text="toolcalling").first
+    check(page, base + published.get_attribute("href"), [LONG_REPO])
+    pair = "&".join(f"e=eval_long_{i}" for i in (3, 4, 0, 5))
+    check(page, f"{base}/evaluations/compare/?{pair}", [LONG_MODELS[i] for i in (3, 4, 0, 5)])
 
 
 def test_a_names_text_copies_as_it_is(page, live_server, long_names):
