@@ -4,7 +4,10 @@ has, and evaluation results lives here.
 
 How a served model is linked to a run (its `link`):
 
-- `exact`: the server names a path into the workspace (vLLM's `root`, llama.cpp's model file),
+- `exact`: the dashboard served it from a checkpoint (a sweep), as the workspace's record says
+  (`serving.RECORD`): an Ollama model's manifest digest or adapter blob is one the dashboard
+  made from that checkpoint's adapter, a vLLM adapter has the name and folder it was loaded
+  with; or the server names a path into the workspace (vLLM's `root`, llama.cpp's model file),
   or one of an Ollama model's FROM/ADAPTER blobs has the sha256 of a run's GGUF file;
 - `by name`: the served name, less the hub host (`hf.co/`, `huggingface.co/`), its tag
   (`:Q4_K_M`) and the `-GGUF`/quantisation suffixes the upload tool and the hub add, is a
@@ -12,7 +15,9 @@ How a served model is linked to a run (its `link`):
   llama.cpp model file named like a run's GGUF file counts too. A repo published by several
   runs is taken to be the newest upload: each upload replaces the hub's files.
 
-An evaluation's `metadata.model` is linked as the served model of that name is, else by name.
+An evaluation a sweep made is linked `exact` to the checkpoint it served, by its result's name
+in the same record; any other evaluation's `metadata.model` is linked as the served model of
+that name is, else by name.
 A model's own `link` is the strongest of what is served or evaluated of it (`exact` over `by
 name`); a model only published links exactly, as its manifest sits in the run's folder.
 
@@ -34,7 +39,7 @@ from datetime import datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-from . import caches
+from . import caches, serving
 from .backends import Backend, BackendStatus
 from .checkpoints import CHECKPOINT_NAME, FINAL_MODEL
 from .evaluations import Evaluation
@@ -191,6 +196,7 @@ class Catalog:
     by_repo: dict[str, tuple[Publication, ...]] = field(default_factory=dict)
     by_sha: dict[str, tuple[Publication, GgufFile]] = field(default_factory=dict)
     by_file: dict[str, tuple[Publication, GgufFile]] = field(default_factory=dict)
+    served_records: tuple[serving.Record, ...] = ()  # what the dashboard served, oldest first
 
     @property
     def hashing(self) -> bool:
@@ -203,6 +209,27 @@ class Catalog:
     def output_dirs(self) -> dict[str, str]:
         """Each trainer's output folder (resolved), to its trainer id."""
         return {str(realpath(t.output_dir)): t.id for t in {r.trainer for r in self.runs}}
+
+    @cached_property
+    def runs_by_id(self) -> dict[str, Run]:
+        return {r.id: r for r in self.runs}
+
+    @cached_property
+    def made(self) -> dict[tuple[str, str], serving.Record]:
+        """What the dashboard served, by what identifies it on a server: ("digest", an Ollama
+        manifest digest), ("blob", an adapter blob it made), ("lora", vLLM name and folder),
+        ("result", the evaluation made on it). The newest record wins."""
+        found: dict[tuple[str, str], serving.Record] = {}
+        for r in self.served_records:
+            keys = [("blob", b) for b in r.blobs]
+            if r.digest:
+                keys.append(("digest", r.digest))
+            if r.kind == "vllm" and r.path:
+                keys.append(("lora", f"{r.model}\x00{r.path}"))
+            if r.result:
+                keys.append(("result", r.result))
+            found.update(dict.fromkeys(keys, r))
+        return found
 
     @cached_property
     def hf_runs(self) -> dict[tuple[str, str], Run]:
@@ -274,6 +301,7 @@ def catalog(ws: Workspace, runs: Iterable[Run] | None = None) -> Catalog:
         by_repo={k: tuple(v) for k, v in by_repo.items()},
         by_sha=by_sha,
         by_file=by_file,
+        served_records=serving.recorded(ws.root),
     )
 
 
@@ -415,9 +443,34 @@ def _by_file(path: str | None, cat: Catalog) -> Link | None:
     return Link(BY_NAME, f"its file is named like {g.name}", Origin(p.run, p.checkpoint, p, g))
 
 
+def _recorded_link(rec: serving.Record | None, cat: Catalog, what: str) -> Link | None:
+    run = cat.runs_by_id.get(rec.run) if rec is not None else None
+    if rec is None or run is None:
+        return None
+    digest = rec.weights_digest.removeprefix("sha256:")[:12]
+    how = f"{what} {rec.checkpoint}'s adapter (sha256:{digest}…) as {rec.model}"
+    return Link(EXACT, how, Origin(run, rec.checkpoint))
+
+
+def by_record(model: ModelInfo, cat: Catalog) -> Link | None:
+    """A model the dashboard served from a checkpoint: the same manifest or adapter blob
+    (Ollama), the same name loaded from the same folder (vLLM). A name alone is not enough:
+    anyone can make a model of that name from something else."""
+    if not cat.made:
+        return None
+    keys = [("blob", b) for b in model.blobs or ()]
+    if model.digest:
+        keys.insert(0, ("digest", model.digest.lower().removeprefix("sha256:")))
+    if model.root:
+        keys.append(("lora", f"{model.id}\x00{model.root}"))
+    rec = next((cat.made[k] for k in keys if k in cat.made), None)
+    return _recorded_link(rec, cat, "the dashboard served")
+
+
 def link_served(model: ModelInfo, cat: Catalog) -> Link | None:
     return (
-        _by_blob(model, cat)
+        by_record(model, cat)
+        or _by_blob(model, cat)
         or by_path(model.root, cat)
         or by_name(_names(model), cat)
         or _by_file(model.root, cat)
@@ -471,6 +524,11 @@ def _evaluated(e: Evaluation, index: _ServedIndex, cat: Catalog) -> Evaluated:
     name = e.model or ""
     backend = e.backend
     matches = tuple(s for s in index.named(name) if backend is None or s.backend.kind == backend)
+    swept = _recorded_link(cat.made.get(("result", e.name)), cat, "a sweep evaluated")
+    if swept is not None:
+        # What serves that name now may be another model made since: only the same one counts.
+        same = tuple(s for s in matches if s.link and s.link.origin == swept.origin)
+        return Evaluated(e, swept, same)
     at = _timestamp(e.generated_at)
 
     def existed(link: Link) -> bool:

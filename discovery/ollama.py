@@ -60,9 +60,14 @@ def _info(name: str, listed: dict[str, Any], running: dict[str, Any] | None, ps:
     )
 
 
-def blobs_of(modelfile: str) -> tuple[str, ...]:
-    """The sha256 of each blob a Modelfile's FROM and ADAPTER lines name, in order."""
-    found = (_BLOB.search(m.group(1)) for m in _INSTRUCTION.finditer(modelfile))
+def blobs_of(modelfile: str, adapters_only: bool = False) -> tuple[str, ...]:
+    """The sha256 of each blob a Modelfile's FROM and ADAPTER lines name, in order (only the
+    ADAPTER lines' with `adapters_only`: a base's blob is shared by every model made on it)."""
+    found = (
+        _BLOB.search(m.group(1))
+        for m in _INSTRUCTION.finditer(modelfile)
+        if not adapters_only or m.group(0).lstrip().upper().startswith("ADAPTER")
+    )
     return tuple(dict.fromkeys(b.group(1).lower() for b in found if b))
 
 

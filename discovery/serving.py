@@ -14,7 +14,8 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 import httpx
@@ -22,7 +23,8 @@ import orjson
 
 from .checkpoints import Checkpoint, is_model_file
 from .http import BackendError, Deadline, client, read_body, within
-from .paths import open_in, read_json_object
+from .ollama import blobs_of
+from .paths import file_cache, is_inside, open_in, read_json_object
 from .values import as_dict, as_str
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -82,6 +84,13 @@ class Served:
     weights_digest: str  # "sha256:<hex>" of adapter_model.safetensors
     config_digest: str
     base: str | None  # Ollama: the model it was made from
+    # Ollama: what the made model is on the server, as its lists name it: its manifest digest
+    # (/api/tags) and its adapter layers (/api/show's ADAPTER lines; Ollama converts the
+    # uploaded safetensors, so these are not the uploaded file's digest). vLLM: the folder it
+    # was told to load, which /v1/models gives back as the adapter's root.
+    digest: str | None = None
+    blobs: tuple[str, ...] = ()
+    path: str | None = None
 
 
 def _files(folder: Path) -> set[str]:
@@ -468,18 +477,57 @@ def serve(
             if not base:
                 raise ServingError("Ollama needs the base model the adapter goes on")
             name = ollama_name(name)
-            for path, digest in ((adapter.weights, weights), (adapter.config, config)):
-                ensure_blob(http, base_url, path, root, digest)
+            for file, sha in ((adapter.weights, weights), (adapter.config, config)):
+                ensure_blob(http, base_url, file, root, sha)
             adapters = {ADAPTER_WEIGHTS: weights, ADAPTER_CONFIG: config}
             create(http, base_url, name, base, adapters)
-        elif kind == "vllm":
+            digest, blobs = made(http, base_url, name)
+            return Served(
+                kind, base_url, name, adapter.checkpoint, weights, config, base, digest, blobs
+            )
+        if kind == "vllm":
             # The name is the dashboard's: one left loaded (kept by an earlier sweep) is
             # replaced, as Ollama's create replaces a model of the same name.
+            folder = adapter.folder.resolve()
             unload_lora(http, base_url, name)
-            load_lora(http, base_url, name, adapter.folder.resolve())
-        else:
-            raise ServingError(f"a {kind} server cannot be given adapters")
-    return Served(kind, base_url, name, adapter.checkpoint, weights, config, base)
+            load_lora(http, base_url, name, folder)
+            return Served(
+                kind, base_url, name, adapter.checkpoint, weights, config, None, path=str(folder)
+            )
+    raise ServingError(f"a {kind} server cannot be given adapters")
+
+
+def made(http: httpx.Client, base: str, name: str) -> tuple[str | None, tuple[str, ...]]:
+    """What Ollama made of a create: the model's manifest digest and its adapter blobs, as far
+    as the server says (the model is served either way; lineage then has less to go on)."""
+    digest: str | None = None
+    blobs: tuple[str, ...] = ()
+    try:
+        status, body = _call(http, "POST", f"{base}/api/show", REMOVE_S, body={"model": name})
+        if status == 200:
+            blobs = blobs_of(as_str(as_dict(_json(body)).get("modelfile")) or "", True)
+        status, body = _call(http, "GET", f"{base}/api/tags", REMOVE_S)
+        if status == 200:
+            listed = as_dict(_json(body)).get("models")
+            for m in listed if isinstance(listed, list) else ():
+                m = as_dict(m)
+                if ollama_name(as_str(m.get("name")) or as_str(m.get("model")) or "") == name:
+                    digest = _bare(as_str(m.get("digest")))
+    except ServingError:
+        pass
+    return digest, blobs
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _bare(digest: str | None) -> str | None:
+    """A digest as Ollama's lists give it: lower-case hex, without `sha256:`."""
+    return digest.lower().removeprefix("sha256:") if digest else None
 
 
 def unserve(served: Served, seconds: float = REMOVE_S) -> bool:
@@ -488,3 +536,96 @@ def unserve(served: Served, seconds: float = REMOVE_S) -> bool:
         if served.kind == "ollama":
             return delete(http, served.url, served.model, seconds)
         return unload_lora(http, served.url, served.model, seconds)
+
+
+# What was served from which checkpoint, recorded in the workspace (one JSON object a line) so
+# the lineage of `/models/` can say `exact` of a served or removed model and of its results:
+# the workspace, unlike the database, is what every dashboard on it reads and what a restart
+# or a new database keeps, beside the Evaluator's result files it explains.
+RECORD = PurePath(".tuner", "served.jsonl")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One checkpoint served under one name on one server (and the result evaluated on it)."""
+
+    run: str  # the run's id, `<trainer>/<run>`
+    checkpoint: str
+    kind: str  # "ollama" or "vllm"
+    server: str
+    model: str
+    weights_digest: str
+    digest: str | None = None  # see Served
+    blobs: tuple[str, ...] = ()
+    path: str | None = None
+    base: str | None = None
+    result: str | None = None  # the Evaluator's result file's name, once written
+    at: str | None = None
+
+
+def record(root: Path, run: str, served: Served, result: str | None = None) -> None:
+    """Append what `served` is to the workspace's record; OSError when it cannot be written."""
+    folder = root / RECORD.parent
+    folder.mkdir(exist_ok=True)
+    if not is_inside(folder, root.resolve()):
+        raise OSError(f"{RECORD.parent} leads outside the workspace")
+    line = {
+        "run": run,
+        "checkpoint": served.checkpoint,
+        "kind": served.kind,
+        "server": served.url,
+        "model": served.model,
+        "weights_digest": served.weights_digest,
+        "digest": served.digest,
+        "blobs": list(served.blobs),
+        "path": served.path,
+        "base": served.base,
+        "result": result,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(root / RECORD, flags, 0o644)
+    try:
+        # One write of one line: appends from two workers do not interleave.
+        os.write(fd, orjson.dumps(line) + b"\n")
+    finally:
+        os.close(fd)
+
+
+def recorded(root: Path) -> tuple[Record, ...]:
+    """Everything the workspace's record says was served, oldest first; lines that are not
+    records are skipped."""
+    return file_cache.get(root / RECORD, root, "served", _records) or ()
+
+
+def _records(data: bytes) -> tuple[Record, ...]:
+    found = []
+    for line in data.splitlines():
+        item = as_dict(_json(line))
+        run, checkpoint = as_str(item.get("run")), as_str(item.get("checkpoint"))
+        kind, server = as_str(item.get("kind")), as_str(item.get("server"))
+        model, weights = as_str(item.get("model")), as_str(item.get("weights_digest"))
+        if not (run and checkpoint and kind and server and model and weights):
+            continue
+        blobs = item.get("blobs")
+        found.append(
+            Record(
+                run=run,
+                checkpoint=checkpoint,
+                kind=kind,
+                server=server,
+                model=model,
+                weights_digest=weights,
+                digest=_bare(as_str(item.get("digest"))),
+                blobs=tuple(
+                    b.lower()
+                    for b in (blobs if isinstance(blobs, list) else ())
+                    if isinstance(b, str)
+                ),
+                path=as_str(item.get("path")),
+                base=as_str(item.get("base")),
+                result=as_str(item.get("result")),
+                at=as_str(item.get("at")),
+            )
+        )
+    return tuple(found)

@@ -10,6 +10,8 @@ unloads LoRA adapters by folder (`/v1/load_lora_adapter`, as with
 VLLM_ALLOW_RUNTIME_LORA_UPDATING) and answers `/v1/chat/completions`. A served adapter answers
 as well as `strength[<sha256 of its adapter_model.safetensors>]` says: a case asking for
 "answer right level N" is answered right when N is at most that (0 for an unknown adapter).
+As Ollama does, a made model's manifest digest depends on what it was made from, and its
+adapter blob (`/api/show`) is the uploaded adapter converted, not the uploaded file.
 """
 
 from __future__ import annotations
@@ -629,6 +631,12 @@ class FakeServer:
                 fake.shown.append(name)
                 if fake.show_seconds:
                     fake.show_release.wait(fake.show_seconds)
+                made = fake.created.get(_ollama_key(name))
+                if made is not None:
+                    base = _BLOB_IN.search(fake.show.get(made.get("from") or "", ""))
+                    blob = base.group(1) if base else "b1c2" * 16
+                    shown = modelfile(name, blob, converted(made.get("adapters") or {}))
+                    fake.show = {**fake.show, name: shown}
                 if name not in fake.show:
                     error = {"error": f"model '{name}' not found"}
                     return self._send(404, json.dumps(error).encode(), "application/json")
@@ -721,10 +729,11 @@ class FakeServer:
         return self.strength.get(adapters.get("adapter_model.safetensors", ""), 0)
 
     def created_tags(self) -> list[dict[str, Any]]:
-        """/api/tags entries for the models /api/create made."""
+        """/api/tags entries for the models /api/create made: the digest of a manifest is of
+        its layers, the base's and the converted adapter's."""
         return [
-            ollama_model(name, hashlib.sha256(name.encode()).hexdigest(), "F16")
-            for name in self.created
+            ollama_model(name, manifest_digest(request), "F16")
+            for name, request in self.created.items()
         ]
 
     def lora_cards(self) -> list[dict[str, Any]]:
@@ -741,6 +750,22 @@ class FakeServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+_BLOB_IN = re.compile(r"FROM \S*sha256-([0-9a-f]{64})")
+
+
+def converted(adapters: dict[str, str]) -> str:
+    """The blob Ollama writes for an uploaded safetensors adapter: a GGUF converted from it,
+    so another digest than the upload's (server/create.go, convertFromSafetensors)."""
+    weights = adapters.get("adapter_model.safetensors", "")
+    return hashlib.sha256(f"gguf adapter of {weights}".encode()).hexdigest()
+
+
+def manifest_digest(request: dict[str, Any]) -> str:
+    """A made model's manifest digest: of what it was made from."""
+    made = json.dumps([request.get("from"), request.get("adapters")], sort_keys=True)
+    return hashlib.sha256(made.encode()).hexdigest()
 
 
 def _ollama_key(name: str) -> str:

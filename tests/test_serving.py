@@ -375,3 +375,43 @@ def test_only_ollama_and_openai_style_servers_take_adapters():
     assert serving.api_for("ollama") == "ollama"
     assert serving.api_for("openai") == "vllm"
     assert serving.api_for("lmstudio") is None
+
+
+# What was served, recorded for the lineage
+
+
+def test_what_ollama_made_of_an_adapter_is_recorded_and_read_back(root, ollama, tmp_path):
+    adapter = adapter_of(adapter_dir(root / "run" / "checkpoint-200", "200"), root)
+    served = serving.serve(
+        "ollama", ollama.url, adapter, "tuner-run-ckpt200", root, "gemma3:latest"
+    )
+    request = ollama.created["tuner-run-ckpt200:latest"]
+    # The model as the server lists it: its manifest, and the adapter layer Ollama converted
+    # from the upload (not the uploaded file: lineage cannot go by that).
+    assert served.digest == fs.manifest_digest(request)
+    assert served.blobs == (fs.converted(request["adapters"]),)
+    assert served.weights_digest.removeprefix("sha256:") not in served.blobs
+    serving.record(root, "t/run", served)
+    serving.record(root, "t/run", served, result="run_20251101_120000")
+    with open(root / serving.RECORD, "ab") as f:
+        f.write(b'not json\n{"run": "t/run"}\n')
+    first, second = serving.recorded(root)
+    assert (first.run, first.checkpoint, first.model) == ("t/run", "checkpoint-200", served.model)
+    assert (first.digest, first.blobs, first.result) == (served.digest, served.blobs, None)
+    assert second.result == "run_20251101_120000" and second.base == "gemma3:latest"
+    # A record folder that leads out of the workspace is neither written nor read.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / serving.RECORD).rename(outside / serving.RECORD.name)
+    (root / serving.RECORD.parent).rmdir()
+    (root / serving.RECORD.parent).symlink_to(outside)
+    with pytest.raises(OSError, match="outside the workspace"):
+        serving.record(root, "t/run", served)
+    assert serving.recorded(root) == ()
+
+
+def test_vllm_served_is_recorded_with_the_folder_it_loaded(root, vllm):
+    folder = adapter_dir(root / "run" / "checkpoint-200", "200")
+    served = serving.serve("vllm", vllm.url, adapter_of(folder, root), "tuner-run-ckpt200", root)
+    assert served.path == str(folder) == vllm.loras["tuner-run-ckpt200"]
+    assert (served.digest, served.blobs) == (None, ())

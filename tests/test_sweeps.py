@@ -362,3 +362,89 @@ def test_a_worker_that_dies_mid_sweep_leaves_no_model_behind(
     first = sweep(client, made["id"])["checkpoints"][0]
     assert first["status"] == "failed" and "stopped while it ran" in first["error"]
     assert first["served"] == "removed" and not ollama.created
+
+
+def test_served_models_and_their_results_link_exactly_to_their_checkpoints(
+    client, staff, run_dir, ollama, vllm, workers
+):
+    strengths(ollama, run_dir)
+    strengths(vllm, run_dir)
+    kept = start(client, checkpoints=["checkpoint-200"], keep=True)
+    gone = start(client, checkpoints=["checkpoint-300"])
+    loaded = start(client, backend="vllm", base="", checkpoints=["checkpoint-200"], keep=True)
+    worker = workers()
+    for made in (kept, gone, loaded):
+        wait_for(
+            lambda made=made: sweep(client, made["id"])["status"] == "succeeded",
+            "the sweeps to finish",
+            timeout=120,
+            logs=logs(worker),
+        )
+    wait_for(lambda: len(ollama.created) == 1, "checkpoint-300's model to be removed")
+    # Someone makes a model of the dashboard's name for checkpoint-300 from another adapter:
+    # a name alone says nothing of where a model came from.
+    other = run_dir / "elsewhere.safetensors"
+    other.write_bytes(b"not any checkpoint's adapter")
+    digest = sha256_of(other)
+    ollama.blobs[digest] = other.read_bytes()
+    ollama.created[f"tuner-{RUN}-ckpt300:latest"] = {
+        "model": f"tuner-{RUN}-ckpt300:latest",
+        "from": BASE,
+        "adapters": {"adapter_model.safetensors": digest},
+    }
+    results = {
+        made["checkpoints"][0]["checkpoint"] + "@" + made["backend"]: sweep(client, made["id"])[
+            "checkpoints"
+        ][0]["result"]
+        for made in (kept, gone, loaded)
+    }
+
+    def rows() -> dict[str, dict]:
+        listed = client.get("/api/models/").json()["models"]
+        return {name: m for m in listed for name in m["names"]}
+
+    wait_for(
+        lambda: f"tuner-{RUN}-ckpt300:latest" in rows() and f"tuner-{RUN}-ckpt200" in rows(),
+        "the servers' lists to show the models",
+        logs=logs(worker),
+    )
+    found = rows()
+    # The kept Ollama model, the vLLM adapter and both results of checkpoint-200: one model,
+    # from that run and checkpoint, exactly.
+    row = found[f"tuner-{RUN}-ckpt200:latest"]
+    assert row is found[f"tuner-{RUN}-ckpt200"]
+    assert (row["run"], row["checkpoint"], row["link"]) == (
+        f"{TRAINER}/{RUN}",
+        "checkpoint-200",
+        "exact",
+    )
+    assert {(s["backend"], s["link"], s["checkpoint"]) for s in row["served"]} == {
+        ("ollama", "exact", "checkpoint-200"),
+        ("vllm", "exact", "checkpoint-200"),
+    }
+    assert all("the dashboard served checkpoint-200's adapter" in s["how"] for s in row["served"])
+    assert {e["name"]: e["link"] for e in row["evaluations"]} == {
+        results["checkpoint-200@ollama"]: "exact",
+        results["checkpoint-200@vllm"]: "exact",
+    }
+    # The removed model's result still comes from checkpoint-300; the look-alike does not.
+    (ckpt300,) = [
+        m
+        for m in client.get("/api/models/").json()["models"]
+        if m["checkpoint"] == "checkpoint-300"
+    ]
+    assert ckpt300["link"] == "exact" and ckpt300["served"] == []
+    assert [(e["name"], e["link"], e["checkpoint"]) for e in ckpt300["evaluations"]] == [
+        (results["checkpoint-300@ollama"], "exact", "checkpoint-300")
+    ]
+    impostor = found[f"tuner-{RUN}-ckpt300:latest"]
+    assert impostor is not ckpt300 and impostor["link"] is None
+    # The page says the same, and a restart (a fresh read of the workspace) keeps it.
+    from discovery import caches
+
+    caches.clear_all()
+    page = client.get("/models/").content.decode()
+    shown = page[page.index(f'data-model="{row["id"]}"') :].split("</tr>")[0]
+    assert ">checkpoint-200</a>" in shown and "link-exact" in shown
+    gone_row = page[page.index(f'data-model="{ckpt300["id"]}"') :].split("</tr>")[0]
+    assert ">checkpoint-300</a>" in gone_row and "link-exact" in gone_row

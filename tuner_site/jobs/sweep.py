@@ -138,16 +138,29 @@ def with_adapter(job: Any, root: Path, evaluate: Callable[[], None]) -> None:
         _sweep_up(job, api)
         raise
     lifecycle.heartbeat(job, serving="served", adapter_digest=served.weights_digest)
+    _record(job, root, served)
     try:
         if lifecycle.stop_requested(job):
             lifecycle.finish(job, Status.CANCELLED)
             return
         evaluate()
+        result = EvaluationJob.objects.filter(pk=job.pk).values_list("result", flat=True).first()
+        if result:
+            _record(job, root, served, result)
     finally:
         if sweep.keep:
             _note(job, "kept")
         else:
             _remove(job, served)
+
+
+def _record(job: Any, root: Path, served: serving.Served, result: str | None = None) -> None:
+    """Say in the workspace what was served from which checkpoint (and the result made on it),
+    for the lineage of /models/; the sweep goes on when the record cannot be written."""
+    try:
+        serving.record(root, f"{job.sweep.trainer}/{job.sweep.run}", served, result)
+    except OSError as exc:
+        logger.warning("job %s: what it served was not recorded: %s", job.pk, exc)
 
 
 def _sweep_up(job: Any, api: str) -> None:
