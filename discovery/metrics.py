@@ -70,6 +70,11 @@ CHART_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 COMPARE_DEFAULTS = ("loss", "eval_loss", "val_loss", "rewards/margins", "reward", "kl")
 
 
+# The score of the rank tier over a prompt set's pass rate (discovery/ranking.py), as its rule
+# and metric are named: `eval:<prompt set>`. The prefix is no trainer's metric name.
+PASS_RATE_PREFIX = "eval:"
+
+
 def is_evaluation(metric: str) -> bool:
     """An evaluation of a checkpoint (the trainer's `eval_*`), which scores only the checkpoint
     saved at the step it was logged at; training metrics hold until their next line."""
@@ -150,6 +155,8 @@ def unit(metric: str) -> str:
     """What a metric's numbers are, for formatting.py: "s" (seconds, shown as a duration), a
     rate ("samples/s", "tokens/s", …), "%" (a share of 1), "lr" (a learning rate, in
     scientific notation as configs write it: 2e-4), or "" (a plain number)."""
+    if metric.startswith(PASS_RATE_PREFIX):
+        return "%"
     name = canonical(metric)
     if is_duration(name):
         return "s"

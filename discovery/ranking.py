@@ -6,11 +6,12 @@ import functools
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .checkpoints import Checkpoint
+from .evaluations import wilson
 from .logs import History
-from .metrics import direction, is_bookkeeping, is_evaluation
+from .metrics import PASS_RATE_PREFIX, direction, is_bookkeeping, is_evaluation
 
 Score = Callable[[Mapping[str, float]], float | None]
 ORDERS = ("min", "max")
@@ -50,6 +51,10 @@ class Ranking:
     # How the best is chosen, as a clause pages, the CLI and the JSON print as written:
     # "ranked by eval_loss logged at the checkpoint's own step, lowest wins".
     how: str = ""
+    # Where checkpoints were evaluated on prompt sets (`by_evaluation`): the checkpoint the
+    # training-metric rule picks, and a sentence setting it against the best pass rate.
+    training_best: str | None = None
+    verdict: str | None = None
 
     @property
     def label(self) -> str:
@@ -500,3 +505,193 @@ def _no_best(rules: Sequence[Rule], count: int) -> str:
         "Its one checkpoint does not have" if count == 1 else f"None of its {count} checkpoints has"
     )
     return f"{who} {needed}, so none can be ranked by {names} ({wins} wins)."
+
+
+# The first rule tier: a prompt set's pass rate. Results come from the evaluations a sweep ran
+# (the site's database), handed in by checkpoint name; nothing here reads them.
+TRAINING = "training"  # the rank value that asks for the training-metric rule by name
+
+
+@dataclass(frozen=True)
+class PassRate:
+    """A checkpoint's newest result on one prompt set. `stamp` orders results in time: a later
+    result's compares greater (the Evaluator's run_YYYYmmdd_HHMMSS names do)."""
+
+    prompt_set: str
+    passed: int
+    total: int
+    stamp: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.passed / self.total
+
+    @property
+    def interval(self) -> str:
+        low, high = wilson(self.passed, self.total)
+        return f"{round(100 * low)}–{round(100 * high)} %"
+
+
+Results = Mapping[str, Sequence[PassRate]]  # checkpoint name → its results
+
+
+def eval_rule(prompt_set: str) -> str:
+    return PASS_RATE_PREFIX + prompt_set
+
+
+def prompt_set_of(rule: str) -> str | None:
+    """The prompt set an `eval:<prompt set>` rule ranks by; None for any other rule."""
+    return rule.removeprefix(PASS_RATE_PREFIX) if rule.startswith(PASS_RATE_PREFIX) else None
+
+
+def _on(
+    checkpoints: Sequence[Checkpoint], results: Results, prompt_set: str
+) -> list[PassRate | None]:
+    """Each checkpoint's result on the prompt set, None where it has none (or no cases)."""
+    return [
+        next((r for r in results.get(c.name, ()) if r.prompt_set == prompt_set and r.total), None)
+        for c in checkpoints
+    ]
+
+
+def _counts(checkpoints: Sequence[Checkpoint], results: Results) -> dict[str, tuple[int, str]]:
+    """Per prompt set: how many of these checkpoints have a result on it, and its newest stamp."""
+    counts: dict[str, tuple[int, str]] = {}
+    for c in checkpoints:
+        for r in results.get(c.name, ()):
+            if r.total > 0:
+                n, newest = counts.get(r.prompt_set, (0, ""))
+                counts[r.prompt_set] = (n + 1, max(newest, r.stamp))
+    return counts
+
+
+def rankable_sets(checkpoints: Sequence[Checkpoint], results: Results) -> tuple[str, ...]:
+    """Prompt sets at least two of these checkpoints have results on, the default first: the
+    one the most checkpoints were evaluated on, then the one evaluated last, then by name."""
+    counts = _counts(checkpoints, results)
+    eligible = sorted(s for s, (n, _) in counts.items() if n >= 2)
+    eligible.sort(key=lambda s: counts[s][1], reverse=True)  # stable: names break ties
+    eligible.sort(key=lambda s: counts[s][0], reverse=True)
+    return tuple(eligible)
+
+
+def by_evaluation(
+    checkpoints: Sequence[Checkpoint],
+    results: Results,
+    training: Ranking,
+    prompt_set: str | None = None,
+) -> Ranking:
+    """Rank by the highest pass rate on `prompt_set` (ties: the earlier step), else on the
+    default of `rankable_sets`; `training` (the training-metric ranking) as it is when no
+    prompt set has results for two checkpoints. A set that cannot rank is a RankError."""
+    sets = rankable_sets(checkpoints, results)
+    if prompt_set is None and not sets:
+        return replace(training, training_best=training.best)
+    if prompt_set is not None and prompt_set not in sets:
+        accepted = ", ".join(eval_rule(s) for s in sets) or "none yet"
+        raise RankError(
+            "rank=eval:<prompt set> needs results on that prompt set for at least two of the "
+            f"run's checkpoints; this run's: {accepted}. Got {eval_rule(prompt_set)!r}."
+        )
+    chosen = prompt_set or sets[0]
+    found = _on(checkpoints, results, chosen)
+    scores = tuple(r.rate if r is not None else None for r in found)
+    best = pick_best(checkpoints, scores, "max")
+    how = f"ranked by the pass rate on {chosen}, highest wins (ties: the earlier step)"
+    if prompt_set is None:
+        how += f", {_why_default(chosen, checkpoints, results)}"
+    missing = sum(r is None for r in found)
+    unscored = None
+    if missing:
+        one = missing == 1
+        unscored = (
+            f"{missing} of {len(checkpoints)} checkpoints {'has' if one else 'have'} no result "
+            f"on {chosen}, so {'it has' if one else 'they have'} no score."
+        )
+    return Ranking(
+        rule=eval_rule(chosen),
+        metric=eval_rule(chosen),
+        order="max",
+        scores=scores,
+        best=best,
+        unscored_note=unscored,
+        how=how,
+        training_best=training.best,
+        verdict=verdict(checkpoints, results, chosen, best, training),
+    )
+
+
+def _why_default(chosen: str, checkpoints: Sequence[Checkpoint], results: Results) -> str:
+    """Why this prompt set ranks when several could, as a clause."""
+    counts = _counts(checkpoints, results)
+    n = counts[chosen][0]
+    others = [s for s in rankable_sets(checkpoints, results) if s != chosen]
+    if not others:
+        return "the only prompt set at least two checkpoints have results on"
+    if all(counts[s][0] < n for s in others):
+        return f"the prompt set the most checkpoints have results on ({n})"
+    return f"of the prompt sets {n} checkpoints have results on, the one evaluated last"
+
+
+def with_evaluations(
+    ranking: Ranking, checkpoints: Sequence[Checkpoint], results: Results
+) -> Ranking:
+    """A training-metric ranking someone chose while evaluations could rank: it is the
+    training best, and its verdict sets it against the default prompt set's best."""
+    sets = rankable_sets(checkpoints, results)
+    if not sets:
+        return replace(ranking, training_best=ranking.best)
+    by_eval = by_evaluation(checkpoints, results, ranking, sets[0])
+    return replace(ranking, training_best=ranking.best, verdict=by_eval.verdict)
+
+
+def _training_label(training: Ranking) -> str:
+    """What picked the training best, for the verdict: "lowest eval_loss"."""
+    if training.rule == "trainer":
+        return (
+            f"the trainer's choice, by {training.metric}"
+            if training.metric
+            else "the trainer's choice"
+        )
+    return f"{'lowest' if training.order == 'min' else 'highest'} {training.metric}"
+
+
+def verdict(
+    checkpoints: Sequence[Checkpoint],
+    results: Results,
+    prompt_set: str,
+    best: str | None,
+    training: Ranking,
+) -> str | None:
+    """The best pass rate set against the training-metric best, as a sentence: whether the
+    two rules agree and, where they do not, whether the 95 % Wilson intervals overlap."""
+    if best is None:
+        return None
+    on = {
+        c.name: r for c, r in zip(checkpoints, _on(checkpoints, results, prompt_set), strict=True)
+    }
+    ours = on[best]
+    if ours is None:
+        return None
+    passes = f"{best} passes {ours.passed}/{ours.total} on {prompt_set}"
+    other = training.best
+    if other is None:
+        return f"{passes}; no checkpoint is best by a training metric to set it against."
+    label = _training_label(training)
+    if other == best:
+        return f"The two rules agree: {passes} and is also the {label}."
+    theirs = on.get(other)
+    if theirs is None:
+        return (
+            f"The two rules disagree: {passes}; {other} ({label}) has no result on it, "
+            "so they cannot be compared: evaluate it too."
+        )
+    both = f"{passes}, {other} ({label}) {theirs.passed}/{theirs.total}"
+    if ours.rate == theirs.rate:
+        return f"{both}: the same pass rate, so not a win; the earlier step is named."
+    low, _ = wilson(ours.passed, ours.total)
+    _, high = wilson(theirs.passed, theirs.total)
+    intervals = f"95 % intervals {ours.interval} and {theirs.interval}"
+    if low <= high:
+        return f"The two rules disagree: {both}; the {intervals} overlap: not a clear win."
+    return f"The two rules disagree: {both}; the {intervals} do not overlap: a clear win."

@@ -111,6 +111,8 @@ def test_no_name_resolves_outside_the_workspace(trainer, run):
         assert get_prompt_set(root, run) is None or is_inside(get_prompt_set(root, run).path, root)
 
 
+# A run's pages read its checkpoints' sweep results: the database.
+@pytest.mark.django_db
 @settings(
     max_examples=100,
     deadline=None,

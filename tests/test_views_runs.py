@@ -152,6 +152,10 @@ def test_the_run_json_has_the_contract_fields(client, ws):
         "order": "max",
         "how": "ranked by rewards/margins ÷ kl on one line, highest wins, over checkpoints "
         "whose kl is above 0 and at least a tenth of the run's median positive kl",
+        # No checkpoint evaluated on a prompt set: the training rule's pick, no sentence.
+        "training_best": data["best_checkpoint"]["name"],
+        "verdict": None,
+        "prompt_sets": [],
     }
     names = [c["name"] for c in data["checkpoints"]]
     assert names == [
@@ -183,6 +187,9 @@ def test_rank_and_order_rerank_the_table(client, ws):
         "metric": "loss",
         "order": "max",
         "how": "ranked by loss, highest wins",
+        "training_best": data["best_checkpoint"]["name"],
+        "verdict": None,
+        "prompt_sets": [],
     }
     losses = {c["name"]: c["metrics"]["loss"] for c in data["checkpoints"] if not c["is_final"]}
     assert data["best_checkpoint"]["name"] == max(losses, key=losses.get)

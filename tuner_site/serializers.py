@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -132,9 +132,10 @@ def run_detail_json(
     lineage: Lineage,
     page: Page[int] | None = None,
     evaluated: Mapping[str, list[dict[str, Any]]] | None = None,
+    prompt_sets: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A run with one page of its checkpoints (`page`: of their indexes, as the run page shows
-    them; the first when not given)."""
+    them; the first when not given); `prompt_sets`: those its pass rate can rank by."""
     ranking = d.ranking
     cfg = config_of(d.run)
     if page is None:
@@ -149,6 +150,12 @@ def run_detail_json(
             "order": ranking.order,
             # How the best is chosen, in discovery's own words (the page prints it too).
             "how": ranking.how,
+            # The training-metric rule's pick, and where checkpoints were evaluated on a
+            # prompt set, the sentence setting it against the best pass rate (else null).
+            "training_best": ranking.training_best,
+            "verdict": ranking.verdict,
+            # Each rank=eval:<prompt set> this run can be ranked by, the default first.
+            "prompt_sets": list(prompt_sets),
         },
         "rank_notes": list(ranking.notes),
         # Checkpoints without a score under the rule, and why, in a sentence (null when none).

@@ -30,20 +30,19 @@ from discovery.metrics import (
 )
 from discovery.mlx import npz_state
 from discovery.paths import is_safe_name
-from discovery.ranking import RankError, RankRequest
-from discovery.runs import STATUSES, Run, RunDetail, detail, get_run, run_dir_problems, run_history
+from discovery.runs import STATUSES, Run, RunDetail, get_run, run_dir_problems, run_history
 from discovery.values import finite
 from tuner_site import links, serializers, workspace
 from tuner_site.charts import Chart, line_chart
 from tuner_site.checkpoint_columns import ALL_COLUMNS, checkpoint_columns
 from tuner_site.config_columns import values
+from tuner_site.eval_ranking import Ranked, ranked_detail
 from tuner_site.formatting import Column, brief, column, pass_rate, with_unit
-from tuner_site.jobs.sweep import checkpoint_evaluations
 from tuner_site.links import Pair
 from tuner_site.paging import CHECKPOINTS_PER_PAGE, requested_page
 from tuner_site.run_listing import SORT_OPTIONS, read_the_rest, run_listing
 
-from .common import BadQuery, HtmxHttpRequest, choice_param, json_response
+from .common import HtmxHttpRequest, json_response
 
 
 @require_safe
@@ -95,21 +94,14 @@ def api_run_list(request: HttpRequest) -> HttpResponse:
 
 
 def _get_detail_or_404(request: HttpRequest, trainer: str, run: str) -> RunDetail:
+    return _get_ranked_or_404(request, trainer, run).d
+
+
+def _get_ranked_or_404(request: HttpRequest, trainer: str, run: str) -> Ranked:
     found = get_run(workspace.current(), trainer, run)
     if found is None:
         raise Http404(f"No run {trainer}/{run} in this workspace.")
-    metric = request.GET.get("rank") or None
-    order = choice_param(request, "order", ("min", "max"))
-    if metric is None:
-        if order is not None:
-            raise BadQuery(
-                "order applies with rank=<metric>; give both, e.g. ?rank=loss&order=min."
-            )
-        return detail(found)
-    try:
-        return detail(found, RankRequest(metric, order))
-    except RankError as exc:
-        raise BadQuery(str(exc)) from None
+    return ranked_detail(request, found)
 
 
 def _last_values(d: RunDetail) -> list[tuple[str, str, int | None]]:
@@ -176,7 +168,8 @@ def _checkpoint_page(request: HttpRequest, d: RunDetail) -> Page[int]:
 # part are fragments of it, and a change of ranking or columns (HX-Trigger) pushes its URL.
 @vary_on_headers("HX-Request", "HX-Target", "HX-Trigger")
 def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
-    d = _get_detail_or_404(request, trainer, run)
+    ranked = _get_ranked_or_404(request, trainer, run)
+    d = ranked.d
     if request.htmx and request.htmx.target == "run-lineage":
         # The chain panel polls itself while GGUF files are being hashed.
         return render(request, "runs/_lineage.html", _lineage_context(d.run))
@@ -187,7 +180,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     formats = {m: _metric_format(d, m) for m in cols.shown}
     score_format = column(d.ranking.scores, unit(d.ranking.metric))
     # One column per prompt set a sweep evaluated checkpoints of this run on.
-    evaluated = checkpoint_evaluations(d.run.trainer.id, d.run.name)
+    evaluated = ranked.evaluated
     eval_sets = sorted({e["prompt_set"] for found in evaluated.values() for e in found})
 
     def row(i: int) -> dict[str, Any]:
@@ -226,6 +219,10 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "charts": _charts(d, run_history(d.run)),
         "last_values": [] if d.checkpoints else _last_values(d),
         "rankable": [m for m in d.history.metric_names() if not is_bookkeeping(m)],
+        # The pass-rate rules (eval:<prompt set>, the default first) and the training one.
+        "prompt_sets": ranked.prompt_sets,
+        "training_rule": ranked.training_rule,
+        "rank_value": request.GET.get("rank") or "",
         "config": config_of(d.run),
         "config_run_type": RUN_TYPE_SOURCE,
         **_lineage_context(d.run),
@@ -268,12 +265,14 @@ def _lineage_context(run: Run) -> dict[str, Any]:
 
 @require_safe
 def api_run_detail(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
-    d = _get_detail_or_404(request, trainer, run)
+    ranked = _get_ranked_or_404(request, trainer, run)
+    d = ranked.d
     page = _checkpoint_page(request, d)
     sizes = disk_sizes(d.checkpoints, d.run.trainer.root)
-    evaluated = checkpoint_evaluations(d.run.trainer.id, d.run.name)
     return json_response(
-        serializers.run_detail_json(d, sizes, workspace.lineage(), page, evaluated)
+        serializers.run_detail_json(
+            d, sizes, workspace.lineage(), page, ranked.evaluated, ranked.prompt_sets
+        )
     )
 
 

@@ -1,0 +1,237 @@
+"""The first rule tier on a run's page and JSON: checkpoints ranked by the pass rate their
+sweeps found on a prompt set (`eval:<prompt set>`), the training-metric best beside it, the
+sentence setting one against the other, the rule switched and shared by URL, and the pass rate
+on the loss chart. Results are the Evaluator's own files, linked to checkpoints as a sweep
+links them (an evaluation job of a sweep, per checkpoint)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from sampledata import runs as wb
+
+from .conftest import upstream_file
+
+pytestmark = pytest.mark.django_db
+
+TRAINER = "rtx3090_sft"
+RUN = "20251101_100000"
+URL = f"/runs/{TRAINER}/{RUN}/"
+API = f"/api/runs/{TRAINER}/{RUN}/"
+
+
+def result_file(root: Path, stem: str, prompt_set: str, passed: int, total: int) -> None:
+    """An Evaluator result with `passed` of `total` records passing, shaped as the real one in
+    the upstream Evaluator's results (its metadata, summary and first records, trimmed)."""
+    real = json.loads(upstream_file("Evaluator", "results", "full_coverage.json").read_text())
+    records = []
+    for i in range(total):
+        record = copy.deepcopy(real["records"][i])
+        record["passed"] = i < passed
+        record["validator"]["passed"] = i < passed
+        records.append(record)
+    real["records"] = records
+    real["metadata"] |= {"prompt_total": total, "prompt_selected": total}
+    real["metadata"]["prompt_file"] = f"Evaluator/prompts/{prompt_set}.json"
+    real["summary"] = {
+        "total": total,
+        "passed": passed,
+        "failed": total - passed,
+        "request_errors": 0,
+        "pass_rate": passed / total,
+        "by_tag": {},
+        "top_failure_reasons": [],
+    }
+    results = root / "Evaluator" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{stem}.json").write_text(json.dumps(real, indent=2))
+
+
+def evaluated(root: Path, prompt_set: str, passes: dict[str, tuple[int, int]], second: int = 0):
+    """One finished sweep on `prompt_set`: per checkpoint (passed, total), each a result file
+    and a succeeded job of the sweep, as tuner_site/jobs/sweep.py leaves them."""
+    from tuner_site.models import EvaluationJob, Sweep
+
+    sweep = Sweep.objects.create(
+        trainer=TRAINER,
+        run=RUN,
+        backend="ollama",
+        backend_kind="ollama",
+        backend_url="http://127.0.0.1:9",
+        base="nexus-tools-sft:q8",
+        prompt_set=prompt_set,
+    )
+    for i, (checkpoint, (passed, total)) in enumerate(passes.items()):
+        stem = f"run_20251201_1200{second + i:02d}"
+        result_file(root, stem, prompt_set, passed, total)
+        EvaluationJob.objects.create(
+            backend="ollama",
+            backend_kind="ollama",
+            backend_url="http://127.0.0.1:9",
+            model=f"tuner-{RUN}-ckpt{checkpoint}",
+            prompt_set=prompt_set,
+            status=EvaluationJob.Status.SUCCEEDED,
+            total=total,
+            done=total,
+            passed=passed,
+            result=stem,
+            output_stem=stem,
+            sweep=sweep,
+            checkpoint=checkpoint,
+        )
+
+
+@pytest.fixture
+def run_ws(use_workspace: Path) -> Path:
+    """A finished SFT run saved and evaluated every 100 steps: checkpoint-300 has the lowest
+    eval_loss."""
+    (use_workspace / "Evaluator" / "prompts" / "levels.json").write_text("[]")
+    wb.make_run(
+        use_workspace,
+        "sft",
+        datetime(2025, 11, 1, 10),
+        max_steps=500,
+        save_every=100,
+        eval_every=100,
+        base_model=wb.BASE_MODELS[2],
+        seed=1,
+    )
+    return use_workspace
+
+
+def test_the_run_really_has_checkpoint_300_lowest_by_eval_loss(client, run_ws):
+    rank = client.get(API).json()["rank"]
+    assert (rank["rule"], rank["training_best"], rank["verdict"]) == (
+        "eval_loss",
+        "checkpoint-300",
+        None,
+    )
+    assert client.get(API).json()["best_checkpoint"]["name"] == "checkpoint-300"
+
+
+def test_a_pass_rate_ranks_first_and_says_the_rules_disagree_within_overlapping_intervals(
+    client, run_ws
+):
+    evaluated(run_ws, "levels", {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4)})
+    body = client.get(API).json()
+    rank = body["rank"]
+    assert (rank["rule"], rank["metric"], rank["order"]) == ("eval:levels", "eval:levels", "max")
+    assert body["best_checkpoint"] == body["best_checkpoint"] | {
+        "name": "checkpoint-200",
+        "rule": "eval:levels",
+        "score": 1.0,
+    }
+    assert rank["training_best"] == "checkpoint-300"
+    assert rank["prompt_sets"] == ["levels"]
+    assert rank["verdict"] == (
+        "The two rules disagree: checkpoint-200 passes 4/4 on levels, checkpoint-300 "
+        "(lowest eval_loss) 2/4; the 95 % intervals 51–100 % and 15–85 % overlap: "
+        "not a clear win."
+    )
+    scores = {c["name"]: (c["score"], c["best"]) for c in body["checkpoints"]}
+    assert scores["checkpoint-200"] == (1.0, True)
+    assert scores["checkpoint-300"] == (0.5, False)
+    assert scores["checkpoint-100"] == (None, False)
+    assert "ranked by the pass rate on levels, highest wins" in rank["how"]
+    assert (
+        body["unscored_note"]
+        == "4 of 6 checkpoints have no result on levels, so they have no score."
+    )
+    page = client.get(URL).content.decode()
+    assert (
+        "Best: <a" in page
+        and "checkpoint-200</strong></a>, ranked by the pass rate on levels" in page
+    )
+    assert "not a clear win." in page and "data-verdict" in page
+    assert '<option value="eval:levels" data-no-order >pass rate on levels</option>' in page
+    assert "training metric (eval_loss)</option>" in page
+
+
+def test_a_clear_win_where_the_intervals_do_not_overlap(client, run_ws):
+    evaluated(run_ws, "levels", {"checkpoint-200": (40, 40), "checkpoint-300": (10, 40)})
+    rank = client.get(API).json()["rank"]
+    assert rank["verdict"] == (
+        "The two rules disagree: checkpoint-200 passes 40/40 on levels, checkpoint-300 "
+        "(lowest eval_loss) 10/40; the 95 % intervals 91–100 % and 14–40 % do not overlap: "
+        "a clear win."
+    )
+
+
+def test_agreeing_rules_say_so_briefly(client, run_ws):
+    evaluated(run_ws, "levels", {"checkpoint-200": (1, 4), "checkpoint-300": (3, 4)})
+    rank = client.get(API).json()["rank"]
+    assert (rank["rule"], rank["training_best"]) == ("eval:levels", "checkpoint-300")
+    assert rank["verdict"] == (
+        "The two rules agree: checkpoint-300 passes 3/4 on levels and is also the lowest eval_loss."
+    )
+
+
+def test_one_evaluated_checkpoint_does_not_rank(client, run_ws):
+    evaluated(run_ws, "levels", {"checkpoint-200": (4, 4)})
+    body = client.get(API).json()
+    assert (body["rank"]["rule"], body["rank"]["training_best"]) == ("eval_loss", "checkpoint-300")
+    assert body["rank"]["verdict"] is None and body["rank"]["prompt_sets"] == []
+    refused = client.get(API, {"rank": "eval:levels"})
+    assert refused.status_code == 400
+    assert "at least two of the run's checkpoints; this run's: none yet" in refused.json()["error"]
+
+
+def test_the_rule_switches_by_url_and_the_training_rules_stay_choosable(client, run_ws):
+    evaluated(run_ws, "levels", {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4)})
+    # A second prompt set on more checkpoints, evaluated later: the default.
+    evaluated(
+        run_ws,
+        "tools",
+        {"checkpoint-100": (3, 5), "checkpoint-400": (5, 5), "checkpoint-500": (1, 5)},
+        second=10,
+    )
+    rank = client.get(API).json()["rank"]
+    assert (rank["rule"], rank["prompt_sets"]) == ("eval:tools", ["tools", "levels"])
+    assert "the prompt set the most checkpoints have results on (3)" in rank["how"]
+    assert client.get(API).json()["best_checkpoint"]["name"] == "checkpoint-400"
+    # checkpoint-300 has no result on tools: the sentence says they cannot be compared.
+    assert "checkpoint-300 (lowest eval_loss) has no result on it" in rank["verdict"]
+
+    levels = client.get(API, {"rank": "eval:levels"}).json()
+    assert (levels["rank"]["rule"], levels["best_checkpoint"]["name"]) == (
+        "eval:levels",
+        "checkpoint-200",
+    )
+    assert "most checkpoints" not in levels["rank"]["how"]
+    training = client.get(API, {"rank": "training"}).json()
+    assert (training["rank"]["rule"], training["best_checkpoint"]["name"]) == (
+        "eval_loss",
+        "checkpoint-300",
+    )
+    # Chosen by name, the training rule still says what the default prompt set's best is.
+    assert training["rank"]["training_best"] == "checkpoint-300"
+    assert training["rank"]["verdict"].startswith("The two rules disagree: checkpoint-400 passes")
+    loss = client.get(API, {"rank": "loss", "order": "max"}).json()
+    assert (loss["rank"]["rule"], loss["rank"]["metric"]) == ("requested", "loss")
+    for bad in ({"rank": "eval:levels", "order": "min"}, {"rank": "training", "order": "max"}):
+        assert client.get(API, bad).status_code == 400
+    assert client.get(URL, {"rank": "eval:nope"}).status_code == 400
+    missing = client.get(API, {"rank": "eval:nope"})
+    assert "this run's: eval:tools, eval:levels. Got 'eval:nope'" in missing.json()["error"]
+
+
+def test_the_switch_pushes_a_shareable_url_and_the_page_keeps_it(client, run_ws):
+    evaluated(run_ws, "levels", {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4)})
+    swapped = client.get(URL, {"rank": "training", "col": ""}, HTTP_HX_REQUEST="true")
+    assert swapped["HX-Push-Url"] == f"{URL}?rank=training&col="
+    page = client.get(swapped["HX-Push-Url"]).content.decode()
+    assert '<option value="training" data-no-order selected>' in page
+    assert '<span class="badge-rule"> · eval_loss</span>' in page
+    # The columns form keeps the rule when columns change.
+    assert '<input type="hidden" name="rank" value="training">' in page
+    shared = client.get(f"{URL}?rank=eval:levels").content.decode()
+    assert '<span class="badge-rule"> · eval:levels</span>' in shared
+    assert 'value="eval:levels" data-no-order selected' in shared
+    # The checkpoint's page scores it by the same rule.
+    ckpt = client.get(f"{URL}checkpoint-200/").content.decode()
+    assert "100 %" in ckpt or "100%" in ckpt
