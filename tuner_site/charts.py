@@ -236,14 +236,16 @@ def line_chart(
     data = {name: list(zip(steps, values, strict=True)) for name, values in columns.items()}
     y_title = next(iter(columns)) if len(columns) == 1 else title
     units = {metric_unit(name) for name in columns}
-    own = {name: column(values, metric_unit(name)) for name, values in columns.items()}
+    given = formats or {}
+    # A column's format is decided from all its values: only for the lines given none.
+    own = {n: column(v, metric_unit(n)) for n, v in columns.items() if n not in given}
     return points_chart(
         title,
         data,
         checkpoint_steps,
         best_step,
         y_title=y_title,
-        formats=own | dict(formats or {}),
+        formats=own | dict(given),
         unit=units.pop() if len(units) == 1 else "",
     )
 
