@@ -120,3 +120,17 @@ def test_run_list_page_shows_config_columns_and_pushes_the_url(client, demo):
         HTTP_HX_REQUEST="true",
     )
     assert response["HX-Push-Url"] == ("/runs/?col=lora.r&col=learning_rate&where=lora.r%3E%3D32")
+
+
+def test_a_run_list_without_setting_columns_reads_no_configuration(client, demo, monkeypatch):
+    """Only the page's rows need their configuration, and only for the columns asked."""
+    from tuner_site import config_columns
+
+    read: list[str] = []
+    real = config_columns.config_of
+    monkeypatch.setattr(config_columns, "config_of", lambda r: read.append(r.id) or real(r))
+    assert client.get("/runs/").status_code == 200
+    assert client.get("/runs/?page=1&sort=run").status_code == 200
+    assert read == []
+    page = client.get("/runs/?col=lora.r").content.decode()
+    assert 0 < len(read) == page.count('name="run" value=')

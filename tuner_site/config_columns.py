@@ -93,6 +93,8 @@ def sort_runs(runs: list[Run], key: str, descending: bool) -> list[Run]:
 
 def cells(run: Run, keys: list[str]) -> list[tuple[str, str, str | None]]:
     """(key, the value as the page writes it, its file) for each configuration column."""
+    if not keys:
+        return []
     cfg = config_of(run)
     found = []
     for k in keys:

@@ -198,6 +198,18 @@ def column(values: Iterable[Any], unit: str = "") -> Column:
     return Column(unit, column_decimals((f * scale for f in map(finite, values) if f), significant))
 
 
+def score_formats(details: Iterable[Any]) -> dict[tuple[str, str], Column]:
+    """How a table's best scores read: one column format per score group (Ranking.group),
+    from every score in it (`details`: RunDetails, or compare's lines, which hold one as `d`).
+    Scores of different rules do not compare, and a loss should not lose digits to a margin
+    ratio of 35."""
+    scores: dict[tuple[str, str], list[Any]] = {}
+    for x in details:
+        d = getattr(x, "d", x)
+        scores.setdefault(d.ranking.group, []).append(d.best_score)
+    return {group: column(s, unit(group[0])) for group, s in scores.items()}
+
+
 def pass_rate(passed: int, total: int, low: float, high: float) -> str:
     """An evaluation's cell: `36/44 · 82 % (68–90)`, the interval being the rate's 95 % one."""
     rate, interval = round(100 * passed / total), f"{round(100 * low)}–{round(100 * high)}"

@@ -66,7 +66,8 @@ def run_url(run: Run) -> str:
 
 @functools.lru_cache(maxsize=16384)
 def _run_url(prefix: str, trainer: str, name: str) -> str:
-    # reverse() costs 30 µs; /explore/ links every run of a large workspace on each answer.
+    # reverse() costs 30 µs; /explore/ links every run of a large workspace on each answer, the
+    # run list each row.
     return reverse("tuner-run-detail", args=[trainer, name])
 
 
@@ -74,7 +75,16 @@ caches.register(__name__, _run_url.cache_clear, "_run_url")
 
 
 def checkpoint_url(run: Run, name: str) -> str:
-    return reverse("tuner-checkpoint-detail", args=[run.trainer.id, run.name, name])
+    return _checkpoint_url(get_script_prefix(), run.trainer.id, run.name, name)
+
+
+@functools.lru_cache(maxsize=16384)
+def _checkpoint_url(prefix: str, trainer: str, run: str, name: str) -> str:
+    # As _run_url: the run list links each row's best checkpoint on every answer.
+    return reverse("tuner-checkpoint-detail", args=[trainer, run, name])
+
+
+caches.register(__name__, _checkpoint_url.cache_clear, "_checkpoint_url")
 
 
 def model_url(m: Model | Served) -> str:

@@ -30,6 +30,7 @@ from discovery.runs import (
     was_read,
 )
 from tuner_site.config_columns import ConfigQuery, cells, config_query, options, sort_runs
+from tuner_site.formatting import score_formats
 from tuner_site.indexing import index_in_background
 from tuner_site.paging import page_of
 from tuner_site.params import choice_param, int_param
@@ -102,9 +103,16 @@ class RunListing:
         return options(self.config.keys)
 
     @property
-    def table_rows(self) -> list[tuple[RunDetail, str | None, list[tuple[str, str, str | None]]]]:
-        """`rows`, each with its configuration columns' cells."""
-        return [(d, group, cells(d.run, self.config.keys)) for d, group in self.rows]
+    def table_rows(
+        self,
+    ) -> list[tuple[RunDetail, str | None, str, list[tuple[str, str, str | None]]]]:
+        """`rows`, each with its score as the page's score column writes it and its
+        configuration columns' cells."""
+        formats = score_formats(self.page.object_list)
+        return [
+            (d, group, formats[d.ranking.group](d.best_score), cells(d.run, self.config.keys))
+            for d, group in self.rows
+        ]
 
     @property
     def pending(self) -> int:

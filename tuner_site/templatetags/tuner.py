@@ -13,7 +13,6 @@ from django.utils.safestring import SafeString, mark_safe
 
 from discovery import config
 from discovery.lineage import Evaluated, Model
-from discovery.metrics import unit
 from discovery.pace import Pace, run_pace
 from discovery.runs import RunDetail
 from discovery.values import finite
@@ -32,6 +31,8 @@ register.filter("setting", formatting.setting)  # {{ value|setting:"learning_rat
 register.filter("setting_label", config.label)  # "LoRA r" for lora.r
 register.filter("visible", formatting.visible)
 register.filter("visible_text", formatting.visible_text)
+register.filter("run_url", links.run_url)  # {% url %}'s link to a run, reused: lists have many
+register.filter("checkpoint_url", links.checkpoint_url)  # {{ d.run|checkpoint_url:name }}
 
 
 @register.filter
@@ -42,12 +43,8 @@ def get(mapping: Mapping[str, Any] | None, key: str) -> Any:
 @register.filter
 def score_among(d: RunDetail, details: Iterable[Any]) -> str:
     """A run's best score written as every score of its group in its table column is
-    (`details`: RunDetails, or compare's lines). Scores of different rules do not compare
-    (Ranking.group), and a loss column should not lose digits to a margin ratio of 35."""
-    group = d.ranking.group
-    same = (getattr(x, "d", x) for x in details)
-    scores = [x.best_score for x in same if x.ranking.group == group]
-    return formatting.column(scores, unit(d.ranking.metric))(d.best_score)
+    (`details`: RunDetails, or compare's lines; formatting.score_formats)."""
+    return formatting.score_formats([d, *details])[d.ranking.group](d.best_score)
 
 
 @register.filter
