@@ -107,9 +107,7 @@ def encode(signature: str, parts: Parts) -> tuple[Any, ...]:
         )
         for c in checkpoints
     )
-    return (
-        LAYOUT,
-        signature,
+    rest: tuple[Any, ...] = (
         (history.complete, tuple(str(f) for f in history.files), sources),
         tuple(parents),
         rows,
@@ -118,6 +116,14 @@ def encode(signature: str, parts: Parts) -> tuple[Any, ...]:
         lineage,
         global_step,
     )
+    # The detail itself stays encoded in the row: whether a row is of this run's files now
+    # (`matches`) is asked of every run a page does not show, and needs only the signature.
+    return LAYOUT, signature, marshal.dumps(rest)
+
+
+def matches(row: tuple[Any, ...], signature: str) -> bool:
+    """Whether `row` is a detail of this layout kept under `signature`."""
+    return len(row) == 3 and row[0] == LAYOUT and row[1] == signature
 
 
 def _steps(data: bytes) -> array:
@@ -128,10 +134,12 @@ def _steps(data: bytes) -> array:
 
 def decode(row: tuple[Any, ...], signature: str) -> Parts | None:
     """What `encode` was given, or None for a row of another layout or signature."""
+    if not matches(row, signature):
+        return None
     try:
-        layout, sig, (complete, files, sources), parents, rows, ranking, header, lineage, step = row
-        if layout != LAYOUT or sig != signature:
-            return None
+        (complete, files, sources), parents, rows, ranking, header, lineage, step = marshal.loads(
+            row[2]
+        )
         history = History(
             tuple(
                 Source(
@@ -152,5 +160,5 @@ def decode(row: tuple[Any, ...], signature: str) -> Parts | None:
             for name, c_step, final, parent, leaf, values, steps, kind in rows
         )
         return history, checkpoints, Ranking(*ranking), RunHeader(*header), lineage, step
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, EOFError):
         return None

@@ -120,6 +120,11 @@ class IndexStore:
     def has(self, key: str) -> bool:
         return key in self._all()
 
+    def peek(self, key: str) -> tuple[Any, ...] | None:
+        """What `load` would return, left in place for it."""
+        data = self._all().get(key)
+        return decode(data) if data is not None else None
+
     def load(self, key: str) -> tuple[Any, ...] | None:
         data = self._all().pop(key, None)  # decoded once: the indexer keeps it from here
         return decode(data) if data is not None else None

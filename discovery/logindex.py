@@ -279,6 +279,12 @@ class LogIndexer:
             st = self._store(root)
         return st.load(key) if st is not None else None
 
+    def peek_kept(self, root: Path, key: str) -> tuple[Any, ...] | None:
+        """The row `kept` would return, left in the store for it."""
+        with self._lock:
+            st = self._store(root)
+        return st.peek(key) if st is not None else None
+
     def keep(self, root: Path, key: str, fields: tuple[Any, ...]) -> None:
         """Keep `fields` under `key` in `root`'s store, written with the indexes."""
         with self._lock:

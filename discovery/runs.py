@@ -670,6 +670,8 @@ def card_base_model(folder: Path, root: Path) -> str | None:
 
 
 _memo: dict[str, tuple[tuple, RunDetail]] = {}
+# Run id → the signature of a detail an earlier process kept in the store (not read yet).
+_kept: dict[str, tuple] = {}
 _memo_lock = threading.Lock()
 
 
@@ -736,17 +738,42 @@ def _restored(run: Run) -> RunDetail | None:
 
 def is_ready(run: Run) -> bool:
     """Whether `detail(run)` answers without reading logs: from memory, or kept by an earlier
-    process."""
+    process (left in the store until a page shows the run)."""
     with _memo_lock:
-        hit = _memo.get(run.id)
-    if hit is not None and hit[0] == run.signature:
-        return True
-    restored = _restored(run) if run.signature else None
-    if restored is None:
+        if _known_ready(run):
+            return True
+    if not run.signature:
+        return False
+    row = indexer.peek_kept(run.trainer.root, detailstore.key(run.id))
+    if row is None or not detailstore.matches(row, repr(run.signature)):
         return False
     with _memo_lock:
-        _memo[run.id] = (run.signature, restored)
+        _kept[run.id] = run.signature
     return True
+
+
+def unready(runs: list[Run]) -> list[Run]:
+    """The runs of `runs` that are not `is_ready`: a warm page of 10,000 runs asks this of
+    every run it does not show, so a run known ready costs a look-up, not a comparison."""
+    with _memo_lock:
+        unknown = [r for r in runs if not _known_ready(r)]
+    return [r for r in unknown if not is_ready(r)]
+
+
+def _known_ready(run: Run) -> bool:
+    """Whether the memo or a kept row is of this run's signature (under `_memo_lock`). Each
+    walk makes new, equal signatures: the first match keeps the new one, so the next requests
+    compare by identity."""
+    hit = _memo.get(run.id)
+    if hit is not None and (hit[0] is run.signature or hit[0] == run.signature):
+        if hit[0] is not run.signature:
+            _memo[run.id] = (run.signature, hit[1])
+        return True
+    kept = _kept.get(run.id)
+    if kept is not None and (kept is run.signature or kept == run.signature):
+        _kept[run.id] = run.signature
+        return True
+    return False
 
 
 def was_read(run: Run) -> bool:
@@ -777,11 +804,12 @@ def walk_only(run: Run) -> RunDetail:
 def clear_memo() -> None:
     with _memo_lock:
         _memo.clear()
+        _kept.clear()
     with _walks_lock:
         _walks.clear()
 
 
-caches.register(__name__, clear_memo, "_memo", "_walks")
+caches.register(__name__, clear_memo, "_memo", "_kept", "_walks")
 caches.register(__name__, _parse_stamp.cache_clear, "_parse_stamp")
 
 

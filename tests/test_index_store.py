@@ -207,7 +207,44 @@ def test_a_kept_detail_of_another_layout_or_signature_is_ignored(built):
     assert restored is not None and restored[1] == d.checkpoints and restored[2] == d.ranking
     assert detailstore.decode(row, repr(run.signature) + "x") is None
     assert detailstore.decode(("old-layout", *row[1:]), repr(run.signature)) is None
-    assert detailstore.decode(row[:3], repr(run.signature)) is None
+    assert detailstore.decode(row[:2], repr(run.signature)) is None
+    assert detailstore.decode((*row[:2], row[2][:40]), repr(run.signature)) is None
+
+
+def test_a_restart_knows_which_runs_are_kept_without_decoding_them(built, tmp_path):
+    """A page asks of every run it does not show whether it is read: after a restart the
+    answer comes from the kept rows' signatures, and a detail is decoded only when shown."""
+    from discovery.logindex import indexer
+    from discovery.runs import (
+        Workspace,
+        clear_memo,
+        detail,
+        is_ready,
+        list_runs,
+        unready,
+        was_read,
+    )
+
+    store = tmp_path / "index"
+    indexer.configure(store)
+    try:
+        ws = Workspace.at(built)
+        before = {r.id: detail(r) for r in list_runs(ws)}
+        indexer.flush()
+        indexer.configure(store)  # a new process: the store read afresh, nothing in memory
+        clear_memo()
+        runs = list_runs(ws)
+        assert unready(runs) == [] and all(is_ready(r) for r in runs)
+        assert not any(was_read(r) for r in runs)
+        assert detail(runs[0]).checkpoints == before[runs[0].id].checkpoints
+        assert was_read(runs[0]) and not was_read(runs[1])
+        # A kept row of other files is not ready: the run's log grew since.
+        log = next(iter(runs[1].signature[2]))[0]
+        with open(log, "a") as f:
+            f.write('{"step": 100000, "loss": 0.5}\n')
+        assert [r.id for r in unready(list_runs(ws))] == [runs[1].id]
+    finally:
+        indexer.configure(None)
 
 
 def test_a_training_runs_detail_is_not_kept_its_signature_changes_every_poll(built, tmp_path):

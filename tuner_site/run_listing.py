@@ -23,9 +23,9 @@ from discovery.runs import (
     RunDetail,
     Workspace,
     detail,
-    is_ready,
     list_runs,
     list_trainers,
+    unready,
     walk_only,
     was_read,
 )
@@ -190,7 +190,7 @@ def sort_details(details: list[RunDetail], sort: str) -> list[RunDetail]:
 def every_detail(runs: list[Run], wait: bool) -> tuple[list[RunDetail], tuple[Run, ...]]:
     """Every run's detail; unless `wait`, many unread runs are shown from the walk alone (and
     left to read in the background)."""
-    unread = [r for r in runs if not is_ready(r)]
+    unread = unready(runs)
     if wait or len(unread) <= settings.TUNER_SYNC_INDEX_LIMIT:
         return [detail(r) for r in runs], ()
     pending = {r.id for r in unread}
@@ -205,8 +205,8 @@ def page_details(shown: list[Run], runs: list[Run]) -> tuple[list[RunDetail], tu
     # A training run read once is not unread again: its files change on every poll.
     return details, tuple(
         r
-        for r in runs
-        if r.id not in on_page and not is_ready(r) and not (r.status == "running" and was_read(r))
+        for r in unready(runs)
+        if r.id not in on_page and not (r.status == "running" and was_read(r))
     )
 
 
