@@ -246,6 +246,9 @@ _FAMILY = re.compile(
     + r")(?![a-z])"
 )
 _SNAPSHOT = re.compile(r"[0-9a-f]{40}|snapshots")
+# Ollama's `family` is the GGUF file's architecture, which some families share: Mistral 7B and
+# Yi convert as "llama", DeepSeek's distills as "llama" or "qwen2".
+_ARCHITECTURES = {"mistral": {"llama"}, "yi": {"llama"}, "deepseek": {"llama", "qwen"}}
 
 
 def _model_part(name: str) -> str:
@@ -271,9 +274,12 @@ def base_warning(base: str, base_family: str | None, adapter_base: str | None) -
     """A warning when the served base looks like another family than the adapter was trained
     on (Ollama names never equal Hugging Face ids, so a name can only look alike, not match)."""
     wanted = family(adapter_base)
-    have = {f for f in (family(base), family(base_family)) if f}
+    named = family(base)
+    have = {f for f in (named, family(base_family)) if f}
     if wanted is None or not have or wanted in have:
         return None
+    if named is None and have <= _ARCHITECTURES.get(wanted, set()):
+        return None  # only the architecture to go by, and the adapter's family uses it
     return (
         f"{base} looks like a {'/'.join(sorted(have))} model, but the adapter was trained on "
         f"{adapter_base} ({wanted}): its answers will be nonsense unless {base} is that model."
@@ -413,10 +419,12 @@ def delete(http: httpx.Client, base: str, name: str, seconds: float = REMOVE_S) 
 # vLLM
 
 
-def load_lora(http: httpx.Client, base: str, name: str, folder: Path) -> None:
+def load_lora(
+    http: httpx.Client, base: str, name: str, folder: Path, seconds: float = LOAD_S
+) -> None:
     url = f"{base}/v1/load_lora_adapter"
     body = {"lora_name": name, "lora_path": str(folder)}
-    status, answer = _call(http, "POST", url, LOAD_S, body=body)
+    status, answer = _call(http, "POST", url, seconds, body=body)
     if status == 200:
         return
     said = _error("vLLM", url, status, answer)
@@ -450,6 +458,22 @@ def runtime_lora_problem(base: str, timeout: float = REMOVE_S) -> str | None:
 
 
 _PROBE_NAME = "tuner-dashboard-probe-never-loaded"
+# A trial load before a sweep starts: vLLM reads the adapter then, so a long wait is a slow disk.
+TRIAL_S = 60.0
+
+
+def load_problem(base: str, adapter: Adapter) -> str | None:
+    """Why this vLLM cannot load `adapter` (it does not see the folder, the rank is above its
+    --max-lora-rank, ...), found by loading it under a name of its own and unloading it again,
+    so a sweep is refused before anything starts rather than failing checkpoint by checkpoint."""
+    name = f"tuner-dashboard-trial-{os.urandom(4).hex()}"
+    try:
+        with client() as http:
+            load_lora(http, base, name, adapter.folder.resolve(), TRIAL_S)
+            unload_lora(http, base, name)
+    except ServingError as exc:
+        return str(exc)
+    return None
 
 
 def unload_lora(http: httpx.Client, base: str, name: str, seconds: float = REMOVE_S) -> bool:

@@ -420,6 +420,8 @@ class FakeServer:
         self.create_error: str | None = None
         self.loras: dict[str, str] = {}
         self.runtime_lora = True
+        self.max_lora_rank = 64  # as `--max-lora-rank 64`; vLLM's own default is 16
+        self.sees_files = True  # False: a server on another machine, where no such folder is
         self.strength: dict[str, int] = {}
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body) of changes
 
@@ -583,9 +585,18 @@ class FakeServer:
                 if name in fake.loras:
                     message = f"The lora adapter '{name}' has already been loaded."
                     return self._json(400, _vllm_error(message, 400))
-                if not os.path.isfile(os.path.join(path, "adapter_config.json")):
-                    message = f"No adapter found for {path}"
+                config = os.path.join(path, "adapter_config.json")
+                if not os.path.isfile(config) or not fake.sees_files:
+                    message = f"Loading lora {name} failed: No adapter found for {path}"
                     return self._json(404, _vllm_error(message, 404))
+                with open(config) as f:
+                    rank = json.load(f).get("r") or 0
+                if rank > fake.max_lora_rank:
+                    # vllm/lora/worker_manager.py, answered as a BadRequestError.
+                    message = (
+                        f"LoRA rank {rank} is greater than max_lora_rank {fake.max_lora_rank}."
+                    )
+                    return self._json(400, _vllm_error(message, 400))
                 fake.loras[name] = path
                 text = f"Success: LoRA adapter '{name}' added successfully."
                 self._send(200, text.encode(), "text/plain; charset=utf-8")

@@ -212,6 +212,10 @@ def test_a_base_of_another_family_warns_and_a_lookalike_does_not():
     assert serving.base_warning("phind-codellama:34b", None, llama) is None
     assert serving.base_warning("my-base:latest", None, llama) is None  # nothing to compare
     assert serving.base_warning("qwen2.5:7b", "qwen2", None) is None
+    # Ollama's family is the GGUF's architecture: a Mistral 7B GGUF says "llama".
+    assert serving.base_warning("my-tune:latest", "llama", real_base) is None
+    assert "llama" in (serving.base_warning("llama3.1:8b", "llama", real_base) or "")
+    assert "qwen" in (serving.base_warning("my-tune:latest", "qwen2", real_base) or "")
 
 
 # Ollama

@@ -274,6 +274,8 @@ def test_vllm_loads_each_checkpoint_folder_and_unloads_it(client, staff, run_dir
         "checkpoint-300": ("done", 2, 4),
     }
     loads = [r[2] for r in vllm.requests if r[1] == "/v1/load_lora_adapter"]
+    trial, *loads = loads  # the form's, before anything started
+    assert trial["lora_name"].startswith("tuner-dashboard-trial-")
     assert [Path(r["lora_path"]) for r in loads] == [
         adapter(run_dir, n).parent for n in ("checkpoint-200", "checkpoint-300")
     ]
@@ -448,3 +450,71 @@ def test_served_models_and_their_results_link_exactly_to_their_checkpoints(
     assert ">checkpoint-200</a>" in shown and "link-exact" in shown
     gone_row = page[page.index(f'data-model="{ckpt300["id"]}"') :].split("</tr>")[0]
     assert ">checkpoint-300</a>" in gone_row and "link-exact" in gone_row
+
+
+def test_a_vllm_that_cannot_load_the_adapter_says_so_before_anything_starts(
+    client, staff, run_dir, vllm
+):
+    url = f"/api/runs/{TRAINER}/{RUN}/sweeps/"
+    form_url = f"/runs/{TRAINER}/{RUN}/sweeps/new/"
+    body = {"backend": "vllm", "prompt_set": "levels", "checkpoints": ["checkpoint-200"]}
+    # Started with vLLM's default --max-lora-rank (16) for the run's rank-32 adapters: a 400.
+    vllm.max_lora_rank = 16
+    response = client.post(url, json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content
+    (problem,) = response.json()["fields"]["backend"]
+    assert problem.startswith("vllm could not load checkpoint-200: vLLM answered HTTP 400")
+    assert "LoRA rank 32 is greater than max_lora_rank 16" in problem
+    assert "--max-lora-rank" in problem
+    # On another machine, where the checkpoint folder is not: its own 404, in the form too.
+    vllm.max_lora_rank, vllm.sees_files = 64, False
+    page = client.post(form_url, body | {"checkpoints": "checkpoint-200"})
+    assert page.status_code == 400
+    text = page.content.decode()
+    assert "No adapter found for" in text and "at the same path" in text
+    assert not EvaluationJob.objects.exists()
+    # Nothing was left loaded by the trial, and what was tried had a name of its own.
+    loads = [r[2]["lora_name"] for r in vllm.requests if r[1] == "/v1/load_lora_adapter"]
+    assert loads and all(n.startswith("tuner-dashboard-trial-") for n in loads)
+    assert not vllm.loras
+    vllm.sees_files = True
+    made = start(client, **body)
+    assert [c["checkpoint"] for c in made["checkpoints"]] == ["checkpoint-200"]
+    assert not vllm.loras  # the trial unloaded what it loaded
+
+
+def test_a_base_of_another_family_is_a_warning_in_the_form_and_on_the_sweep_page(
+    client, staff, run_dir, ollama
+):
+    form_url = f"/runs/{TRAINER}/{RUN}/sweeps/new/"
+    # As the form asks while a base is chosen (htmx): the warning only, nothing started.
+    asked = client.get(
+        form_url,
+        {"backend": "ollama", "base": "gemma3:latest", "checkpoints": ["checkpoint-200"]},
+        headers={"HX-Request": "true", "HX-Target": "sweep-warnings"},
+    )
+    fragment = asked.content.decode()
+    assert fragment.startswith('<div id="sweep-warnings"') and "<form" not in fragment
+    assert "gemma3:latest looks like a gemma model" in fragment and "llama" in fragment
+    assert "can still start" in fragment
+    same = client.get(
+        form_url,
+        {"backend": "ollama", "base": BASE},
+        headers={"HX-Request": "true", "HX-Target": "sweep-warnings"},
+    )
+    assert "data-warning" not in same.content.decode()
+    page = client.get(form_url).content.decode()
+    assert 'hx-target="#sweep-warnings"' in page and 'id="sweep-warnings"' in page
+    assert not EvaluationJob.objects.exists()
+    # Posted anyway, it starts, and its page keeps saying so.
+    posted = client.post(
+        form_url,
+        {"backend": "ollama", "base": "gemma3:latest", "prompt_set": "levels"}
+        | {"checkpoints": "checkpoint-200"},
+    )
+    assert posted.status_code == 302, posted.content
+    made = client.get(f"/api/sweeps/{posted.url.strip('/').split('/')[-1]}/").json()
+    assert len(made["warnings"]) == 1 and "gemma" in made["warnings"][0]
+    sweep_page = client.get(posted.url).content.decode()
+    assert "data-warning>gemma3:latest looks like a gemma model" in sweep_page
+    client.post(f"/api/sweeps/{made['id']}/cancel/")

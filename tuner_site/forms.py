@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -220,6 +221,24 @@ SWEEP_FIELDS = (
 )
 
 
+def base_warnings(
+    status: BackendStatus | None, base: str, adapters: list[serving.Adapter | None]
+) -> list[str]:
+    """What looks wrong with an Ollama base for these adapters (`serving.base_warning`), once
+    each: said in the form before a sweep starts and on its page, never a refusal."""
+    if status is None or status.backend.kind != "ollama" or not base:
+        return []
+    info = next((m for m in status.models if m.id == base), None)
+    found: list[str] = []
+    for adapter in adapters:
+        if info is None or adapter is None:
+            continue
+        warning = serving.base_warning(base, info.family, adapter.base_model)
+        if warning and warning not in found:
+            found.append(warning)
+    return found
+
+
 def sweep_offer(root: Path) -> Offer:
     """What a sweep can use: servers that take adapters (Ollama, vLLM), the prompt sets."""
     statuses = [s for s in workspace.backend_statuses() if serving.api_for(s.backend.kind)]
@@ -321,19 +340,33 @@ class SweepForm(EvaluationForm):
                     f"{_listing(served)}; not {base!r}.",
                 )
             else:
-                info = next(m for m in status.models if m.id == base)
-                for name in data.get("checkpoints") or ():
-                    adapter = self.servable[name].adapter
-                    assert adapter is not None
-                    warning = serving.base_warning(base, info.family, adapter.base_model)
-                    if warning and warning not in self.warnings:
-                        self.warnings.append(warning)
+                self.warnings = self.warnings_for(data.get("backend") or "", base, data)
+        elif status is not None and status.available and not self.errors:
+            self._try_load(status, data.get("checkpoints") or ())
         data["base"] = base
         prompt_set = self.offer.prompt_set(data.get("prompt_set") or "")
         tags = data.get("tags") or ()
         if prompt_set is not None and tags:
             self._check_tags(prompt_set, tags)
         return data
+
+    def warnings_for(self, backend: str, base: str, data: dict[str, Any]) -> list[str]:
+        """The base's warnings for the checked checkpoints (or the default ones)."""
+        names = data.get("checkpoints")
+        if names is None:
+            ok = [n for n, s in self.servable.items() if s.adapter is not None]
+            names = serving.default_selection(self.run_checkpoints, self.best, ok)
+        found = [self.servable[n].adapter for n in names if n in self.servable]
+        return base_warnings(self.offer.status(backend), base, found)
+
+    def _try_load(self, status: BackendStatus, names: Sequence[str]) -> None:
+        """vLLM: load the first checkpoint once, so a server that cannot (404/400) says so
+        here, before anything starts; every checkpoint of a run is the same kind of folder."""
+        adapter = self.servable[names[0]].adapter if names else None
+        if serving.api_for(status.backend.kind) != "vllm" or adapter is None:
+            return
+        if problem := serving.load_problem(status.backend.url, adapter):
+            self.add_error("backend", f"{status.backend.name} could not load {names[0]}: {problem}")
 
     def sweep_fields(self) -> dict[str, Any]:
         return {k: self.cleaned_data[k] for k in SWEEP_FIELDS if k not in ("backend",)}

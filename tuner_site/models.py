@@ -130,6 +130,9 @@ class Sweep(models.Model):
     temperature = models.FloatField(default=DEFAULT_TEMPERATURE)
     seed = models.BigIntegerField(null=True, blank=True)
     keep = models.BooleanField(default=False, help_text="Leave each served model on the server")
+    warnings = models.JSONField(
+        default=list, blank=True, help_text="What looked wrong when it started (the base's family)"
+    )
     cancelled = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

@@ -59,6 +59,7 @@ def create_sweep(
     planned: list[Planned],
     root: Path,
     user: AbstractBaseUser | AnonymousUser,
+    warnings: list[str] | None = None,
 ) -> Sweep:
     """The sweep and its jobs, queued in checkpoint order (the server takes them in id order)."""
     api = serving.api_for(backend.kind)
@@ -76,6 +77,7 @@ def create_sweep(
             temperature=fields["temperature"],
             seed=fields["seed"],
             keep=fields["keep"],
+            warnings=list(warnings or ()),
             created_by_id=user.pk if user.is_authenticated else None,
         )
         jobs = [
@@ -271,6 +273,7 @@ def sweep_json(sweep: Sweep) -> dict[str, Any]:
         "base": sweep.base or None,
         "prompt_set": sweep.prompt_set,
         "keep": sweep.keep,
+        "warnings": list(sweep.warnings or ()),
         "done": sum(j.status in EvaluationJob.ENDED for j in jobs),
         "total": len(jobs),
         "checkpoints": rows,

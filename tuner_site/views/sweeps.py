@@ -69,15 +69,16 @@ def _create(request: HttpRequest, root: Path, found: Run) -> HttpResponse:
         message = " ".join(m for errors in fields.values() for m in errors)
         return json_response({"error": message, "fields": fields}, status=400)
     made = _start(form, found, root, request.user)
-    body = sweeps.sweep_json(made) | {"warnings": form.warnings}
-    response = json_response(body, status=201)
+    response = json_response(sweeps.sweep_json(made), status=201)
     response["Location"] = reverse("tuner-api-sweep-detail", args=[made.pk])
     return response
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+@vary_on_headers("HX-Request", "HX-Target")
 def sweep_new(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
-    """The form that starts a sweep over a run's checkpoints (staff)."""
+    """The form that starts a sweep over a run's checkpoints (staff); its warnings as the
+    chosen server, base and checkpoints change (htmx)."""
     posted = request.method == "POST"
     if posted and (denied := _denied(request)):
         return error_response(request, 403, denied[1])
@@ -104,6 +105,15 @@ def sweep_new(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
     if posted and form.is_valid():
         made = _start(form, found, ws.root, request.user)
         return redirect("tuner-sweep-detail", made.pk)
+    if not posted:
+        # What the chosen base looks like against the adapters, before anything starts.
+        chosen = request.GET.getlist("checkpoints") if "checkpoints" in request.GET else None
+        asked = request.GET.get("backend") or default or ""
+        form.warnings = form.warnings_for(
+            asked, request.GET.get("base", ""), {"checkpoints": chosen}
+        )
+        if request.htmx and request.htmx.target == "sweep-warnings":
+            return render(request, "evaluations/sweep_new.html#warnings", {"form": form})
     servable = [n for n, s in form.servable.items() if s.adapter is not None]
     checked = set(
         (data or {}).get("checkpoints", "").split(",")
@@ -174,7 +184,9 @@ def _start(form: SweepForm, found: Run, root: Path, user: Any) -> Sweep:
         planned.append(sweeps.Planned(name, adapter, model))
     fields = form.sweep_fields()
     backend = form.chosen_backend()
-    return sweeps.create_sweep(found.trainer.id, found.name, fields, backend, planned, root, user)
+    return sweeps.create_sweep(
+        found.trainer.id, found.name, fields, backend, planned, root, user, form.warnings
+    )
 
 
 @require_safe
