@@ -11,10 +11,12 @@ start is known from its name or log; otherwise the rate is unknown (None), never
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from . import caches
 from .logs import History
 from .runs import RUN_STAMP, Run, RunDetail, run_history
 
@@ -34,26 +36,62 @@ class Pace:
 UNKNOWN = Pace()
 
 
+# Run id → (its signature, its last logged step, the rate its log's durations give): what
+# a run's whole history says, read again only when one of its files changes.
+_logged: dict[str, tuple[tuple, int | None, float | None]] = {}
+_logged_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _logged_lock:
+        _logged.clear()
+
+
+caches.register(__name__, clear_cache, "_logged")
+
+
 def run_pace(d: RunDetail, now: float | None = None) -> Pace:
     """A running run's pace, read from its whole log; UNKNOWN for a run that is not running."""
-    if d.run.status != "running":
+    run = d.run
+    if run.status != "running":
         return UNKNOWN
-    return pace(d.run, run_history(d.run), d.max_steps, now)
+    with _logged_lock:
+        hit = _logged.get(run.id)
+    if hit is None or not run.signature or hit[0] != run.signature:
+        # A run list's JSON asks this of every running run on each poll: the merged history
+        # behind it costs milliseconds a run, its answer two numbers.
+        history = run_history(run)
+        steps = history.steps
+        hit = (run.signature, steps[-1] if steps else None, _logged_rate(steps, history.merged))
+        with _logged_lock:
+            _logged[run.id] = hit
+    return _pace(run, hit[1], hit[2], d.max_steps, now)
 
 
 def pace(run: Run, history: History, max_steps: int | None, now: float | None = None) -> Pace:
+    steps = history.steps
+    last = steps[-1] if steps else None
+    return _pace(run, last, _logged_rate(steps, history.merged), max_steps, now)
+
+
+def _pace(
+    run: Run,
+    last: int | None,
+    rate: float | None,
+    max_steps: int | None,
+    now: float | None,
+) -> Pace:
+    """The pace from a log's last step and the rate its durations give (None without them)."""
     now = time.time() if now is None else now
     start = _start(run)
     last_write = run.last_write if run.last_write is not None else now
     elapsed = max(now - start, 0.0) if start is not None else None
-    steps = history.steps
-    rate = _logged_rate(steps, history.merged)
-    if rate is None and start is not None and steps and last_write > start:
+    if rate is None and start is not None and last is not None and last_write > start:
         # Without durations in the log: its steps over the time from the start to its last write.
-        rate = 60 * steps[-1] / (last_write - start) if steps[-1] > 0 else None
+        rate = 60 * last / (last_write - start) if last > 0 else None
     eta = None
-    if rate and max_steps and steps:
-        left = max(max_steps - steps[-1], 0)
+    if rate and max_steps and last is not None:
+        left = max(max_steps - last, 0)
         # From the last line's time: the time since it was written is part of the next steps.
         eta = max(last_write + 60 * left / rate - now, 0.0)
     return Pace(elapsed, rate, eta)

@@ -4,6 +4,7 @@ log_history (no times at all) and the MLX trainer's real log (`step_time`)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from datetime import datetime, timedelta
@@ -58,6 +59,33 @@ def test_the_upstream_log_gives_the_rate_of_its_last_lines_and_an_eval_is_not_tr
     # A minute after the last line, a minute of the remaining time has gone.
     assert pace(run, run_history(run), 100, now + 30).eta_seconds == pytest.approx(10.0)
     assert pace(run, run_history(run), 100, now + 300).eta_seconds == 0.0
+
+
+def test_a_running_runs_log_is_read_for_its_pace_once_per_change(workspace, monkeypatch):
+    """A run list's JSON asks every running run's pace on each poll: its merged history is
+    read again only when one of its files changed, and the clock still moves the rest."""
+    import discovery.pace as pace_module
+
+    started = datetime.now().replace(microsecond=0) - timedelta(minutes=10)
+    run_dir = _upstream_run(workspace, started, [_line(s, 10.0) for s in range(5, 55, 5)])
+    reads = []
+    monkeypatch.setattr(
+        pace_module, "run_history", lambda run: reads.append(run.id) or run_history(run)
+    )
+    (run,) = list_runs(Workspace.at(workspace))
+    d = detail(run)
+    now = run.last_write
+    assert now is not None
+    first = run_pace(d, now)
+    assert first.steps_per_minute == pytest.approx(30.0)
+    assert run_pace(d, now + 30).eta_seconds == pytest.approx(first.eta_seconds - 30)
+    assert len(reads) == 1
+    # Ten steps more at twice the pace: the log changed, so it is read again.
+    with next((run_dir / "logs").glob("training_*.jsonl")).open("a") as f:
+        f.writelines(json.dumps(_line(s, 5.0)) + "\n" for s in range(55, 105, 5))
+    (run,) = list_runs(Workspace.at(workspace))
+    assert run_pace(detail(run), now).steps_per_minute == pytest.approx(60.0)
+    assert len(reads) == 2
 
 
 def test_the_json_and_pages_say_it_for_a_running_run_and_null_for_others(client, use_workspace):
