@@ -167,13 +167,17 @@ def build_checkpoints(
 ) -> list[Checkpoint]:
     """The final model (its path and kind, when there is one) first, then checkpoints by step."""
     result = []
+    final_point: tuple[int | None, Point] | None = None
     if final is not None:
         step = final_step if final_step is not None else history.last_step
-        result.append(Checkpoint(FINAL_MODEL, step, True, final[0], history.at(step), final[1]))
+        final_point = (step, history.at(step))
+        result.append(Checkpoint(FINAL_MODEL, step, True, final[0], final_point[1], final[1]))
     join = child_joiner(folder)  # one run's 20 checkpoints: `/` parses each name
     for step in steps:
         name = f"checkpoint-{step}"
-        result.append(Checkpoint(name, step, False, join(name), history.at(step)))
+        # The last checkpoint is most often at the final model's step: one Point for both.
+        point = final_point[1] if final_point and final_point[0] == step else history.at(step)
+        result.append(Checkpoint(name, step, False, join(name), point))
     return result
 
 

@@ -1007,9 +1007,12 @@ indexer = LogIndexer()
 caches.register(__name__, indexer.clear, "indexer")
 
 
-def read_summary(run_dir: Path, root: Path, targets: Iterable[int] = ()) -> History:
-    """The run's logs, with every metric's latest value at each target step answerable."""
-    files = log_files(run_dir, root)
+def read_summary(
+    run_dir: Path, root: Path, targets: Iterable[int] = (), top_log: bool | None = None
+) -> History:
+    """The run's logs, with every metric's latest value at each target step answerable
+    (`top_log`: whether the run folder lists a LLaMA-Factory log, when known)."""
+    files = log_files(run_dir, root, top_log)
     return History(tuple(indexer.summary(files, root, targets)), False, tuple(files))
 
 

@@ -141,9 +141,10 @@ def shapes_of(entries: Mapping[int, Entry]) -> tuple[Shape, ...]:
     return tuple(by_keys.items())
 
 
-def log_files(run_dir: Path, root: Path) -> list[Path]:
-    """A run's real `logs/training_*.jsonl` files, oldest first by the stamp in their name."""
-    return [Path(p) for p in log_paths(str(run_dir), root)]
+def log_files(run_dir: Path, root: Path, top_log: bool | None = None) -> list[Path]:
+    """A run's real `logs/training_*.jsonl` files, oldest first by the stamp in their name
+    (after LLaMA-Factory's log, as `log_paths` finds it)."""
+    return [Path(p) for p in log_paths(str(run_dir), root, top_log)]
 
 
 def log_paths(run_dir: str, root: Path, top_log: bool | None = None) -> tuple[str, ...]:

@@ -78,6 +78,9 @@ LLAMA_FACTORY_ARGS = "training_args.yaml"
 # `trainer.save_metrics("train", …)` at the end of training: train_results.json and the
 # all_results.json it merges into.
 RESULTS_FILES = ("train_results.json", "all_results.json")
+# The files at a run folder's top that its detail reads when they are there: the walk's listing
+# of the folder says which are, so a detail does not look for the others one by one.
+TOP_FILES = frozenset({STATE, LINEAGE, LLAMA_FACTORY_ARGS, LLAMA_FACTORY_LOG, *RESULTS_FILES})
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,18 @@ class Run:
     # The Unix time of its newest log or checkpoint write, known for unfinished runs: what
     # `status` compared with the running window, and what a stopped run's page shows.
     last_write: float | None = field(default=None, compare=False)
+    # Those of TOP_FILES the walk listed at the run folder's top; None when not known.
+    top_files: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def has_final_model(self) -> bool:
         return self.final is not None
+
+    def may_have(self, name: str) -> bool:
+        """Whether `name` (one of TOP_FILES) can be at the run folder's top: the walk listed
+        it there, or the walk's listing is not known. A file added since is read once the
+        next walk lists it (a state or lineage changes the run's signature)."""
+        return self.top_files is None or name in self.top_files
 
     @property
     def id(self) -> str:
@@ -478,6 +489,7 @@ def read_run(
         checkpoints_dir=path / "checkpoints" if folder != here else path,
         final=final,
         last_write=last_write,
+        top_files=tuple(sorted(TOP_FILES.intersection(children))),
         signature=(
             tuple(steps),
             final,
@@ -714,13 +726,15 @@ def _logs_of(runs: list[Run]) -> list[tuple[Path, Path, tuple[int, ...]]]:
         (Path(log), r.trainer.root, r.checkpoint_steps)
         for r in runs
         if r.trainer.layout != "mlx"
-        for log in log_paths(str(r.path), r.trainer.root)
+        for log in log_paths(str(r.path), r.trainer.root, r.may_have(LLAMA_FACTORY_LOG))
     ]
 
 
 def read_ahead(runs: list[Run]) -> None:
     """Before a command reads these runs' details: their unread logs, read in two processes
     at once where there are two cores (a server reads windows of them instead)."""
+    if indexer.background:
+        return  # windows of each log answer first: nothing is read ahead
     indexer.read_ahead(_logs_of(runs))
 
 
@@ -816,7 +830,7 @@ caches.register(__name__, _parse_stamp.cache_clear, "_parse_stamp")
 def _states(run: Run) -> tuple[TrainerState | None, TrainerState | None]:
     """(the run-level state `save_state()` wrote at the end, the newest checkpoint's state)."""
     root = run.trainer.root
-    top = read_trainer_state(run.path, root)
+    top = read_trainer_state(run.path, root) if run.may_have(STATE) else None
     return top, newest_trainer_state(run.checkpoints_dir, list(run.checkpoint_steps), root)
 
 
@@ -837,7 +851,7 @@ def _hf_detail(run: Run) -> RunDetail:
     root = run.trainer.root
     steps = list(run.checkpoint_steps)
     top, state = _states(run)
-    summary = read_summary(run.path, root, steps)
+    summary = read_summary(run.path, root, steps, run.may_have(LLAMA_FACTORY_LOG))
     # The trainer states come first: a log wins a tie at one step.
     extra = _state_source(run, top or state, list(summary.sources))
     history = History(((extra,) if extra else ()) + summary.sources, False, summary.files)
@@ -849,7 +863,7 @@ def _hf_detail(run: Run) -> RunDetail:
     checkpoints = _own_states(
         run, build_checkpoints(history, steps, run.checkpoints_dir, run.final, final_step), state
     )
-    lineage = read_lineage(run.path, root)
+    lineage = read_lineage(run.path, root) if run.may_have(LINEAGE) else None
     ranking = rank(
         run.type,
         checkpoints,
@@ -885,7 +899,8 @@ def _own_states(
     marked as such: the newest history is another run's."""
     # Only Hugging Face's own layout reuses a folder (a notebook's outputs/); the upstream
     # trainers start each run in a new stamped folder, so theirs are never read twice here.
-    if newest is None or len(checkpoints) < 2 or run.checkpoints_dir != run.path:
+    # Compared as strings: Path equality builds and keeps a case-folded copy of both.
+    if newest is None or len(checkpoints) < 2 or str(run.checkpoints_dir) != str(run.path):
         return tuple(checkpoints)
     root, result = run.trainer.root, []
     newest_step = max(run.checkpoint_steps)
@@ -913,6 +928,8 @@ def _logged_total(history: History) -> int | None:
 def _results_runtime(run: Run) -> float | None:
     """How long training took, from the metrics file written when it ended."""
     for name in RESULTS_FILES:
+        if not run.may_have(name):
+            continue
         found = read_json_object(run.path / name, run.trainer.root)
         if found is not None and (runtime := finite(found.get("train_runtime"))) is not None:
             return runtime
@@ -927,7 +944,10 @@ def _chosen_by(
     section), else found from `best_metric` in trainer_state.json."""
     if state is None:
         return None
-    configs = [read_mapping(run.path / LLAMA_FACTORY_ARGS, run.trainer.root) or {}]
+    args = None
+    if run.may_have(LLAMA_FACTORY_ARGS):
+        args = read_mapping(run.path / LLAMA_FACTORY_ARGS, run.trainer.root)
+    configs = [args or {}]
     for section in ("training", "training_config"):
         found = (lineage or {}).get(section)
         configs.append(found if isinstance(found, dict) else {})

@@ -148,3 +148,44 @@ def test_a_reused_walk_still_sees_new_runs_and_training_progress(workspace):
     wb.make_run(workspace, "sft", started("20251103_100000"))  # a new run: the folder changed
     assert len(list_runs(ws)) == 3
     assert len(list_runs(Workspace.at(workspace))) == 3  # no reuse asked: always a full walk
+
+
+def test_a_detail_looks_only_for_the_top_files_its_walk_listed(workspace, monkeypatch):
+    run = wb.make_run(workspace, "sft", started("20251101_100000"), completed=True)
+    found = list_runs(Workspace.at(workspace))[0]
+    looked: list[str] = []
+    for name in ("lstat", "stat", "open"):
+        real = getattr(os, name)
+
+        def spy(path, *args, _real=real, **kwargs):
+            looked.append(os.fspath(path))
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, spy)
+    detail(found)
+    top = {Path(p).name for p in looked if Path(p).parent == run}
+    # The walk listed no trainer_state.json, LLaMA-Factory log or config, or metrics file here.
+    assert top.isdisjoint(
+        {
+            "trainer_state.json",
+            "trainer_log.jsonl",
+            "training_args.yaml",
+            "all_results.json",
+            "train_results.json",
+        }
+    ), top
+    assert found.may_have("training_lineage.json")
+
+
+def test_a_top_file_written_after_the_walk_is_read_by_the_next_walk(workspace):
+    run = wb.make_run(workspace, "sft", started("20251101_100000"), done=200, completed=False)
+    ws = Workspace.at(workspace)
+    assert detail(list_runs(ws)[0]).global_step == 200
+    wb.write_json(
+        run / "trainer_state.json",
+        {"global_step": 1000, "max_steps": 1000, "log_history": [{"step": 1000, "loss": 0.5}]},
+    )
+    again = list_runs(ws)[0]
+    assert again.may_have("trainer_state.json")
+    assert again.status == "completed"
+    assert detail(again).global_step == 1000
