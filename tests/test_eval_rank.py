@@ -6,102 +6,20 @@ links them (an evaluation job of a sweep, per checkpoint)."""
 
 from __future__ import annotations
 
-import copy
 import json
-from datetime import datetime
+import re
 from pathlib import Path
 
 import pytest
 
-from sampledata import runs as wb
-
-from .conftest import upstream_file
+from .eval_results import API, URL, evaluated, make_run
 
 pytestmark = pytest.mark.django_db
-
-TRAINER = "rtx3090_sft"
-RUN = "20251101_100000"
-URL = f"/runs/{TRAINER}/{RUN}/"
-API = f"/api/runs/{TRAINER}/{RUN}/"
-
-
-def result_file(root: Path, stem: str, prompt_set: str, passed: int, total: int) -> None:
-    """An Evaluator result with `passed` of `total` records passing, shaped as the real one in
-    the upstream Evaluator's results (its metadata, summary and first records, trimmed)."""
-    real = json.loads(upstream_file("Evaluator", "results", "full_coverage.json").read_text())
-    records = []
-    for i in range(total):
-        record = copy.deepcopy(real["records"][i])
-        record["passed"] = i < passed
-        record["validator"]["passed"] = i < passed
-        records.append(record)
-    real["records"] = records
-    real["metadata"] |= {"prompt_total": total, "prompt_selected": total}
-    real["metadata"]["prompt_file"] = f"Evaluator/prompts/{prompt_set}.json"
-    real["summary"] = {
-        "total": total,
-        "passed": passed,
-        "failed": total - passed,
-        "request_errors": 0,
-        "pass_rate": passed / total,
-        "by_tag": {},
-        "top_failure_reasons": [],
-    }
-    results = root / "Evaluator" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{stem}.json").write_text(json.dumps(real, indent=2))
-
-
-def evaluated(root: Path, prompt_set: str, passes: dict[str, tuple[int, int]], second: int = 0):
-    """One finished sweep on `prompt_set`: per checkpoint (passed, total), each a result file
-    and a succeeded job of the sweep, as tuner_site/jobs/sweep.py leaves them."""
-    from tuner_site.models import EvaluationJob, Sweep
-
-    sweep = Sweep.objects.create(
-        trainer=TRAINER,
-        run=RUN,
-        backend="ollama",
-        backend_kind="ollama",
-        backend_url="http://127.0.0.1:9",
-        base="nexus-tools-sft:q8",
-        prompt_set=prompt_set,
-    )
-    for i, (checkpoint, (passed, total)) in enumerate(passes.items()):
-        stem = f"run_20251201_1200{second + i:02d}"
-        result_file(root, stem, prompt_set, passed, total)
-        EvaluationJob.objects.create(
-            backend="ollama",
-            backend_kind="ollama",
-            backend_url="http://127.0.0.1:9",
-            model=f"tuner-{RUN}-ckpt{checkpoint}",
-            prompt_set=prompt_set,
-            status=EvaluationJob.Status.SUCCEEDED,
-            total=total,
-            done=total,
-            passed=passed,
-            result=stem,
-            output_stem=stem,
-            sweep=sweep,
-            checkpoint=checkpoint,
-        )
 
 
 @pytest.fixture
 def run_ws(use_workspace: Path) -> Path:
-    """A finished SFT run saved and evaluated every 100 steps: checkpoint-300 has the lowest
-    eval_loss."""
-    (use_workspace / "Evaluator" / "prompts" / "levels.json").write_text("[]")
-    wb.make_run(
-        use_workspace,
-        "sft",
-        datetime(2025, 11, 1, 10),
-        max_steps=500,
-        save_every=100,
-        eval_every=100,
-        base_model=wb.BASE_MODELS[2],
-        seed=1,
-    )
-    return use_workspace
+    return make_run(use_workspace)
 
 
 def test_the_run_really_has_checkpoint_300_lowest_by_eval_loss(client, run_ws):
@@ -133,6 +51,10 @@ def test_a_pass_rate_ranks_first_and_says_the_rules_disagree_within_overlapping_
         "(lowest eval_loss) 2/4; the 95 % intervals 51–100 % and 15–85 % overlap: "
         "not a clear win."
     )
+    # The results are files the Evaluator's reader takes: their pages show them.
+    top = next(c for c in body["checkpoints"] if c["name"] == "checkpoint-200")["evaluations"]
+    shown = client.get(top[0]["url"])
+    assert shown.status_code == 200 and "4/4" in shown.content.decode()
     scores = {c["name"]: (c["score"], c["best"]) for c in body["checkpoints"]}
     assert scores["checkpoint-200"] == (1.0, True)
     assert scores["checkpoint-300"] == (0.5, False)
@@ -235,3 +157,56 @@ def test_the_switch_pushes_a_shareable_url_and_the_page_keeps_it(client, run_ws)
     # The checkpoint's page scores it by the same rule.
     ckpt = client.get(f"{URL}checkpoint-200/").content.decode()
     assert "100 %" in ckpt or "100%" in ckpt
+
+
+def test_the_loss_chart_draws_each_prompt_sets_pass_rate_on_a_right_axis(client, run_ws):
+    evaluated(run_ws, "levels", {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4)})
+    evaluated(run_ws, "tools", {"checkpoint-100": (1, 5), "final_model": (5, 5)}, second=10)
+    page = client.get(URL).content.decode()
+    figures = page.split("<figure ")[1:]
+    loss = next(f for f in figures if '<strong class="chart-title">Loss</strong>' in f)
+    assert 'class="chart has-rates"' in loss
+    assert "levels pass rate" in loss and "(right axis, 2 checkpoints)" in loss
+    assert '<div class="y2-title">pass rate</div>' in loss
+    ticks = loss.split('<div class="y2-ticks"')[1].split("</div>")[0]
+    assert [t.split(">")[1].split("<")[0] for t in ticks.split("<span")[1:]] == [
+        "0%",
+        "25%",
+        "50%",
+        "75%",
+        "100%",
+    ]
+    assert "4/4 at step 200, 2/4 at step 300" in loss
+    config = json.loads(
+        loss.split('data-chart="')[1].split('"')[0].replace("&quot;", '"').replace("&amp;", "&")
+    )
+    assert config["rates"] == [
+        {
+            "name": "levels",
+            "color": config["rates"][0]["color"],
+            "steps": [200, 300],
+            "values": [1.0, 0.5],
+            "labels": ["4/4", "2/4"],
+        },
+        {
+            "name": "tools",
+            "color": config["rates"][1]["color"],
+            "steps": [100, 500],
+            "values": [0.2, 1.0],
+            "labels": ["1/5", "5/5"],
+        },
+    ]
+    assert config["rates"][0]["color"] != config["rates"][1]["color"]
+    # Only the loss chart carries them.
+    assert sum("has-rates" in f.split(">")[0] for f in figures) == 1
+    # The dots sit on the right axis's scale: 100 % near the top, 50 % in the middle.
+    marker = loss.split('class="markers rate-markers" data-rate="levels" d="')[1].split('"')[0]
+    (x200, y200), (x300, y300) = [
+        map(float, p.split(",")) for p in re.findall(r"M([\d.]+,[\d.]+)h0", marker)
+    ]
+    assert x200 < x300 and round(y200) == 14 and round(y300) == 150
+
+
+def test_no_results_leave_the_chart_as_it_was(client, run_ws):
+    page = client.get(URL).content.decode()
+    assert "has-rates" not in page and "y2-ticks" not in page and "&quot;rates&quot;:[]" in page

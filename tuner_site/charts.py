@@ -13,7 +13,7 @@ import math
 import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate
 from statistics import median
 from typing import Any
@@ -70,6 +70,32 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A prompt set's pass rate at one evaluated checkpoint, on the right axis."""
+
+    step: int
+    passed: int
+    total: int
+    x: float  # viewBox units
+    y: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.passed}/{self.total}"
+
+
+@dataclass(frozen=True)
+class Rates:
+    """One prompt set's pass rate by step: a point per evaluated checkpoint, on 0–100 %."""
+
+    name: str
+    color: str
+    points: tuple[Rate, ...]
+    path: str  # dashed line through the points
+    markers: str
+
+
+@dataclass(frozen=True)
 class Chart:
     title: str
     y_title: str
@@ -86,6 +112,10 @@ class Chart:
     unit: str = ""  # the y-axis's, when every series has it: shares' ticks read 80%
     width: int = VIEW_W
     height: int = VIEW_H
+    x_range: tuple[float, float] = (0.0, 1.0)  # the steps the plot spans
+    # Pass rates by step on a second, right-hand axis (0–100 %), one line per prompt set.
+    rates: tuple[Rates, ...] = ()
+    rate_ticks: tuple[Tick, ...] = ()
 
     @property
     def smoothed(self) -> bool:
@@ -118,6 +148,17 @@ class Chart:
             "marks": list(self.checkpoint_steps),
             "best": self.best_step,
             "bests": dict(self.best_steps),
+            # The right axis's lines, whole: a few points each, so no JSON twin to fetch.
+            "rates": [
+                {
+                    "name": r.name,
+                    "color": r.color,
+                    "steps": [p.step for p in r.points],
+                    "values": [p.passed / p.total for p in r.points],
+                    "labels": [p.label for p in r.points],
+                }
+                for r in self.rates
+            ],
         }
 
 
@@ -352,7 +393,41 @@ def points_chart(
         checkpoint_steps=tuple(checkpoint_steps),
         best_steps=tuple((n, s) for n, s in (best_steps or {}).items() if s is not None),
         unit=unit,
+        x_range=(x0, x1),
     )
+
+
+# The right axis spans a little beyond 0–100 %, so that a point at 0 % or 100 % is whole.
+RATE_PAD = 0.05
+RATE_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
+# Apart from the left axis's first lines (loss, eval_loss, val_loss) and the best mark's green.
+RATE_COLORS = ("#db2777", "#9333ea", "#0891b2", "#dc2626")
+
+
+def with_pass_rates(chart: Chart, rates: Mapping[str, Sequence[tuple[int, int, int]]]) -> Chart:
+    """The chart with each prompt set's pass rate by step on a right-hand 0–100 % axis:
+    `rates` maps a prompt set to its (step, passed, total) per evaluated checkpoint."""
+    x0, x1 = chart.x_range
+    x_unit = _unit(x0, x1)
+
+    def sy(rate: float) -> float:
+        return round(VIEW_H - (rate + RATE_PAD) / (1 + 2 * RATE_PAD) * VIEW_H, 1)
+
+    drawn = []
+    for i, (name, found) in enumerate(rates.items()):
+        points = tuple(
+            Rate(step, passed, total, round(x_unit(step) * VIEW_W, 1), sy(passed / total))
+            for step, passed, total in sorted(found)
+            if total > 0 and x0 <= step <= x1
+        )
+        if not points:
+            continue
+        path = "".join(f"{'M' if j == 0 else 'L'}{p.x},{p.y}" for j, p in enumerate(points))
+        markers = "".join(f"M{p.x},{p.y}h0" for p in points)
+        color = RATE_COLORS[i % len(RATE_COLORS)]
+        drawn.append(Rates(name, color, points, path, markers))
+    ticks = tuple(Tick(round(sy(t) * 100 / VIEW_H, 2), f"{round(t * 100)}%") for t in RATE_TICKS)
+    return replace(chart, rates=tuple(drawn), rate_ticks=ticks if drawn else ())
 
 
 def _value_at(step: int | None, pts: Sequence[Point]) -> Point | None:

@@ -111,6 +111,15 @@
     return config.series.map((s) => ({ ...s, ...(byName.get(s.name) || { steps: [], values: [] }) }));
   }
 
+  // The pass rate by step of each prompt set a sweep evaluated checkpoints on (the config
+  // carries them whole): dashed lines with a dot per checkpoint, on the right-hand 0–100 % axis.
+  function rateLines(config) {
+    return (config.rates || []).map((r) => ({
+      ...r, name: r.name + " pass rate", rate: true, sparse: true, smooth: false, breaks: [],
+      format: { unit: "%", decimals: 0 },
+    }));
+  }
+
   // uPlot wants one x array: the union of every line's steps, plus a point inside each gap,
   // where a line gets null (a break); elsewhere a line without a value there gets undefined.
   function align(lines) {
@@ -139,6 +148,10 @@
       else if (l.avg) points.show = false; // the faint raw line of a smoothed series
       else points.space = 24; // dense: a marker per point only once zoomed in far enough
       data.push(column(l.steps, l.values, l.gapAt));
+      if (l.rate) {
+        series.push({ label: l.name, stroke: l.color, width: 1.5, dash: [4, 3], scale: "rate", points: { show: true, size: 8, fill: l.color } });
+        continue;
+      }
       series.push({ label: l.name, stroke: l.color, width: l.smooth ? 1 : 1.5, alpha: l.smooth ? 0.35 : 1, points });
       if (l.avg) {
         data.push(column(l.steps, l.avg, l.gapAt));
@@ -168,11 +181,13 @@
     const key = config.source + "#" + config.title;
     const state = kept.get(key) || { zoom: null, log: false };
     kept.set(key, { ...state, data: json });
-    const lines = linesFrom(json, config).map((l) => ({
+    const metricLines = linesFrom(json, config).map((l) => ({
       ...l,
       avg: l.smooth && l.steps.length ? movingAverage(l.steps, l.values, config.window) : null,
     }));
-    const positive = lines.every((l) => l.values.every((v) => v > 0));
+    const rates = rateLines(config), lines = [...metricLines, ...rates];
+    // The log scale is the left axis's: pass rates keep their 0–100 % axis.
+    const positive = metricLines.every((l) => l.values.every((v) => v > 0));
     const { data, series } = align(lines);
     const old = instances.get(figure);
     if (old) { old.observer.disconnect(); old.u.destroy(); }
@@ -202,6 +217,7 @@
         const hit = nearest(l, x), write = column(l.format);
         if (!hit) { parts.push(l.name + " —"); continue; }
         let text = l.name + " " + write(hit.value);
+        if (l.rate) text = l.name + " " + l.labels[l.steps.indexOf(hit.step)] + " (" + write(hit.value) + ")";
         if (l.avg) text += " (average " + write(l.avg[l.steps.indexOf(hit.step)]) + ")";
         if (hit.step !== x) text += " at step " + metric(hit.step);
         parts.push(text);
@@ -215,7 +231,7 @@
     const opts = {
       width: width(),
       height: height(),
-      scales: { x: { time: false }, y: { distr: logBox.checked ? 3 : 1, log: 10 } },
+      scales: { x: { time: false }, y: { distr: logBox.checked ? 3 : 1, log: 10 }, rate: { range: [-0.05, 1.05] } },
       axes: [
         { label: config.x_title, font, labelFont, labelSize: 18, size: 30, stroke: "#6b7280", grid: { stroke: "#eef0f3" } },
         {
@@ -223,6 +239,10 @@
           values: (u, vals) => vals.map((v) => tick(v, config.unit)),
           size: (u, values) => 14 + 7 * Math.max(3, ...(values || []).map((v) => String(v).length)),
         },
+        ...(rates.length ? [{
+          scale: "rate", side: 1, label: "pass rate", font, labelFont, labelSize: 18, size: 44, stroke: "#6b7280",
+          grid: { show: false }, splits: () => [0, 0.25, 0.5, 0.75, 1], values: (u, vals) => vals.map((v) => Math.round(v * 100) + "%"),
+        }] : []),
       ],
       series,
       legend: { show: false },

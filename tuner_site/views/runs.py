@@ -33,10 +33,10 @@ from discovery.paths import is_safe_name
 from discovery.runs import STATUSES, Run, RunDetail, get_run, run_dir_problems, run_history
 from discovery.values import finite
 from tuner_site import links, serializers, workspace
-from tuner_site.charts import Chart, line_chart
+from tuner_site.charts import Chart, line_chart, with_pass_rates
 from tuner_site.checkpoint_columns import ALL_COLUMNS, checkpoint_columns
 from tuner_site.config_columns import values
-from tuner_site.eval_ranking import Ranked, ranked_detail
+from tuner_site.eval_ranking import Evaluated, Ranked, ranked_detail
 from tuner_site.formatting import Column, brief, column, pass_rate, with_unit
 from tuner_site.links import Pair
 from tuner_site.paging import CHECKPOINTS_PER_PAGE, requested_page
@@ -126,7 +126,23 @@ def _metric_format(d: RunDetail, name: str, logged: Sequence[float | None] = ())
     return column(at_checkpoints if has else logged, unit(name))
 
 
-def _charts(d: RunDetail, history: History) -> list[Chart]:
+def _charts(d: RunDetail, history: History, evaluated: Evaluated) -> list[Chart]:
+    """The run's curves; the loss chart (else the first) with the pass rates its checkpoints'
+    sweeps found, by step, on a right-hand axis."""
+    charts = _metric_charts(d, history)
+    steps = {c.name: c.step for c in d.checkpoints if c.step is not None}
+    rates: dict[str, list[tuple[int, int, int]]] = {}
+    for name, found in evaluated.items():
+        if name in steps:
+            for e in found:
+                rates.setdefault(e["prompt_set"], []).append((steps[name], e["passed"], e["total"]))
+    if charts and rates:
+        i = next((i for i, c in enumerate(charts) if c.title == CHART_GROUPS[0][0]), 0)
+        charts[i] = with_pass_rates(charts[i], dict(sorted(rates.items())))
+    return charts
+
+
+def _metric_charts(d: RunDetail, history: History) -> list[Chart]:
     best = d.best
     charts = []
     names = set(history.metric_names())
@@ -216,7 +232,7 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
             "key": links.here(request, _view_params(request, [], page.number)),
             "default": links.here(request, _view_params(request, None, page.number)),
         },
-        "charts": _charts(d, run_history(d.run)),
+        "charts": _charts(d, run_history(d.run), evaluated),
         "last_values": [] if d.checkpoints else _last_values(d),
         "rankable": [m for m in d.history.metric_names() if not is_bookkeeping(m)],
         # The pass-rate rules (eval:<prompt set>, the default first) and the training one.
