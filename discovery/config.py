@@ -16,14 +16,16 @@ import functools
 import math
 import os
 import re
+import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import caches, mlx
-from .paths import FileKey, file_cache, file_key, loads_lenient, read_json_object
+from .paths import FileKey, file_cache, file_key, loads_lenient
 from .runs import Run
 from .values import as_float, as_str
 from .yamlfile import YamlRead, front_matter, read_yaml
@@ -297,7 +299,7 @@ MLX_CONFIG_NAMES = {
 } | {f"training.{k}": v for k, v in _TRAINING_NAMES.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Setting:
     """One idea's value, the file it came from (relative to the run folder), and the older
     files' different values that it overrules."""
@@ -439,6 +441,18 @@ def normalize(key: str, value: Value) -> Value | None:
     return value
 
 
+def _shared(value: Value) -> Value:
+    """Short text once in memory, however many runs' files say it: /explore/ keeps every run's
+    configuration, and most runs of a workspace share their base model, targets and scheduler."""
+    if isinstance(value, tuple):
+        return tuple(_shared_scalar(v) for v in value)
+    return _shared_scalar(value)
+
+
+def _shared_scalar(value: Scalar) -> Scalar:
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 200 else value
+
+
 def flatten(
     data: Mapping[str, Any],
     names: Mapping[str, str],
@@ -453,13 +467,13 @@ def flatten(
         value = _plain(raw)
         if value is None:
             continue
-        key = names.get(path) or f"{prefix}{path}"
+        key = names.get(path) or sys.intern(f"{prefix}{path}")
         value = normalize(key, value)
         if value is None:
             continue
         if key in pairs and path not in names:
             continue  # a vocabulary name wins over a stray key that reads the same
-        pairs[key] = value
+        pairs[key] = _shared(value)
         if len(pairs) >= MAX_KEYS:
             problem = f"has more than {MAX_KEYS} settings: the first {MAX_KEYS} are shown"
             break
@@ -467,13 +481,20 @@ def flatten(
 
 
 def _json_file(
-    names: Mapping[str, str], prefix: str = "", skip: frozenset[str] = frozenset()
+    kind: str, names: Mapping[str, str], prefix: str = "", skip: frozenset[str] = frozenset()
 ) -> Reader:
+    def load(data: bytes) -> Flat:
+        value = loads_lenient(data)
+        if not isinstance(value, dict):
+            return Flat({}, "is not a JSON object")
+        return flatten(value, names, prefix, skip)
+
     def read(path: Path, root: Path) -> Flat | None:
-        data = read_json_object(path, root)
-        if data is None:
+        # The settings are kept, not the parsed file: /explore/ reads every run's.
+        found = file_cache.get(path, root, kind, load)
+        if found is None:
             return Flat({}, "is not a JSON object") if os.path.exists(path) else None
-        return flatten(data, names, prefix, skip)
+        return found
 
     return read
 
@@ -576,9 +597,11 @@ def _pickle(path: Path, root: Path) -> Flat | None:
     return Flat({}, PICKLE_NOTE)
 
 
-_lineage = _json_file(LINEAGE_NAMES, skip=frozenset({"run_directory"}))
-_adapter = _json_file(ADAPTER_NAMES, "adapter.")
-_mlx_report = _json_file(MLX_REPORT_NAMES, skip=frozenset({"sample_generations"}))
+_lineage = _json_file("config_lineage", LINEAGE_NAMES, skip=frozenset({"run_directory"}))
+_adapter = _json_file("config_adapter", ADAPTER_NAMES, "adapter.")
+_mlx_report = _json_file(
+    "config_mlx_report", MLX_REPORT_NAMES, skip=frozenset({"sample_generations"})
+)
 
 # Per folder: the files read, in the order that breaks a tie of equal times (later wins):
 # a file that states the whole setup wins over one that states a part of it.
@@ -621,7 +644,8 @@ def _candidates(run: Run) -> list[_Candidate]:
     for folder in folders:
         rel = os.path.relpath(folder, here)
         for name, read in MODEL_FILES:
-            found.append(_Candidate(f"{rel}/{name}", f"{folder}/{name}", read))
+            # Interned: most runs' newest checkpoints share a name, and every setting keeps it.
+            found.append(_Candidate(sys.intern(f"{rel}/{name}"), f"{folder}/{name}", read))
     # The run's own files last: written in the same instant, its lineage wins.
     return found + [_Candidate(name, f"{here}/{name}", read) for name, read in TOP_FILES]
 
@@ -745,8 +769,9 @@ def _read(run: Run, present: list[tuple[_Candidate, Identity]]) -> RunConfig:
     return RunConfig(settings, tuple(unread))
 
 
-# run id → (the files' keys, the configuration, the Run it was checked for)
-_cache: dict[str, tuple[tuple, RunConfig, Run]] = {}
+# run id → (the files' keys, the configuration, the Run it was checked for). The Run is held
+# weakly: a newer walk's runs replace it, and the old walk should not stay in memory with it.
+_cache: dict[str, tuple[tuple, RunConfig, weakref.ref[Run]]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -757,13 +782,14 @@ def config_of(run: Run) -> RunConfig:
     is reused with them, unchecked, as everything else its pages show is."""
     with _cache_lock:
         hit = _cache.get(run.id)
-    if hit is not None and hit[2] is run and run.status != "running":
+    if hit is not None and hit[2]() is run and run.status != "running":
         return hit[1]
     present = [(c, file_key(c.path)) for c in _candidates(run)]
-    key = (str(run.path), run.type, tuple((c.rel, ident) for c, ident in present))
+    # One flat tuple: a thousand runs' keys are kept.
+    key = (str(run.path), run.type, *(x for c, ident in present for x in (c.rel, *(ident or ()))))
     found = hit[1] if hit is not None and hit[0] == key else _read(run, present)
     with _cache_lock:
-        _cache[run.id] = (key, found, run)
+        _cache[run.id] = (key, found, weakref.ref(run))
     return found
 
 

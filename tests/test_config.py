@@ -5,11 +5,13 @@ Each fixture copies only the metadata of a real output folder, named with where 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
 import shutil
 import time
+import weakref
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +27,8 @@ from discovery.config import (
     parse_where,
     read_config,
 )
-from discovery.runs import Workspace, list_runs
+from discovery.paths import file_cache
+from discovery.runs import Workspace, clear_memo, list_runs
 from discovery.yamlfile import parse
 from sampledata import runs as wb
 
@@ -418,6 +421,35 @@ def test_cached_by_file_identity(tmp_path):
     # A file that appears counts too.
     wb.write_json(folder / "adapter_config.json", {"lora_dropout": 0.1})
     assert config_of(run).get("lora.dropout") == 0.1
+
+
+def test_the_cache_keeps_no_run_alive(tmp_path):
+    """A newer walk's runs replace the ones a configuration was checked for: /explore/ reads
+    every run's, and the older walk should not stay in memory with them."""
+    folder = _run(tmp_path)
+    wb.write_json(folder / "adapter_config.json", LF_ADAPTER)
+    run = _one(tmp_path, folder)
+    assert config_of(run).get("lora.r") == 8
+    gone = weakref.ref(run)
+    del run
+    clear_memo()  # the walk's own cache
+    gc.collect()
+    assert gone() is None
+
+
+def test_runs_share_their_settings_names_and_text(tmp_path):
+    """A thousand runs with one setup hold its names and text once; the cache keeps the
+    settings read from a file, not the whole parsed file."""
+    first, second = _run(tmp_path, "a"), _run(tmp_path, "b")
+    for folder in (first, second):
+        wb.write_json(folder / "adapter_config.json", LF_ADAPTER)
+    runs = list_runs(Workspace.at(tmp_path, run_dirs=(first, second)))
+    a, b = (config_of(r).by_key for r in runs)
+    assert a["adapter.task_type"].key is b["adapter.task_type"].key
+    assert a["adapter.task_type"].value is b["adapter.task_type"].value == "CAUSAL_LM"
+    assert a["lora.target_modules"].value[0] is b["lora.target_modules"].value[0]
+    kinds = {kind for _, kind in file_cache._entries}
+    assert "json" not in kinds and "config_adapter" in kinds
 
 
 MLX_MINIMAL = SHARED_UPSTREAM / "Trainers" / "mistral_lora_mac" / "test_logs_minimal"
