@@ -228,7 +228,12 @@ def type_rule(
     """The first rule of the type's list that scores some checkpoint, its scores, and notes."""
     rules = rules_for(run_type)
     passed: list[Rule] = []  # evaluation rules whose evaluations all missed the checkpoints
+    # A rule none of whose inputs any checkpoint shows scores nothing and passes nothing on
+    # (most runs log no evaluation): it is not asked of each checkpoint.
+    shown: set[str] = set().union(*(c.metrics for c in checkpoints))
     for rule in rules:
+        if shown.isdisjoint(rule.inputs):
+            continue
         scores, excluded = _guarded(rule, checkpoints)
         if not any(s is not None for s in scores):
             if rule.evaluates and any(rule.inherited(c) for c in checkpoints):
