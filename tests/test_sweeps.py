@@ -190,6 +190,17 @@ def test_a_sweep_serves_each_checkpoint_and_finds_the_one_that_passes_most(
     page = client.get(made["url"]).content.decode()
     assert f'href="/evaluations/{result}/"' in page and ">4/4</td>" in page
     assert f'href="/runs/{TRAINER}/{RUN}/checkpoint-200/"' in page
+    # The sweep's own results rank the run: checkpoint-200, not the lowest eval_loss.
+    detail = client.get(f"/api/runs/{TRAINER}/{RUN}/").json()
+    assert (detail["rank"]["rule"], detail["best_checkpoint"]["name"]) == (
+        "eval:levels",
+        "checkpoint-200",
+    )
+    assert detail["rank"]["training_best"] == "checkpoint-300"
+    assert detail["rank"]["verdict"].startswith(
+        "The two rules disagree: checkpoint-200 passes 4/4 on levels, checkpoint-300 "
+        "(lowest eval_loss) 2/4"
+    )
 
 
 def test_cancel_mid_sweep_stops_the_evaluation_and_removes_the_model(
@@ -518,3 +529,53 @@ def test_a_base_of_another_family_is_a_warning_in_the_form_and_on_the_sweep_page
     sweep_page = client.get(posted.url).content.decode()
     assert "data-warning>gemma3:latest looks like a gemma model" in sweep_page
     client.post(f"/api/sweeps/{made['id']}/cancel/")
+
+
+def test_the_run_page_follows_a_sweep_live_and_cancels_it_keeping_what_finished(
+    client, staff, run_dir, ollama, workers
+):
+    strengths(ollama, run_dir)
+    ollama.gate = threading.Semaphore(4)  # checkpoint-100's four cases, then it waits
+    made = start(client, checkpoints=["checkpoint-100", "checkpoint-200", "checkpoint-300"])
+    run_url = f"/runs/{TRAINER}/{RUN}/"
+    poll = {"HX-Request": "true", "HX-Target": "run-sweeps"}
+    page = client.get(run_url).content.decode()
+    panel = page[page.index('id="run-sweeps"') :].split("</section>")[0]
+    assert "Evaluating checkpoints" in panel and 'hx-trigger="every' in panel
+    assert panel.count(">queued</span>") == 4  # the sweep and each checkpoint
+    worker = workers()
+    wait_for(
+        lambda: sweep(client, made["id"])["checkpoints"][1]["total"] == 4,
+        "checkpoint-200's evaluation to start",
+        logs=logs(worker),
+    )
+    # The page's own poll: the panel alone, checkpoint by checkpoint.
+    fragment = client.get(run_url, headers=poll).content.decode()
+    assert fragment.lstrip().startswith("<section") and 'id="checkpoints"' not in fragment
+    rows = {r.split('"')[0]: r for r in fragment.split('data-checkpoint="')[1:]}
+    assert ">done</span>" in rows["checkpoint-100"] and ">1/4</a>" in rows["checkpoint-100"]
+    assert ">evaluating</span>" in rows["checkpoint-200"] and "0/4" in rows["checkpoint-200"]
+    assert ">queued</span>" in rows["checkpoint-300"]
+    assert "1 of 3 checkpoints done" in fragment and 'hx-trigger="every' in fragment
+    # Cancel from the run page: the current evaluation stops, its model goes, the queue ends.
+    cancelled = client.post(f"/sweeps/{made['id']}/cancel/", headers=poll)
+    assert cancelled.status_code == 200
+    assert 'id="run-sweeps"' in cancelled.content.decode()
+    ollama.gate.release(8)
+    wait_for(
+        lambda: sweep(client, made["id"])["status"] == "cancelled",
+        "the sweep to be cancelled",
+        logs=logs(worker),
+    )
+    wait_for(lambda: not ollama.created, "the temporary model to be removed", logs=logs(worker))
+    statuses = [c["status"] for c in sweep(client, made["id"])["checkpoints"]]
+    assert statuses == ["done", "cancelled", "cancelled"]
+    # The last poll stops polling and asks the page's live part again, once.
+    last = client.get(run_url, headers=poll | {"HX-Current-URL": f"http://testserver{run_url}"})
+    text = last.content.decode()
+    assert 'hx-trigger="every' not in text and 'id="run-sweeps-ended"' in text
+    assert f'hx-get="{run_url}" hx-trigger="load" hx-target="#run-live"' in text
+    page = client.get(run_url).content.decode()
+    assert "Last sweep" in page and "run-sweeps-ended" not in page
+    # What finished keeps its result: checkpoint-100's column in the checkpoint table.
+    assert ">1/4 · 25 % (5–70)</a>" in page

@@ -280,6 +280,20 @@ def sweep_json(sweep: Sweep) -> dict[str, Any]:
     }
 
 
+# Sweeps of a run its page looks through for running ones (newest first).
+RUN_PAGE_SWEEPS = 5
+
+
+def run_sweeps(trainer: str, run: str) -> tuple[list[dict[str, Any]], bool]:
+    """What a run's page shows of its sweeps: the ones still queued or running, else the
+    newest one that ended; and whether any is still going (the panel polls while one is)."""
+    recent = [
+        sweep_json(s) for s in Sweep.objects.filter(trainer=trainer, run=run)[:RUN_PAGE_SWEEPS]
+    ]
+    going = [s for s in recent if s["status"] in (Status.QUEUED, Status.RUNNING)]
+    return (going or recent[:1]), bool(going)
+
+
 def checkpoint_evaluations(trainer: str, run: str) -> dict[str, list[dict[str, Any]]]:
     """Each checkpoint's newest sweep result per prompt set: passed of total, the pass rate and
     its 95 % Wilson interval, and the Evaluator's result file."""

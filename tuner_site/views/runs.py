@@ -42,6 +42,7 @@ from tuner_site.links import Pair
 from tuner_site.paging import CHECKPOINTS_PER_PAGE, requested_page
 from tuner_site.run_listing import SORT_OPTIONS, read_the_rest, run_listing
 
+from . import sweeps as sweep_views
 from .common import HtmxHttpRequest, json_response
 
 
@@ -184,6 +185,8 @@ def _checkpoint_page(request: HttpRequest, d: RunDetail) -> Page[int]:
 # part are fragments of it, and a change of ranking or columns (HX-Trigger) pushes its URL.
 @vary_on_headers("HX-Request", "HX-Target", "HX-Trigger")
 def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
+    if request.htmx and request.htmx.target == "run-sweeps":
+        return sweep_views.run_panel(request, trainer, run)  # polls while a sweep runs
     ranked = _get_ranked_or_404(request, trainer, run)
     d = ranked.d
     if request.htmx and request.htmx.target == "run-lineage":
@@ -242,12 +245,13 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
         "config": config_of(d.run),
         "config_run_type": RUN_TYPE_SOURCE,
         **_lineage_context(d.run),
+        **sweep_views.panel_context(request, trainer, run),
     }
     template = "runs/detail.html"
     if request.htmx:
         template += "#live"
     response = render(request, template, context)
-    if request.htmx and request.htmx.trigger != "run-live":
+    if request.htmx and request.htmx.trigger not in ("run-live", "run-sweeps-ended"):
         # A change of ranking or columns: the URL worth sharing, not the form's fields. The
         # live part's own refresh adds no history entry.
         push_url(response, links.here(request, here))

@@ -162,12 +162,45 @@ def _context(request: HttpRequest, found: Sweep) -> dict[str, Any]:
     }
 
 
+def run_panel(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
+    """A run page's sweeps panel, as it polls itself while a sweep runs."""
+    if get_run(workspace.current(), trainer, run) is None:
+        raise Http404(f"No run {trainer}/{run} in this workspace.")
+    fail_lost_jobs()
+    return render(request, "runs/_sweeps.html", panel_context(request, trainer, run, True))
+
+
+def panel_context(
+    request: HtmxHttpRequest, trainer: str, run: str, polled: bool = False
+) -> dict[str, Any]:
+    """The run page's sweeps: the running ones checkpoint by checkpoint, else the last."""
+    shown, going = sweeps.run_sweeps(trainer, run)
+    for data in shown:
+        for row in data["checkpoints"]:
+            row["badge"] = BADGES.get(row["status"], row["status"])
+    page = reverse("tuner-run-detail", args=[trainer, run])
+    current = request.htmx.current_url_abs_path if request.htmx else None
+    return {
+        "sweeps": shown,
+        "sweeps_going": going,
+        # It ended while the page watched: the page's live part is asked again, so the
+        # checkpoint table shows the new results and the ranking they make.
+        "sweeps_ended": polled and not going,
+        "sweeps_page": current if current and current.split("?")[0] == page else page,
+        "sweeps_panel": page,
+        "sweeps_denied": _denied(request),
+    }
+
+
 @require_POST
 def sweep_cancel(request: HtmxHttpRequest, sweep_id: int) -> HttpResponse:
     found = _sweep_or_404(sweep_id)
     if denied := _denied(request):
         return error_response(request, 403, denied[1])
     sweeps.cancel_sweep(found)
+    if request.htmx and request.htmx.target == "run-sweeps":
+        context = panel_context(request, found.trainer, found.run, True)
+        return render(request, "runs/_sweeps.html", context)
     if request.htmx:
         return render(request, "evaluations/sweep.html#sweep", _context(request, found))
     return redirect("tuner-sweep-detail", found.pk)
