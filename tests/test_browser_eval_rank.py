@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def run_ws(use_workspace: Path) -> Path:
     root = make_run(use_workspace)
-    evaluated(root, "levels", {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4)})
+    # The final model shares checkpoint-500's step.
+    passes = {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4), "checkpoint-500": (0, 4)}
+    evaluated(root, "levels", passes | {"final_model": (3, 4)})
     return root
 
 
@@ -79,9 +81,18 @@ def test_the_loss_chart_shows_the_pass_rate_on_a_right_axis(
     page.mouse.move(box["x"] + box["width"] * 0.39, box["y"] + box["height"] / 2)
     readout = loss.locator(".readout")
     page.wait_for_function(
-        "e => e.textContent.includes('levels pass rate 4/4 (100%)')", arg=readout.element_handle()
+        "e => e.textContent.includes('levels pass rate checkpoint-200 4/4 (100%)')",
+        arg=readout.element_handle(),
     )
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
     page.wait_for_function(
-        "e => e.textContent.includes('levels pass rate 2/4 (50%)')", arg=readout.element_handle()
+        "e => e.textContent.includes('levels pass rate checkpoint-300 2/4 (50%)')",
+        arg=readout.element_handle(),
+    )
+    # At the last step, the checkpoint and the final model beside it, each with its own.
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        """e => e.textContent.includes('levels pass rate checkpoint-500 0/4 (0%)')
+            && e.textContent.includes('levels pass rate final_model 3/4 (75%)')""",
+        arg=readout.element_handle(),
     )

@@ -161,7 +161,9 @@ def test_the_switch_pushes_a_shareable_url_and_the_page_keeps_it(client, run_ws)
 
 def test_the_loss_chart_draws_each_prompt_sets_pass_rate_on_a_right_axis(client, run_ws):
     evaluated(run_ws, "levels", {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4)})
-    evaluated(run_ws, "tools", {"checkpoint-100": (1, 5), "final_model": (5, 5)}, second=10)
+    # The final model shares checkpoint-500's step: a dot of its own there, off the line.
+    tools = {"checkpoint-100": (1, 5), "final_model": (5, 5), "checkpoint-500": (0, 5)}
+    evaluated(run_ws, "tools", tools, second=10)
     page = client.get(URL).content.decode()
     figures = page.split("<figure ")[1:]
     loss = next(f for f in figures if '<strong class="chart-title">Loss</strong>' in f)
@@ -176,7 +178,7 @@ def test_the_loss_chart_draws_each_prompt_sets_pass_rate_on_a_right_axis(client,
         "75%",
         "100%",
     ]
-    assert "4/4 at step 200, 2/4 at step 300" in loss
+    assert "levels pass rate: checkpoint-200 4/4, checkpoint-300 2/4</title>" in loss
     config = json.loads(
         loss.split('data-chart="')[1].split('"')[0].replace("&quot;", '"').replace("&amp;", "&")
     )
@@ -187,13 +189,15 @@ def test_the_loss_chart_draws_each_prompt_sets_pass_rate_on_a_right_axis(client,
             "steps": [200, 300],
             "values": [1.0, 0.5],
             "labels": ["4/4", "2/4"],
+            "checkpoints": ["checkpoint-200", "checkpoint-300"],
         },
         {
             "name": "tools",
             "color": config["rates"][1]["color"],
-            "steps": [100, 500],
-            "values": [0.2, 1.0],
-            "labels": ["1/5", "5/5"],
+            "steps": [100, 500, 500],
+            "values": [0.2, 0.0, 1.0],
+            "labels": ["1/5", "0/5", "5/5"],
+            "checkpoints": ["checkpoint-100", "checkpoint-500", "final_model"],
         },
     ]
     assert config["rates"][0]["color"] != config["rates"][1]["color"]
@@ -205,6 +209,10 @@ def test_the_loss_chart_draws_each_prompt_sets_pass_rate_on_a_right_axis(client,
         map(float, p.split(",")) for p in re.findall(r"M([\d.]+,[\d.]+)h0", marker)
     ]
     assert x200 < x300 and round(y200) == 14 and round(y300) == 150
+    tools_svg = loss.split('data-rate="tools" d="')[1].split('"')[0]
+    assert tools_svg.count("h0") == 3
+    line = loss.split('class="rate-line" d="')[2].split('"')[0]
+    assert line.count("L") == 1  # checkpoint-100 to checkpoint-500; the final model a dot
 
 
 def test_no_results_leave_the_chart_as_it_was(client, run_ws):

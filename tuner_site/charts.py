@@ -76,6 +76,7 @@ class Rate:
     step: int
     passed: int
     total: int
+    checkpoint: str
     x: float  # viewBox units
     y: float
 
@@ -91,7 +92,9 @@ class Rates:
     name: str
     color: str
     points: tuple[Rate, ...]
-    path: str  # dashed line through the points
+    # Dashed, through the first point at each step: a final model evaluated beside the
+    # checkpoint of its step is a dot of its own there.
+    path: str
     markers: str
 
 
@@ -156,6 +159,7 @@ class Chart:
                     "steps": [p.step for p in r.points],
                     "values": [p.passed / p.total for p in r.points],
                     "labels": [p.label for p in r.points],
+                    "checkpoints": [p.checkpoint for p in r.points],
                 }
                 for r in self.rates
             ],
@@ -404,9 +408,12 @@ RATE_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 RATE_COLORS = ("#db2777", "#9333ea", "#0891b2", "#dc2626")
 
 
-def with_pass_rates(chart: Chart, rates: Mapping[str, Sequence[tuple[int, int, int]]]) -> Chart:
+def with_pass_rates(
+    chart: Chart, rates: Mapping[str, Sequence[tuple[int, int, int, str]]]
+) -> Chart:
     """The chart with each prompt set's pass rate by step on a right-hand 0–100 % axis:
-    `rates` maps a prompt set to its (step, passed, total) per evaluated checkpoint."""
+    `rates` maps a prompt set to its (step, passed, total, checkpoint) per evaluated
+    checkpoint, a final model after the checkpoint of its step."""
     x0, x1 = chart.x_range
     x_unit = _unit(x0, x1)
 
@@ -416,13 +423,14 @@ def with_pass_rates(chart: Chart, rates: Mapping[str, Sequence[tuple[int, int, i
     drawn = []
     for i, (name, found) in enumerate(rates.items()):
         points = tuple(
-            Rate(step, passed, total, round(x_unit(step) * VIEW_W, 1), sy(passed / total))
-            for step, passed, total in sorted(found)
+            Rate(step, passed, total, name, round(x_unit(step) * VIEW_W, 1), sy(passed / total))
+            for step, passed, total, name in sorted(found, key=lambda t: t[0])
             if total > 0 and x0 <= step <= x1
         )
         if not points:
             continue
-        path = "".join(f"{'M' if j == 0 else 'L'}{p.x},{p.y}" for j, p in enumerate(points))
+        first = [p for j, p in enumerate(points) if j == 0 or p.step != points[j - 1].step]
+        path = "".join(f"{'M' if j == 0 else 'L'}{p.x},{p.y}" for j, p in enumerate(first))
         markers = "".join(f"M{p.x},{p.y}h0" for p in points)
         color = RATE_COLORS[i % len(RATE_COLORS)]
         drawn.append(Rates(name, color, points, path, markers))

@@ -113,11 +113,21 @@
 
   // The pass rate by step of each prompt set a sweep evaluated checkpoints on (the config
   // carries them whole): dashed lines with a dot per checkpoint, on the right-hand 0–100 % axis.
+  // A final model evaluated beside the checkpoint of its step is a dot of its own (uPlot has
+  // one value per step and line), as the server draws it.
   function rateLines(config) {
-    return (config.rates || []).map((r) => ({
-      ...r, name: r.name + " pass rate", rate: true, sparse: true, smooth: false, breaks: [],
-      format: { unit: "%", decimals: 0 },
-    }));
+    const out = [];
+    for (const r of config.rates || []) {
+      const line = { steps: [], values: [], labels: [], checkpoints: [] }, extra = { steps: [], values: [], labels: [], checkpoints: [] };
+      r.steps.forEach((s, i) => {
+        const into = line.steps.includes(s) ? extra : line;
+        into.steps.push(s); into.values.push(r.values[i]); into.labels.push(r.labels[i]); into.checkpoints.push(r.checkpoints[i]);
+      });
+      const common = { name: r.name + " pass rate", color: r.color, rate: true, sparse: true, smooth: false, breaks: [], format: { unit: "%", decimals: 0 } };
+      out.push({ ...common, ...line });
+      if (extra.steps.length) out.push({ ...common, ...extra, dotsOnly: true });
+    }
+    return out;
   }
 
   // uPlot wants one x array: the union of every line's steps, plus a point inside each gap,
@@ -149,7 +159,8 @@
       else points.space = 24; // dense: a marker per point only once zoomed in far enough
       data.push(column(l.steps, l.values, l.gapAt));
       if (l.rate) {
-        series.push({ label: l.name, stroke: l.color, width: 1.5, dash: [4, 3], scale: "rate", points: { show: true, size: 8, fill: l.color } });
+        const dots = { show: true, size: 8, fill: l.color };
+        series.push({ label: l.name, stroke: l.color, width: 1.5, dash: [4, 3], scale: "rate", points: dots, ...(l.dotsOnly ? { paths: () => null } : {}) });
         continue;
       }
       series.push({ label: l.name, stroke: l.color, width: l.smooth ? 1 : 1.5, alpha: l.smooth ? 0.35 : 1, points });
@@ -217,7 +228,7 @@
         const hit = nearest(l, x), write = column(l.format);
         if (!hit) { parts.push(l.name + " —"); continue; }
         let text = l.name + " " + write(hit.value);
-        if (l.rate) text = l.name + " " + l.labels[l.steps.indexOf(hit.step)] + " (" + write(hit.value) + ")";
+        if (l.rate) { const i = l.steps.indexOf(hit.step); text = l.name + " " + l.checkpoints[i] + " " + l.labels[i] + " (" + write(hit.value) + ")"; }
         if (l.avg) text += " (average " + write(l.avg[l.steps.indexOf(hit.step)]) + ")";
         if (hit.step !== x) text += " at step " + metric(hit.step);
         parts.push(text);

@@ -131,12 +131,11 @@ def _charts(d: RunDetail, history: History, evaluated: Evaluated) -> list[Chart]
     """The run's curves; the loss chart (else the first) with the pass rates its checkpoints'
     sweeps found, by step, on a right-hand axis."""
     charts = _metric_charts(d, history)
-    steps = {c.name: c.step for c in d.checkpoints if c.step is not None}
-    rates: dict[str, list[tuple[int, int, int]]] = {}
-    for name, found in evaluated.items():
-        if name in steps:
-            for e in found:
-                rates.setdefault(e["prompt_set"], []).append((steps[name], e["passed"], e["total"]))
+    rates: dict[str, list[tuple[int, int, int, str]]] = {}
+    stepped = [(c.step, c.is_final, c.name) for c in d.checkpoints if c.step is not None]
+    for step, _, name in sorted(stepped):
+        for e in evaluated.get(name, ()):
+            rates.setdefault(e["prompt_set"], []).append((step, e["passed"], e["total"], name))
     if charts and rates:
         i = next((i for i, c in enumerate(charts) if c.title == CHART_GROUPS[0][0]), 0)
         charts[i] = with_pass_rates(charts[i], dict(sorted(rates.items())))
