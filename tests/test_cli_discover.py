@@ -186,3 +186,49 @@ def test_a_background_read_while_another_runs_does_nothing(many_lines):
         assert out.getvalue() == "" and many_lines["parsed"] == 0
     call_command("discover", "index", "--background", stdout=out)
     assert "Indexed 2 run(s)" in out.getvalue() and many_lines["parsed"] > 100
+
+
+@pytest.mark.django_db
+def test_a_second_call_looks_at_no_log_an_earlier_command_kept(
+    ws, tmp_path, capfdbinary, monkeypatch
+):
+    import gc
+
+    from discovery.logindex import indexer
+    from discovery.runs import clear_memo
+
+    store = tmp_path / "index"
+    indexer.configure(store)
+    try:
+        first = run_json(capfdbinary, "runs")
+        indexer.configure(store)  # a new process: the store read afresh, nothing in memory
+        clear_memo()
+        asked: list[object] = []
+        monkeypatch.setattr(indexer, "unread_bytes", lambda logs: asked.extend(logs) or 0)
+        monkeypatch.setattr(indexer, "read_ahead", lambda logs: asked.extend(logs))
+        assert run_json(capfdbinary, "runs") == first
+        assert asked == []
+        assert gc.isenabled()  # paused for the command only
+    finally:
+        indexer.configure(None)
+
+
+def test_discover_runs_the_settings_checks_not_djangos_own(ws, settings, tmp_path):
+    from django.core.checks.registry import registry
+
+    ran = []
+
+    def code_check(app_configs=None, **kwargs):
+        ran.append(True)
+        return []
+
+    registry.register(code_check)
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("")
+    settings.TUNER_RUN_DIRS = (not_a_folder,)
+    err = StringIO()
+    try:
+        call_command("discover", "runs", skip_checks=False, stdout=StringIO(), stderr=err)
+    finally:
+        registry.registered_checks.discard(code_check)
+    assert ran == [] and "tuner.W001" in err.getvalue()

@@ -7,8 +7,11 @@ from typing import Any
 
 from django.core.checks import Error, Warning, register
 
+# The settings these check are a user's: commands that skip Django's own checks run these.
+TAG = "tuner"
 
-@register
+
+@register(TAG)
 def run_dirs(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     from django.conf import settings
 
@@ -22,7 +25,7 @@ def run_dirs(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     ]
 
 
-@register
+@register(TAG)
 def inference_servers(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     from .workspace import backends
 
@@ -55,7 +58,7 @@ def static_files_problem() -> str | None:
     )
 
 
-@register
+@register(TAG)
 def static_files(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     # A warning on every command (migrate comes before collectstatic); the server itself
     # refuses to start (tuner_site/wsgi.py).
