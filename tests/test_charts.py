@@ -51,6 +51,41 @@ def test_the_moving_average_is_centred_in_steps_so_a_falling_curve_does_not_lag(
     assert moving_average([3], [5.0], 21) == [5.0] and moving_average([], [], 5) == []
 
 
+def test_the_fast_average_and_thinning_are_the_plain_rules():
+    """moving_average and thin spell their loops out for speed: the same numbers as the plain
+    statement of each rule, on steps with repeats, gaps and fractions."""
+    from bisect import bisect_left, bisect_right
+
+    steps = sorted(
+        [i * 1.5 for i in range(900)] + [7.5, 7.5, 300.0] + [5000.0 + i for i in range(9)]
+    )
+    values = [((i * 7919) % 101) / 3 for i in range(len(steps))]
+
+    def plain_average(window: float) -> list[float]:
+        out = []
+        for s in steps:
+            h = min(window / 2, s - steps[0], steps[-1] - s)
+            lo, hi = bisect_left(steps, s - h), bisect_right(steps, s + h)
+            out.append(sum(values[lo:hi]) / (hi - lo))
+        return out
+
+    for window in (1, 10, 25, 400):
+        fast = moving_average(steps, values, window)
+        assert all(
+            math.isclose(a, b, rel_tol=1e-9)
+            for a, b in zip(fast, plain_average(window), strict=True)
+        )
+    points = list(zip(steps, values, strict=True)) * 2
+    points.sort()
+    size = len(points) / 10
+    plain = []
+    for b in range(10):
+        chunk = points[int(b * size) : int((b + 1) * size)]
+        lo, hi = min(chunk, key=lambda p: p[1]), max(chunk, key=lambda p: p[1])
+        plain.extend(sorted({lo, hi}))
+    assert thin(points, 20) == plain
+
+
 def test_long_series_are_thinned_but_keep_their_spikes():
     points = [(float(i), 1.0) for i in range(20_000)]
     points[12_345] = (12_345.0, 50.0)

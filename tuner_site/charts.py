@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate
+from operator import itemgetter
 from statistics import median
 from typing import Any
 
@@ -179,10 +180,14 @@ def moving_average(steps: Sequence[float], values: Sequence[float], window: floa
     if not steps:
         return out
     first, last = steps[0], steps[-1]
+    # Called for every line of every chart on a run's page: the builtins' calls are spelt out.
+    left, right, add = bisect_left, bisect_right, out.append
     for s in steps:
-        h = min(half, s - first, last - s)
-        lo, hi = bisect_left(steps, s - h), bisect_right(steps, s + h)
-        out.append((sums[hi] - sums[lo]) / (hi - lo))
+        h = s - first if s - first < half else half
+        if last - s < h:
+            h = last - s
+        lo, hi = left(steps, s - h), right(steps, s + h)
+        add((sums[hi] - sums[lo]) / (hi - lo))
     return out
 
 
@@ -215,13 +220,16 @@ def thin(points: Sequence[Point], limit: int = MAX_POINTS) -> list[Point]:
     buckets = limit // 2
     size = len(points) / buckets
     out: list[Point] = []
+    value = itemgetter(1)
     for b in range(buckets):
         chunk = points[int(b * size) : int((b + 1) * size)]
         if not chunk:
             continue
-        lo = min(chunk, key=lambda p: p[1])
-        hi = max(chunk, key=lambda p: p[1])
-        out.extend(sorted({lo, hi}))
+        lo, hi = min(chunk, key=value), max(chunk, key=value)
+        if lo == hi:
+            out.append(lo)
+        else:
+            out.extend((lo, hi) if lo < hi else (hi, lo))
     return out
 
 
@@ -336,10 +344,17 @@ def points_chart(
 
     # Paths take values on the 0..1 scale, where no sum of values (a moving average) overflows.
     def path(pts: Sequence[Point], starts: set[float]) -> str:
-        return "".join(
-            f"{'M' if i == 0 or s in starts else 'L'}{sx(s)},{sy(u)}"
-            for i, (s, u) in enumerate(thin(pts))
-        )
+        # sx and sy inlined: a run's page draws thousands of points a line.
+        kept = thin(pts)
+        moves = [
+            f"L{round(x_unit(s) * VIEW_W, 1)},{round(VIEW_H - u * VIEW_H, 1)}" for s, u in kept
+        ]
+        for i, (s, _) in enumerate(kept):
+            if i == 0 or s in starts:
+                moves[i] = "M" + moves[i][1:]
+            if not starts:
+                break  # no gap: only the first point moves
+        return "".join(moves)
 
     def dots(pts: Sequence[Point]) -> str:
         return "".join(f"M{sx(s)},{sy(u)}h0" for s, u in pts)
