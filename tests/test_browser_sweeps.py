@@ -112,3 +112,46 @@ def test_evaluate_checkpoints_from_the_run_page(
             assert fits(page)
             page.screenshot(path=str(tmp_path / "run-eval-column.png"), full_page=True)
         context.close()
+
+
+def test_the_run_page_follows_a_sweep_live_and_cancels_it(
+    open_page, client, live_server, settings, staff, run_dir, ollama, workers, tmp_path
+):
+    settings.TUNER_REFRESH_SECONDS = 1
+    strengths(ollama, run_dir)
+    ollama.gate = threading.Semaphore(4)  # checkpoint-100's four cases, then it waits
+    client.force_login(staff)
+    body = {"backend": "ollama", "base": BASE, "prompt_set": "levels"}
+    body["checkpoints"] = ["checkpoint-100", "checkpoint-200", "checkpoint-300"]
+    client.post(
+        f"/api/runs/{TRAINER}/{RUN}/sweeps/", json.dumps(body), content_type="application/json"
+    )
+    workers()
+    for width, height in ((1280, 900), (390, 844)):
+        page = open_page(width, height)
+        page.set_default_timeout(30_000)
+        sign_in(page, live_server, f"/runs/{TRAINER}/{RUN}/")
+        panel = page.locator("#run-sweeps")
+        current = panel.locator("tr[data-checkpoint='checkpoint-200']")
+        current.locator(".status:has-text('evaluating')").wait_for()
+        assert panel.locator("tr[data-checkpoint='checkpoint-100'] a").inner_text() == "1/4"
+        assert fits(page), width
+        page.screenshot(path=str(tmp_path / f"run-sweep-{width}.png"), full_page=True)
+        if width == 1280:
+            page.evaluate("window.notReloaded = true")
+            ollama.gate.release(1)
+            current.locator("span.muted", has_text="1/4").wait_for()  # no reload
+            assert page.evaluate("window.notReloaded")
+        else:
+            panel.get_by_role("button", name="Cancel").click()
+            panel.locator("[data-cancelling]").wait_for()
+            ollama.gate.release(8)
+            page.locator("#run-sweeps [data-status=cancelled]").wait_for()
+            # The table gains what finished, the page never reloaded.
+            cell = page.locator("table.checkpoints a[data-eval=levels]")
+            assert cell.inner_text() == "1/4 · 25 % (5–70)"
+            assert page.get_by_role("button", name="Cancel").count() == 0
+            assert "Last sweep" in panel.inner_text()
+            assert fits(page)
+            page.screenshot(path=str(tmp_path / "run-sweep-cancelled.png"), full_page=True)
+    wait_for(lambda: not ollama.created, "the temporary model to be removed")

@@ -273,6 +273,7 @@ def sweep_json(sweep: Sweep) -> dict[str, Any]:
         "base": sweep.base or None,
         "prompt_set": sweep.prompt_set,
         "keep": sweep.keep,
+        "cancel_requested": sweep.cancelled,
         "warnings": list(sweep.warnings or ()),
         "done": sum(j.status in EvaluationJob.ENDED for j in jobs),
         "total": len(jobs),
