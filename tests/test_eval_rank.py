@@ -218,3 +218,13 @@ def test_the_loss_chart_draws_each_prompt_sets_pass_rate_on_a_right_axis(client,
 def test_no_results_leave_the_chart_as_it_was(client, run_ws):
     page = client.get(URL).content.decode()
     assert "has-rates" not in page and "y2-ticks" not in page and "&quot;rates&quot;:[]" in page
+
+
+def test_the_charts_data_reads_no_sweep_result(client, run_ws, django_assert_num_queries):
+    evaluated(run_ws, "levels", {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4)})
+    # The run page and its JSON read every checkpoint's results in one query...
+    with django_assert_num_queries(1):
+        assert client.get(API).status_code == 200
+    # ...and a chart's redraw, which fetches the curves, reads none.
+    with django_assert_num_queries(0):
+        assert client.get(f"{API}metrics/").status_code == 200

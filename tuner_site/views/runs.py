@@ -305,8 +305,11 @@ def api_run_lineage(request: HttpRequest, trainer: str, run: str) -> HttpRespons
 
 @require_safe
 def api_run_metrics(request: HttpRequest, trainer: str, run: str) -> HttpResponse:
-    d = _get_detail_or_404(request, trainer, run)
-    return json_response(serializers.history_json(run_history(d.run)))
+    # The curves need no ranking: each chart's redraw reads no sweep result.
+    found = get_run(workspace.current(), trainer, run)
+    if found is None:
+        raise Http404(f"No run {trainer}/{run} in this workspace.")
+    return json_response(serializers.history_json(run_history(found)))
 
 
 def _get_checkpoint_or_404(
