@@ -876,6 +876,9 @@ def _window_at(
             est = (lo + hi) // 2
         pos = max(lo + 1, min(est - WINDOW // 2, hi - WINDOW))
         data = os.pread(fd, WINDOW, pos)
+        own = _own_group(data, pos, target)
+        if own is not None:
+            return own
         lines = _complete_lines(data, pos, _lines_with_steps(data, pos, False))
         if not lines:
             return _resolve_range(fd, lo, hi, target) if hi - lo <= 16 * WINDOW else None
@@ -895,6 +898,38 @@ def _window_at(
             lo = max(lo, first - WINDOW)  # the step's first lines may precede the window
             lo = _line_start_before(fd, lo, first)
     return None
+
+
+def _own_group(data: bytes, base: int, step: int) -> tuple[int, Entry, int] | None:
+    """`_window_at`'s answer when `step` itself was logged within `data` (read from offset
+    `base`): its lines, found by their prefix, merged, when a line of another step comes just
+    before them and one after, as `_window_at` would find them, without listing every line of
+    the window (most checkpoints are saved at a logged step). Else None."""
+    prefixes = step_prefixes(step)
+    at = data.find(b"\n" + prefixes[0])
+    if at < 0:
+        at = data.find(b"\n" + prefixes[1])
+        if at < 0:
+            return None
+    # The line before must be another step's, whole within the window: this is the first.
+    before = FIRST_STEP.match(data, data.rfind(b"\n", 0, at) + 1)
+    if before is None or (before.start() == 0 and base > 0) or int(before[1]) == step:
+        return None
+    start = pos = at + 1
+    merged: Entry | None = None
+    while data.startswith(prefixes, pos):
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return None  # runs past the window
+        parsed = parse_line(data[pos:end])
+        if parsed is not None and parsed[0] == step:
+            merged = parsed[1] if merged is None else {**merged, **parsed[1]}
+        pos = end + 1
+    # And the line after must be another step's: the group ends here.
+    after = FIRST_STEP.match(data, pos)
+    if merged is None or after is None or int(after[1]) == step:
+        return None
+    return step, merged, base + start
 
 
 def _group_first(lines: list[tuple[int, int]], k: int) -> int:

@@ -417,3 +417,46 @@ def test_an_unrecognised_log_answers_from_nothing_and_the_background_pass_reads_
     assert indexer.wait(30)
     full = read_summary(run, workspace, [500])
     assert not full.approximate and full.last_step == 2000 and at(full, 500)["loss"] == 1 / 500
+
+
+def test_a_steps_own_lines_found_by_their_prefix_answer_as_the_windows_lines_do(
+    tmp_path, monkeypatch
+):
+    """The probe's shortcut (a checkpoint at a logged step: its lines found by their prefix)
+    gives what listing every line of the window gives, on logs with steps of several lines,
+    both JSON spacings, foreign and torn lines."""
+    import random
+
+    rng = random.Random(3)
+    shortcut = logindex._own_group
+    answered = []
+
+    def counted(*args):
+        found = shortcut(*args)
+        answered.append(found is not None)
+        return found
+
+    for n in range(12):
+        lines, step, logged = [], 0, []
+        for _ in range(1500):
+            step += rng.choice([5, 5, 5, 10, 35])
+            sep = (",", ":") if rng.random() < (0.5 if n % 3 == 0 else 0.0) else (", ", ": ")
+            pad = "x" * rng.randint(0, 700)
+            lines.append(
+                json.dumps({"step": step, "loss": rng.random(), "pad": pad}, separators=sep)
+            )
+            for _ in range(rng.choice([0, 0, 0, 1, 2])):  # more lines at this step (evaluations)
+                lines.append(json.dumps({"step": step, "eval_loss": rng.random()}, separators=sep))
+            if rng.random() < 0.03:
+                lines.append(rng.choice(["not json " + "y" * 300, f'{{"step": {step}, "loss": ']))
+            logged.append(step)
+        path = tmp_path / f"{n}.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        targets = sorted({*rng.sample(logged, 40), *(rng.randint(0, step) for _ in range(10))})
+        answers = []
+        for own in (counted, lambda *args: None):
+            monkeypatch.setattr(logindex, "_own_group", own)
+            with path.open("rb") as f:
+                answers.append(logindex.probe(f, path.stat().st_size, targets))
+        assert answers[0] == answers[1], n
+    assert sum(answered) > 100  # the shortcut answered most logged targets
