@@ -6,6 +6,11 @@
 name blobs by the sha256 of the demo's own GGUF files, so lineage is `exact`) and `/api/chat`
 (tool calls for the demo's prompt sets, right more often for the later models). Its version
 says it is the demo's; it runs no model.
+
+It also takes what a sweep gives it: adapter files as blobs (`/api/blobs`, checked against
+their digest, then forgotten), models made from a base it has and those blobs (`/api/create`,
+streamed or not), which answer as well as their adapter's digest happens to make them, and
+`/api/delete`.
 """
 
 from __future__ import annotations
@@ -261,6 +266,7 @@ class DemoOllama:
         self.blobs = str(models_folder / "blobs")
         self.reply_seconds = reply_seconds
         self._lock = threading.Lock()
+        self._blobs: set[str] = set()
         # name -> when it unloads; the newest upload's first quant starts loaded.
         first = next(iter(self.models))
         self._loaded: dict[str, datetime] = {first: datetime.now(UTC) + KEEP_ALIVE}
@@ -315,7 +321,9 @@ class DemoOllama:
     def ps(self) -> dict[str, Any]:
         models = []
         for name, until in reversed(self.loaded().items()):
-            m = self.models[name]
+            m = self.models.get(name)
+            if m is None:
+                continue  # deleted meanwhile
             entry = {**self.tag(m), "expires_at": until.astimezone().isoformat()}
             models.append(entry | {"size_vram": m.size, "context_length": CONTEXT_LENGTH})
         return {"models": models}
@@ -354,6 +362,56 @@ class DemoOllama:
             "eval_duration": took // 2,
         }
 
+    def has_blob(self, digest: str) -> bool:
+        with self._lock:
+            return digest in self._blobs
+
+    def add_blob(self, digest: str, data: bytes) -> str | None:
+        """Keep a blob's digest (its bytes are not needed: nothing runs); the error if the
+        bytes are not what the digest says."""
+        got = "sha256:" + hashlib.sha256(data).hexdigest()
+        if got != digest:
+            return f'digest mismatch, expected "{digest}", got "{got}"'
+        with self._lock:
+            self._blobs.add(digest)
+        return None
+
+    def create(self, request: dict[str, Any]) -> str | None:
+        """Make a model from a base it has and adapter blobs it was given; the error if not."""
+        name, base = str(request.get("model") or ""), str(request.get("from") or "")
+        adapters = request.get("adapters")
+        adapters = adapters if isinstance(adapters, dict) else {}
+        found = self.models.get(base) or self.models.get(f"{base}:latest")
+        if not name or found is None:
+            return "pull model manifest: file does not exist"
+        missing = [d for d in adapters.values() if not self.has_blob(str(d))]
+        if missing:
+            return f"open {self.blobs}/{str(missing[0]).replace(':', '-')}: no such file"
+        weights = str(adapters.get("adapter_model.safetensors") or "")
+        # Ollama converts the adapter to GGUF: a layer of its own, not the uploaded file.
+        layer = hashlib.sha256(f"demo adapter converted from {weights}".encode()).hexdigest()
+        made = Served(
+            name=name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest",
+            base=found.base,
+            adapter=layer,
+            size=found.size + 4096,
+            quantization="F16",
+            family=found.family,
+            parameter_size=found.parameter_size,
+            modified_at=_iso(time.time()),
+            # Each adapter its own skill: sweeps of the demo find one checkpoint better.
+            skill=0.3 + 0.6 * int(layer[:4], 16) / 0xFFFF,
+        )
+        with self._lock:
+            self.models[made.name] = made
+        return None
+
+    def delete(self, name: str) -> bool:
+        key = name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+        with self._lock:
+            self._loaded.pop(key, None)
+            return self.models.pop(key, None) is not None
+
     def start(self, port: int = 0) -> DemoOllama:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
@@ -372,7 +430,56 @@ def _handler(demo: DemoOllama) -> type[BaseHTTPRequestHandler]:
         server_version = "ollama-demo"
 
         def do_HEAD(self) -> None:
+            if self.path.startswith("/api/blobs/"):
+                found = demo.has_blob(self.path.removeprefix("/api/blobs/"))
+                return self._text(200 if found else 404, "")
             self._text(200, "") if self.path == "/" else self._text(404, "")
+
+        def do_DELETE(self) -> None:
+            request = self._request()
+            if self.path != "/api/delete" or request is None:
+                return self._text(404, "404 page not found")
+            name = str(request.get("model") or request.get("name") or "")
+            if not demo.delete(name):
+                return self._json(404, {"error": f"model '{name}' not found"})
+            self._text(200, "")
+
+        def _raw(self) -> bytes:
+            """The body, as Content-Length or chunked transfer encoding sends it."""
+            if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            parts = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(parts)
+
+        def _request(self) -> dict[str, Any] | None:
+            try:
+                request = json.loads(self._raw() or b"{}")
+            except ValueError:
+                return None
+            return request if isinstance(request, dict) else None
+
+        def _create(self, request: dict[str, Any]) -> None:
+            error = demo.create(request)
+            if request.get("stream", True) is False:
+                if error:
+                    return self._json(500, {"error": error})
+                return self._json(200, {"status": "success"})
+            lines: list[dict[str, Any]] = [{"status": "parsing modelfile"}]
+            lines += (
+                [{"error": error}]
+                if error
+                else [
+                    {"status": "converting adapter"},
+                    {"status": "writing manifest"},
+                    {"status": "success"},
+                ]
+            )
+            body = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+            self._send(200, body, "application/x-ndjson")
 
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
@@ -381,19 +488,21 @@ def _handler(demo: DemoOllama) -> type[BaseHTTPRequestHandler]:
             if path == "/api/version":
                 return self._json(200, {"version": VERSION})
             if path == "/api/tags":
-                return self._json(200, {"models": [demo.tag(m) for m in demo.models.values()]})
+                listed = list(demo.models.values())  # a sweep may add one meanwhile
+                return self._json(200, {"models": [demo.tag(m) for m in listed]})
             if path == "/api/ps":
                 return self._json(200, demo.ps())
             self._text(404, "404 page not found")
 
         def do_POST(self) -> None:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                request = json.loads(self.rfile.read(length) or b"{}")
-            except ValueError:
-                return self._json(400, {"error": "invalid JSON in the request body"})
-            if not isinstance(request, dict):
+            if self.path.startswith("/api/blobs/"):
+                error = demo.add_blob(self.path.removeprefix("/api/blobs/"), self._raw())
+                return self._json(400, {"error": error}) if error else self._text(201, "")
+            request = self._request()
+            if request is None:
                 return self._json(400, {"error": "the request body must be a JSON object"})
+            if self.path == "/api/create":
+                return self._create(request)
             if self.path not in ("/api/show", "/api/chat"):
                 return self._text(404, "404 page not found")
             name = request.get("model") or request.get("name") or ""

@@ -56,6 +56,14 @@ def link_latest(run_dir: Path, log: Path) -> None:
     link.symlink_to(log.name)
 
 
+def adapter_weights(tag: str, size: int) -> bytes:
+    """`size` bytes in safetensors' layout (header length, JSON header, data), the header naming
+    `tag`: each checkpoint's adapter is its own file, as a real run's are (a server that is
+    given them tells them apart by digest)."""
+    header = json.dumps({"__metadata__": {"checkpoint": tag}}).encode()
+    return (len(header).to_bytes(8, "little") + header).ljust(size, b"\0")
+
+
 def adapter_config(base_model: str, r: int = 32, alpha: int = 64) -> dict[str, Any]:
     return {
         "base_model_name_or_path": base_model,
@@ -83,7 +91,9 @@ def add_checkpoint(
     ckpt = run_dir / "checkpoints" / f"checkpoint-{step}"
     ckpt.mkdir(parents=True, exist_ok=True)
     write_json(ckpt / "adapter_config.json", adapter_config(base_model))
-    (ckpt / "adapter_model.safetensors").write_bytes(b"\0" * 4096)
+    (ckpt / "adapter_model.safetensors").write_bytes(
+        adapter_weights(f"{run_dir.name}/{step}", 4096)
+    )
     if state:
         write_json(
             ckpt / "trainer_state.json",
@@ -105,7 +115,9 @@ def add_final_model(run_dir: Path, base_model: str = BASE_MODELS[0]) -> Path:
     final = run_dir / "final_model"
     final.mkdir(parents=True, exist_ok=True)
     write_json(final / "adapter_config.json", adapter_config(base_model))
-    (final / "adapter_model.safetensors").write_bytes(b"\0" * 8192)
+    (final / "adapter_model.safetensors").write_bytes(
+        adapter_weights(f"{run_dir.name}/final", 8192)
+    )
     write_json(final / "tokenizer_config.json", {"model_max_length": 2048})
     (final / "README.md").write_text(f"# LoRA adapter for {base_model}\n")
     return final
@@ -338,13 +350,17 @@ def _hf_layout(
         ckpt = run_dir / f"checkpoint-{step}"
         ckpt.mkdir(parents=True, exist_ok=True)
         write_json(ckpt / "adapter_config.json", adapter_config(base_model))
-        (ckpt / "adapter_model.safetensors").write_bytes(b"\0" * 4096)
+        (ckpt / "adapter_model.safetensors").write_bytes(
+            adapter_weights(f"{run_dir.name}/{step}", 4096)
+        )
         write_json(ckpt / "trainer_state.json", _state(step, max_steps, history))
     if completed:
         last = history[-1]["step"] if history else max_steps
         write_json(run_dir / "trainer_state.json", _state(last, max_steps, history))
         write_json(run_dir / "adapter_config.json", adapter_config(base_model))
-        (run_dir / "adapter_model.safetensors").write_bytes(b"\0" * 8192)
+        (run_dir / "adapter_model.safetensors").write_bytes(
+            adapter_weights(f"{run_dir.name}/final", 8192)
+        )
 
 
 def _state(step: int, max_steps: int, history: list[dict[str, Any]]) -> dict[str, Any]:

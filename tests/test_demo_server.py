@@ -104,3 +104,45 @@ def test_the_demos_evaluation_page_says_what_to_add_and_where(admin_client, sett
         f"<code>{root}</code> (a new <code>make run</code> keeps them; README.md, "
         "“Evaluate from the dashboard”)."
     ) in page
+
+
+def test_a_sweep_can_serve_the_demos_checkpoints_on_it(demo):
+    from discovery import serving
+    from discovery.runs import Workspace, detail, list_runs
+
+    ckpts = next(
+        found
+        for r in list_runs(Workspace(demo.root))
+        if len(
+            found := [
+                c
+                for c in detail(r).checkpoints
+                if not c.is_final and serving.servable(c, demo.root).adapter
+            ][:2]
+        )
+        == 2
+    )
+    adapters = [serving.servable(c, demo.root).adapter for c in ckpts]
+    base = next(m for m in demo.models if m.startswith("hf.co/"))
+    served = [
+        serving.serve("ollama", demo.url, a, f"tuner-demo-{c.step}", demo.root, base)
+        for a, c in zip(adapters, ckpts, strict=True)
+        if a is not None
+    ]
+    # Each checkpoint's adapter is its own file, so each model is its own, as Ollama lists it.
+    listed = {m.id: m for m in probe(Backend("ollama", "ollama", demo.url), timeout=5).models}
+    first, second = served
+    assert first.weights_digest != second.weights_digest and first.digest != second.digest
+    assert listed[first.model].digest == first.digest
+    assert listed[first.model].blobs[1:] == first.blobs  # FROM the base, then the adapter
+    question = {"role": "user", "content": "Case 1: make the folder"}
+    answer = httpx.post(
+        demo.url + "/api/chat",
+        json={"model": first.model, "messages": [question], "stream": False},
+    )
+    assert answer.status_code == 200 and answer.json()["message"]["role"] == "assistant"
+    with httpx.Client() as http, pytest.raises(serving.ServingError, match="does not exist"):
+        serving.create(http, demo.url, "tuner-x", "absent:latest", {}, stream=False)
+    assert all(serving.unserve(s) for s in served)
+    left = {m.id for m in probe(Backend("ollama", "ollama", demo.url), timeout=5).models}
+    assert not {s.model for s in served} & left
