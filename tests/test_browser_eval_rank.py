@@ -22,7 +22,12 @@ def run_ws(use_workspace: Path) -> Path:
     # The final model shares checkpoint-500's step.
     passes = {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4), "checkpoint-500": (0, 4)}
     evaluated(root, "levels", passes | {"final_model": (3, 4)})
+    # Another prompt set, on fewer checkpoints, under a long name: a choice, not the default.
+    evaluated(root, LONG, {"checkpoint-100": (3, 3), "checkpoint-400": (1, 3)}, second=10)
     return root
+
+
+LONG = "tool_calling_regression_suite_for_the_vault_agents_v2"
 
 
 def test_the_pass_rate_ranks_switches_to_training_and_the_link_keeps_it(
@@ -38,8 +43,18 @@ def test_the_pass_rate_ranks_switches_to_training_and_the_link_keeps_it(
     assert verdict.is_visible()
     assert "checkpoint-300 (lowest eval_loss) 2/4" in verdict.inner_text()
     assert verdict.inner_text().endswith("overlap: not a clear win.")
-    # The sentence wraps within the phone's width.
+    # The sentence, the menu and the page keep within the phone's width.
     assert verdict.evaluate("e => e.getBoundingClientRect().right") <= page.width
+    rank = page.locator("select[name=rank]")
+    assert rank.evaluate("e => e.getBoundingClientRect().right") <= page.width
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= page.width
+    options = rank.locator("option").all_inner_texts()
+    assert options[:4] == [
+        "default rule (pass rate on levels)",
+        "pass rate on levels",
+        f"pass rate on {LONG}",
+        "training metric (eval_loss)",
+    ]
 
     page.evaluate("window.notReloaded = true")
     page.locator("select[name=rank]").select_option("training")
@@ -69,9 +84,11 @@ def test_the_loss_chart_shows_the_pass_rate_on_a_right_axis(
     assert loss.count() == 1
     assert loss.locator(".chart-title").inner_text() == "Loss"
     page.wait_for_selector("figure.chart.has-rates.is-interactive")
-    key = loss.locator(".rate-key")
-    assert key.is_visible() and key.inner_text().startswith("levels pass rate")
-    assert key.evaluate("e => e.getBoundingClientRect().right") <= page.width
+    keys = loss.locator(".rate-key")
+    assert keys.count() == 2 and keys.first.inner_text().startswith("levels pass rate")
+    for key in keys.all():  # a long prompt set's name wraps within the phone's width
+        assert key.is_visible()
+        assert key.evaluate("e => e.getBoundingClientRect().right") <= page.width
     # uPlot draws the step axis, the loss axis and the pass rate's 0–100 % axis on the right.
     assert loss.locator(".u-axis").count() == 3
     loss.locator(".u-over").scroll_into_view_if_needed()
