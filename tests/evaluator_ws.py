@@ -98,12 +98,15 @@ class Worker:
             | self.extra_env
         )
 
+    def command(self) -> list[str]:
+        worker = ["db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.1"]
+        return [sys.executable, "manage.py", *worker]
+
     def start(self, *args: str) -> Worker:
         self.data.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [*cmd, "--interval", "0.1", *args],
+                [*self.command(), *args],
                 cwd=REPO,
                 env=self.env(),
                 stdout=log,

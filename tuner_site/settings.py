@@ -6,6 +6,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -170,9 +171,19 @@ TUNER_EVAL_RESULT_MB = envint("TUNER_EVAL_RESULT_MB", "256")
 TUNER_TASKS_BACKEND = os.environ.get("TUNER_TASKS_BACKEND") or "django_tasks_db.DatabaseBackend"
 TUNER_TASKS_APPS = envlist("TUNER_TASKS_APPS", "")
 TASKS = {"default": {"BACKEND": TUNER_TASKS_BACKEND}}
-# django-tasks-rq takes its Redis from django-rq's queues.
+
+
+def rq_queues(url: str) -> dict[str, dict[str, Any]]:
+    """django-rq's queue for django-tasks-rq, on that Redis. RQ's own time limit is off: an
+    evaluation has its own (TUNER_EVAL_*), and RQ's default 180 s would kill longer ones."""
+    return {"default": {"URL": url, "DEFAULT_TIMEOUT": -1}}
+
+
+# django-tasks-rq takes its Redis from django-rq's queues; `manage.py rqworker` fails lost jobs
+# as db_worker does (tuner_site/jobs/rq_worker.py) and runs tasks with django-tasks-rq's Job.
 if TUNER_RQ_URL := os.environ.get("TUNER_RQ_URL", ""):
-    RQ_QUEUES = {"default": {"URL": TUNER_RQ_URL}}
+    RQ_QUEUES = rq_queues(TUNER_RQ_URL)
+    RQ = {"WORKER_CLASS": "tuner_site.jobs.rq_worker.Worker", "JOB_CLASS": "django_tasks_rq.Job"}
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -387,7 +387,7 @@ def _end_lost(job: Job, reason: str) -> bool:
         job.after_lost()
     except Exception:  # a clean-up that fails must not keep the verdict from the others
         logger.exception("job %s: cleaning up after it failed", job.pk)
-    if job.task_id and apps.is_installed("django_tasks_db"):
+    if job.task_id and _queued_in_database(job):
         from django_tasks_db.models import DBTaskResult
 
         DBTaskResult.objects.filter(id=job.task_id, status="RUNNING").update(
@@ -398,3 +398,13 @@ def _end_lost(job: Job, reason: str) -> bool:
         )
     logger.warning("job %s: %s", job.pk, reason)
     return True
+
+
+def _queued_in_database(job: Job) -> bool:
+    """Whether the job's task is a row of django-tasks-db's (another backend's task ids, such
+    as django-tasks-rq's, are not even UUIDs)."""
+    if not apps.is_installed("django_tasks_db"):
+        return False
+    from django_tasks_db import DatabaseBackend
+
+    return isinstance(job.task().get_backend(), DatabaseBackend)
