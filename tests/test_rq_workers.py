@@ -138,12 +138,18 @@ def looked_at(pk: int) -> bool:
 def test_a_job_runs_through_an_rqworker_with_no_time_limit_but_its_own(
     client, staff, chat_ollama, rq_workers
 ):
-    first, second = rq_workers(), rq_workers()
+    workers = rq_workers(), rq_workers()
     pk = start_job(client)
     task = run_evaluation.get_result(job(pk).task_id)
     assert task.backend == "default" and type(task.task.get_backend()).__name__ == "RQBackend"
-    chat_ollama.gate.release(5)
-    wait_for(lambda: job(pk).status == "succeeded", "the job", 60, logs(first, second))
+    chat_ollama.gate.release(2)
+    wait_for(lambda: job(pk).done == 2, "two cases", logs=logs(*workers))
+    # Told to stop, its worker lets the job finish first (RQ's warm shutdown), then exits.
+    (busy,) = [w for w in workers if w.horse() == job(pk).worker_pid]
+    busy.proc.send_signal(signal.SIGTERM)
+    chat_ollama.gate.release(3)
+    wait_for(lambda: job(pk).status == "succeeded", "the job", 60, logs(*workers))
+    assert busy.proc.wait(30) == 0
     done = client.get(f"/api/evaluations/jobs/{pk}/").json()
     assert (done["done"], done["total"], done["passed"]) == (5, 5, 3)
     listed = client.get("/api/evaluations/").json()["evaluations"]
