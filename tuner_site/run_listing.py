@@ -233,14 +233,19 @@ def run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunLi
     q = request.GET.get("q", "").strip()
     page_number = int_param(request, "page", 1)
     per_page = settings.TUNER_RUNS_PER_PAGE
-    runs = [
-        r
-        for r in every
-        if (status is None or r.status == status)
-        and (trainer is None or r.trainer.id == trainer)
-        and (run_type is None or r.type == run_type)
-        and config.matches(r)
-    ]
+    filtered = status or trainer or run_type or config.where
+    runs = (
+        [
+            r
+            for r in every
+            if (status is None or r.status == status)
+            and (trainer is None or r.trainer.id == trainer)
+            and (run_type is None or r.type == run_type)
+            and config.matches(r)
+        ]
+        if filtered
+        else every
+    )
     # A configuration column is read from small files, not logs: an order the walk knows.
     walk_order = not q and (by_config or sort.lstrip("-") in RUN_SORT_KEYS)
     if not walk_order:
@@ -262,6 +267,8 @@ def run_listing(request: HttpRequest, ws: Workspace, wait: bool = True) -> RunLi
     else:
         if by_config:
             ordered = sort_runs(runs, sort.lstrip("-"), sort.startswith("-"))
+        elif sort == DEFAULT_SORT:
+            ordered = runs  # the walk's own order, newest first
         else:
             key = RUN_SORT_KEYS[sort.lstrip("-")]
             ordered = sorted(runs, key=key, reverse=sort.startswith("-"))
