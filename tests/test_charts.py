@@ -15,6 +15,7 @@ from tuner_site.charts import (
     points_chart,
     smoothing_steps,
     thin,
+    with_pass_rates,
 )
 
 from .number_table import AVERAGES
@@ -177,3 +178,26 @@ def test_the_shared_tables_averages_keep_their_ends_and_stay_within_their_values
         if values:  # the window narrows to nothing at either end: the raw value
             assert math.isclose(averaged[0], values[0]) and math.isclose(averaged[-1], values[-1])
             assert all(min(values) - 1e-12 <= a <= max(values) + 1e-12 for a in averaged)
+
+
+def test_pass_rates_sit_on_a_right_axis_from_0_to_100_percent():
+    chart = line_chart("Loss", [0, 100, 200], {"loss": [2.0, 1.0, 0.5]})
+    assert chart is not None and chart.x_range == (0, 200)
+    found = {
+        "levels": [(100, 4, 4, "checkpoint-100"), (200, 0, 4, "checkpoint-200")],
+        # Outside the plotted steps, or without cases: not drawn.
+        "empty": [(900, 1, 2, "checkpoint-900"), (100, 0, 0, "checkpoint-100")],
+    }
+    drawn = with_pass_rates(chart, found)
+    ((levels),) = drawn.rates
+    assert [(p.checkpoint, p.label, p.x) for p in levels.points] == [
+        ("checkpoint-100", "4/4", VIEW_W / 2),
+        ("checkpoint-200", "0/4", VIEW_W),
+    ]
+    top, bottom = (p.y for p in levels.points)
+    assert 0 < top < 20 and 280 < bottom < 300  # whole dots at 100 % and 0 %
+    assert [t.label for t in drawn.rate_ticks] == ["0%", "25%", "50%", "75%", "100%"]
+    assert drawn.config("x")["rates"][0]["values"] == [1.0, 0.0]
+    # The left axis is as it was; nothing to draw, no right axis.
+    assert drawn.series == chart.series and drawn.y_ticks == chart.y_ticks
+    assert with_pass_rates(chart, {"empty": found["empty"]}).rate_ticks == ()
