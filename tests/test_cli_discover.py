@@ -63,6 +63,23 @@ def test_checkpoints_json_is_what_the_api_serves(ws, client, capfdbinary):
     assert cli == api
 
 
+@pytest.mark.django_db
+def test_checkpoints_are_ranked_by_a_sweeps_pass_rate_as_the_api_ranks_them(
+    use_workspace, client, capfdbinary
+):
+    from .eval_results import API, RUN, TRAINER, evaluated, make_run
+
+    make_run(use_workspace)
+    evaluated(use_workspace, "levels", {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4)})
+    cli = run_json(capfdbinary, "checkpoints", f"{TRAINER}/{RUN}")
+    assert (cli["rank"]["rule"], cli["rank"]["training_best"]) == ("eval:levels", "checkpoint-300")
+    assert cli == json.loads(client.get(API).content)
+    out = StringIO()
+    call_command("discover", "checkpoints", f"{TRAINER}/{RUN}", stdout=out)
+    assert "* checkpoint-200" in out.getvalue()
+
+
+@pytest.mark.django_db
 def test_checkpoints_marks_the_best_and_its_rule(ws):
     out = StringIO()
     call_command("discover", "checkpoints", f"rtx3090_sft/{SFT}", stdout=out)
@@ -95,6 +112,7 @@ def test_runs_counts_the_extra_run_folders_in_its_footer(ws, settings, tmp_path)
     assert "3 run(s) in " in out.getvalue() and "and 1 run folder(s)" in out.getvalue()
 
 
+@pytest.mark.django_db
 def test_a_run_without_checkpoints_says_so_instead_of_an_empty_table(ws, settings, tmp_path):
     out_dir = tmp_path / "elsewhere" / "outputs"
     out_dir.mkdir(parents=True)

@@ -60,9 +60,15 @@ def pass_rates(evaluated: Mapping[str, list[dict[str, Any]]]) -> Results:
 
 def ranked_detail(request: HttpRequest, run: Run) -> Ranked:
     """The run's detail ranked as `rank` and `order` ask; a value it cannot rank by is a
-    BadQuery that says which it can. One query reads every checkpoint's results."""
-    asked = request.GET.get("rank") or None
-    order = choice_param(request, "order", ("min", "max"))
+    BadQuery that says which it can."""
+    return ranked(
+        run, request.GET.get("rank") or None, choice_param(request, "order", ("min", "max"))
+    )
+
+
+def ranked(run: Run, asked: str | None = None, order: str | None = None) -> Ranked:
+    """The run's detail ranked by `asked` (as `?rank=`; None: the default rule), as its page,
+    its JSON and `discover checkpoints` give it. One query reads every checkpoint's results."""
     prompt_set = prompt_set_of(asked) if asked else None
     metric = asked if asked != TRAINING and prompt_set is None else None
     if order is not None and metric is None:

@@ -433,10 +433,24 @@ class Command(BaseCommand):
             raise CommandError(
                 f"No run {run!r}: give <trainer>/<run> as `discover runs` lists them."
             )
-        d = detail(found)
+        # Ranked as its page and JSON are: by a sweep's pass rates where they can rank. Imported
+        # here: the jobs code it reads them with would slow every other command's start.
+        from tuner_site.eval_ranking import ranked
+
+        run_ranked = ranked(found)
+        d = run_ranked.d
         sizes = disk_sizes(d.checkpoints, found.trainer.root)
         if json:
-            self.emit(serializers.run_detail_json(d, sizes, workspace.lineage()))
+            self.emit(
+                serializers.run_detail_json(
+                    d,
+                    sizes,
+                    workspace.lineage(),
+                    None,
+                    run_ranked.evaluated,
+                    run_ranked.prompt_sets,
+                )
+            )
             return
         r = d.ranking
         rows = [
