@@ -33,6 +33,7 @@ from discovery.paths import is_safe_name
 from discovery.runs import STATUSES, Run, RunDetail, get_run, run_dir_problems, run_history
 from discovery.values import finite
 from tuner_site import links, serializers, workspace
+from tuner_site.chart_cache import run_charts
 from tuner_site.charts import Chart, line_chart, with_pass_rates
 from tuner_site.checkpoint_columns import ALL_COLUMNS, checkpoint_columns
 from tuner_site.config_columns import values
@@ -130,7 +131,7 @@ def _metric_format(d: RunDetail, name: str, logged: Sequence[float | None] = ())
 def _charts(d: RunDetail, history: History, evaluated: Evaluated) -> list[Chart]:
     """The run's curves; the loss chart (else the first) with the pass rates its checkpoints'
     sweeps found, by step, on a right-hand axis."""
-    charts = _metric_charts(d, history)
+    charts = run_charts(d, lambda: _metric_charts(d, history))
     rates: dict[str, list[tuple[int, int, int, str]]] = {}
     stepped = [(c.step, c.is_final, c.name) for c in d.checkpoints if c.step is not None]
     for step, _, name in sorted(stepped):
