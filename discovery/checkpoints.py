@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,8 +147,14 @@ class TrainerState:
 
 def checkpoint_steps(folder: Path | str, root: Path) -> list[int]:
     """Steps of the `checkpoint-N` folders in `folder`, ascending (a settled listing reused)."""
+    return list(listed_steps(folder, root))
+
+
+def listed_steps(folder: Path | str, root: Path) -> tuple[int, ...]:
+    """`checkpoint_steps` as the listing keeps them: a settled folder's is the same tuple each
+    walk, which a run keeps rather than a copy (a thousand runs a walk)."""
     steps = listing(str(folder), root, "checkpoints", lambda f: _scan_steps(f, root))
-    return list(steps) if steps is not None else []
+    return steps if steps is not None else ()
 
 
 def _scan_steps(folder: str, root: Path) -> tuple[tuple[int, ...], bool]:
@@ -224,7 +230,7 @@ def state_problem(folder: Path, root: Path) -> str | None:
     return None
 
 
-def newest_trainer_state(folder: Path, steps: list[int], root: Path) -> TrainerState | None:
+def newest_trainer_state(folder: Path, steps: Sequence[int], root: Path) -> TrainerState | None:
     """The state of the newest checkpoint that has one (the newest may still be being written)."""
     for step in reversed(steps):
         state = read_trainer_state(folder / f"checkpoint-{step}", root)

@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -31,9 +32,9 @@ from .checkpoints import (
     TrainerState,
     build_checkpoints,
     checkpoint_basename,
-    checkpoint_steps,
     disagrees,
     has_saved_model,
+    listed_steps,
     newest_trainer_state,
     read_adapter_config,
     read_trainer_state,
@@ -80,7 +81,7 @@ LLAMA_FACTORY_ARGS = "training_args.yaml"
 RESULTS_FILES = ("train_results.json", "all_results.json")
 # The files at a run folder's top that its detail reads when they are there: the walk's listing
 # of the folder says which are, so a detail does not look for the others one by one.
-TOP_FILES = frozenset({STATE, LINEAGE, LLAMA_FACTORY_ARGS, LLAMA_FACTORY_LOG, *RESULTS_FILES})
+TOP_FILES = (STATE, LINEAGE, LLAMA_FACTORY_ARGS, LLAMA_FACTORY_LOG, *RESULTS_FILES)
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,9 @@ class Run:
     # The Unix time of its newest log or checkpoint write, known for unfinished runs: what
     # `status` compared with the running window, and what a stopped run's page shows.
     last_write: float | None = field(default=None, compare=False)
-    # Those of TOP_FILES the walk listed at the run folder's top; None when not known.
-    top_files: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    # Those of TOP_FILES the walk listed at the run folder's top, a bit each (a small int, not
+    # one more object per run for the garbage collector); None when not known.
+    top_files: int | None = field(default=None, compare=False, repr=False)
     # "<trainer>/<run>", made once: pages ask it of every run of a workspace on each request.
     id: str = field(init=False, compare=False, repr=False)
 
@@ -149,7 +151,7 @@ class Run:
         """Whether `name` (one of TOP_FILES) can be at the run folder's top: the walk listed
         it there, or the walk's listing is not known. A file added since is read once the
         next walk lists it (a state or lineage changes the run's signature)."""
-        return self.top_files is None or name in self.top_files
+        return self.top_files is None or bool(self.top_files >> TOP_FILES.index(name) & 1)
 
 
 @dataclass(frozen=True)
@@ -425,13 +427,15 @@ def read_run(
         return None
     if dir_entry_inside(children.get("checkpoints"), root):
         folder = os.path.join(path, "checkpoints")
-        steps = checkpoint_steps(folder, root)
+        steps = listed_steps(folder, root)
     else:
         folder = str(path)
-        steps = sorted(
-            int(m.group(1))
-            for n, e in children.items()
-            if (m := CHECKPOINT_NAME.fullmatch(n)) and dir_entry_inside(e, root)
+        steps = tuple(
+            sorted(
+                int(m.group(1))
+                for n, e in children.items()
+                if (m := CHECKPOINT_NAME.fullmatch(n)) and dir_entry_inside(e, root)
+            )
         )
     final: tuple[Path, str] | None = None
     if dir_entry_inside(children.get(FINAL_MODEL), root):
@@ -486,13 +490,13 @@ def read_run(
         type=trainer.type or _infer_type(path, Path(folder), steps, root),
         started_at=started_at(run_name, 0.0 if RUN_STAMP.search(run_name) else _mtime(path)),
         status=status(completed, last_write, ws.running_window, now),
-        checkpoint_steps=tuple(steps),
+        checkpoint_steps=steps,  # the listing's own tuple, when it was kept
         checkpoints_dir=path / "checkpoints" if folder != here else path,
         final=final,
         last_write=last_write,
-        top_files=tuple(sorted(TOP_FILES.intersection(children))),
+        top_files=sum(1 << i for i, n in enumerate(TOP_FILES) if n in children),
         signature=(
-            tuple(steps),
+            steps,
             final,
             tuple(logs),
             # Every metadata file a page shows: an edit or a finished write shows at once.
@@ -506,7 +510,7 @@ def read_run(
     )
 
 
-def _infer_type(path: Path, folder: Path, steps: list[int], root: Path) -> str:
+def _infer_type(path: Path, folder: Path, steps: Sequence[int], root: Path) -> str:
     """A run's method where its folder names none: its lineage, else its logged metrics."""
     lineage = read_json_object(path / LINEAGE, root)
     if lineage is not None:

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .paths import file_cache
 from .values import MAX_DEPTH
 
@@ -29,6 +27,10 @@ class YamlRead:
 def parse(text: str) -> YamlRead:
     """A YAML document's top-level mapping; safe_load builds plain values only (no tags that
     construct objects), and a document nested past what anyone writes is refused."""
+    # Imported at the first YAML file, not with discovery: most runs have none, and the module
+    # is 3,000 more objects for every full pass of the garbage collector over a big first answer.
+    import yaml
+
     try:
         value = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
