@@ -425,6 +425,19 @@ class DemoOllama:
             self._server = None
 
 
+def request_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """A request's body, as Content-Length or chunked transfer encoding (an upload streamed
+    from a file, as the dashboard sends blobs) sends it."""
+    if handler.headers.get("Transfer-Encoding", "").lower() != "chunked":
+        return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+    parts = []
+    while size := int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16):
+        parts.append(handler.rfile.read(size))
+        handler.rfile.readline()
+    handler.rfile.readline()
+    return b"".join(parts)
+
+
 def _handler(demo: DemoOllama) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "ollama-demo"
@@ -445,15 +458,7 @@ def _handler(demo: DemoOllama) -> type[BaseHTTPRequestHandler]:
             self._text(200, "")
 
         def _raw(self) -> bytes:
-            """The body, as Content-Length or chunked transfer encoding sends it."""
-            if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            parts = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            self.rfile.readline()
-            return b"".join(parts)
+            return request_body(self)
 
         def _request(self) -> dict[str, Any] | None:
             try:

@@ -28,6 +28,8 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from sampledata.inference import request_body
+
 OLLAMA_TAGS = {
     "models": [
         {
@@ -481,15 +483,7 @@ class FakeServer:
                 self._send(200, data, "application/json")
 
             def _raw(self) -> bytes:
-                """The request body, as Content-Length or chunked transfer encoding sends it."""
-                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
-                    return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                parts = []
-                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                    parts.append(self.rfile.read(size))
-                    self.rfile.readline()
-                self.rfile.readline()
-                return b"".join(parts)
+                return request_body(self)
 
             def _request(self) -> Any:
                 try:
