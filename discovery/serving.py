@@ -527,7 +527,9 @@ def made(http: httpx.Client, base: str, name: str) -> tuple[str | None, tuple[st
     digest: str | None = None
     blobs: tuple[str, ...] = ()
     try:
-        status, body = _call(http, "POST", f"{base}/api/show", REMOVE_S, body={"model": name})
+        # `name` too, for servers older than the `model` key (as the probe asks).
+        ask = {"model": name, "name": name}
+        status, body = _call(http, "POST", f"{base}/api/show", REMOVE_S, body=ask)
         if status == 200:
             blobs = blobs_of(as_str(as_dict(_json(body)).get("modelfile")) or "", True)
         status, body = _call(http, "GET", f"{base}/api/tags", REMOVE_S)

@@ -452,6 +452,11 @@ def test_served_models_and_their_results_link_exactly_to_their_checkpoints(
     ]
     impostor = found[f"tuner-{RUN}-ckpt300:latest"]
     assert impostor is not ckpt300 and impostor["link"] is None
+    # The result's own page and JSON say where it came from.
+    result_page = client.get(f"/evaluations/{results['checkpoint-300@ollama']}/").content.decode()
+    source = result_page[result_page.index("From run") :].split("</dd>")[0]
+    assert f'href="/runs/{TRAINER}/{RUN}/checkpoint-300/">checkpoint-300</a>' in source
+    assert "a sweep evaluated checkpoint-300&#x27;s adapter" in source and ">exact<" in source
     # The page says the same, and a restart (a fresh read of the workspace) keeps it.
     from discovery import caches
 
