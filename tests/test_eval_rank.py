@@ -154,9 +154,11 @@ def test_the_switch_pushes_a_shareable_url_and_the_page_keeps_it(client, run_ws)
     shared = client.get(f"{URL}?rank=eval:levels").content.decode()
     assert '<span class="badge-rule"> · eval:levels</span>' in shared
     assert 'value="eval:levels" data-no-order selected' in shared
-    # The checkpoint's page scores it by the same rule.
+    # The checkpoint's page scores it by the same rule, and the links there keep the rule.
     ckpt = client.get(f"{URL}checkpoint-200/").content.decode()
     assert "100 %" in ckpt or "100%" in ckpt
+    assert f'<a href="{URL}checkpoint-300/?rank=training">' in page
+    assert f'<a href="{URL}checkpoint-300/">' in client.get(URL).content.decode()
 
 
 def test_the_loss_chart_draws_each_prompt_sets_pass_rate_on_a_right_axis(client, run_ws):

@@ -201,12 +201,15 @@ def run_detail(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse
     # One column per prompt set a sweep evaluated checkpoints of this run on.
     evaluated = ranked.evaluated
     eval_sets = sorted({e["prompt_set"] for found in evaluated.values() for e in found})
+    # A checkpoint's page is ranked by the rule this page was: its best mark and score agree.
+    ranked_by = links.query({"rank": request.GET.get("rank"), "order": request.GET.get("order")})
 
     def row(i: int) -> dict[str, Any]:
         c = d.checkpoints[i]
         by_set = {e["prompt_set"]: e for e in evaluated.get(c.name, [])}
         return {
             "checkpoint": c,
+            "url": links.checkpoint_url(d.run, c.name) + ranked_by,
             "score": score_format(d.ranking.scores[i]),
             "best": c.name == d.ranking.best,
             "size": sizes[c.name],
