@@ -110,6 +110,10 @@ def main() -> None:
                 assert response.status_code == 200, (url, response.status_code)
             times.sort()
             out[name] = {"p50": times[len(times) // 2], "p95": times[int(len(times) * 0.95) - 1]}
+            if name == "run page":
+                # What a server answering the run lists and a run's page holds (issue 25);
+                # /explore/ after it reads every run's configuration and score.
+                out["rss_lists_mb"] = peak_rss_mb()
     elif mode == "first-page":
         # A running server's first request for a workspace it has never seen: Django and its
         # templates are warm (a request that reads no log), the walk and the logs are not.
