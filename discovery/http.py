@@ -9,16 +9,14 @@ The body is capped after decoding, so a small gzip bomb is "too large", not giga
 
 from __future__ import annotations
 
-import ssl
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import httpcore
 import httpx
 import orjson
 
@@ -72,73 +70,16 @@ def _within(timeout: float | None, expired: type[Exception]) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-class _BoundedStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _within(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _within(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        limit = _within(timeout, httpcore.ConnectTimeout)
-        return _BoundedStream(self._stream.start_tls(ssl_context, server_hostname, limit))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class _BoundedBackend(httpcore.NetworkBackend):
-    """httpcore's sockets, each operation within the current request's deadline."""
-
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        limit = _within(timeout, httpcore.ConnectTimeout)
-        return _BoundedStream(
-            self._backend.connect_tcp(host, port, limit, local_address, socket_options)
-        )
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        limit = _within(timeout, httpcore.ConnectTimeout)
-        return _BoundedStream(self._backend.connect_unix_socket(path, limit, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
 def client() -> httpx.Client:
     """A client whose requests through `get_json`/`post_json` end at their deadline, headers
     included: a server that trickles its status line cannot hold the socket past it."""
+    # httpcore (with h11 and anyio, thousands of objects) loads with the first client, not
+    # with every process that reads a workspace.
+    from .sockets import bounded_pool
+
     transport = httpx.HTTPTransport(trust_env=False)
     # httpx takes no network backend; its pool is rebuilt with the same defaults and ours.
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=100,
-        max_keepalive_connections=20,
-        keepalive_expiry=5.0,
-        network_backend=_BoundedBackend(),
-    )
+    transport._pool = bounded_pool(httpx.create_ssl_context(trust_env=False))
     return httpx.Client(transport=transport, follow_redirects=False, trust_env=False)
 
 
