@@ -4,6 +4,7 @@ for every value of a table column."""
 from __future__ import annotations
 
 import math
+import random
 import re
 
 import pytest
@@ -189,3 +190,32 @@ def test_one_value_reads_alike_in_a_table_and_alone():
     assert column([0.8123, 0.7931], "%")(0.8123) == named(0.8123, "mean_token_accuracy") == "81.2%"
     assert column([2e-4, 1e-4], "lr")(2e-4) == named(2e-4, "learning_rate") == "2e-4"
     assert column([1234.5, 3012.0])(1234.5) == metric(1234.5) == "1,235"
+
+
+def test_the_fast_rounding_writes_what_decimal_rounding_does():
+    """`_rounded` formats the float itself unless the dropped digits could be an exact half,
+    and `_significant` goes through f decimals: the same text as rounding the exact value half
+    away from zero with Decimal, on halves, near-halves, powers of ten and random values."""
+    from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+    from tuner_site.formatting import _rounded, _significant
+
+    def exact(value: float, spec: str) -> str:
+        with localcontext(rounding=ROUND_HALF_UP):
+            return format(Decimal(value), spec)
+
+    def significant(value: float, digits: int) -> str:
+        text = exact(value, f".{digits}g")
+        return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
+
+    rng = random.Random(24)
+    values = [0.0, -0.0, 0.5, 2.5, -2.5, 1.125, 0.125, 25.0, 9.5, 999.5, 1234.5, 2.675, 9.99951]
+    values += [1e-7, 1.5e-7, 5e-324, 1.7976931348623157e308, 999.96, 0.00099996, 123456789.5]
+    values += [rng.randint(-(10**6), 10**6) / 2 ** rng.randint(0, 12) for _ in range(3000)]
+    values += [rng.uniform(-1, 1) * 10 ** rng.randint(-12, 16) for _ in range(3000)]
+    values += [round(rng.uniform(-1000, 1000), rng.randint(0, 5)) for _ in range(3000)]
+    for v in values:
+        for spec in (".0f", ".1f", ",.0f", ",.2f", ",.6f", ".0e", ".1e", ".3e", ".3g"):
+            assert _rounded(v, spec) == exact(v, spec), (v, spec)
+        for digits in (1, 3, 4):
+            assert _significant(v, digits) == significant(v, digits), (v, digits)
