@@ -200,7 +200,7 @@ def test_the_fast_rounding_writes_what_decimal_rounding_does():
 
     from tuner_site.formatting import _rounded, _significant
 
-    def exact(value: float, spec: str) -> str:
+    def exact(value: float, spec: str) -> str:  # as _rounded always did
         with localcontext(rounding=ROUND_HALF_UP):
             return format(Decimal(value), spec)
 
@@ -214,6 +214,7 @@ def test_the_fast_rounding_writes_what_decimal_rounding_does():
     values += [rng.randint(-(10**6), 10**6) / 2 ** rng.randint(0, 12) for _ in range(3000)]
     values += [rng.uniform(-1, 1) * 10 ** rng.randint(-12, 16) for _ in range(3000)]
     values += [round(rng.uniform(-1000, 1000), rng.randint(0, 5)) for _ in range(3000)]
+    values += [0, 7, 25, -35, 2**53 - 1, 2**53 + 1, 10**20, rng.randint(-(10**9), 10**9)]
     for v in values:
         for spec in (".0f", ".1f", ",.0f", ",.2f", ",.6f", ".0e", ".1e", ".3e", ".3g"):
             assert _rounded(v, spec) == exact(v, spec), (v, spec)

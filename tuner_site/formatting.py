@@ -59,26 +59,34 @@ def _rounded(value: float, spec: str) -> str:
     """`value` written by the format `spec` (`[,].<digits>` then f, e or g), an exact half
     rounded away from zero (1.125 to two decimals is 1.13), as JavaScript's toFixed,
     toPrecision and toExponential round; Python's own formatting rounds it to even (1.12)."""
-    # The float's own formatting where no exact half is dropped: the same digits, ten times
-    # faster (pages write hundreds of numbers).
-    fast = spec[-1] != "g" and type(value) is float and value and math.isfinite(value)
-    if fast and not _may_be_half(value, spec):
+    if spec[-1] != "g" and value and _exact_float(value):
+        # The float's own formatting, unless the digits it dropped could be an exact half:
+        # the same text, three times faster (pages write hundreds of numbers).
         text = format(value, spec)
-        if spec[-1] == "e":  # Decimal's exponent: no padding ("e-7", not "e-07")
+        digits = int(spec[spec.index(".") + 1 : -1])
+        if spec[-1] == "f" and not _may_be_half(value, digits):
+            return text
+        if spec[-1] == "e":
             mantissa, exponent = text.split("e")
-            return f"{mantissa}e{int(exponent):+d}"
-        return text
+            # A half rounded down keeps the exponent; one rounded up reads the same either way.
+            if not _may_be_half(value, digits - int(exponent)):
+                return f"{mantissa}e{int(exponent):+d}"  # Decimal's exponent: "e-7"
     with localcontext(rounding=ROUND_HALF_UP):
         return format(Decimal(value), spec)
 
 
-def _may_be_half(value: float, spec: str) -> bool:
-    """Whether the digits an f or e `spec` drops from `value` could be an exact half. A float
-    is an odd number over 2**n, whose decimals end in a 5 at the n-th place after the point:
-    a half only when that place is the first one dropped (or, whole, when digits left of the
-    point are dropped)."""
-    digits = int(spec[spec.index(".") + 1 : -1])
-    cut = digits if spec[-1] == "f" else digits - Decimal(value).adjusted()
+def _exact_float(value: float) -> bool:
+    """A finite float, or an integer a float holds exactly (format() writes ints as floats)."""
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is int and -(2**53) < value < 2**53
+
+
+def _may_be_half(value: float, cut: int) -> bool:
+    """Whether the digits after the `cut`-th decimal place of `value` could be an exact half.
+    A float is an odd number over 2**n, whose decimals end in a 5 at the n-th place after the
+    point: a half only when that place is the first one dropped (or, whole, when digits left
+    of the point are dropped)."""
     return cut < 0 or value.as_integer_ratio()[1] == 2 << cut
 
 
