@@ -146,3 +146,31 @@ def test_a_sweep_can_serve_the_demos_checkpoints_on_it(demo):
     assert all(serving.unserve(s) for s in served)
     left = {m.id for m in probe(Backend("ollama", "ollama", demo.url), timeout=5).models}
     assert not {s.model for s in served} & left
+
+
+def test_make_run_starts_the_demo_server_where_it_was_last_time(tmp_path):
+    """A job keeps its server's address: a job a stop put back in the queue must find the demo's
+    server there after the restart, as it would a real Ollama."""
+    import socket
+
+    from tuner_site.management.commands.serve import start_on_last_port
+
+    root = build_demo((tmp_path / "demo").resolve())
+    remembered = tmp_path / "data" / "demo-ollama" / "port"
+    first = start_on_last_port(DemoOllama(root, remembered.parent), remembered)
+    port = first.port
+    first.stop()
+    again = start_on_last_port(DemoOllama(root, remembered.parent), remembered)
+    assert again.port == port
+    assert httpx.get(again.url + "/api/version", timeout=5).json()["version"] == VERSION
+    again.stop()
+    # Taken by another program meanwhile: a free port, remembered for next time.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the last TIME_WAIT
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        moved = start_on_last_port(DemoOllama(root, remembered.parent), remembered)
+        moved_port = moved.port
+        moved.stop()
+    assert moved_port != port
+    assert remembered.read_text().strip() == str(moved_port)

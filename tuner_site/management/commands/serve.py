@@ -19,11 +19,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+
+if TYPE_CHECKING:
+    from sampledata.inference import DemoOllama
 
 # The worker hands its running evaluation back to the queue when told to stop, which takes up
 # to the Evaluator's own stop (TERM, then KILL after 5 s); the server stops at once.
@@ -158,7 +161,8 @@ class Command(BaseCommand):
         trainer.start()
         stack.callback(trainer.join)
         stack.callback(stop.set)
-        ollama = DemoOllama(root, settings.DATA_DIR / "demo-ollama").start()
+        folder = settings.DATA_DIR / "demo-ollama"
+        ollama = start_on_last_port(DemoOllama(root, folder), folder / "port")
         stack.callback(ollama.stop)
         self.stdout.write(
             f"Demo inference server (Ollama's API, no real model) at {ollama.url}: "
@@ -166,6 +170,23 @@ class Command(BaseCommand):
             "the dashboard at it."
         )
         return ollama.host
+
+
+def start_on_last_port(ollama: DemoOllama, remembered: Path) -> DemoOllama:
+    """Start the demo's inference server where the last `make run` had it, when that port is
+    free, else on a free one (remembered for next time). A job keeps its server's address, so a
+    job a stop put back in the queue, or run again, finds it after a restart, as it would a real
+    Ollama."""
+    with contextlib.suppress(OSError, ValueError):
+        port = int(remembered.read_text())
+        if 1024 <= port <= 65535:
+            with contextlib.suppress(OSError):
+                return ollama.start(port)
+    ollama.start()
+    with contextlib.suppress(OSError):
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        remembered.write_text(f"{ollama.port}\n")
+    return ollama
 
 
 def _raise_stop(signum: int, frame: Any) -> None:
