@@ -8,6 +8,7 @@ import json
 import threading
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -328,6 +329,16 @@ def test_bad_sweeps_are_refused_naming_each_field(client, staff, run_dir, ollama
     assert client.get("/api/sweeps/999/").status_code == 404
 
 
+def test_a_signed_out_visitor_is_offered_the_form_and_asked_to_sign_in(client, run_dir, ollama):
+    """As /backends/' Evaluate buttons: a newcomer finds the feature, then the way to a login."""
+    page = client.get(f"/runs/{TRAINER}/{RUN}/").content.decode()
+    form_url = f"/runs/{TRAINER}/{RUN}/sweeps/new/"
+    assert f'href="{form_url}" data-sweep-link>Evaluate checkpoints</a>' in page
+    form = client.get(form_url).content.decode()
+    assert "data-denied" in form and "<form id" not in form
+    assert f'href="/accounts/login/?next={quote(form_url, safe="")}">Sign in</a>' in form
+
+
 def test_only_staff_get_the_form_and_the_link(client, django_user_model, run_dir, ollama):
     form_url = f"/runs/{TRAINER}/{RUN}/sweeps/new/"
     viewer = django_user_model.objects.create_user("bo", password="pw-bo-123456")
@@ -582,5 +593,8 @@ def test_the_run_page_follows_a_sweep_live_and_cancels_it_keeping_what_finished(
     assert f'hx-get="{run_url}" hx-trigger="load" hx-target="#run-live"' in text
     page = client.get(run_url).content.decode()
     assert "Last sweep" in page and "run-sweeps-ended" not in page
+    # Only what was evaluated counts as done, on the run's page and the sweep's.
+    assert "1 of 3 checkpoints done, 2 cancelled" in page
+    assert "1 of 3 checkpoints done, 2 cancelled" in client.get(made["url"]).content.decode()
     # What finished keeps its result: checkpoint-100's column in the checkpoint table.
     assert ">1/4 · 25 % (5–70)</a>" in page
