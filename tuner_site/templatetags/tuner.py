@@ -66,6 +66,19 @@ def percent(value: Any) -> str:
     return "" if share is None or not math.isfinite(share * 100) else f"{share * 100:.0f}%"
 
 
+@register.filter
+def sweep_progress(sweep: Mapping[str, Any]) -> str:
+    """How far a sweep (`sweep_json`) got, counting as done only the checkpoints evaluated:
+    "1 of 6 checkpoints done, 5 cancelled", not the 6 of 6 that ended."""
+    rows = sweep["checkpoints"]
+    done = sum(r["status"] == "done" for r in rows)
+    text = f"{done} of {len(rows)} checkpoint{'' if len(rows) == 1 else 's'} done"
+    for status in ("failed", "cancelled"):
+        if count := sum(r["status"] == status for r in rows):
+            text += f", {count} {status}"
+    return text
+
+
 @register.simple_tag(takes_context=True)
 def query(context: dict[str, Any], **changes: Any) -> str:
     """This page's canonical query (the view's `here_params`, else the request's) with some
