@@ -202,6 +202,10 @@ def test_a_sweep_serves_each_checkpoint_and_finds_the_one_that_passes_most(
         "The two rules disagree: checkpoint-200 passes 4/4 on levels, checkpoint-300 "
         "(lowest eval_loss) 2/4"
     )
+    # The next sweep's form calls the same checkpoint the best, as the run page does.
+    form = client.get(f"/runs/{TRAINER}/{RUN}/sweeps/new/").content.decode()
+    assert 'value="checkpoint-200" checked> checkpoint-200 <span class="muted small">best' in form
+    assert '> checkpoint-300 <span class="muted small">best' not in form
 
 
 def test_cancel_mid_sweep_stops_the_evaluation_and_removes_the_model(

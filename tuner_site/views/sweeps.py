@@ -16,6 +16,7 @@ from discovery import serving
 from discovery.prompt_sets import get_prompt_set
 from discovery.runs import Run, detail, get_run
 from tuner_site import workspace
+from tuner_site.eval_ranking import ranked
 from tuner_site.forms import SWEEP_FIELDS, SweepForm, sweep_offer
 from tuner_site.jobs import sweep as sweeps
 from tuner_site.jobs.evaluator import DEFAULT_TEMPERATURE, missing_parts
@@ -56,7 +57,7 @@ def _create(request: HttpRequest, root: Path, found: Run) -> HttpResponse:
         return error_response(request, *denied)
     if problem := missing_parts(root):
         return error_response(request, 409, problem)
-    d = detail(found)
+    d = ranked(found).d  # the best the run page shows: by a pass rate where one ranks
     form = SweepForm(
         _posted(request, SWEEP_FIELDS),
         offer=sweep_offer(root),
@@ -86,7 +87,7 @@ def sweep_new(request: HtmxHttpRequest, trainer: str, run: str) -> HttpResponse:
     found = get_run(ws, trainer, run)
     if found is None:
         raise Http404(f"No run {trainer}/{run} in this workspace.")
-    d = detail(found)
+    d = ranked(found).d  # the best the run page shows: by a pass rate where one ranks
     offer = sweep_offer(ws.root)
     context: dict[str, Any] = {"run": found, "offer": offer, "denied": _denied(request)}
     if problem := missing_parts(ws.root):
