@@ -134,3 +134,17 @@ def test_a_run_list_without_setting_columns_reads_no_configuration(client, demo,
     assert read == []
     page = client.get("/runs/?col=lora.r").content.decode()
     assert 0 < len(read) == page.count('name="run" value=')
+
+
+def test_setting_cells_name_their_file_and_escape_what_a_file_says(client, peft_run):
+    ckpt = peft_run / "checkpoints" / "checkpoint-100" / "adapter_config.json"
+    wb.write_json(ckpt, json.loads(ckpt.read_text()) | {"base_model_name_or_path": "o/<i>m</i>"})
+    page = client.get("/runs/?col=base_model&col=lora.r&col=beta").content.decode()
+    source = "checkpoints/checkpoint-100/adapter_config.json"
+    assert (
+        f'<td class="num c-cfg" title="from {source}"><span class="card-label">base_model </span>'
+        "o/&lt;i&gt;m&lt;/i&gt;</td>"
+    ) in page
+    assert f'title="from {source}"><span class="card-label">lora.r </span>16</td>' in page
+    assert '<td class="num c-cfg"><span class="card-label">beta </span>—</td>' in page
+    assert "<i>m</i>" not in page

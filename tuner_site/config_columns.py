@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.http import HttpRequest
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from discovery.config import (
     MAIN_KEYS,
@@ -23,7 +25,7 @@ from discovery.config import (
     sort_key,
 )
 from discovery.runs import Run
-from tuner_site.formatting import setting
+from tuner_site.formatting import setting, visible
 from tuner_site.params import BadQuery
 
 MAX_COLUMNS = 8
@@ -91,16 +93,23 @@ def sort_runs(runs: list[Run], key: str, descending: bool) -> list[Run]:
     return [r for _, r in known] + unknown
 
 
-def cells(run: Run, keys: list[str]) -> list[tuple[str, str, str | None]]:
-    """(key, the value as the page writes it, its file) for each configuration column."""
+def cells(run: Run, keys: list[str]) -> SafeString:
+    """A run list row's configuration cells: each value as the page writes it, titled with
+    the file it came from. Written here in one pass, not by a template loop (a page of rows
+    has a hundred cells, and the loop took a tenth of the list's time); every value escaped."""
     if not keys:
-        return []
+        return SafeString("")
     cfg = config_of(run)
     found = []
     for k in keys:
         s = cfg.by_key.get(k)
-        found.append((k, setting(s.value, k) if s else "—", s.source if s else None))
-    return found
+        title = f' title="from {escape(visible(s.source))}"' if s else ""
+        text = escape(setting(s.value, k)) if s else "—"
+        found.append(
+            f'<td class="num c-cfg"{title}><span class="card-label">{escape(visible(k))} </span>'
+            f"{text}</td>"
+        )
+    return mark_safe("".join(found))  # noqa: S308  each value above is escaped
 
 
 def values(run: Run, keys: list[str]) -> dict[str, Value | None]:

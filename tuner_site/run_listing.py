@@ -15,6 +15,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest
+from django.utils.safestring import SafeString
 
 from discovery.logindex import indexer
 from discovery.runs import (
@@ -105,7 +106,7 @@ class RunListing:
     @property
     def table_rows(
         self,
-    ) -> list[tuple[RunDetail, str | None, str, list[tuple[str, str, str | None]]]]:
+    ) -> list[tuple[RunDetail, str | None, str, SafeString]]:
         """`rows`, each with its score as the page's score column writes it and its
         configuration columns' cells."""
         formats = score_formats(self.page.object_list)
