@@ -40,63 +40,51 @@ def no_sideways_scroll(page) -> None:
     assert width <= page.viewport_size["width"], f"{page.url} is {width} px wide"
 
 
-@pytest.mark.parametrize("viewport", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
 def test_following_a_run_to_its_served_model_and_evaluation_and_back(
-    browser, live_server, served_chain, viewport
+    desktop_or_phone_page, live_server, served_chain
 ):
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    try:
-        page.goto(f"{live_server.url}/runs/{SFT_ID}/")
-        panel = page.locator("#run-lineage")
-        assert "Published as" in panel.inner_text()
-        no_sideways_scroll(page)
-        # The model's own page (the repo's name in the upload line links to the hub instead).
-        panel.locator("table.run-models").get_by_role(
-            "link", name="professorsynapse/nexus-tools-sft"
-        ).click()
-        page.wait_for_url(re.compile(rf"/models/{SFT_MODEL}/$"))
-        served = page.locator("#served tr", has_text=LOCAL_SFT)
-        assert "exact" in served.inner_text() and "loaded" in served.inner_text()
-        no_sideways_scroll(page)
+    page = desktop_or_phone_page
+    page.goto(f"{live_server.url}/runs/{SFT_ID}/")
+    panel = page.locator("#run-lineage")
+    assert "Published as" in panel.inner_text()
+    no_sideways_scroll(page)
+    # The model's own page (the repo's name in the upload line links to the hub instead).
+    panel.locator("table.run-models").get_by_role(
+        "link", name="professorsynapse/nexus-tools-sft"
+    ).click()
+    page.wait_for_url(re.compile(rf"/models/{SFT_MODEL}/$"))
+    served = page.locator("#served tr", has_text=LOCAL_SFT)
+    assert "exact" in served.inner_text() and "loaded" in served.inner_text()
+    no_sideways_scroll(page)
 
-        page.locator("#evaluations").get_by_role("link", name="eval_sft").click()
-        page.wait_for_url(re.compile(r"/evaluations/eval_sft/$"))
-        source = page.locator(".eval-source")
-        assert "exact" in source.inner_text() and "final_model" in source.inner_text()
-        no_sideways_scroll(page)
+    page.locator("#evaluations").get_by_role("link", name="eval_sft").click()
+    page.wait_for_url(re.compile(r"/evaluations/eval_sft/$"))
+    source = page.locator(".eval-source")
+    assert "exact" in source.inner_text() and "final_model" in source.inner_text()
+    no_sideways_scroll(page)
 
-        source.get_by_role("link", name=SFT_ID).click()
-        page.wait_for_url(re.compile(rf"/runs/{SFT_ID}/$"))
-        assert page.locator("#run-lineage").is_visible()
-    finally:
-        context.close()
+    source.get_by_role("link", name=SFT_ID).click()
+    page.wait_for_url(re.compile(rf"/runs/{SFT_ID}/$"))
+    assert page.locator("#run-lineage").is_visible()
 
 
-@pytest.mark.parametrize("viewport", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
 def test_comparing_an_evaluation_with_the_previous_one_shows_what_regressed(
-    browser, live_server, served_chain, viewport
+    desktop_or_phone_page, live_server, served_chain
 ):
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    try:
-        page.goto(f"{live_server.url}/evaluations/eval_kto_new/")
-        page.locator(".compare-with").get_by_role("link", name="eval_kto_old").click()
-        page.wait_for_url(re.compile(r"/evaluations/compare/\?e=eval_kto_old&e=eval_kto_new$"))
-        no_sideways_scroll(page)
-        runs = page.locator("table.eval-compare tr", has_text="From run").inner_text()
-        assert runs.index(KTO_OLD_ID) < runs.index(KTO_NEW_ID)
-        regressed = page.locator("#differing tr.change-regressed")
-        fixed = page.locator("#differing tr.change-fixed")
-        assert regressed.count() == 1 and "tool_003" in regressed.inner_text()
-        assert fixed.count() == 1 and "tool_002" in fixed.inner_text()
-        # A third result, added from the page, keeps the first two in place.
-        page.select_option("form.add-eval select[name=e]", "eval_sft")
-        page.get_by_role("button", name="Add").click()
-        page.wait_for_url(re.compile(r"e=eval_kto_old&e=eval_kto_new&e=eval_sft$"))
-        assert page.locator("table.eval-compare").first.locator("thead th").count() == 4
-        no_sideways_scroll(page)
-    finally:
-        context.close()
+    page = desktop_or_phone_page
+    page.goto(f"{live_server.url}/evaluations/eval_kto_new/")
+    page.locator(".compare-with").get_by_role("link", name="eval_kto_old").click()
+    page.wait_for_url(re.compile(r"/evaluations/compare/\?e=eval_kto_old&e=eval_kto_new$"))
+    no_sideways_scroll(page)
+    runs = page.locator("table.eval-compare tr", has_text="From run").inner_text()
+    assert runs.index(KTO_OLD_ID) < runs.index(KTO_NEW_ID)
+    regressed = page.locator("#differing tr.change-regressed")
+    fixed = page.locator("#differing tr.change-fixed")
+    assert regressed.count() == 1 and "tool_003" in regressed.inner_text()
+    assert fixed.count() == 1 and "tool_002" in fixed.inner_text()
+    # A third result, added from the page, keeps the first two in place.
+    page.select_option("form.add-eval select[name=e]", "eval_sft")
+    page.get_by_role("button", name="Add").click()
+    page.wait_for_url(re.compile(r"e=eval_kto_old&e=eval_kto_new&e=eval_sft$"))
+    assert page.locator("table.eval-compare").first.locator("thead th").count() == 4
+    no_sideways_scroll(page)

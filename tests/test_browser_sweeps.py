@@ -24,7 +24,7 @@ def staff(django_user_model):
 
 
 def test_a_sweep_page_follows_the_checkpoints_and_cancels(
-    browser, client, live_server, settings, staff, run_dir, ollama, workers, tmp_path
+    open_page, client, live_server, settings, staff, run_dir, ollama, workers, tmp_path
 ):
     settings.TUNER_REFRESH_SECONDS = 1
     strengths(ollama, run_dir)
@@ -37,8 +37,7 @@ def test_a_sweep_page_follows_the_checkpoints_and_cancels(
     ).json()
     workers()
     for width, height in ((1280, 900), (390, 844)):
-        context = browser.new_context(viewport={"width": width, "height": height})
-        page = context.new_page()
+        page = open_page(width, height)
         page.set_default_timeout(20_000)
         sign_in(page, live_server, made["url"])
         first = page.locator("tr[data-checkpoint='checkpoint-200']")
@@ -55,12 +54,12 @@ def test_a_sweep_page_follows_the_checkpoints_and_cancels(
             page.get_by_role("button", name="Cancel").click()
             page.locator("#sweep[data-status=cancelled]").wait_for()
             assert page.get_by_role("button", name="Cancel").count() == 0
-        context.close()
+        page.context.close()  # a page left open would go on polling
     wait_for(lambda: not ollama.created, "the temporary model to be removed")
 
 
 def test_evaluate_checkpoints_from_the_run_page(
-    browser, live_server, staff, run_dir, ollama, workers, tmp_path
+    open_page, live_server, staff, run_dir, ollama, workers, tmp_path
 ):
     full = run_dir / "checkpoints" / "checkpoint-50"  # a full fine-tune's save: not servable
     full.mkdir()
@@ -68,8 +67,7 @@ def test_evaluate_checkpoints_from_the_run_page(
     strengths(ollama, run_dir)
     workers()
     for width, height in ((390, 844), (1280, 900)):
-        context = browser.new_context(viewport={"width": width, "height": height})
-        page = context.new_page()
+        page = open_page(width, height)
         page.set_default_timeout(20_000)
         sign_in(page, live_server, f"/runs/{TRAINER}/{RUN}/")
         page.locator("[data-sweep-link]").click()
@@ -111,7 +109,7 @@ def test_evaluate_checkpoints_from_the_run_page(
             assert cell.inner_text() == "4/4 · 100 % (51–100)"
             assert fits(page)
             page.screenshot(path=str(tmp_path / "run-eval-column.png"), full_page=True)
-        context.close()
+        page.context.close()  # a page left open would go on polling
 
 
 def test_the_run_page_follows_a_sweep_live_and_cancels_it(
