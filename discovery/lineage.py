@@ -45,7 +45,7 @@ from .checkpoints import CHECKPOINT_NAME, FINAL_MODEL
 from .evaluations import Evaluation
 from .hashing import hasher
 from .modelinfo import ModelInfo
-from .paths import is_inside, realpath
+from .paths import is_inside, is_safe_name, realpath
 from .publishing import GgufFile, Publication, has_checkpoint, publications
 from .runs import Run, Workspace, list_runs
 
@@ -197,6 +197,8 @@ class Catalog:
     by_sha: dict[str, tuple[Publication, GgufFile]] = field(default_factory=dict)
     by_file: dict[str, tuple[Publication, GgufFile]] = field(default_factory=dict)
     served_records: tuple[serving.Record, ...] = ()  # what the dashboard served, oldest first
+    served_skipped: int = 0  # lines of the record that are no record
+    served_problem: str | None = None  # why the record could not be read
 
     @property
     def hashing(self) -> bool:
@@ -220,7 +222,7 @@ class Catalog:
         manifest digest), ("blob", an adapter blob it made), ("lora", vLLM name and folder),
         ("result", the evaluation made on it). The newest record wins."""
         found: dict[tuple[str, str], serving.Record] = {}
-        for r in self.served_records:
+        for r in self.trusted_records:
             keys = [("blob", b) for b in r.blobs]
             if r.digest:
                 keys.append(("digest", r.digest))
@@ -230,6 +232,39 @@ class Catalog:
                 keys.append(("result", r.result))
             found.update(dict.fromkeys(keys, r))
         return found
+
+    @cached_property
+    def trusted_records(self) -> tuple[serving.Record, ...]:
+        """The records a link may go by: a run of this workspace, a checkpoint's plain name
+        and (vLLM) a folder in that run's. Anything else is a forged or stale line: it would
+        link `exact` what the workspace does not hold."""
+        folders: dict[str, str] = {}
+        trusted = []
+        for r in self.served_records:
+            run = self.runs_by_id.get(r.run)
+            if run is None or not is_safe_name(r.checkpoint):
+                continue
+            if r.path is not None:
+                if run.id not in folders:
+                    folders[run.id] = str(realpath(run.path))
+                if not _path_in(r.path, Path(folders[run.id])):
+                    continue
+            trusted.append(r)
+        return tuple(trusted)
+
+    @cached_property
+    def served_note(self) -> str | None:
+        """What the pages say of the record when they could not go by all of it."""
+        if self.served_problem:
+            return f"{self.served_problem}: what sweeps served is linked as any other model."
+        skipped = self.served_skipped + len(self.served_records) - len(self.trusted_records)
+        if not skipped:
+            return None
+        lines = f"{skipped:,} line{'' if skipped == 1 else 's'}"
+        return (
+            f"{lines} of {serving.RECORD} skipped: not a record, or naming a run, checkpoint "
+            "or folder this workspace does not hold."
+        )
 
     @cached_property
     def hf_runs(self) -> dict[tuple[str, str], Run]:
@@ -293,6 +328,7 @@ def catalog(ws: Workspace, runs: Iterable[Run] | None = None) -> Catalog:
             if digest is not None:
                 by_sha.setdefault(digest, (p, g))
             by_file.setdefault(g.name.lower(), (p, g))
+    record = serving.read_record(ws.root)
     return Catalog(
         root=ws.root,
         runs=run_list,
@@ -301,7 +337,9 @@ def catalog(ws: Workspace, runs: Iterable[Run] | None = None) -> Catalog:
         by_repo={k: tuple(v) for k, v in by_repo.items()},
         by_sha=by_sha,
         by_file=by_file,
-        served_records=serving.recorded(ws.root),
+        served_records=record.records,
+        served_skipped=record.skipped,
+        served_problem=record.problem,
     )
 
 
@@ -403,15 +441,20 @@ def _run_at(real: Path, cat: Catalog) -> tuple[Run, Path] | None:
     return None
 
 
+def _path_in(path: str | None, folder: Path) -> bool:
+    """A path a server or a record names, absolute and (links resolved) inside `folder`."""
+    return bool(
+        path
+        and len(path) <= MAX_PATH
+        and "\x00" not in path
+        and os.path.isabs(path)
+        and is_inside(path, folder)
+    )
+
+
 def by_path(path: str | None, cat: Catalog) -> Link | None:
     """A path the server loaded from, when it lies in a run's folder."""
-    if (
-        not path
-        or len(path) > MAX_PATH
-        or "\x00" in path
-        or not os.path.isabs(path)
-        or not is_inside(path, cat.root)
-    ):
+    if path is None or not _path_in(path, cat.root):
         return None
     real = realpath(path)
     found = _run_at(real, cat)

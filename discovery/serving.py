@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,14 @@ import orjson
 from .checkpoints import Checkpoint, is_model_file
 from .http import BackendError, Deadline, client, read_body, within
 from .ollama import blobs_of
-from .paths import file_cache, is_inside, open_in, read_json_object
+from .paths import (
+    MAX_FILE_BYTES,
+    entry_inside,
+    file_cache,
+    is_inside,
+    open_in,
+    read_json_object,
+)
 from .values import as_dict, as_str
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -93,11 +101,47 @@ class Served:
     path: str | None = None
 
 
-def _files(folder: Path) -> set[str]:
+def _files(folder: Path, root: Path) -> tuple[set[str], list[str]]:
+    """The files in `folder`, and those of them that are links leading outside `root` (a
+    server given the folder would read them)."""
+    names: set[str] = set()
+    leaving: list[str] = []
     try:
-        return {e.name for e in os.scandir(folder) if e.is_file()}
+        for e in os.scandir(folder):
+            if e.is_file():
+                names.add(e.name)
+                if not entry_inside(e, root):
+                    leaving.append(e.name)
     except OSError:
-        return set()
+        pass
+    return names, sorted(leaving)
+
+
+# safetensors: an 8-byte little-endian header length, the JSON header, then the tensors.
+SAFETENSORS_PREFIX = 8
+
+
+def _weights_problem(path: Path, root: Path) -> str | None:
+    """Why the adapter's weights are not a whole safetensors file (empty, cut short by a save
+    that did not finish, not a regular file inside the workspace), or None."""
+    f = open_in(path, root)
+    if f is None:
+        return f"{ADAPTER_WEIGHTS} cannot be read inside the workspace"
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(SAFETENSORS_PREFIX)
+        except OSError as exc:
+            return f"{ADAPTER_WEIGHTS} cannot be read ({exc.strerror or exc})"
+    if size == 0:
+        return f"{ADAPTER_WEIGHTS} is empty (0 bytes): the save did not finish"
+    header = int.from_bytes(head, "little") if len(head) == SAFETENSORS_PREFIX else None
+    if header is None or header > size - SAFETENSORS_PREFIX:
+        return (
+            f"{ADAPTER_WEIGHTS} is not a whole safetensors file ({size:,} bytes, cut short "
+            "or another format)"
+        )
+    return None
 
 
 def api_for(backend_kind: str) -> str | None:
@@ -121,9 +165,18 @@ def servable_at(name: str, path: Path, root: Path, kind: str = "folder") -> Serv
             f"an MLX adapter file ({ckpt.path.name}): Ollama and vLLM load PEFT adapters "
             f"({ADAPTER_WEIGHTS} with {ADAPTER_CONFIG}); mlx_lm.fuse can make a model of it",
         )
-    names = _files(ckpt.path)
+    names, leaving = _files(ckpt.path, root)
+    if leaving:
+        return Servable(
+            name,
+            None,
+            f"{_listing(leaving)} in it {'links' if len(leaving) == 1 else 'link'} outside "
+            "the workspace, which a server given this checkpoint would read",
+        )
     if ADAPTER_WEIGHTS not in names:
-        if "adapters.safetensors" in names or "adapters.npz" in names:
+        if os.path.lexists(ckpt.path / ADAPTER_WEIGHTS):
+            why = f"{ADAPTER_WEIGHTS} is not a regular file (a FIFO, a folder, a broken link)"
+        elif "adapters.safetensors" in names or "adapters.npz" in names:
             why = "mlx-lm's adapter (adapters.safetensors), not a PEFT adapter"
         elif "adapter_model.bin" in names:
             why = (
@@ -144,6 +197,8 @@ def servable_at(name: str, path: Path, root: Path, kind: str = "folder") -> Serv
     if peft_type != "LORA":
         return Servable(name, None, f"a {peft_type} adapter: servers load LoRA adapters only")
     weights = ckpt.path / ADAPTER_WEIGHTS
+    if problem := _weights_problem(weights, root):
+        return Servable(name, None, problem)
     rank = config.get("r")
     return Servable(
         name,
@@ -209,6 +264,11 @@ def default_selection(
 def step_order(c: Checkpoint) -> tuple[bool, int]:
     """The order a sweep evaluates checkpoints in: by step, the final model last."""
     return (c.is_final, c.step or 0)
+
+
+def _listing(names: Sequence[str], most: int = 3) -> str:
+    more = len(names) - most
+    return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")
 
 
 def _clean(text: str) -> str:
@@ -618,20 +678,58 @@ def record(root: Path, run: str, served: Served, result: str | None = None) -> N
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """The workspace's record as read: its records, how many lines were none (garbage, a line
+    still being written), and why the file could not be read at all."""
+
+    records: tuple[Record, ...] = ()
+    skipped: int = 0
+    problem: str | None = None
+
+
 def recorded(root: Path) -> tuple[Record, ...]:
     """Everything the workspace's record says was served, oldest first; lines that are not
     records are skipped."""
-    return file_cache.get(root / RECORD, root, "served", _records) or ()
+    return read_record(root).records
 
 
-def _records(data: bytes) -> tuple[Record, ...]:
+def read_record(root: Path) -> Recorded:
+    """The workspace's record with what was skipped of it, for the pages to say."""
+    path = root / RECORD
+    found = file_cache.get(path, root, "served", _records)
+    return found if found is not None else Recorded(problem=_record_problem(path, root))
+
+
+def _record_problem(path: Path, root: Path) -> str | None:
+    """Why the record could not be read (a FIFO, a link out, too big), or None when absent."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"{RECORD} is a broken link" if os.path.lexists(path) else None
+    except OSError as exc:
+        return f"{RECORD} cannot be read ({exc.strerror or exc})"
+    if not is_inside(path, root):
+        return f"{RECORD} leads outside the workspace and is not read"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{RECORD} is not a regular file"
+    if st.st_size > MAX_FILE_BYTES:
+        return f"{RECORD} is larger than {MAX_FILE_BYTES // 2**20} MB and is not read"
+    return f"{RECORD} cannot be read"
+
+
+def _records(data: bytes) -> Recorded:
     found = []
+    skipped = 0
     for line in data.splitlines():
+        if not line.strip():
+            continue
         item = as_dict(_json(line))
         run, checkpoint = as_str(item.get("run")), as_str(item.get("checkpoint"))
         kind, server = as_str(item.get("kind")), as_str(item.get("server"))
         model, weights = as_str(item.get("model")), as_str(item.get("weights_digest"))
         if not (run and checkpoint and kind and server and model and weights):
+            skipped += 1
             continue
         blobs = item.get("blobs")
         found.append(
@@ -654,4 +752,4 @@ def _records(data: bytes) -> tuple[Record, ...]:
                 at=as_str(item.get("at")),
             )
         )
-    return tuple(found)
+    return Recorded(tuple(found), skipped)

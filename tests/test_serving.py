@@ -4,6 +4,7 @@ APIs), which checkpoints can be served, the names and the base check."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
@@ -156,6 +157,46 @@ def test_checkpoints_that_are_not_adapters_say_why(root):
     assert "no saved weights" in reason(ckpt(empty, 700))
 
 
+def test_half_written_or_hostile_adapters_are_not_servable_and_say_why(root, tmp_path):
+    """What a crashed save, a hand-made folder or a hostile one leaves where an adapter belongs:
+    refused with the reason before a sweep starts, never uploaded or handed to a server."""
+    run = root / "run"
+    empty = adapter_dir(run / "checkpoint-100", "100")
+    (empty / "adapter_model.safetensors").write_bytes(b"")
+    cut = adapter_dir(run / "checkpoint-200", "200")
+    whole = safetensors("200") + b"\0" * 64
+    (cut / "adapter_model.safetensors").write_bytes(whole[: len(whole) // 4])
+    tiny = adapter_dir(run / "checkpoint-250", "250")
+    (tiny / "adapter_model.safetensors").write_bytes(b"\x01\x02")
+    fifo = adapter_dir(run / "checkpoint-300", "300")
+    (fifo / "adapter_model.safetensors").unlink()
+    os.mkfifo(fifo / "adapter_model.safetensors")
+    leaks = adapter_dir(run / "checkpoint-400", "400")
+    secret = tmp_path / "secret.json"
+    secret.write_text("{}")
+    (leaks / "tokenizer_config.json").symlink_to(secret)
+    deep = adapter_dir(run / "checkpoint-500", "500")
+    (deep / "adapter_config.json").write_text('{"r": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    nan = adapter_dir(run / "checkpoint-600", "600")
+    (nan / "adapter_config.json").write_text('{"r": NaN, "base_model_name_or_path": Infinity}')
+
+    def reason(folder: Path, step: int) -> str:
+        found = serving.servable(ckpt(folder, step), root)
+        assert found.adapter is None, folder.name
+        return found.reason or ""
+
+    assert "empty (0 bytes)" in reason(empty, 100)
+    assert "not a whole safetensors file" in reason(cut, 200)
+    assert "not a whole safetensors file" in reason(tiny, 250)
+    assert "not a regular file" in reason(fifo, 300)
+    assert "tokenizer_config.json in it links outside the workspace" in reason(leaks, 400)
+    assert "without a readable adapter_config.json" in reason(deep, 500)
+    # NaN is what Python writes: the adapter serves, with no rank or base to go by.
+    found = serving.servable(ckpt(nan, 600), root)
+    assert found.adapter is not None
+    assert (found.adapter.rank, found.adapter.base_model) == (None, None)
+
+
 def test_a_final_model_at_the_top_of_the_run_folder_is_servable(root):
     run = adapter_dir(root / "run", "final")
     (run / "checkpoint-100").mkdir()
@@ -169,7 +210,18 @@ def test_an_adapter_linked_from_outside_the_workspace_is_not_read(root, tmp_path
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text(json.dumps(REAL_CONFIG))
     (folder / "adapter_model.safetensors").symlink_to(outside / "adapter_model.safetensors")
-    adapter = adapter_of(folder, root)
+    found = serving.servable(ckpt(folder, 200), root)
+    assert found.adapter is None
+    assert found.reason and "links outside the workspace" in found.reason
+    # Linked after the form checked it: serving still reads nothing outside.
+    adapter = serving.Adapter(
+        "checkpoint-200",
+        folder,
+        folder / "adapter_model.safetensors",
+        folder / "adapter_config.json",
+        None,
+        None,
+    )
     with pytest.raises(serving.ServingError, match="cannot be read inside the workspace"):
         serving.serve("ollama", ollama.url, adapter, "tuner-x-ckpt200", root, "gemma3:latest")
     assert not ollama.blobs and not ollama.created

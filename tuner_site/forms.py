@@ -195,7 +195,7 @@ class EvaluationForm(forms.Form):
             self.add_error(
                 "tags",
                 f"tags must be tags {prompt_set.name} uses, comma-separated: "
-                f"{_listing(known, 40)}; not {', '.join(unknown)}.",
+                f"{_listing(known, 40)}; not {_listing(unknown)}.",
             )
         elif not any(set(tags) <= set(c.tags) for c in cases):
             # The Evaluator keeps the cases that have every tag, and stops when none has.
@@ -313,9 +313,11 @@ class SweepForm(EvaluationForm):
             elif found.adapter is None:
                 problems.append(f"{name} cannot be served: {found.reason}")
         if problems:
+            more = f"; and {len(problems) - 10:,} more" if len(problems) > 10 else ""
             raise ValidationError(
                 f"checkpoints must be servable checkpoints of this run ({_listing(ok)}): "
-                + "; ".join(problems)
+                + "; ".join(problems[:10])
+                + more
                 + "."
             )
         order = [c.name for c in sorted(self.run_checkpoints, key=serving.step_order)]

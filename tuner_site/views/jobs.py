@@ -198,7 +198,7 @@ def _posted(request: HttpRequest, fields: tuple[str, ...] = FIELDS) -> dict[str,
     if request.content_type == "application/json":
         try:
             raw = json.loads(request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past Python's stack is no form either
             raise BadQuery(f"The body is not JSON. Send an object with {accepted}.") from None
         if not isinstance(raw, dict):
             raise BadQuery(f"Send a JSON object with {accepted}.")

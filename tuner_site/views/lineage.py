@@ -47,6 +47,8 @@ def api_model_list(request: HttpRequest) -> HttpResponse:
             "page": page.number,
             "pages": page.paginator.num_pages,
             "models": [serializers.model_row_json(m, digests) for m in page.object_list],
+            # What of the workspace's record of sweeps was skipped or unreadable.
+            "notes": [n for n in (lineage.catalog.served_note,) if n],
         }
     )
 

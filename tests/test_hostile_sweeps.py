@@ -1,0 +1,190 @@
+"""Hostile input against sweeps and what they record: every field of the sweep API wrong in
+every way, adapters a crashed save or a hand-made folder leaves, and a workspace record
+(`.tuner/served.jsonl`) that is half-written, forged or not a file. Each is a 400 naming the
+field or a note on the page, never a 500, and nothing outside the workspace is linked `exact`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tuner_site.models import EvaluationJob, Sweep
+
+from . import test_sweeps
+from .test_sweeps import BASE, RUN, TRAINER
+
+# The sweep tests' own fixtures: a staff session, their run, a fake Ollama and vLLM.
+staff, run_dir = test_sweeps.staff, test_sweeps.run_dir
+ollama, vllm = test_sweeps.ollama, test_sweeps.vllm
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+URL = f"/api/runs/{TRAINER}/{RUN}/sweeps/"
+GOOD = {"backend": "ollama", "base": BASE, "prompt_set": "levels"}
+
+
+def post(client, body: object, content_type: str = "application/json"):
+    data = body if isinstance(body, str | bytes) else json.dumps(body)
+    return client.post(URL, data, content_type=content_type)
+
+
+def test_bodies_that_are_no_form_are_400s_that_say_so(client, staff, run_dir, ollama):
+    nested = "[" * 100_000 + "]" * 100_000
+    for body in (nested, '{"backend": ' + nested + "}", b"\xff\xfe\x00", "[1, 2]", '"x"'):
+        response = post(client, body)
+        assert response.status_code == 400, body[:20]
+        assert "JSON" in response.json()["error"]
+    assert not Sweep.objects.exists()
+
+
+def test_every_field_wrong_is_a_400_naming_it_and_short(client, staff, run_dir, ollama):
+    def refused(**fields: object) -> dict[str, list[str]]:
+        response = post(client, GOOD | fields)
+        assert response.status_code == 400, response.content[:300]
+        # A message people read: a list of 100,000 names is not repeated back whole.
+        assert len(response.content) < 10_000
+        return response.json()["fields"]
+
+    many = [f"checkpoint-{i}" for i in range(100_000)]
+    problem = refused(checkpoints=many)["checkpoints"][0]
+    assert "checkpoint-0 is not a checkpoint of this run" in problem
+    assert "and 99,985 more" in problem  # five of them are this run's
+    assert "tags" in refused(tags=[f"t{i}" for i in range(50_000)])
+    for bad in (["../../etc"], ["checkpoint-1/../.."], ["checkpoint-200\x00"], 200, {"a": 1}):
+        assert "checkpoints" in refused(checkpoints=bad), bad
+    fields = refused(limit=-1, temperature=1e309, seed=2**70)
+    assert {"limit", "temperature", "seed"} <= set(fields)
+    fields = refused(limit=[1, 2], temperature={"a": 1}, seed=True, keep=[True, False])
+    assert {"limit", "temperature", "seed", "keep"} <= set(fields)
+    assert "limit" in refused(limit=int("9" * 4000))
+    assert "backend" in refused(backend="nope")
+    assert not Sweep.objects.exists() and not EvaluationJob.objects.exists()
+
+
+def test_adapters_left_half_written_or_linked_out_are_refused_before_a_sweep(
+    client, staff, run_dir, ollama, tmp_path
+):
+    def folder(name: str):
+        return next(run_dir.rglob(name))
+
+    (folder("checkpoint-100") / "adapter_model.safetensors").write_bytes(b"")
+    weights = folder("checkpoint-200") / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5])
+    fifo = folder("checkpoint-300") / "adapter_model.safetensors"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    secret = tmp_path / "secret.safetensors"
+    secret.write_bytes((folder("checkpoint-400") / "adapter_model.safetensors").read_bytes())
+    linked = folder("checkpoint-400") / "adapter_model.safetensors"
+    linked.unlink()
+    linked.symlink_to(secret)
+    expected = {
+        "checkpoint-100": "empty (0 bytes)",
+        "checkpoint-200": "not a whole safetensors file",
+        "checkpoint-300": "not a regular file",
+        "checkpoint-400": "links outside the workspace",
+    }
+    for name, why in expected.items():
+        response = post(client, GOOD | {"checkpoints": [name]})
+        assert response.status_code == 400, name
+        assert f"{name} cannot be served: adapter_model.safetensors" in response.json()["error"]
+        assert why in response.json()["error"]
+    # The form lists them unticked, each with its reason; the default leaves them out.
+    page = client.get(f"/runs/{TRAINER}/{RUN}/sweeps/new/").content.decode()
+    assert all(why in page for why in expected.values())
+    made = post(client, GOOD).json()
+    assert [c["checkpoint"] for c in made["checkpoints"]] == ["checkpoint-500", "final_model"]
+    assert not ollama.blobs
+
+
+def test_a_forged_or_broken_record_of_what_was_served_links_nothing_and_is_said(
+    client, run_dir, vllm, tmp_path
+):
+    from discovery import caches, serving
+    from tuner_site import workspace
+
+    root = workspace.current().root
+    record = root / serving.RECORD
+    record.parent.mkdir(exist_ok=True)
+    ckpt = next(run_dir.rglob("checkpoint-200"))
+
+    def line(**fields: str) -> str:
+        return json.dumps(
+            {
+                "run": f"{TRAINER}/{RUN}",
+                "checkpoint": "checkpoint-200",
+                "kind": "vllm",
+                "server": vllm.url,
+                "model": "m",
+                "weights_digest": "sha256:" + "a" * 64,
+                "path": str(ckpt),
+            }
+            | fields
+        )
+
+    # What vLLM serves: adapters from outside the workspace and one a sweep really loaded.
+    vllm.loras.update({"etc": "/etc", "passwd": "/etc", "ghost": str(ckpt), "real": str(ckpt)})
+    record.write_text(
+        "\n".join(
+            [
+                line(model="etc", checkpoint="../../etc/passwd", path="/etc"),
+                line(model="passwd", path="/etc"),
+                line(model="ghost", run=f"{TRAINER}/no-such-run"),
+                line(model="real"),
+                "garbage",
+                '{"run": NaN}',
+                "[" * 5000,
+                line(model="half")[:40],  # a line a worker is still writing
+            ]
+        )
+    )
+
+    def models() -> dict[str, dict]:
+        caches.clear_all()
+        response = client.get("/api/models/")
+        assert response.status_code == 200
+        return {n: m for m in response.json()["models"] for n in m["names"]}, response.json()
+
+    found, data = models()
+    assert (found["real"]["link"], found["real"]["checkpoint"]) == ("exact", "checkpoint-200")
+    # The real adapter is linked by its folder; the forged lines add nothing to that.
+    for name in ("etc", "passwd"):
+        assert found[name]["link"] is None and found[name]["run"] is None, name
+    assert "../../etc/passwd" not in json.dumps(data)
+    assert data["notes"] == [
+        f"7 lines of {serving.RECORD} skipped: not a record, or naming a run, checkpoint or "
+        "folder this workspace does not hold."
+    ]
+    page = client.get("/models/")
+    assert page.status_code == 200 and "7 lines of .tuner/served.jsonl skipped" in page.text
+
+    # Not a file to read: said, and the servers' models are linked as any others.
+    outside = tmp_path / "served.jsonl"
+    outside.write_text(line(model="passwd", path="/etc"))
+    secret_link = record.with_name("elsewhere")
+    secret_link.symlink_to(outside)
+    big = record.with_name("big")
+    with open(big, "wb") as f:
+        f.truncate(serving.MAX_FILE_BYTES + 1)
+    fifo = record.with_name("fifo")
+    os.mkfifo(fifo)
+    folder = record.with_name("folder")
+    folder.mkdir()
+    for what, said in (
+        (secret_link, "leads outside the workspace"),
+        (big, "is larger than 64 MB"),
+        (fifo, "is not a regular file"),
+        (folder, "is not a regular file"),
+    ):
+        record.unlink()
+        record.symlink_to(what.name)
+        found, data = models()
+        assert said in data["notes"][0], what.name
+        assert found["real"]["link"] == "exact" and found["passwd"]["link"] is None
+        page = client.get("/models/")
+        assert page.status_code == 200 and said in page.text
+    # Gone while the pages read it: nothing to say.
+    record.unlink()
+    assert models()[1]["notes"] == []
