@@ -127,11 +127,8 @@ def test_the_live_refresh_keeps_the_columns_and_the_open_menu(any_page, live_ser
     assert any_page.evaluate("window.notReloaded") is True
 
 
-def test_without_javascript_the_form_picks_the_columns(browser, live_server, ws):
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, java_script_enabled=False
-    )
-    page = context.new_page()
+def test_without_javascript_the_form_picks_the_columns(open_page, live_server, ws):
+    page = open_page(1280, 900, java_script_enabled=False)
     page.goto(live_server.url + RUN)
     page.locator("#columns-menu summary").click()
     page.get_by_role("checkbox", name="train_loss").check()
@@ -139,4 +136,3 @@ def test_without_javascript_the_form_picks_the_columns(browser, live_server, ws)
     page.get_by_role("button", name="Show these columns").click()
     page.wait_for_url(re.compile(r"col=train_loss"))
     assert headers(page) == [*KEY, "rewards/rejected", "train_loss"]
-    context.close()

@@ -161,13 +161,10 @@ def test_every_column_of_a_wide_run_says_what_scrolls(any_page, live_server, bus
     assert "more-left" in wrap.get_attribute("class")
 
 
-def test_chart_labels_stay_readable_without_javascript(browser, live_server, busy_demo):
+def test_chart_labels_stay_readable_without_javascript(open_page, live_server, busy_demo):
     kto = main_pages(busy_demo)[2]
     for width, height in ((390, 844), (1280, 900)):
-        context = browser.new_context(
-            viewport={"width": width, "height": height}, java_script_enabled=False
-        )
-        page = context.new_page()
+        page = open_page(width, height, java_script_enabled=False)
         page.goto(live_server.url + kto)
         labels = page.locator(".chart .y-ticks span, .chart .x-ticks span, .chart .x-title")
         assert labels.count() > 10
@@ -177,7 +174,6 @@ def test_chart_labels_stay_readable_without_javascript(browser, live_server, bus
         )
         assert min(sizes) >= 10, (width, sizes)
         assert page.locator(".chart .y-title").first.inner_text() == "loss"
-        context.close()
 
 
 def test_interactive_charts_draw_at_the_boxes_size_so_their_text_is_not_shrunk(
