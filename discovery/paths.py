@@ -224,7 +224,9 @@ class StatCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str], tuple[FileKey, Any]] = {}
+        # (path, kind) → the file's key and the value, one flat tuple: a first answer keeps
+        # two or three a run, and the garbage collector counts each lasting tuple.
+        self._entries: dict[tuple[str, str], tuple[int, int, int, int, Any]] = {}
 
     def get(self, path: Path, root: Path, kind: str, load: Callable[[bytes], T]) -> T | None:
         """`load` of the file's bytes; None when it is not a readable regular file inside
@@ -240,15 +242,15 @@ class StatCache:
             key = (str(path), kind)
             with self._lock:
                 hit = self._entries.get(key)
-            if hit is not None and hit[0] == sig:
-                return hit[1]
+            if hit is not None and hit[:4] == sig:
+                return hit[4]
             try:
                 data = _read_capped(f, sig[2])
             except OSError:
                 return None
         value = load(data) if len(data) <= MAX_FILE_BYTES else None
         with self._lock:
-            self._entries[key] = (sig, value)
+            self._entries[key] = (*sig, value)
         return value
 
     def clear(self) -> None:
@@ -263,7 +265,7 @@ caches.register(__name__, file_cache.clear, "file_cache")
 # A folder changed this recently may change again within the filesystem's clock tick, unseen
 # by its mtime (git's "racily clean" entries): its listing is not reused until it settles.
 SETTLED_S = 2.0
-_listings: dict[tuple[str, str, str], tuple[FileKey, Any]] = {}
+_listings: dict[tuple[str, str, str], tuple[int, int, int, int, Any]] = {}  # key, listing
 
 
 def listing(folder: str, root: Path, kind: str, read: Callable[[str], tuple[T, bool]]) -> T | None:
@@ -286,11 +288,11 @@ def listing(folder: str, root: Path, kind: str, read: Callable[[str], tuple[T, b
             return None  # a dangling link
     key, sig = (folder, str(root), kind), stat_key(st)
     hit = _listings.get(key)
-    if hit is not None and hit[0] == sig:
-        return hit[1]
+    if hit is not None and hit[:4] == sig:
+        return hit[4]
     result, linked = read(folder)
     if not linked and time.time() - st.st_mtime > SETTLED_S:
-        _listings[key] = (sig, result)
+        _listings[key] = (*sig, result)  # one flat tuple, as file_cache keeps its entries
     return result
 
 
