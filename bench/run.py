@@ -121,8 +121,17 @@ def wait_for_background_read(store: Path) -> None:
     deadline = time.monotonic() + 60  # its own start-up comes first, slow on a loaded machine
     while not lock.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.2)  # it opens the file, then locks it
+    # It opens the file, then locks it: on a loaded machine seconds can pass in between, and a
+    # second call timed meanwhile would read what the background read is still reading.
+    seen_held = time.monotonic() + 5
     with open(lock, "rb") as f:
+        while time.monotonic() < seen_held:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                break  # held: wait below until it ends
+            fcntl.flock(f, fcntl.LOCK_UN)
+            time.sleep(0.05)
         fcntl.flock(f, fcntl.LOCK_SH)
 
 

@@ -56,3 +56,33 @@ def test_a_score_is_written_among_the_scores_of_its_own_group_only():
     low, high = run("min", 0.5123), run("max", 1234.5)
     assert score_group(low) != score_group(high)  # type: ignore[arg-type]
     assert score_among(low, [low, high]) == "0.5123"  # type: ignore[arg-type]
+
+
+def test_run_and_checkpoint_urls_are_what_reverse_gives_for_any_name():
+    """Built from one reverse() per trainer (a command's JSON links every run once), they
+    quote every name as reverse() does, under any script prefix."""
+    from types import SimpleNamespace
+
+    from django.urls import get_script_prefix, reverse, set_script_prefix
+
+    from discovery import caches
+
+    names = ["20250101_000000", "run 1", "a%b", "ü-run", "q?x#y", "~:@!$&'()*+,;=", "%00"]
+    was = get_script_prefix()
+    try:
+        for prefix in ("/", "/sub path/", "/a%20b/"):
+            set_script_prefix(prefix)
+            caches.clear_all()
+            for trainer in ("rtx3090_sft", "my runs%"):
+                for name in names:
+                    run = SimpleNamespace(trainer=SimpleNamespace(id=trainer), name=name)
+                    assert links.run_url(run) == reverse(  # type: ignore[arg-type]
+                        "tuner-run-detail", args=[trainer, name]
+                    )
+                    for checkpoint in ("checkpoint-50", "final model", name):
+                        assert links.checkpoint_url(run, checkpoint) == reverse(  # type: ignore[arg-type]
+                            "tuner-checkpoint-detail", args=[trainer, name, checkpoint]
+                        )
+    finally:
+        set_script_prefix(was)
+        caches.clear_all()

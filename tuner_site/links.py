@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.http import HttpRequest
 from django.urls import get_script_prefix, reverse
 from django.utils.encoding import escape_uri_path
+from django.utils.http import RFC3986_SUBDELIMS
 
 from discovery import caches
 from discovery.lineage import Model, Served
@@ -64,14 +65,38 @@ def run_url(run: Run) -> str:
     return _run_url(get_script_prefix(), run.trainer.id, run.name)
 
 
+# A name no run, trainer or checkpoint can have (discovery lists no name with a NUL): a
+# trainer's URL is reversed once with it in the run's place, and each run's name quoted into it.
+_HOLE = "\x00"
+_QUOTED_HOLE = quote(_HOLE)
+# What reverse() leaves unquoted in a path (django.urls.resolvers), "/" aside: no name has one.
+_SAFE = RFC3986_SUBDELIMS + "~:@"
+
+
 @functools.lru_cache(maxsize=16384)
 def _run_url(prefix: str, trainer: str, name: str) -> str:
     # reverse() costs 30 µs; /explore/ links every run of a large workspace on each answer, the
-    # run list each row.
-    return reverse("tuner-run-detail", args=[trainer, name])
+    # run list each row, and a command's JSON every run once.
+    return _fill(_run_pattern(prefix, trainer), name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _run_pattern(prefix: str, trainer: str) -> tuple[str, str]:
+    return _split(reverse("tuner-run-detail", args=[trainer, _HOLE]))
+
+
+def _split(url: str) -> tuple[str, str]:
+    before, _, after = url.rpartition(_QUOTED_HOLE)
+    return before, after
+
+
+def _fill(pattern: tuple[str, str], name: str) -> str:
+    """The URL reverse() gives with `name` in the pattern's hole: quoted as it quotes it."""
+    return pattern[0] + quote(name, safe=_SAFE) + pattern[1]
 
 
 caches.register(__name__, _run_url.cache_clear, "_run_url")
+caches.register(__name__, _run_pattern.cache_clear, "_run_pattern")
 
 
 def checkpoint_url(run: Run, name: str) -> str:
@@ -81,9 +106,16 @@ def checkpoint_url(run: Run, name: str) -> str:
 @functools.lru_cache(maxsize=16384)
 def _checkpoint_url(prefix: str, trainer: str, run: str, name: str) -> str:
     # As _run_url: the run list links each row's best checkpoint on every answer.
-    return reverse("tuner-checkpoint-detail", args=[trainer, run, name])
+    return _fill(_checkpoint_pattern(prefix, trainer, name), run)
 
 
+@functools.lru_cache(maxsize=1024)
+def _checkpoint_pattern(prefix: str, trainer: str, checkpoint: str) -> tuple[str, str]:
+    # The run is the hole: a workspace has few checkpoint names (checkpoint-N, final_model).
+    return _split(reverse("tuner-checkpoint-detail", args=[trainer, _HOLE, checkpoint]))
+
+
+caches.register(__name__, _checkpoint_pattern.cache_clear, "_checkpoint_pattern")
 caches.register(__name__, _checkpoint_url.cache_clear, "_checkpoint_url")
 
 
