@@ -93,22 +93,28 @@ def sort_runs(runs: list[Run], key: str, descending: bool) -> list[Run]:
     return [r for _, r in known] + unknown
 
 
-def cells(run: Run, keys: list[str]) -> SafeString:
+def cells(run: Run, keys: list[str], written: dict[tuple, str] | None = None) -> SafeString:
     """A run list row's configuration cells: each value as the page writes it, titled with
     the file it came from. Written here in one pass, not by a template loop (a page of rows
-    has a hundred cells, and the loop took a tenth of the list's time); every value escaped."""
+    has a hundred cells, and the loop took a tenth of the list's time); every value escaped.
+    `written`: the cells of this page so far, most runs sharing their settings' values."""
     if not keys:
         return SafeString("")
     cfg = config_of(run)
+    written = {} if written is None else written
     found = []
     for k in keys:
         s = cfg.by_key.get(k)
-        title = f' title="from {escape(visible(s.source))}"' if s else ""
-        text = escape(setting(s.value, k)) if s else "—"
-        found.append(
-            f'<td class="num c-cfg"{title}><span class="card-label">{escape(visible(k))} </span>'
-            f"{text}</td>"
-        )
+        # The type too: 1, 1.0 and True are equal keys that read differently.
+        key = (k, s.source, type(s.value), s.value) if s else (k,)
+        if key not in written:
+            title = f' title="from {escape(visible(s.source))}"' if s else ""
+            text = escape(setting(s.value, k)) if s else "—"
+            written[key] = (
+                f'<td class="num c-cfg"{title}><span class="card-label">{escape(visible(k))} '
+                f"</span>{text}</td>"
+            )
+        found.append(written[key])
     return mark_safe("".join(found))  # noqa: S308  each value above is escaped
 
 

@@ -110,8 +110,14 @@ class RunListing:
         """`rows`, each with its score as the page's score column writes it and its
         configuration columns' cells."""
         formats = score_formats(self.page.object_list)
+        written: dict[tuple, str] = {}  # the page's setting cells so far
         return [
-            (d, group, formats[d.ranking.group](d.best_score), cells(d.run, self.config.keys))
+            (
+                d,
+                group,
+                formats[d.ranking.group](d.best_score),
+                cells(d.run, self.config.keys, written),
+            )
             for d, group in self.rows
         ]
 
