@@ -27,6 +27,7 @@ from .paths import (
 from .values import as_dict, as_float, as_int, as_list, as_str, as_whole
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d{1,18})")  # steps stay within int64
+_NUMBER_AT = len("checkpoint-")
 FINAL_MODEL = "final_model"
 # What `save_pretrained` leaves, in every shape: a single file, a model over `max_shard_size`
 # as numbered shards with their index, the older `pytorch_model.bin` (sharded alike), a PEFT
@@ -160,7 +161,7 @@ def listed_steps(folder: Path | str, root: Path) -> tuple[int, ...]:
 def _scan_steps(folder: str, root: Path) -> tuple[tuple[int, ...], bool]:
     """The folder's checkpoint steps, and whether any entry is a link."""
     found = scan(folder, root, "dir", CHECKPOINT_NAME.fullmatch)
-    steps = sorted(int(e.name[len("checkpoint-") :]) for e in found.entries)
+    steps = sorted([int(e.name[_NUMBER_AT:]) for e in found.entries])
     return tuple(steps), found.linked
 
 

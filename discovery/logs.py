@@ -151,6 +151,8 @@ def log_paths(run_dir: str, root: Path, top_log: bool | None = None) -> tuple[st
     """`log_files` as strings, for the walk's hot path; LLaMA-Factory's `trainer_log.jsonl`
     first where there is one (`top_log`: whether the run folder lists one, when known)."""
     found = listing(os.path.join(run_dir, "logs"), root, "logs", lambda f: _scan_logs(f, root))
+    if top_log is False:
+        return found or ()  # the walk's listing of the run folder has none
     top = os.path.join(run_dir, LLAMA_FACTORY_LOG)
     if top_log is None:
         top_log = os.path.lexists(top)

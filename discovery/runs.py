@@ -82,6 +82,7 @@ RESULTS_FILES = ("train_results.json", "all_results.json")
 # The files at a run folder's top that its detail reads when they are there: the walk's listing
 # of the folder says which are, so a detail does not look for the others one by one.
 TOP_FILES = (STATE, LINEAGE, LLAMA_FACTORY_ARGS, LLAMA_FACTORY_LOG, *RESULTS_FILES)
+_TOP_BITS = {name: 1 << i for i, name in enumerate(TOP_FILES)}
 
 
 @dataclass(frozen=True)
@@ -454,7 +455,7 @@ def read_run(
         logs.append((log, stat_key(st), indexer.version(log)))
     has_lineage, has_state = LINEAGE in children, STATE in children
     # HF's example scripts and LLaMA-Factory write their metrics files when training ends.
-    has_lineage = has_lineage or any(n in children for n in RESULTS_FILES)
+    has_lineage = has_lineage or not children.keys().isdisjoint(RESULTS_FILES)
     if not steps and final is None and not logs and not has_state:
         return None
     newest = os.path.join(folder, f"checkpoint-{steps[-1]}") if steps else None
@@ -494,7 +495,7 @@ def read_run(
         checkpoints_dir=path / "checkpoints" if folder != here else path,
         final=final,
         last_write=last_write,
-        top_files=sum(1 << i for i, n in enumerate(TOP_FILES) if n in children),
+        top_files=sum(_TOP_BITS[n] for n in children.keys() & _TOP_BITS.keys()),
         signature=(
             steps,
             final,
