@@ -30,10 +30,16 @@ from .upload import write_upload
 
 
 def build_demo(root: Path, now: datetime | None = None) -> Path:
-    """A small realistic workspace: SFT and KTO runs, one of them training right now."""
+    """A small realistic workspace: SFT and KTO runs, one of them training right now.
+
+    Built again on every `make run`: the finished runs keep the start times (so the names) of the
+    first build, and results the demo did not write stay, so links, sweeps and evaluations made
+    in the demo still find their runs; only the running run starts now."""
     now = now or datetime.now()
     if (root / "Trainers").exists():
         shutil.rmtree(root / "Trainers")
+    first = now  # the running run's time; the finished runs count back from the first build's
+    now = first_built(root, now)
     old = time.mktime((now - timedelta(days=1)).timetuple())
     specs: list[tuple[str, int, dict[str, Any]]] = [
         ("sft", 9, {"max_steps": 400, "save_every": 50, "eval_every": 50, "seed": 1}),
@@ -63,7 +69,7 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
     _other_trainers(root, now, old)
     _sweep(root, now, old)
     # The running run: started a few minutes ago, its log written a moment ago.
-    make_run(root, "kto", demo_started(now), completed=False, **DEMO_RUNNING)
+    make_run(root, "kto", demo_started(first), completed=False, **DEMO_RUNNING)
     mac = make_mlx_trainer(
         root,
         [
@@ -77,6 +83,25 @@ def build_demo(root: Path, now: datetime | None = None) -> Path:
     write_prompt_sets(root)
     _publish_and_evaluate(root, now, made)
     return root
+
+
+# Where the demo remembers when it was first built, in the dashboard's own folder of the workspace.
+FIRST_BUILT = Path(".tuner", "demo-built")
+
+
+def first_built(root: Path, now: datetime) -> datetime:
+    """When the demo was first built here (now, the first time): what its history counts back
+    from."""
+    marker = root / FIRST_BUILT
+    try:
+        then = datetime.fromisoformat(marker.read_text().strip())
+    except (OSError, ValueError):
+        then = None
+    if then is not None and then.tzinfo is None and then <= now:
+        return then
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(now.replace(microsecond=0).isoformat() + "\n")
+    return now.replace(microsecond=0)
 
 
 # What the demo's runs published, and the results of evaluating those models as Ollama pulled
@@ -97,9 +122,6 @@ def _publish_and_evaluate(root: Path, now: datetime, made: list[Path]) -> None:
         uploaded_at=now - 7.5 * day,
     )
     write_upload(kto_new / "final_model", KTO_REPO, uploaded_at=now - 4.5 * day)
-    results = root / "Evaluator" / "results"
-    if results.exists():
-        shutil.rmtree(results)
     # The SFT model still fumbles folder creation; the KTO ones mostly learned it, and the
     # newer one fixed a search case but broke an archive case.
     evaluations = [

@@ -77,3 +77,26 @@ def test_pyproject_uses_no_field_setuptools_deprecates():
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert isinstance(data["project"]["license"], str)  # an SPDX expression
     assert any(r.startswith("setuptools>=77") for r in data["build-system"]["requires"])
+
+
+def test_building_the_demo_again_keeps_its_finished_runs_and_your_results(tmp_path):
+    """`make run` rebuilds the demo each time: a sweep, a link or an evaluation made in it must
+    still find its run afterwards, and an evaluation's result must not be deleted."""
+    from datetime import datetime
+
+    from discovery.runs import Workspace, list_runs
+    from sampledata.demo import build_demo, demo_started
+
+    root = (tmp_path / "demo").resolve()
+    first, later = datetime(2026, 12, 1, 10, 0, 0), datetime(2026, 12, 3, 16, 30, 0)
+    build_demo(root, now=first)
+    before = {r.id for r in list_runs(Workspace.at(root))}
+    results = root / "Evaluator" / "results"
+    mine = results / "run_20261201_110000.json"  # what an evaluation job wrote
+    mine.write_bytes((results / "tool_prompts_kto.json").read_bytes())
+    build_demo(root, now=later)
+    after = {r.id for r in list_runs(Workspace.at(root))}
+    running = "rtx3090_kto/{:%Y%m%d_%H%M%S}"
+    assert before - after == {running.format(demo_started(first))}  # only it starts over
+    assert after - before == {running.format(demo_started(later))}
+    assert mine.exists() and (results / "tool_prompts_kto.json").exists()
