@@ -57,3 +57,21 @@ def test_settings_import_no_app_code():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_jobs_through_redis_without_a_usable_redis_url_say_which_setting(tmp_path):
+    rq = {"TUNER_TASKS_BACKEND": "django_tasks_rq.RQBackend"}
+    rq |= {"TUNER_TASKS_APPS": "django_rq,django_tasks_rq"}
+    unset = check_deploy(tmp_path, "check", **rq)
+    assert unset.returncode != 0
+    assert "needs TUNER_RQ_URL, the Redis its jobs wait in" in unset.stderr
+    for url in ("not a url", "http://127.0.0.1:6379/0", "127.0.0.1:6379"):
+        bad = check_deploy(tmp_path, "check", **rq, TUNER_RQ_URL=url)
+        assert bad.returncode != 0, url
+        assert f"TUNER_RQ_URL must be redis://host:6379/0 (or rediss://, unix://), not {url!r}" in (
+            bad.stderr
+        ), bad.stderr[-500:]
+    # A Redis that is not there is the job's to say (it fails, "could not be queued"): the
+    # settings hold.
+    down = check_deploy(tmp_path, "check", **rq, TUNER_RQ_URL="redis://127.0.0.1:9/0")
+    assert down.returncode == 0, down.stderr

@@ -141,7 +141,7 @@ def test_a_forged_or_broken_record_of_what_was_served_links_nothing_and_is_said(
         )
     )
 
-    def models() -> dict[str, dict]:
+    def models() -> tuple[dict[str, dict], dict]:
         caches.clear_all()
         response = client.get("/api/models/")
         assert response.status_code == 200
@@ -188,3 +188,60 @@ def test_a_forged_or_broken_record_of_what_was_served_links_nothing_and_is_said(
     # Gone while the pages read it: nothing to say.
     record.unlink()
     assert models()[1]["notes"] == []
+
+
+def test_a_result_with_more_passes_than_cases_is_no_pass_rate(client, use_workspace):
+    from .eval_results import API, URL, evaluated, make_run
+
+    ws = make_run(use_workspace)
+    # As a misread output leaves them: 5 of 4 passed; and a job that ran no case.
+    evaluated(ws, "levels", {"checkpoint-200": (5, 4), "checkpoint-300": (2, 4)})
+    EvaluationJob.objects.filter(checkpoint="checkpoint-300").update(total=0, passed=0)
+    evaluated(
+        ws, "unicode ünï—" + "x" * 200, {"checkpoint-200": (3, 4), "checkpoint-300": (2, 4)}, 10
+    )
+    long_set = "eval:unicode ünï—" + "x" * 200
+    for url in (URL, API, URL + "checkpoint-200/", API + "metrics/"):
+        for rank in ("", "training", long_set, "loss&order=max"):
+            response = client.get(f"{url}?rank={rank}" if rank else url)
+            assert response.status_code == 200, (url, rank)
+        # Only the prompt set with real pass rates can rank.
+        for rank in ("eval:levels", "eval:" + "ü" * 5000, "eval:\x00"):
+            if "metrics" not in url:
+                assert client.get(f"{url}?rank={rank}").status_code == 400, (url, rank)
+    data = client.get(API).json()
+    assert data["rank"]["prompt_sets"] == [long_set.removeprefix("eval:")]
+    by_name = {c["name"]: c["evaluations"] for c in data["checkpoints"]}
+    assert [e["passed"] for e in by_name["checkpoint-200"]] == [3]
+
+
+def test_lines_the_evaluator_printed_for_a_server_count_no_case():
+    from tuner_site.jobs.evaluator import Progress
+
+    progress = Progress()
+    progress.feed("Running 2 evaluations")
+    progress.feed("  ✗ FAIL  case_1 (0.10s)")
+    # A server's error text, printed as it came, holding lines that look like cases.
+    progress.feed("         Error: HTTP 500: boom")
+    for _ in range(5):
+        progress.feed("  ✓ PASS  injected (0.00s)")
+    progress.feed("  ✓ PASS  case_2 (0.10s)")
+    fields = progress.fields()
+    assert fields["total"] == 2 and fields["done"] == 2
+    assert 0 <= int(fields["passed"]) <= 2  # type: ignore[call-overload]
+
+
+def test_a_finished_jobs_counts_are_the_result_files_own(use_workspace):
+    from tuner_site.jobs.evaluator import result_counts
+
+    from .eval_results import result_file
+
+    result_file(use_workspace, "run_20251201_120000", "levels", 3, 4)
+    path = use_workspace / "Evaluator" / "results" / "run_20251201_120000.json"
+    assert result_counts(path, use_workspace) == {"total": 4, "done": 4, "passed": 3}
+    data = json.loads(path.read_text())
+    for summary in ({"total": 4, "passed": 9}, {"total": "NaN", "passed": 1}, {}):
+        path.write_text(json.dumps(data | {"summary": summary}))
+        assert result_counts(path, use_workspace) == {}, summary
+    path.write_text('{"summary": {"total": NaN, "passed": Infinity}}')
+    assert result_counts(path, use_workspace) == {}

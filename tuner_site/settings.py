@@ -176,6 +176,10 @@ TASKS = {"default": {"BACKEND": TUNER_TASKS_BACKEND}}
 def rq_queues(url: str) -> dict[str, dict[str, Any]]:
     """django-rq's queue for django-tasks-rq, on that Redis. RQ's own time limit is off: an
     evaluation has its own (TUNER_EVAL_*), and RQ's default 180 s would kill longer ones."""
+    if url.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
+        raise ImproperlyConfigured(
+            f"TUNER_RQ_URL must be redis://host:6379/0 (or rediss://, unix://), not {url!r}"
+        )
     return {"default": {"URL": url, "DEFAULT_TIMEOUT": -1}}
 
 
@@ -184,6 +188,11 @@ def rq_queues(url: str) -> dict[str, dict[str, Any]]:
 if TUNER_RQ_URL := os.environ.get("TUNER_RQ_URL", ""):
     RQ_QUEUES = rq_queues(TUNER_RQ_URL)
     RQ = {"WORKER_CLASS": "tuner_site.jobs.rq_worker.Worker", "JOB_CLASS": "django_tasks_rq.Job"}
+elif TUNER_TASKS_BACKEND.startswith("django_tasks_rq."):
+    raise ImproperlyConfigured(
+        f"TUNER_TASKS_BACKEND={TUNER_TASKS_BACKEND} needs TUNER_RQ_URL, the Redis its jobs "
+        "wait in (redis://host:6379/0)."
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -140,7 +140,8 @@ def _run(job: Any, root: Path, prompt_file: PurePath, cases: Any, stem: str) -> 
         error,
         exit_code=proc.returncode,
         result=stem if has_result else None,
-        **progress.snapshot(),
+        **progress.snapshot()
+        | (evaluator.result_counts(root / args.output, root) if has_result else {}),
     )
     return has_result
 

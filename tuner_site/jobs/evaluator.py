@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from discovery import evaluations
 from discovery.prompt_sets import Case
 from tuner_site.formatting import duration
 
@@ -217,7 +218,9 @@ class Progress(OutputTail):
     def parse(self, line: str) -> None:
         if m := RUNNING.match(line):
             self.total = int(m.group(1))
-        elif m := CASE.match(line):
+        elif (m := CASE.match(line)) and (self.total is None or self.done < self.total):
+            # Past the total it is no case: a server's or a model's text the Evaluator
+            # printed (an error, a validator's message) holding a line that looks like one.
             self.done += 1
             self.passed += m.group(2) == "PASS"
         elif REQUEST_ERROR.match(line):  # a case whose request failed
@@ -229,6 +232,16 @@ class Progress(OutputTail):
 
 
 # What the Evaluator's exit codes say (cli_utils.py `determine_exit_code`).
+def result_counts(path: Path, root: Path) -> dict[str, int]:
+    """Cases and passes as the Evaluator's result file sums them up, which its output only
+    reports as it goes; nothing when the summary does not hold together."""
+    found = evaluations.read(path, path.stem, root)
+    total, passed = found.total, found.passed
+    if total is None or passed is None or not 0 <= passed <= total:
+        return {}
+    return {"total": total, "done": total, "passed": passed}
+
+
 EXIT_CODES = {0: "every case passed", 2: "some cases failed", 3: "request errors"}
 
 

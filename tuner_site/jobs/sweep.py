@@ -304,8 +304,8 @@ def checkpoint_evaluations(trainer: str, run: str) -> dict[str, list[dict[str, A
     ).order_by("-id")
     for j in jobs:
         per_set = found.setdefault(j.checkpoint, {})
-        if j.prompt_set in per_set or not j.total:
-            continue
+        if j.prompt_set in per_set or not j.total or not 0 <= j.passed <= j.total:
+            continue  # no cases, or more passed than ran (a misread output): no pass rate
         low, high = wilson(j.passed, j.total)
         per_set[j.prompt_set] = {
             "prompt_set": j.prompt_set,
