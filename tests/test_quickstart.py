@@ -52,6 +52,9 @@ def test_make_run_migrates_a_missing_database_and_serves_the_demo_on_loopback(tm
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+    assert proc.stdout is not None
+    console = proc.stdout.read().decode()
+    assert "  Applying contenttypes.0001_initial... OK\n" in console  # one line each
 
 
 def test_the_demos_running_run_keeps_training_and_then_finishes(tmp_path):

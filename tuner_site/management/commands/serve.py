@@ -126,7 +126,9 @@ class Command(BaseCommand):
         sys.exit(code)
 
     def _serve(self, stack: contextlib.ExitStack, host: str, port: int, demo: bool) -> int:
-        call_command("migrate", interactive=False, stdout=self.stdout, stderr=self.stderr)
+        # Straight to the console: through this command's own wrapper, each "Applying …" would
+        # end its line before its " OK".
+        call_command("migrate", interactive=False, stdout=sys.stdout, stderr=sys.stderr)
         env = dict(os.environ)
         if demo:
             env["OLLAMA_HOST"] = self._start_demo(stack)
