@@ -245,3 +245,54 @@ def test_a_finished_jobs_counts_are_the_result_files_own(use_workspace):
         assert result_counts(path, use_workspace) == {}, summary
     path.write_text('{"summary": {"total": NaN, "passed": Infinity}}')
     assert result_counts(path, use_workspace) == {}
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port that takes connections and never says a word, as a hung Redis."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    taken: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                taken.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1], taken
+    listener.close()
+    for conn in taken:
+        conn.close()
+
+
+def test_a_redis_that_is_down_or_silent_fails_the_sweep_at_once_saying_why(
+    client, staff, run_dir, ollama, settings, silent_port
+):
+    import time
+
+    from tuner_site.settings import rq_queues
+
+    port, asked = silent_port
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
+    for url, said in (
+        ("redis://127.0.0.1:9/0", "Connection refused"),
+        (f"redis://127.0.0.1:{port}/0", "Timeout reading from socket"),
+    ):
+        settings.RQ_QUEUES = rq_queues(url)
+        began = time.monotonic()
+        response = post(client, GOOD)
+        took = time.monotonic() - began
+        assert response.status_code == 201
+        rows = response.json()["checkpoints"]
+        assert len(rows) == 6 and all(r["status"] == "failed" for r in rows)
+        errors = [r["error"] for r in rows]
+        assert all(e.startswith("The job could not be queued: ") and said in e for e in errors)
+        # One wait for the queue (redis-py's 5 s timeout), not one per checkpoint (30 s).
+        assert took < 15, took
+    assert len(asked) == 1  # the silent one was asked once, not once per checkpoint
+    assert not EvaluationJob.objects.filter(status__in=("queued", "running")).exists()

@@ -67,18 +67,23 @@ def is_locked(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and ("is locked" in text or "lock wait" in text)
 
 
-def enqueue(job: Job) -> None:
+def enqueue(job: Job) -> str | None:
+    """Queue the job's task; when the queue cannot take it, fail the job and say why."""
     try:
         result = job.task().enqueue(job.pk)
     except Exception as exc:  # a queue that is down must not leave a job queued forever
         logger.exception("could not queue job %s", job.pk)
-        type(job).objects.filter(pk=job.pk, status=Status.QUEUED).update(
-            status=Status.FAILED,
-            error=f"The job could not be queued: {exc}",
-            finished_at=timezone.now(),
-        )
-        return
+        error = f"The job could not be queued: {exc}"
+        not_queued(job, error)
+        return error
     type(job).objects.filter(pk=job.pk, task_id="").update(task_id=result.id)
+    return None
+
+
+def not_queued(job: Job, error: str) -> None:
+    type(job).objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        status=Status.FAILED, error=error, finished_at=timezone.now()
+    )
 
 
 def kick(model: type[Job], lane: str) -> None:

@@ -98,8 +98,12 @@ def create_sweep(
             )
             for p in planned
         ]
-    for job in jobs:
-        lifecycle.enqueue(job)
+    for i, job in enumerate(jobs):
+        if (error := lifecycle.enqueue(job)) is not None:
+            # The queue is down or silent: each other job would wait as long to say the same.
+            for rest in jobs[i + 1 :]:
+                lifecycle.not_queued(rest, error)
+            break
     return sweep
 
 
