@@ -340,6 +340,7 @@ def test_a_signed_out_visitor_is_offered_the_form_and_asked_to_sign_in(client, r
     assert f'href="{form_url}" data-sweep-link>Evaluate checkpoints</a>' in page
     form = client.get(form_url).content.decode()
     assert "data-denied" in form and "<form id" not in form
+    assert f">{TRAINER} / {RUN}</a> / evaluate checkpoints</nav>" in form  # as a checkpoint's
     assert f'href="/accounts/login/?next={quote(form_url, safe="")}">Sign in</a>' in form
 
 
@@ -599,6 +600,8 @@ def test_the_run_page_follows_a_sweep_live_and_cancels_it_keeping_what_finished(
     assert "Last sweep" in page and "run-sweeps-ended" not in page
     # Only what was evaluated counts as done, on the run's page and the sweep's.
     assert "1 of 3 checkpoints done, 2 cancelled" in page
-    assert "1 of 3 checkpoints done, 2 cancelled" in client.get(made["url"]).content.decode()
+    sweep_page = client.get(made["url"]).content.decode()
+    assert "1 of 3 checkpoints done, 2 cancelled" in sweep_page
+    assert f">{TRAINER} / {RUN}</a> / sweep {made['id']}</nav>" in sweep_page
     # What finished keeps its result: checkpoint-100's column in the checkpoint table.
     assert ">1/4 · 25 % (5–70)</a>" in page
