@@ -230,3 +230,17 @@ def test_the_charts_data_reads_no_sweep_result(client, run_ws, django_assert_num
     # ...and a chart's redraw, which fetches the curves, reads none.
     with django_assert_num_queries(0):
         assert client.get(f"{API}metrics/").status_code == 200
+
+
+def test_a_checkpoints_page_and_json_list_what_sweeps_measured_of_it(client, run_ws):
+    """Opened from the run page's best mark, a checkpoint says how it scored and links the
+    result, as its row's column does."""
+    evaluated(run_ws, "levels", {"checkpoint-200": (4, 4), "checkpoint-300": (2, 4)})
+    row = next(c for c in client.get(API).json()["checkpoints"] if c["name"] == "checkpoint-200")
+    body = client.get(f"{API}checkpoint-200/").json()
+    assert body["evaluations"] == row["evaluations"] and len(body["evaluations"]) == 1
+    page = client.get(f"{URL}checkpoint-200/").content.decode()
+    section = page[page.index('id="checkpoint-evaluations"') :].split("</section>")[0]
+    assert f'<a href="{row["evaluations"][0]["url"]}" data-eval="levels">4/4 · ' in section
+    assert client.get(f"{API}checkpoint-100/").json()["evaluations"] == []
+    assert 'id="checkpoint-evaluations"' not in client.get(f"{URL}checkpoint-100/").content.decode()

@@ -193,6 +193,7 @@ def checkpoint_detail_json(
     files: list[FileInfo],
     adapter: dict[str, Any] | None,
     npz_state: dict[str, Any] | None = None,
+    evaluations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "trainer": d.run.trainer.id,
@@ -211,6 +212,8 @@ def checkpoint_detail_json(
         "adapter": adapter,
         # An MLX checkpoint (.npz): the trainer state saved in it, where it can be read.
         "npz_state": npz_state,
+        # Its sweeps' newest result per prompt set, as the run's JSON gives each checkpoint.
+        "evaluations": evaluations or [],
         "url": checkpoint_url(d.run, c.name),
         "run_url": run_url(d.run),
     }

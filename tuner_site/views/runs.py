@@ -318,12 +318,12 @@ def api_run_metrics(request: HttpRequest, trainer: str, run: str) -> HttpRespons
 
 def _get_checkpoint_or_404(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
-) -> tuple[RunDetail, Checkpoint, int]:
-    d = _get_detail_or_404(request, trainer, run)
+) -> tuple[Ranked, Checkpoint, int]:
+    ranked = _get_ranked_or_404(request, trainer, run)
     if is_safe_name(checkpoint):
-        for i, c in enumerate(d.checkpoints):
+        for i, c in enumerate(ranked.d.checkpoints):
             if c.name == checkpoint:
-                return d, c, i
+                return ranked, c, i
     raise Http404(f"No checkpoint {checkpoint} in run {trainer}/{run}.")
 
 
@@ -336,7 +336,8 @@ def _saved_state(c: Checkpoint, root: Path) -> dict[str, Any] | None:
 def checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
-    d, c, i = _get_checkpoint_or_404(request, trainer, run, checkpoint)
+    ranked, c, i = _get_checkpoint_or_404(request, trainer, run, checkpoint)
+    d = ranked.d
     root = d.run.trainer.root
     files = list_files(c.path, root, c.kind == "top")
     # The table's columns first, in its order; timing and bookkeeping after them.
@@ -351,6 +352,8 @@ def checkpoint_detail(
         "prev": d.checkpoints[i - 1] if i > 0 else None,
         "next": d.checkpoints[i + 1] if i + 1 < len(d.checkpoints) else None,
         "score": with_unit(d.ranking.scores[i], unit(d.ranking.metric)),
+        # What sweeps measured of it: the run page's column for each prompt set, with its result.
+        "evaluations": [_eval_cell(e) for e in ranked.evaluated.get(c.name, [])],
         "metrics": [
             (name, with_unit(c.metrics[name], unit(name)), c.metric_steps.get(name))
             for name in names
@@ -363,10 +366,12 @@ def checkpoint_detail(
 def api_checkpoint_detail(
     request: HttpRequest, trainer: str, run: str, checkpoint: str
 ) -> HttpResponse:
-    d, c, _ = _get_checkpoint_or_404(request, trainer, run, checkpoint)
+    ranked, c, _ = _get_checkpoint_or_404(request, trainer, run, checkpoint)
+    d = ranked.d
     root = d.run.trainer.root
     files = list_files(c.path, root, c.kind == "top")
     adapter = read_adapter_config(c.path, root)
+    evaluations = ranked.evaluated.get(c.name, [])
     return json_response(
-        serializers.checkpoint_detail_json(d, c, files, adapter, _saved_state(c, root))
+        serializers.checkpoint_detail_json(d, c, files, adapter, _saved_state(c, root), evaluations)
     )
