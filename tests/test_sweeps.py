@@ -88,6 +88,9 @@ def strengths(server: FakeServer, folder: Path) -> None:
 def ollama(settings):
     server = FakeServer("ollama").start()
     settings.OLLAMA_HOST = server.host
+    # Deadlines are not under test here (test_backends has them): the form asks this server in
+    # the test's own process, which a loaded machine can keep past the default 1.5 s.
+    settings.TUNER_BACKEND_TIMEOUT = 10.0
     yield server
     server.gate = None
     server.stop()
@@ -97,6 +100,9 @@ def ollama(settings):
 def vllm(settings):
     server = FakeServer("vllm").start()
     settings.TUNER_OPENAI_BACKENDS = f"vllm={server.url}"
+    # Deadlines are not under test here (test_backends has them): the form asks this server in
+    # the test's own process, which a loaded machine can keep past the default 1.5 s.
+    settings.TUNER_BACKEND_TIMEOUT = 10.0
     yield server
     server.gate = None
     server.stop()
