@@ -45,6 +45,10 @@ UPLOAD_RATE = 20 * 2**20
 CREATE_S = 600.0
 LOAD_S = 300.0
 REMOVE_S = 30.0
+# A question a server answers at once (whether it loads adapters at runtime), asked while a
+# person waits on the form: a server that sits on it is said to, well before a proxy's or
+# gunicorn's 30 s ends the request.
+PROBE_S = 10.0
 # Ollama's rule for a model name's last part (types/model/name.go): 1–80 characters of letters,
 # digits, `_`, `-` and `.`, the first a letter, digit or `_`.
 OLLAMA_NAME_MAX = 80
@@ -503,7 +507,7 @@ def _route_missing(body: bytes) -> bool:
         return True  # not vLLM's JSON at all: another server without the route
 
 
-def runtime_lora_problem(base: str, timeout: float = REMOVE_S) -> str | None:
+def runtime_lora_problem(base: str, timeout: float = PROBE_S) -> str | None:
     """Why this OpenAI-style server cannot load adapters at runtime, asked without changing
     anything: unloading a name never loaded is vLLM's own 404 with runtime loading on, and
     FastAPI's bare 404 (or another server's) without it."""

@@ -296,3 +296,29 @@ def test_a_redis_that_is_down_or_silent_fails_the_sweep_at_once_saying_why(
         assert took < 15, took
     assert len(asked) == 1  # the silent one was asked once, not once per checkpoint
     assert not EvaluationJob.objects.filter(status__in=("queued", "running")).exists()
+
+
+def test_a_vllm_that_sits_on_the_runtime_loading_question_is_said_within_seconds(
+    client, staff, run_dir, vllm, monkeypatch
+):
+    import threading
+
+    assert vllm._server is not None
+    handler = vllm._server.RequestHandlerClass
+    answer = handler.do_POST
+    release = threading.Event()
+
+    def sits(self) -> None:
+        if self.path == "/v1/unload_lora_adapter":
+            release.wait(60)
+        answer(self)
+
+    monkeypatch.setattr(handler, "do_POST", sits)
+    try:
+        response = post(client, GOOD | {"backend": "vllm", "base": ""})
+    finally:
+        release.set()
+    assert response.status_code == 400
+    problem = response.json()["fields"]["backend"][0]
+    assert problem.endswith("/v1/unload_lora_adapter did not answer within 10 s"), problem
+    assert not Sweep.objects.exists()
