@@ -567,7 +567,10 @@ def _evaluated(e: Evaluation, index: _ServedIndex, cat: Catalog) -> Evaluated:
     name = e.model or ""
     backend = e.backend
     matches = tuple(s for s in index.named(name) if backend is None or s.backend.kind == backend)
-    swept = _recorded_link(cat.made.get(("result", e.name)), cat, "a sweep evaluated")
+    rec = cat.made.get(("result", e.name))
+    if rec is not None and (e.model is None or _ollama_name(e.model) != _ollama_name(rec.model)):
+        rec = None  # the result asked another model than the line says: it is not that result's
+    swept = _recorded_link(rec, cat, "a sweep evaluated")
     if swept is not None:
         # What serves that name now may be another model made since: only the same one counts.
         same = tuple(s for s in matches if s.link and s.link.origin == swept.origin)

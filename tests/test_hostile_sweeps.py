@@ -322,3 +322,39 @@ def test_a_vllm_that_sits_on_the_runtime_loading_question_is_said_within_seconds
     problem = response.json()["fields"]["backend"][0]
     assert problem.endswith("/v1/unload_lora_adapter did not answer within 10 s"), problem
     assert not Sweep.objects.exists()
+
+
+def test_a_line_claiming_a_result_of_another_model_does_not_make_it_exact(client, run_dir):
+    from discovery import caches, serving
+    from tuner_site import workspace
+
+    from .eval_results import result_file
+
+    root = workspace.current().root
+    result_file(root, "run_20251201_120000", "levels", 3, 4)
+    asked = json.loads((root / "Evaluator" / "results" / "run_20251201_120000.json").read_text())
+    record = root / serving.RECORD
+    record.parent.mkdir(exist_ok=True)
+    line = {
+        "run": f"{TRAINER}/{RUN}",
+        "checkpoint": "checkpoint-200",
+        "kind": "ollama",
+        "server": "http://127.0.0.1:9",
+        "weights_digest": "sha256:" + "a" * 64,
+        "result": "run_20251201_120000",
+    }
+    record.write_text(json.dumps(line | {"model": "tuner-someone-else:latest"}) + "\n")
+
+    def result_link() -> tuple[str | None, str | None]:
+        caches.clear_all()
+        (row,) = [
+            m
+            for m in client.get("/api/models/").json()["models"]
+            if any(e["name"] == "run_20251201_120000" for e in m["evaluations"])
+        ]
+        return row["link"], row["checkpoint"]
+
+    assert result_link() != ("exact", "checkpoint-200")
+    # The line a sweep writes names the model the result asked: that one links.
+    record.write_text(json.dumps(line | {"model": asked["metadata"]["model"]}) + "\n")
+    assert result_link() == ("exact", "checkpoint-200")
