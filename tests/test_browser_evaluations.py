@@ -131,3 +131,39 @@ def test_cancel_a_running_job_then_run_it_again(
     page.wait_for_selector("#job[data-status=succeeded]", timeout=30_000)
     assert "3 of 5 passed" in page.locator(".result-link").inner_text()
     assert fits(page), "the job run again"
+
+
+def test_the_jobs_list_fits_a_desktop_window_with_sweep_and_hub_model_names(
+    desktop_or_phone_page, live_server
+):
+    """A sweep's jobs are named `tuner-<run>-ckpt<step>:latest`: the list wraps them at their
+    `-` and `:` rather than pushing its last column out of a 1280 px window."""
+    from tuner_site.models import EvaluationJob
+
+    Status = EvaluationJob.Status
+    names = [
+        "hf.co/professorsynapse/nexus-tools-kto-GGUF:Q4_K_M",
+        "tuner-20261130_163528-ckpt300:latest",
+        "tuner-20261201_163528-final:latest",
+    ]
+    for n, name in enumerate(names):
+        EvaluationJob.objects.create(
+            backend="ollama",
+            backend_kind="ollama",
+            backend_url="http://127.0.0.1:11434",
+            model=name,
+            prompt_set="tool_prompts",
+            status=Status.SUCCEEDED,
+            total=44,
+            done=44,
+            passed=20,
+            result=f"run_20261206_16382{n}",
+        )
+    page = desktop_or_phone_page
+    page.goto(f"{live_server.url}/evaluations/jobs/")
+    assert fits(page)
+    cells = page.locator("tr[data-job] td.model")
+    assert [c.inner_text().split(" · ")[0].replace("\n", "") for c in cells.all()] == names[::-1]
+    if page.width == 1280:  # every column in view, none behind a sideways scroll
+        wrap = "(() => { const w = document.querySelector('.table-wrap');"
+        assert page.evaluate(wrap + " return w.scrollWidth <= w.clientWidth; })()")
