@@ -167,3 +167,39 @@ def test_the_jobs_list_fits_a_desktop_window_with_sweep_and_hub_model_names(
     if page.width == 1280:  # every column in view, none behind a sideways scroll
         wrap = "(() => { const w = document.querySelector('.table-wrap');"
         assert page.evaluate(wrap + " return w.scrollWidth <= w.clientWidth; })()")
+
+
+def test_a_sweeps_page_gives_served_names_room_on_a_phone(open_page, live_server, use_workspace):
+    """`tuner-<run>-ckpt<step>:latest` in a column of its own width, not five lines a row."""
+    from tuner_site.models import EvaluationJob, Sweep
+
+    sweep = Sweep.objects.create(
+        trainer="rtx3090_sft",
+        run="20261130_163528",
+        backend="ollama",
+        backend_kind="ollama",
+        backend_url="http://127.0.0.1:11434",
+        base="mistral:7b-instruct",
+        prompt_set="tool_prompts",
+    )
+    for n, step in enumerate((50, 100)):
+        EvaluationJob.objects.create(
+            sweep=sweep,
+            checkpoint=f"checkpoint-{step}",
+            backend="ollama",
+            backend_kind="ollama",
+            backend_url="http://127.0.0.1:11434",
+            model=f"tuner-20261130_163528-ckpt{step}:latest",
+            prompt_set="tool_prompts",
+            status=EvaluationJob.Status.SUCCEEDED,
+            total=44,
+            done=44,
+            passed=14,
+            result=f"run_20261206_16372{n}",
+            serving="removed",
+        )
+    page = open_page(390, 844)
+    page.goto(f"{live_server.url}/sweeps/{sweep.pk}/")
+    assert fits(page)
+    served = page.locator("tr[data-checkpoint] td:nth-child(5)").first  # Served as
+    assert served.bounding_box()["width"] >= 128  # 8rem: two lines, not one per part
