@@ -358,3 +358,29 @@ def test_a_line_claiming_a_result_of_another_model_does_not_make_it_exact(client
     # The line a sweep writes names the model the result asked: that one links.
     record.write_text(json.dumps(line | {"model": asked["metadata"]["model"]}) + "\n")
     assert result_link() == ("exact", "checkpoint-200")
+
+
+def test_a_body_too_large_or_with_too_many_fields_is_a_400_that_says_so(client, staff, run_dir):
+    from django.test import Client
+
+    big = json.dumps(GOOD | {"tags": "x" * (3 * 2**20)})
+    response = post(client, big)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("The request's body is over 2.5 MB")
+    fields = "&".join(f"checkpoints=c{i}" for i in range(5000))
+    response = post(client, fields, "application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert "more than 1,000 fields" in response.json()["error"]
+    # With CSRF checked, Django reads the fields before any view: the page says it too.
+    from django.middleware.csrf import _get_new_csrf_string
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(staff)
+    strict.cookies["csrftoken"] = token = _get_new_csrf_string()
+    page = strict.post(
+        f"/runs/{TRAINER}/{RUN}/sweeps/new/",
+        fields + f"&csrfmiddlewaretoken={token}",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert page.status_code == 400 and "more than 1,000 fields" in page.text
+    assert not Sweep.objects.exists()

@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from .database import RETRY_AFTER_S, Problem, problem
 from .login_throttle import address, failed_logins
 from .views.common import BadQuery, error_response, is_api
+from .views.errors import unreadable
 from .workspace import WorkspaceMissing
 
 # Routes that answer without a login: the login page, and admin, which asks for its own.
@@ -102,6 +103,8 @@ class ErrorPages:
             return error_response(request, 404, message)
         if isinstance(exc, BadQuery):
             return error_response(request, 400, str(exc))
+        if (refused := unreadable(exc)) is not None:  # here too, so DEBUG says it as well
+            return error_response(request, 400, refused)
         if (found := problem(exc)) is not None:
             return database_response(request, found)
         if isinstance(exc, WorkspaceMissing):

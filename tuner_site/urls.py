@@ -117,5 +117,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "tuner_site.views.errors.bad_request"
 handler404 = "tuner_site.views.errors.not_found"
 handler500 = "tuner_site.views.errors.server_error"
