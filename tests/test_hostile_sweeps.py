@@ -36,6 +36,11 @@ def test_bodies_that_are_no_form_are_400s_that_say_so(client, staff, run_dir, ol
         response = post(client, body)
         assert response.status_code == 400, body[:20]
         assert "JSON" in response.json()["error"]
+    for content_type in ("text/plain", "application/xml", "application/octet-stream"):
+        response = post(client, json.dumps(GOOD), content_type)
+        assert response.status_code == 400
+        assert response.json()["error"].startswith("Send a JSON object"), content_type
+        assert response.json()["error"].endswith(f"not {content_type}.")
     assert not Sweep.objects.exists()
 
 

@@ -192,6 +192,9 @@ def _api_create(request: HttpRequest) -> HttpResponse:
     return response
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def _posted(request: HttpRequest, fields: tuple[str, ...] = FIELDS) -> dict[str, str]:
     """Form fields or a JSON object, as the form's text; unknown fields are refused."""
     accepted = ", ".join(fields)
@@ -203,6 +206,12 @@ def _posted(request: HttpRequest, fields: tuple[str, ...] = FIELDS) -> dict[str,
         if not isinstance(raw, dict):
             raise BadQuery(f"Send a JSON object with {accepted}.")
         data = {k: _text(v) for k, v in raw.items()}
+    elif request.content_type not in FORM_TYPES and request.body:
+        # Django reads no field from another type: the form would say every field is missing.
+        raise BadQuery(
+            f"Send a JSON object (Content-Type: application/json) or form fields with "
+            f"{accepted}; not {request.content_type or 'a body without a Content-Type'}."
+        )
     else:
         # A field sent more than once (checkboxes) is a list, as in JSON.
         data = {
