@@ -6,9 +6,10 @@ being checked, or a run not read yet, is never kept. Rows name their layout: the
 dataclasses below and the discovery modules' sources, so a new field or a changed rule retires
 every kept row.
 
-Restoring 1,000 details must cost less than a walk of the workspace: the log entries behind a
-detail (only the run page's later lookups need them) stay encoded until first used, and
-checkpoint paths are joined to a shared parent rather than parsed whole.
+A run list reads only the summary kept beside each detail (a dozen values: no path, no
+checkpoint). Restoring 1,000 details must cost less than a walk of the workspace: the log
+entries behind a detail (only the run page's later lookups need them) stay encoded until first
+used, and checkpoint paths are joined to a shared parent rather than parsed whole.
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ def _flat(obj: Any) -> tuple[Any, ...]:
     return tuple(getattr(obj, f.name) for f in fields(obj))
 
 
-def encode(signature: str, parts: Parts) -> tuple[Any, ...]:
-    """The fields `decode` rebuilds, all of types marshal writes."""
+def encode(signature: str, parts: Parts, summary: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The fields `decode` rebuilds, all of types marshal writes, and beside them `summary`
+    (plain values `summary` returns without decoding the detail)."""
     history, checkpoints, ranking, header, lineage, global_step = parts
     sources = tuple(
         (
@@ -118,12 +120,20 @@ def encode(signature: str, parts: Parts) -> tuple[Any, ...]:
     )
     # The detail itself stays encoded in the row: whether a row is of this run's files now
     # (`matches`) is asked of every run a page does not show, and needs only the signature.
-    return LAYOUT, signature, marshal.dumps(rest)
+    return LAYOUT, signature, marshal.dumps(rest), summary
 
 
 def matches(row: tuple[Any, ...], signature: str) -> bool:
     """Whether `row` is a detail of this layout kept under `signature`."""
-    return len(row) == 3 and row[0] == LAYOUT and row[1] == signature
+    return len(row) == 4 and row[0] == LAYOUT and row[1] == signature
+
+
+def summary(row: tuple[Any, ...], signature: str | None) -> tuple[Any, ...] | None:
+    """The summary kept beside the detail, or None for a row of another layout or signature
+    (None: `row` was matched with this signature already)."""
+    if signature is None:
+        return row[3] if len(row) == 4 and row[0] == LAYOUT else None
+    return row[3] if matches(row, signature) else None
 
 
 def _steps(data: bytes) -> array:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from . import caches
 from .logs import History
-from .runs import RUN_STAMP, Run, RunDetail, run_history
+from .runs import RUN_STAMP, Run, RunDetail, RunSummary, run_history
 
 WINDOW = 10  # the last log lines with a duration that set the rate
 LOOK_BACK = 50 * WINDOW  # how far back from the log's end they are looked for
@@ -50,7 +50,7 @@ def clear_cache() -> None:
 caches.register(__name__, clear_cache, "_logged")
 
 
-def run_pace(d: RunDetail, now: float | None = None) -> Pace:
+def run_pace(d: RunDetail | RunSummary, now: float | None = None) -> Pace:
     """A running run's pace, read from its whole log; UNKNOWN for a run that is not running."""
     run = d.run
     if run.status != "running":

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -223,10 +223,72 @@ class RunDetail:
 
     @property
     def progress(self) -> float | None:
-        """The share of `max_steps` done, when both are known."""
-        if self.step is None or not self.max_steps:
-            return None
-        return min(self.step / self.max_steps, 1.0)
+        return progress(self.step, self.max_steps)
+
+    @property
+    def summary(self) -> RunSummary:
+        """What a run list's row shows of this detail."""
+        return _summary(self, self.status_reason)
+
+
+def progress(step: int | None, max_steps: int | None) -> float | None:
+    """The share of `max_steps` done, when both are known."""
+    if step is None or not max_steps:
+        return None
+    return min(step / max_steps, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run list's row (`run_summary_json`, the CLI's table) shows of a run's detail.
+
+    Kept beside the detail in the index store (`kept_fields`), so a list of every run decodes
+    no detail: no log entry, checkpoint or path, only these few values a run.
+    """
+
+    run: Run
+    base_model: str | None
+    checkpoint_count: int
+    step: int | None
+    max_steps: int | None
+    best_name: str | None
+    best_step: int | None
+    best_score: float | None
+    rule: str
+    label: str
+    skipped: int
+    # `stopped_reason`'s sentence, shown while the run counts as stopped (the clock decides).
+    stop_reason: str | None
+
+    @property
+    def progress(self) -> float | None:
+        return progress(self.step, self.max_steps)
+
+    @property
+    def status_reason(self) -> str | None:
+        return self.stop_reason if self.run.status == "stopped" else None
+
+    def kept_fields(self) -> tuple[Any, ...]:
+        """Every field but the run: plain values the index store writes."""
+        return tuple(getattr(self, f.name) for f in fields(self)[1:])
+
+
+def _summary(d: RunDetail, stop_reason: str | None) -> RunSummary:
+    best = d.best
+    return RunSummary(
+        d.run,
+        d.base_model,
+        d.checkpoint_count,
+        d.step,
+        d.max_steps,
+        None if best is None else best.name,
+        None if best is None else best.step,
+        d.best_score,
+        d.ranking.rule,
+        d.ranking.label,
+        d.history.skipped,
+        stop_reason,
+    )
 
 
 def status(completed: bool, last_write: float | None, window: float, now: float | None) -> str:
@@ -726,10 +788,14 @@ def detail(run: Run, ranking: RankRequest | None = None) -> RunDetail:
         # A training run's signature changes every poll: a row for it would never be read.
         if not d.pending and not d.history.approximate and run.status != "running":
             parts = (d.history, d.checkpoints, d.ranking, d.header, d.lineage, d.global_step)
+            # Its stop sentence is kept whatever its status now: whether the run counts as
+            # stopped is for the clock to say when the row is read.
             indexer.keep(
                 run.trainer.root,
                 detailstore.key(run.id),
-                detailstore.encode(repr(run.signature), parts),
+                detailstore.encode(
+                    repr(run.signature), parts, _summary(d, stopped_reason(d)).kept_fields()
+                ),
             )
     with _memo_lock:
         _memo[run.id] = (run.signature, d)
@@ -763,6 +829,25 @@ def _restored(run: Run) -> RunDetail | None:
     row = indexer.kept(run.trainer.root, detailstore.key(run.id))
     parts = detailstore.decode(row, repr(run.signature)) if row is not None else None
     return RunDetail(run, *parts) if parts is not None else None
+
+
+def summary(run: Run) -> RunSummary:
+    """`detail(run).summary`; for a run an earlier process kept, the summary kept beside its
+    detail, which stays encoded in the store (a list of 10,000 runs decoded every detail)."""
+    with _memo_lock:
+        hit = _memo.get(run.id)
+        known = hit is None and _kept.get(run.id) is run.signature
+    if hit is None and run.signature:
+        row = indexer.peek_kept(run.trainer.root, detailstore.key(run.id))
+        # `unready` compared this walk's signature with the row's already (`_kept`).
+        kept = (
+            None
+            if row is None
+            else detailstore.summary(row, None if known else repr(run.signature))
+        )
+        if kept is not None:
+            return RunSummary(run, *kept)
+    return detail(run).summary
 
 
 def is_ready(run: Run) -> bool:

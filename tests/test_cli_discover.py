@@ -231,6 +231,41 @@ def test_a_second_call_looks_at_no_log_an_earlier_command_kept(
         indexer.configure(None)
 
 
+@pytest.mark.django_db
+def test_a_second_call_decodes_no_kept_detail_only_the_summary_beside_it(
+    ws, tmp_path, capfdbinary, monkeypatch, client
+):
+    """Decoding 10,000 kept details (their checkpoints, paths and logs' shapes) was most of a
+    second call: a run's row comes from the few values kept beside its detail."""
+    from discovery import detailstore
+    from discovery.logindex import indexer
+    from discovery.runs import clear_memo
+
+    wb.make_run(ws, "sft", started("20251105_100000"), done=40, completed=False, seed=9)
+    age(ws / "Trainers", 7200)
+    store = tmp_path / "index"
+    indexer.configure(store)
+    try:
+        first = run_json(capfdbinary, "runs")
+        assert [r["status"] for r in first["runs"]].count("stopped") == 1
+        assert any(r["status_reason"] for r in first["runs"])
+        table = StringIO()
+        call_command("discover", "runs", stdout=table)
+        indexer.configure(store)  # a new process: the store read afresh, nothing in memory
+        clear_memo()
+        decoded: list[object] = []
+        real = detailstore.decode
+        monkeypatch.setattr(detailstore, "decode", lambda *a: decoded.append(a) or real(*a))
+        assert run_json(capfdbinary, "runs") == first
+        again = StringIO()
+        call_command("discover", "runs", stdout=again)
+        assert again.getvalue() == table.getvalue()
+        assert decoded == []
+        assert json.loads(client.get("/api/runs/").content)["runs"] == first["runs"]
+    finally:
+        indexer.configure(None)
+
+
 def test_discover_runs_the_settings_checks_not_djangos_own(ws, settings, tmp_path):
     from django.core.checks.registry import registry
 

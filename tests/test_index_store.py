@@ -202,13 +202,17 @@ def test_a_kept_detail_of_another_layout_or_signature_is_ignored(built):
     run = list_runs(Workspace.at(built))[0]
     d = detail(run)
     parts = (d.history, d.checkpoints, d.ranking, d.header, d.lineage, d.global_step)
-    row = detailstore.encode(repr(run.signature), parts)
+    row = detailstore.encode(repr(run.signature), parts, d.summary.kept_fields())
     restored = detailstore.decode(row, repr(run.signature))
     assert restored is not None and restored[1] == d.checkpoints and restored[2] == d.ranking
+    assert detailstore.summary(row, repr(run.signature)) == d.summary.kept_fields()
     assert detailstore.decode(row, repr(run.signature) + "x") is None
+    assert detailstore.summary(row, repr(run.signature) + "x") is None
     assert detailstore.decode(("old-layout", *row[1:]), repr(run.signature)) is None
-    assert detailstore.decode(row[:2], repr(run.signature)) is None
-    assert detailstore.decode((*row[:2], row[2][:40]), repr(run.signature)) is None
+    assert detailstore.summary(("old-layout", *row[1:]), None) is None
+    assert detailstore.decode(row[:3], repr(run.signature)) is None
+    assert detailstore.summary(row[:3], None) is None
+    assert detailstore.decode((*row[:2], row[2][:40], row[3]), repr(run.signature)) is None
 
 
 def test_a_restart_knows_which_runs_are_kept_without_decoding_them(built, tmp_path):
@@ -221,6 +225,7 @@ def test_a_restart_knows_which_runs_are_kept_without_decoding_them(built, tmp_pa
         detail,
         is_ready,
         list_runs,
+        summary,
         unready,
         was_read,
     )
@@ -235,6 +240,13 @@ def test_a_restart_knows_which_runs_are_kept_without_decoding_them(built, tmp_pa
         clear_memo()
         runs = list_runs(ws)
         assert unready(runs) == [] and all(is_ready(r) for r in runs)
+        assert not any(was_read(r) for r in runs)
+        # A run list's row is the summary kept beside the detail: nothing decoded.
+        # (A kept row holds its stop sentence whatever the status: the clock decides.)
+        def shown(s):
+            return s.run, s.kept_fields()[:-1], s.status_reason
+
+        assert [shown(summary(r)) for r in runs] == [shown(before[r.id].summary) for r in runs]
         assert not any(was_read(r) for r in runs)
         assert detail(runs[0]).checkpoints == before[runs[0].id].checkpoints
         assert was_read(runs[0]) and not was_read(runs[1])

@@ -21,10 +21,10 @@ from discovery.lineage import Evaluated, Lineage, Link, Model, Origin, Served
 from discovery.logs import History
 from discovery.metrics import unit
 from discovery.modelinfo import ModelInfo
-from discovery.pace import run_pace
+from discovery.pace import UNKNOWN, run_pace
 from discovery.prompt_sets import Case
 from discovery.publishing import Publication
-from discovery.runs import Run, RunDetail
+from discovery.runs import Run, RunDetail, RunSummary
 from discovery.values import as_float
 from tuner_site.links import checkpoint_url, model_url, run_url
 from tuner_site.paging import CHECKPOINTS_PER_PAGE, MODELS_PER_PAGE, page_count, page_of, share_of
@@ -58,21 +58,28 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def best_json(d: RunDetail) -> dict[str, Any] | None:
-    best = d.best
-    if best is None:
+def best_json(d: RunDetail | RunSummary) -> dict[str, Any] | None:
+    s = d.summary if isinstance(d, RunDetail) else d
+    if s.best_name is None:
         return None
     return {
-        "name": best.name,
-        "step": best.step,
-        "score": d.best_score,
-        "rule": d.ranking.rule,
-        "url": checkpoint_url(d.run, best.name),
+        "name": s.best_name,
+        "step": s.best_step,
+        "score": s.best_score,
+        "rule": s.rule,
+        "url": checkpoint_url(s.run, s.best_name),
     }
 
 
-def run_summary_json(d: RunDetail) -> dict[str, Any]:
-    r = d.run
+# Every run but a running one has no pace: its JSON, made once.
+_NO_PACE = dataclasses.asdict(UNKNOWN)
+
+
+def run_summary_json(d: RunDetail | RunSummary) -> dict[str, Any]:
+    """A run list's row: of a detail, or of the summary a list of every run reads instead."""
+    s = d.summary if isinstance(d, RunDetail) else d
+    r = s.run
+    pace = run_pace(s)
     return {
         "trainer": r.trainer.id,
         "type": r.type,
@@ -80,20 +87,20 @@ def run_summary_json(d: RunDetail) -> dict[str, Any]:
         "url": run_url(r),
         "status": r.status,
         "started_at": r.started_at.isoformat(),
-        "base_model": d.base_model,
-        "checkpoint_count": d.checkpoint_count,
+        "base_model": s.base_model,
+        "checkpoint_count": s.checkpoint_count,
         "has_final_model": r.has_final_model,
-        "last_step": d.step,
-        "max_steps": d.max_steps,
-        "progress": d.progress,
-        "best_checkpoint": best_json(d),
-        "skipped_log_lines": d.history.skipped,
+        "last_step": s.step,
+        "max_steps": s.max_steps,
+        "progress": s.progress,
+        "best_checkpoint": best_json(s),
+        "skipped_log_lines": s.skipped,
         # Known for runs that have not finished: how `status` was told.
         "last_write_at": _utc(r.last_write),
         # Why a stopped run did not finish, or that its early stopping ended it (else null).
-        "status_reason": d.status_reason,
+        "status_reason": s.status_reason,
         # A running run's pace from its log (discovery/pace.py); null when not known.
-        **dataclasses.asdict(run_pace(d)),
+        **(_NO_PACE if pace is UNKNOWN else dataclasses.asdict(pace)),
     }
 
 

@@ -21,13 +21,14 @@ from discovery.lineage import Lineage
 from discovery.logindex import indexer
 from discovery.runs import (
     Run,
-    RunDetail,
+    RunSummary,
     Workspace,
     detail,
     get_run,
     list_runs,
     read_ahead,
     run_dir_problems,
+    summary,
     unread_bytes,
     unready,
 )
@@ -311,7 +312,7 @@ class Command(BaseCommand):
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1.")
         runs = list_runs(ws, type)
-        details, unchecked = self.details(runs[:limit])
+        summaries, unchecked = self.summaries(runs[:limit])
         note = (
             f"{unchecked} log(s) never read before were answered from windows of each, as "
             "the dashboard's first page answers them; they are being read in full in the "
@@ -323,27 +324,27 @@ class Command(BaseCommand):
         if json:
             self.emit(
                 # As the API: `count` is every match, `runs` what is shown.
-                {"count": len(runs), "runs": [serializers.run_summary_json(d) for d in details]}
+                {"count": len(runs), "runs": [serializers.run_summary_json(s) for s in summaries]}
             )
             if note:
                 self.stderr.write(note)
             return
         rows = [
             [
-                d.run.trainer.id,
-                d.run.name,
-                d.run.status,
-                d.base_model or "—",
-                str(len(d.run.checkpoint_steps)) + (" + final" if d.run.has_final_model else ""),
-                metric(d.step),
-                d.best.name if d.best else "—",
-                f"{metric(d.best_score)} ({d.ranking.label})" if d.best else "—",
+                s.run.trainer.id,
+                s.run.name,
+                s.run.status,
+                s.base_model or "—",
+                str(len(s.run.checkpoint_steps)) + (" + final" if s.run.has_final_model else ""),
+                metric(s.step),
+                s.best_name or "—",
+                f"{metric(s.best_score)} ({s.label})" if s.best_name is not None else "—",
             ]
-            for d in details
+            for s in summaries
         ]
         headers = ["trainer", "run", "status", "base model", "ckpts", "last step", "best", "score"]
         self.stdout.write(table(headers, rows))
-        shown = f"{len(details)} of {len(runs)}" if len(details) < len(runs) else str(len(runs))
+        shown = f"{len(summaries)} of {len(runs)}" if len(summaries) < len(runs) else str(len(runs))
         extra = f" and {len(ws.run_dirs)} run folder(s)" if ws.run_dirs else ""
         self.stdout.write(f"\n{shown} run(s) in {ws.root}{extra}")
         if note:
@@ -351,20 +352,20 @@ class Command(BaseCommand):
         for why in run_dir_problems(ws):
             self.stdout.write(f"note: {why}")
 
-    def details(self, runs: list[Run]) -> tuple[list[RunDetail], int]:
-        """Each run's detail, and how many logs were answered from windows. Exact when the
+    def summaries(self, runs: list[Run]) -> tuple[list[RunSummary], int]:
+        """Each run's summary, and how many logs were answered from windows. Exact when the
         logs never read are few; else as a server answers (windows of each log, kilobytes),
         with the full read handed to a `discover index` that outlives this command."""
         # Runs an earlier command kept (a second call's every run) need none of their logs.
         pending = unready(runs)
         if indexer.store is None or unread_bytes(pending) <= EXACT_READ_BYTES:
             read_ahead(pending)
-            return [detail(r) for r in runs], 0
+            return [summary(r) for r in runs], 0
         with indexer.first_answers() as unchecked:
-            details = [detail(r) for r in runs]
+            summaries = [summary(r) for r in runs]
         if unchecked:
             check_in_background()
-        return details, len(unchecked)
+        return summaries, len(unchecked)
 
     def handle_index(self, ws: Workspace, background: bool = False, **_: Any) -> None:
         if background:
