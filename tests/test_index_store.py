@@ -241,6 +241,7 @@ def test_a_restart_knows_which_runs_are_kept_without_decoding_them(built, tmp_pa
         runs = list_runs(ws)
         assert unready(runs) == [] and all(is_ready(r) for r in runs)
         assert not any(was_read(r) for r in runs)
+
         # A run list's row is the summary kept beside the detail: nothing decoded.
         # (A kept row holds its stop sentence whatever the status: the clock decides.)
         def shown(s):
