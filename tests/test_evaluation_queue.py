@@ -160,8 +160,10 @@ def test_job_statuses_are_written_only_through_the_models_choices():
 
 
 def test_a_failed_or_cancelled_job_runs_again_with_the_same_arguments(
-    client, django_user_model, use_workspace
+    client, django_user_model, use_workspace, settings
 ):
+    # The server moved since (restarted on another port): the job runs again where it is now.
+    settings.OLLAMA_HOST = "127.0.0.1:19"
     ada = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
     old = make(status="failed", tags=["create"], limit=3, temperature=0.0, seed=7, done=2, total=3)
     old.error, old.output = "Its worker was stopped.", "✓ PASS  case_01"
@@ -174,8 +176,9 @@ def test_a_failed_or_cancelled_job_runs_again_with_the_same_arguments(
     response = client.post(f"/evaluations/jobs/{old.pk}/again/")
     again = EvaluationJob.objects.exclude(pk=old.pk).get()
     assert response.status_code == 302 and response["Location"] == f"/evaluations/jobs/{again.pk}/"
-    same = ("backend", "backend_url", "model", "prompt_set", "tags", "limit", "temperature", "seed")
+    same = ("backend", "model", "prompt_set", "tags", "limit", "temperature", "seed")
     assert all(getattr(again, f) == getattr(old, f) for f in same)
+    assert (old.backend_url, again.backend_url) == ("http://127.0.0.1:9", "http://127.0.0.1:19")
     assert (again.status, again.done, again.total, again.error, again.output) == (
         "queued",
         0,
@@ -195,6 +198,12 @@ def test_a_failed_or_cancelled_job_runs_again_with_the_same_arguments(
     )
     page = client.get(f"/evaluations/jobs/{again.pk}/").content.decode()
     assert "Run again" not in page
+    # A server no longer configured is said, and nothing is queued.
+    gone = make(backend="lab-vllm", status="failed")
+    refused = client.post(f"/api/evaluations/jobs/{gone.pk}/again/")
+    assert refused.status_code == 409 and "'lab-vllm'" in refused.json()["error"]
+    assert "no longer configured" in refused.json()["error"]
+    assert not EvaluationJob.objects.filter(backend="lab-vllm", status="queued").exists()
 
 
 def test_a_non_staff_user_cannot_run_a_job_again(client, django_user_model, use_workspace):

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from sampledata import runs as wb
-from tuner_site.models import EvaluationJob
+from tuner_site.models import EvaluationJob, Sweep
 
 from .evaluator_ws import Worker, wait_for
 from .fake_servers import EVAL_TOOL, FakeServer, sha256_of
@@ -611,3 +611,25 @@ def test_the_run_page_follows_a_sweep_live_and_cancels_it_keeping_what_finished(
     assert f">{TRAINER} / {RUN}</a> / sweep {made['id']}</nav>" in sweep_page
     # What finished keeps its result: checkpoint-100's column in the checkpoint table.
     assert ">1/4 · 25 % (5–70)</a>" in page
+
+
+def test_a_sweep_ends_once_its_last_model_is_taken_down(client, sweep_id):
+    """A script that waits for `succeeded` finds no temporary model left on the server; a
+    worker killed between the job's end and the removal leaves no sweep running for ever."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    def status() -> str:
+        return client.get(f"/api/sweeps/{sweep_id}/").json()["status"]
+
+    jobs = EvaluationJob.objects.filter(sweep_id=sweep_id)
+    jobs.update(status=EvaluationJob.Status.SUCCEEDED, serving="served", finished_at=timezone.now())
+    assert status() == "running"
+    jobs.update(serving="removed")
+    assert status() == "succeeded"
+    jobs.update(serving="served", finished_at=timezone.now() - timedelta(minutes=5))
+    assert status() == "succeeded"
+    Sweep.objects.filter(pk=sweep_id).update(keep=True)
+    jobs.update(serving="served", finished_at=timezone.now())
+    assert status() == "succeeded"

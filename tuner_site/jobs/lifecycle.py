@@ -109,11 +109,12 @@ def cancel(job: Job) -> bool:
 
 
 def run_again(job: J, **fields: Any) -> J:
-    """A new job with the same arguments as a failed or cancelled one, queued now."""
+    """A new job with the same arguments as a failed or cancelled one (but `fields`), queued
+    now."""
     model = type(job)
     skip = {f.name for f in Job._meta.get_fields()} | {"id", *model.restart_fields}
     same = {f.name: getattr(job, f.name) for f in model._meta.concrete_fields if f.name not in skip}
-    again = model.objects.create(**same, **fields)
+    again = model.objects.create(**(same | fields))
     enqueue(again)
     again.refresh_from_db()
     return again

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from discovery import serving
 from discovery.backends import Backend
@@ -243,9 +245,19 @@ def sweep_status(sweep: Sweep, jobs: list[EvaluationJob]) -> str:
         if sweep.cancelled:
             return Status.RUNNING  # the running job is stopping
         return Status.QUEUED if statuses == {Status.QUEUED} else Status.RUNNING
+    if not sweep.keep and any(_taking_down(j) for j in jobs):
+        return Status.RUNNING  # ended once its last model is gone, as a script expects
     if sweep.cancelled or statuses == {Status.CANCELLED}:
         return Status.CANCELLED
     return Status.SUCCEEDED if statuses == {Status.SUCCEEDED} else Status.FAILED
+
+
+def _taking_down(job: EvaluationJob) -> bool:
+    """Its job has ended and its model is being removed (with_adapter removes it just after),
+    for at most the time removal is given: a worker killed in between leaves no sweep running."""
+    if job.serving != "served" or job.finished_at is None:
+        return False
+    return timezone.now() - job.finished_at < timedelta(seconds=serving.REMOVE_S)
 
 
 def sweep_json(sweep: Sweep) -> dict[str, Any]:

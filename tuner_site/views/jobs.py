@@ -310,7 +310,17 @@ def _run_again(request: HttpRequest, job: EvaluationJob) -> EvaluationJob | Http
             409,
             f"Job {job.pk} is {job.status}: only a failed or cancelled job is run again.",
         )
-    return run_again(job, created_by_id=request.user.pk)
+    # The server by its name as configured now: its address may have changed since (a
+    # restarted server on another port, OLLAMA_HOST edited).
+    server = next((b for b in workspace.backends() if b.name == job.backend), None)
+    if server is None or server.kind != job.backend_kind:
+        return error_response(
+            request,
+            409,
+            f"The server {job.backend!r} job {job.pk} ran on is no longer configured: start a "
+            "new evaluation on a server /backends/ lists.",
+        )
+    return run_again(job, created_by_id=request.user.pk, backend_url=server.url)
 
 
 @require_POST
