@@ -20,6 +20,8 @@ CALM_AFTER = 60.0  # a lock this long after the last one starts the back-off aga
 
 class Worker(upstream.Worker):
     def shutdown(self, signum: int, frame: FrameType | None) -> None:
+        if STOPPING.is_set():
+            return  # a stop under way ends the worker once its job is back in the queue
         if not self.running_task:
             super().shutdown(signum, frame)  # waiting for a task: exit now
             return
@@ -51,8 +53,20 @@ class Worker(upstream.Worker):
             time.sleep(delay)
 
 
+class _StoppedTask(logging.Filter):
+    """A stopped job's task returns normally once its job is back in the queue: django-tasks
+    would log it SUCCESSFUL right under the line saying it was stopped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not STOPPING.is_set()
+
+
 class Command(upstream.Command):
     help = upstream.Command.help + ", after failing evaluation jobs whose worker died"
+
+    def configure_logging(self, verbosity: int) -> None:
+        super().configure_logging(verbosity)
+        logging.getLogger(upstream.TASKS_LOGGER).addFilter(_StoppedTask())
 
     def handle(self, *args: Any, **options: Any) -> None:
         for job in fail_lost_jobs(starting_worker=True):
