@@ -34,7 +34,9 @@ XDIST = -n $(TESTS_N) --dist loadgroup
 test: install
 	$(PY) -m pytest $(XDIST)
 
-# Share on a LAN over HTTPS with a self-signed certificate made once for ALLOWED_HOSTS.
+# Share on a LAN over HTTPS with a self-signed certificate made once for ALLOWED_HOSTS. The
+# 120 s timeout: a sweep form's trial load of an adapter on vLLM may take a minute (a slow
+# disk), and gunicorn's default 30 s would kill the worker in the middle of it.
 serve-lan: install
 	@test -n "$$ALLOWED_HOSTS" || { echo "Set ALLOWED_HOSTS to the names or addresses teammates use, e.g. ALLOWED_HOSTS=mybox.lan,192.168.1.20"; exit 2; }
 	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py migrate --no-input
@@ -42,7 +44,7 @@ serve-lan: install
 	DEBUG=0 TUNER_HTTPS=1 $(PY) manage.py lan_cert
 	@DEBUG=0 TUNER_HTTPS=1 $(WORKER) & worker=$$!; $(STOP_WORKER); \
 	DEBUG=0 TUNER_HTTPS=1 $(VENV)/bin/gunicorn tuner_site.wsgi --workers 2 --bind $${BIND:-0.0.0.0:8443} \
-		--certfile $${TUNER_DATA_DIR:-var}/tls/cert.pem --keyfile $${TUNER_DATA_DIR:-var}/tls/key.pem
+		--timeout 120 --certfile $${TUNER_DATA_DIR:-var}/tls/cert.pem --keyfile $${TUNER_DATA_DIR:-var}/tls/key.pem
 
 # The database-touching tests (marked django_db) again, on the database DATABASE_URL names
 # (CI: PostgreSQL).
