@@ -23,7 +23,7 @@ from .checkpoints import Checkpoint
 from .config import FRACTIONAL, RunConfig, Value, key_order
 from .lineage import Lineage
 from .ranking import RankError, RankRequest
-from .runs import RunDetail, detail
+from .runs import Run, RunDetail, detail
 from .values import finite
 
 BEST_SCORE = "best_score"
@@ -78,8 +78,79 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """A checkpoint as an outcome reads it: its name and logged metrics."""
+
+    name: str
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The few things /explore/ reads of a run's detail, kept per run while its signature
+    holds: a warm page decodes no run's detail (10,000 decoded details held 300 MB)."""
+
+    pending: bool
+    own: tuple[Rule | None, float | None]  # the run's own rule and best score under it
+    logged: frozenset[str]  # every metric name of its history
+    best: Seen | None
+    last: Seen | None  # the last checkpoint (outcome_checkpoints)
+    base_model: str | None
+
+    @property
+    def outcome_metrics(self) -> set[str]:
+        return {m for c in (self.best, self.last) if c is not None for m in c.metrics}
+
+
+def facts_of(d: RunDetail) -> Facts:
+    score = d.best_score
+    rule = Rule(d.ranking.metric, d.ranking.order) if score is not None else None
+    seen = outcome_checkpoints(d)
+    best = d.best if d.checkpoints else None
+    return Facts(
+        d.pending,
+        (rule if rule and rule.metric else None, score),
+        frozenset(d.history.metric_names()),
+        Seen(best.name, dict(best.metrics)) if best is not None else None,
+        Seen(seen[-1].name, dict(seen[-1].metrics)) if seen else None,
+        d.base_model,
+    )
+
+
+def knows(run: Run) -> bool:
+    """Whether this run's facts are kept for its signature (then its detail is not needed)."""
+    with _lock:
+        hit = _facts.get(run.id)
+        if hit is None or not run.signature:
+            return False
+        if hit[0] is run.signature:
+            return True
+        if hit[0] == run.signature:
+            # Each walk makes new, equal signatures: the next request compares by identity.
+            _facts[run.id] = (run.signature, hit[1])
+            return True
+    return False
+
+
+def learn(d: RunDetail) -> Facts:
+    """The facts of a run's detail, kept unless the run is still being read (the detail itself
+    is not: a page reading 10,000 runs holds one at a time)."""
+    found = facts_of(d)
+    if d.run.signature and not d.pending and not d.history.approximate:
+        with _lock:
+            _facts[d.run.id] = (d.run.signature, found)
+    return found
+
+
+def facts(runs: Sequence[Run], learned: Mapping[str, Facts]) -> dict[str, Facts]:
+    """Every run's facts: those just `learn`ed, else those kept."""
+    with _lock:
+        return {r.id: learned[r.id] if r.id in learned else _facts[r.id][1] for r in runs}
+
+
+@dataclass(frozen=True)
 class Point:
-    d: RunDetail
+    run: Run
     values: tuple[Value, ...]  # one per key, in the order asked
     y: float
     method: str
@@ -92,7 +163,7 @@ class Point:
 
 @dataclass(frozen=True)
 class Missing:
-    d: RunDetail
+    run: Run
     why: str
 
 
@@ -118,14 +189,9 @@ class Available:
 Own = Mapping[str, tuple["Rule | None", float | None]]
 
 
-def own_scores(details: Sequence[RunDetail]) -> dict[str, tuple[Rule | None, float | None]]:
-    """Each run's own rule and best score under it, found once for a page."""
-    found: dict[str, tuple[Rule | None, float | None]] = {}
-    for d in details:
-        score = d.best_score
-        rule = Rule(d.ranking.metric, d.ranking.order) if score is not None else None
-        found[d.run.id] = (rule if rule and rule.metric else None, score)
-    return found
+def own_scores(facts: Mapping[str, Facts]) -> dict[str, tuple[Rule | None, float | None]]:
+    """Each run's own rule and best score under it."""
+    return {run: f.own for run, f in facts.items()}
 
 
 def rules(own: Own) -> tuple[tuple[Rule, int], ...]:
@@ -133,21 +199,21 @@ def rules(own: Own) -> tuple[tuple[Rule, int], ...]:
     return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].metric)))
 
 
-def best_score(d: RunDetail, rule: Rule, own: Own) -> tuple[float | None, str]:
+def best_score(run: Run, f: Facts, rule: Rule) -> tuple[float | None, str]:
     """The run's best score under `rule`, or why it has none."""
-    own_rule, own_score = own[d.run.id]
+    own_rule, own_score = f.own
     if own_rule == rule:
         return own_score, ""
-    if rule.metric not in d.history.metric_names():
+    if rule.metric not in f.logged:
         scored = f"scored by {own_rule.metric}" if own_rule else "no score"
         return None, f"{scored}; {rule.metric} not logged"
-    key = (d.run.id, rule)
+    key = (run.id, rule)
     with _lock:
         hit = _ranked.get(key)
-    if hit is not None and hit[0] == d.run.signature and d.run.signature:
+    if hit is not None and hit[0] == run.signature and run.signature:
         return hit[1]
     try:
-        ranked = detail(d.run, RankRequest(rule.metric, rule.order))
+        ranked = detail(run, RankRequest(rule.metric, rule.order))
     except RankError as exc:
         found: tuple[float | None, str] = (None, str(exc))
     else:
@@ -156,90 +222,129 @@ def best_score(d: RunDetail, rule: Rule, own: Own) -> tuple[float | None, str]:
             (score, "") if score is not None else (None, f"no checkpoint has a {rule.metric} score")
         )
     with _lock:
-        _ranked[key] = (d.run.signature, found)
+        _ranked[key] = (run.signature, found)
     return found
 
 
 # (run id, rule) → (the run's signature, its best score under the rule or why none): ranking
 # every checkpoint of a thousand runs again on each page would cost more than all else.
 _ranked: dict[tuple[str, Rule], tuple[tuple, tuple[float | None, str]]] = {}
+# run id → (the run's signature, its Facts).
+_facts: dict[str, tuple[tuple, Facts]] = {}
 _lock = threading.Lock()
 
 
 def clear_cache() -> None:
     with _lock:
         _ranked.clear()
+        _facts.clear()
         _available.clear()
+        _explored.clear()
 
 
-caches.register(__name__, clear_cache, "_ranked", "_available")
+caches.register(__name__, clear_cache, "_ranked", "_facts", "_available", "_explored")
 
 
-def metric_at(d: RunDetail, name: str, at: str) -> tuple[float | None, str]:
-    if not d.checkpoints:
+def metric_at(f: Facts, name: str, at: str) -> tuple[float | None, str]:
+    if f.last is None:
         return None, "no checkpoint"
     if at == "best":
-        c = d.best
+        c = f.best
         if c is None:
             return None, "no best checkpoint"
     else:
-        c = outcome_checkpoints(d)[-1]
+        c = f.last
     value = finite(c.metrics.get(name))
     if value is None:
         return None, f"{name} not logged at {c.name}"
     return value, ""
 
 
-def pass_rate(rates: Mapping[str, Mapping[str, float]], d: RunDetail, name: str) -> tuple:
-    value = rates.get(d.run.id, {}).get(name)
+def pass_rate(rates: Mapping[str, Mapping[str, float]], run: Run, name: str) -> tuple:
+    value = rates.get(run.id, {}).get(name)
     return (value, "") if value is not None else (None, f"not evaluated on {name}")
 
 
 def explore(
-    details: Sequence[RunDetail],
+    runs: Sequence[Run],
+    facts: Mapping[str, Facts],
     configs: Mapping[str, RunConfig],
     keys: Sequence[str],
     outcome: Outcome,
     rule: Rule | None,
     rates: Mapping[str, Mapping[str, float]],
-    own: Own,
 ) -> Exploration:
-    value: Callable[[RunDetail], tuple[float | None, str]]
+    """Every run a point or missing; the last answer is reused while no run, configuration or
+    pass rate changed and the same plot is asked for (then nothing is done per run)."""
+    key = (
+        tuple((r.id, r.signature, facts[r.id]) for r in runs),
+        tuple(configs[r.id] for r in runs),
+        tuple(keys),
+        outcome,
+        rule,
+        tuple((run, tuple(sorted(per.items()))) for run, per in sorted(rates.items()))
+        if outcome.kind == "pass_rate"
+        else (),
+    )
+    with _lock:
+        hit = _explored.get("last")
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    found = _explore_now(runs, facts, configs, keys, outcome, rule, rates)
+    with _lock:
+        _explored["last"] = (key, found)
+    return found
+
+
+_explored: dict[str, tuple[tuple, Exploration]] = {}
+
+
+def _explore_now(
+    runs: Sequence[Run],
+    facts: Mapping[str, Facts],
+    configs: Mapping[str, RunConfig],
+    keys: Sequence[str],
+    outcome: Outcome,
+    rule: Rule | None,
+    rates: Mapping[str, Mapping[str, float]],
+) -> Exploration:
+    value: Callable[[Run, Facts], tuple[float | None, str]]
     if outcome.kind == BEST_SCORE:
         assert rule is not None
 
-        def value(d: RunDetail) -> tuple[float | None, str]:
-            return best_score(d, rule, own)
+        def value(r: Run, f: Facts) -> tuple[float | None, str]:
+            return best_score(r, f, rule)
     elif outcome.kind == "metric":
 
-        def value(d: RunDetail) -> tuple[float | None, str]:
-            return metric_at(d, outcome.name, outcome.at)
+        def value(r: Run, f: Facts) -> tuple[float | None, str]:
+            return metric_at(f, outcome.name, outcome.at)
     else:
 
-        def value(d: RunDetail) -> tuple[float | None, str]:
-            return pass_rate(rates, d, outcome.name)
+        def value(r: Run, f: Facts) -> tuple[float | None, str]:
+            return pass_rate(rates, r, outcome.name)
 
     points, missing = [], []
-    for d in details:
-        cfg = configs[d.run.id]
+    for r in runs:
+        cfg = configs[r.id]
+        f = facts[r.id]
         lacking = [k for k in keys if cfg.get(k) is None]
-        if d.pending:
-            missing.append(Missing(d, "its log is still being read"))
+        if f.pending:
+            missing.append(Missing(r, "its log is still being read"))
             continue
-        y, why = value(d)
+        y, why = value(r, f)
         if lacking or y is None:
             whys = [f"no {k}" for k in lacking] + ([why] if y is None else [])
-            missing.append(Missing(d, "; ".join(whys)))
+            missing.append(Missing(r, "; ".join(whys)))
             continue
         method = cfg.get("method")
         base = cfg.get("base_model")
         points.append(
             Point(
-                d,
+                r,
                 tuple(cfg.get(k) for k in keys),  # type: ignore[misc]
                 y,
-                method if isinstance(method, str) else d.run.type,
-                base if isinstance(base, str) else d.base_model,
+                method if isinstance(method, str) else r.type,
+                base if isinstance(base, str) else f.base_model,
             )
         )
     return Exploration(tuple(keys), outcome, rule, tuple(points), tuple(missing))
@@ -261,15 +366,15 @@ def config_keys(configs: Mapping[str, RunConfig]) -> Counter[str]:
 
 
 def available(
-    details: Sequence[RunDetail],
+    runs: Sequence[Run],
+    facts: Mapping[str, Facts],
     configs: Mapping[str, RunConfig],
     rates: Mapping[str, Mapping[str, float]],
-    own: Own,
 ) -> Available:
     """What can be explored; the last answer is reused while no run, configuration or pass
     rate changed (unchanged runs keep their objects, so the check is mostly identity)."""
     key = (
-        tuple((d.run.id, d.run.signature, d.pending) for d in details),
+        tuple((r.id, r.signature, facts[r.id]) for r in runs),
         tuple(configs.values()),
         tuple((run, tuple(sorted(per.items()))) for run, per in sorted(rates.items())),
     )
@@ -277,7 +382,7 @@ def available(
         hit = _available.get("last")
     if hit is not None and hit[0] == key:
         return hit[1]
-    found = _available_now(details, configs, rates, own)
+    found = _available_now(facts, configs, rates)
     with _lock:
         _available["last"] = (key, found)
     return found
@@ -287,15 +392,15 @@ _available: dict[str, tuple[tuple, Available]] = {}
 
 
 def _available_now(
-    details: Sequence[RunDetail],
+    facts: Mapping[str, Facts],
     configs: Mapping[str, RunConfig],
     rates: Mapping[str, Mapping[str, float]],
-    own: Own,
 ) -> Available:
     keys = config_keys(configs)
+    own = own_scores(facts)
     metrics: Counter[str] = Counter()
-    for d in details:
-        metrics.update({m for c in outcome_checkpoints(d) for m in c.metrics})
+    for f in facts.values():
+        metrics.update(f.outcome_metrics)
     sets: Counter[str] = Counter(name for per_run in rates.values() for name in per_run)
     outcomes = [(BEST_SCORE, sum(score is not None for _, score in own.values()))]
     outcomes += [(f"{METRIC}{m}", n) for m, n in sorted(metrics.items())]
@@ -304,19 +409,19 @@ def _available_now(
         tuple(sorted(keys.items(), key=lambda kv: key_order(kv[0]))),
         tuple(outcomes),
         rules(own),
-        len(details),
+        len(facts),
     )
 
 
 def has_outcome(
-    details: Sequence[RunDetail], rates: Mapping[str, Mapping[str, float]], outcome: Outcome
+    facts: Mapping[str, Facts], rates: Mapping[str, Mapping[str, float]], outcome: Outcome
 ) -> bool:
     """Whether some run has this outcome (a page asks for it by name)."""
     if outcome.kind == BEST_SCORE:
         return True
     if outcome.kind == "pass_rate":
         return any(outcome.name in per_run for per_run in rates.values())
-    return any(outcome.name in c.metrics for d in details for c in outcome_checkpoints(d))
+    return any(outcome.name in f.outcome_metrics for f in facts.values())
 
 
 def numeric(values: Sequence[Value]) -> bool:

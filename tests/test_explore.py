@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,30 @@ def test_a_setting_one_run_lacks_is_a_difference(client, demo):
     diff = client.get(f"/api/compare/?run={runs[8]}&run={grpo}").json()["config_diff"]
     dataset = next(d for d in diff if d["key"] == "dataset")
     assert dataset["values"][1] is None
+
+
+def test_a_warm_answer_with_nothing_changed_reads_no_run_detail(client, demo, monkeypatch):
+    from discovery import runs
+
+    urls = [
+        "/api/explore/",
+        "/api/explore/?x=lora.r&y=best_score&rule=eval_loss",
+        "/api/explore/?x=learning_rate&x=lora.r&y=metric:eval_loss&at=final",
+        "/explore/?x=lora.r&y=best_score",
+    ]
+
+    def answers() -> list[bytes]:
+        # The page's CSRF token is masked afresh on every response.
+        return [re.sub(rb'"x-csrftoken": "[^"]+"', b"", client.get(u).content) for u in urls]
+
+    first = answers()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a warm /explore/ read a run's detail")
+
+    # Details left encoded in the store, as a server keeps the runs no page showed: reading
+    # one again is a decode (or a log read), which nothing unchanged should cost.
+    runs._memo.clear()
+    for name in ("_restored", "_hf_detail", "_mlx_detail"):
+        monkeypatch.setattr(runs, name, refuse)
+    assert answers() == first

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
@@ -81,6 +81,9 @@ SORT_OPTIONS = (
     ("base_model", "base model"),
     ("-base_model", "base model, Z to A"),
 )
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -197,11 +200,19 @@ def sort_details(details: list[RunDetail], sort: str) -> list[RunDetail]:
 def every_detail(runs: list[Run], wait: bool) -> tuple[list[RunDetail], tuple[Run, ...]]:
     """Every run's detail; unless `wait`, many unread runs are shown from the walk alone (and
     left to read in the background)."""
+    return each_detail(runs, wait, detail, walk_only)
+
+
+def each_detail(
+    runs: list[Run], wait: bool, read: Callable[[Run], T], from_walk: Callable[[Run], T]
+) -> tuple[list[T], tuple[Run, ...]]:
+    """`read` of every run, as `every_detail` decides: unless `wait`, many unread runs get
+    `from_walk` instead (and are left to read in the background)."""
     unread = unready(runs)
     if wait or len(unread) <= settings.TUNER_SYNC_INDEX_LIMIT:
-        return [detail(r) for r in runs], ()
+        return [read(r) for r in runs], ()
     pending = {r.id for r in unread}
-    return [walk_only(r) if r.id in pending else detail(r) for r in runs], tuple(unread)
+    return [from_walk(r) if r.id in pending else read(r) for r in runs], tuple(unread)
 
 
 def page_details(shown: list[Run], runs: list[Run]) -> tuple[list[RunDetail], tuple[Run, ...]]:

@@ -9,14 +9,17 @@ so the plot stays readable on a phone. static/js/explore.js adds the hover reado
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.urls import get_script_prefix
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from discovery import caches
 from discovery.config import Value
 from discovery.explore import Exploration, Missing, Point, numeric, wants_log
 from tuner_site.charts import COLORS
@@ -155,11 +158,40 @@ def scatter(ex: Exploration, color_by: str, y_label: str, log_x: bool | None) ->
     for p in ex.points:
         fx = xs.place(p.x)
         if xs.kind == "category":
-            fx += _jitter(p.d.run.id) / len(xs.categories)
-        label = f"{p.d.run.id} · {ex.keys[0]} {setting(p.x, ex.keys[0])} · {y_label} {metric(p.y)}"
+            fx += _jitter(p.run.id) / len(xs.categories)
+        label = f"{p.run.id} · {ex.keys[0]} {setting(p.x, ex.keys[0])} · {y_label} {metric(p.y)}"
         y = (1 - ys.place(p.y)) * SIZE
-        marks.append(Mark(p, fx * SIZE, y, colors[_group(p, color_by)], label, run_url(p.d.run)))
+        marks.append(Mark(p, fx * SIZE, y, colors[_group(p, color_by)], label, run_url(p.run)))
     return Scatter(xs, ys, marks, legend)
+
+
+def drawn(ex: Exploration, color_by: str, y_label: str, log_x: bool | None) -> tuple:
+    """The scatter and its points' SVG; the last drawing is reused while the same answer is
+    drawn the same way (a warm /explore/ with nothing changed reuses its answer)."""
+    key = (get_script_prefix(), color_by, y_label, log_x)
+    with _lock:
+        hit = _last_drawn.get("last")
+    if hit is not None and hit[0] is ex and hit[1] == key:
+        return hit[2]
+    plot = scatter(ex, color_by, y_label, log_x)
+    found = (plot, marks_svg(plot.marks))
+    with _lock:
+        _last_drawn["last"] = (ex, key, found)
+    return found
+
+
+# "last" → (the Exploration drawn, how, (its Scatter, its points' SVG)); the answer is held, so
+# identity cannot be reused by another.
+_last_drawn: dict[str, tuple[Exploration, tuple, tuple[Scatter, SafeString]]] = {}
+_lock = threading.Lock()
+
+
+def _clear() -> None:
+    with _lock:
+        _last_drawn.clear()
+
+
+caches.register(__name__, _clear, "_last_drawn")
 
 
 @dataclass(frozen=True)
@@ -193,8 +225,8 @@ def parallel(ex: Exploration, color_by: str, y_label: str) -> Parallel:
             for a, pos, v in zip(axes, positions, values, strict=True)
         )
         parts = [f"{k} {setting(v, k)}" for k, v in zip(ex.keys, p.values, strict=True)]
-        label = f"{p.d.run.id} · {' · '.join(parts)} · {y_label} {metric(p.y)}"
-        lines.append(Line(p, coords, colors[_group(p, color_by)], label, run_url(p.d.run)))
+        label = f"{p.run.id} · {' · '.join(parts)} · {y_label} {metric(p.y)}"
+        lines.append(Line(p, coords, colors[_group(p, color_by)], label, run_url(p.run)))
     return Parallel(list(zip(axes, positions, titles, strict=True)), lines, legend)
 
 
@@ -226,7 +258,7 @@ def lines_svg(lines: Sequence[Line]) -> SafeString:
 def missing_list(missing: Sequence[Missing]) -> SafeString:
     return mark_safe(  # noqa: S308  each value below is escaped
         "".join(
-            f'<li><a href="{escape(run_url(m.d.run))}">{escape(visible(m.d.run.id))}</a>: '
+            f'<li><a href="{escape(run_url(m.run))}">{escape(visible(m.run.id))}</a>: '
             f"{escape(visible(m.why))}</li>"
             for m in missing
         )

@@ -14,11 +14,11 @@ from django_htmx.http import push_url
 
 from discovery import explore as ex
 from discovery.config import RunConfig, config_of
-from discovery.runs import RunDetail, list_runs
+from discovery.runs import Run, list_runs, passing_detail, walk_only
 from tuner_site import links, serializers, workspace
 from tuner_site.indexing import index_in_background
-from tuner_site.run_listing import every_detail
-from tuner_site.scatter import lines_svg, marks_svg, missing_list, parallel, scatter
+from tuner_site.run_listing import each_detail
+from tuner_site.scatter import drawn, lines_svg, missing_list, parallel
 
 from .common import BadQuery, HtmxHttpRequest, choice_param, json_response
 
@@ -41,14 +41,14 @@ class Explore:
 class _Runs:
     """Every run of the workspace as the page reads it: details, configurations, scores."""
 
-    details: list[RunDetail]
+    runs: list[Run]
+    facts: dict[str, ex.Facts]
     configs: dict[str, RunConfig]
     rates: dict[str, dict[str, float]]
-    own: dict[str, tuple[ex.Rule | None, float | None]]
 
     @functools.cached_property
     def available(self) -> ex.Available:
-        return ex.available(self.details, self.configs, self.rates, self.own)
+        return ex.available(self.runs, self.facts, self.configs, self.rates)
 
 
 def _keys(request: HttpRequest, runs: _Runs) -> list[str]:
@@ -70,14 +70,14 @@ def _outcome(request: HttpRequest, runs: _Runs) -> ex.Outcome | None:
     if not raw:
         return None
     outcome = ex.parse_outcome(raw, at)
-    if outcome is None or not ex.has_outcome(runs.details, runs.rates, outcome):
+    if outcome is None or not ex.has_outcome(runs.facts, runs.rates, outcome):
         accepted = ", ".join(o for o, _ in runs.available.outcomes)
         raise BadQuery(f"y must be one of: {accepted}. Got {raw!r}.")
     return outcome
 
 
 def _rule(request: HttpRequest, runs: _Runs) -> ex.Rule | None:
-    found = ex.rules(runs.own)
+    found = ex.rules(ex.own_scores(runs.facts))
     by_metric = {r.metric: r for r, _ in found}
     name = choice_param(request, "rule", list(by_metric))
     if name is not None:
@@ -87,13 +87,18 @@ def _rule(request: HttpRequest, runs: _Runs) -> ex.Rule | None:
 
 def _read(request: HttpRequest, form: bool) -> tuple[_Runs, tuple]:
     runs = list_runs(workspace.current())
-    details, unread = every_detail(runs, wait=False)
+    # Only runs whose facts are not kept are read, each detail decoded for this answer alone.
+    need = [r for r in runs if not ex.knows(r)]
+    learned, unread = each_detail(
+        need, False, lambda r: ex.learn(passing_detail(r)), lambda r: ex.facts_of(walk_only(r))
+    )
     want = request.GET.get("y", "")
     # Pass rates join runs to evaluations through the lineage: read when asked for, or offered.
     needs_rates = form or want.startswith(ex.PASS_RATE) or not (request.GET.get("x") and want)
     rates = ex.pass_rates(workspace.lineage()) if needs_rates else {}
     configs = {r.id: config_of(r) for r in runs}
-    return _Runs(details, configs, rates, ex.own_scores(details)), unread
+    found = ex.facts(runs, dict(zip([r.id for r in need], learned, strict=True)))
+    return _Runs(runs, found, configs, rates), unread
 
 
 def _exploration(request: HttpRequest, form: bool) -> tuple[Explore, tuple]:
@@ -108,7 +113,7 @@ def _exploration(request: HttpRequest, form: bool) -> tuple[Explore, tuple]:
     if keys and outcome is not None:
         if outcome.kind == ex.BEST_SCORE and rule is None:
             raise BadQuery("y=best_score needs a run with a score; none has one yet.")
-        result = ex.explore(runs.details, runs.configs, keys, outcome, rule, runs.rates, runs.own)
+        result = ex.explore(runs.runs, runs.facts, runs.configs, keys, outcome, rule, runs.rates)
     params = [("x", k) for k in keys]
     if outcome is not None:
         params.append(("y", outcome.spec))
@@ -140,8 +145,8 @@ def explore(request: HtmxHttpRequest) -> HttpResponse:
     if page.result is not None and page.result.points:
         label = _y_label(page)
         context["y_label"] = label
-        plot = scatter(page.result, page.color, label, page.log_x)
-        context |= {"scatter": plot, "marks_svg": marks_svg(plot.marks)}
+        plot, svg = drawn(page.result, page.color, label, page.log_x)
+        context |= {"scatter": plot, "marks_svg": svg}
         if len(page.keys) > 1:
             across = parallel(page.result, page.color, label)
             context |= {"parallel": across, "lines_svg": lines_svg(across.lines)}
@@ -160,8 +165,8 @@ def explore(request: HtmxHttpRequest) -> HttpResponse:
 
 def _point_json(p: ex.Point, keys: list[str]) -> dict[str, Any]:
     return {
-        "run": p.d.run.id,
-        "url": serializers.run_url(p.d.run),
+        "run": p.run.id,
+        "url": serializers.run_url(p.run),
         "x": p.x,
         "y": p.y,
         "values": dict(zip(keys, p.values, strict=True)),
@@ -171,7 +176,7 @@ def _point_json(p: ex.Point, keys: list[str]) -> dict[str, Any]:
 
 
 def _missing_json(m: ex.Missing) -> dict[str, Any]:
-    return {"run": m.d.run.id, "url": serializers.run_url(m.d.run), "why": m.why}
+    return {"run": m.run.id, "url": serializers.run_url(m.run), "why": m.why}
 
 
 @require_safe
