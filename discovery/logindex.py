@@ -1051,6 +1051,35 @@ def read_summary(
     return History(tuple(indexer.summary(files, root, targets)), False, tuple(files))
 
 
+# A running run's pace needs its log's last few hundred lines, not the log (a long run's is
+# hundreds of MB): this much of the newest log's end holds them.
+LAST_LINES_BYTES = 64 << 10
+
+
+def last_entries(run_dir: Path, root: Path) -> dict[int, Entry]:
+    """The entries of the last whole lines of a run's newest log (its last LAST_LINES_BYTES),
+    merged per step as a history merges them; {} when it has none that parse."""
+    files = log_files(run_dir, root)
+    f = open_in(files[-1], root) if files else None
+    if f is None:
+        return {}
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            start = max(0, size - LAST_LINES_BYTES)
+            data = os.pread(f.fileno(), size - start, start)
+        except OSError:
+            return {}
+    lines = data.split(b"\n")
+    # The first line may start before what was read, the last may be still being written.
+    whole = lines[1 if start else 0 : -1]
+    entries: dict[int, Entry] = {}
+    for raw in whole:
+        if (parsed := parse_line(raw)) is not None:
+            merge_into(entries, *parsed)
+    return entries
+
+
 def read_history(run_dir: Path, root: Path) -> History:
     """Every entry of a run's logs, for charts."""
     files = log_files(run_dir, root)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from . import caches
+from .logindex import last_entries
 from .logs import History
 from .runs import RUN_STAMP, Run, RunDetail, RunSummary, run_history
 
@@ -58,11 +59,18 @@ def run_pace(d: RunDetail | RunSummary, now: float | None = None) -> Pace:
     with _logged_lock:
         hit = _logged.get(run.id)
     if hit is None or not run.signature or hit[0] != run.signature:
-        # A run list's JSON asks this of every running run on each poll: the merged history
-        # behind it costs milliseconds a run, its answer two numbers.
-        history = run_history(run)
-        steps = history.steps
-        hit = (run.signature, steps[-1] if steps else None, _logged_rate(steps, history.merged))
+        # A run list's JSON asks this of every running run on each poll, and a server's first
+        # answer reads every log from windows: the rate and the last step are in the log's
+        # last lines, read alone. A run without such lines (MLX's log, a trainer_state.json
+        # only) is read whole.
+        last = {} if run.trainer.layout == "mlx" else last_entries(run.path, run.trainer.root)
+        if last:
+            steps: Sequence[int] = sorted(last)
+            merged: Mapping[int, Mapping[str, float]] = last
+        else:
+            history = run_history(run)
+            steps, merged = history.steps, history.merged
+        hit = (run.signature, steps[-1] if steps else None, _logged_rate(steps, merged))
         with _logged_lock:
             _logged[run.id] = hit
     return _pace(run, hit[1], hit[2], d.max_steps, now)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from discovery import logindex
 from discovery.pace import UNKNOWN, pace, run_pace
 from discovery.runs import Workspace, detail, get_run, list_runs, run_history
 from sampledata import runs as wb
@@ -22,10 +23,12 @@ from .test_real_outputs import GEMMA_TAIL, hf_checkpoint, run_dirs  # noqa: F401
 pytestmark = pytest.mark.django_db
 
 
-def _upstream_run(workspace: Path, started: datetime, lines: list[dict]) -> Path:
+def _upstream_run(
+    workspace: Path, started: datetime, lines: list[dict], max_steps: int = 100
+) -> Path:
     """A KTO run of 100 steps training now, checkpoints at 25 and 50, with this log."""
     run_dir = wb.make_run(
-        workspace, "kto", started, max_steps=100, done=50, save_every=25, completed=False
+        workspace, "kto", started, max_steps=max_steps, done=50, save_every=25, completed=False
     )
     for log in (run_dir / "logs").glob("training_*.jsonl"):
         log.unlink()
@@ -62,15 +65,16 @@ def test_the_upstream_log_gives_the_rate_of_its_last_lines_and_an_eval_is_not_tr
 
 
 def test_a_running_runs_log_is_read_for_its_pace_once_per_change(workspace, monkeypatch):
-    """A run list's JSON asks every running run's pace on each poll: its merged history is
+    """A run list's JSON asks every running run's pace on each poll: its log's last lines are
     read again only when one of its files changed, and the clock still moves the rest."""
     import discovery.pace as pace_module
 
     started = datetime.now().replace(microsecond=0) - timedelta(minutes=10)
     run_dir = _upstream_run(workspace, started, [_line(s, 10.0) for s in range(5, 55, 5)])
     reads = []
+    read = pace_module.last_entries
     monkeypatch.setattr(
-        pace_module, "run_history", lambda run: reads.append(run.id) or run_history(run)
+        pace_module, "last_entries", lambda *args: reads.append(args[0]) or read(*args)
     )
     (run,) = list_runs(Workspace.at(workspace))
     d = detail(run)
@@ -86,6 +90,34 @@ def test_a_running_runs_log_is_read_for_its_pace_once_per_change(workspace, monk
     (run,) = list_runs(Workspace.at(workspace))
     assert run_pace(detail(run), now).steps_per_minute == pytest.approx(60.0)
     assert len(reads) == 2
+
+
+def test_a_long_logs_pace_is_read_from_its_last_lines_as_its_whole_history_gives_it(
+    workspace, monkeypatch
+):
+    """A server's first answer reads every log from windows: the pace must not read a long
+    log whole (30,000 lines here), and what its last lines say is what the whole log says."""
+    import discovery.pace as pace_module
+
+    started = datetime.now().replace(microsecond=0) - timedelta(hours=5)
+    lines = [_line(s, 20.0) for s in range(1, 20_001)]  # 3 a minute, long ago
+    lines += [_line(s, 6.0) for s in range(20_001, 30_001)]  # 10 a minute now
+    run_dir = _upstream_run(workspace, started, lines, max_steps=40_000)
+    log = next((run_dir / "logs").glob("training_*.jsonl"))
+    with log.open("a") as f:
+        f.write('{"step": 30001, "timestamp": "", "interv')  # being written
+    assert log.stat().st_size > 30 * logindex.LAST_LINES_BYTES
+    (run,) = list_runs(Workspace.at(workspace))
+    now = run.last_write
+    assert now is not None
+    d = detail(run)
+    assert d.max_steps == 40_000
+    whole = pace(run, run_history(run), 40_000, now)
+    monkeypatch.setattr(pace_module, "run_history", lambda run: pytest.fail("read it whole"))
+    p = run_pace(d, now)
+    assert p.steps_per_minute == pytest.approx(10.0) == pytest.approx(whole.steps_per_minute)
+    # From step 30,000 (not the half-written 30,001): 10,000 steps at 10 a minute.
+    assert p.eta_seconds == pytest.approx(whole.eta_seconds) == pytest.approx(60_000.0)
 
 
 def test_the_json_and_pages_say_it_for_a_running_run_and_null_for_others(client, use_workspace):
