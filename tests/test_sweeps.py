@@ -633,3 +633,18 @@ def test_a_sweep_ends_once_its_last_model_is_taken_down(client, sweep_id):
     Sweep.objects.filter(pk=sweep_id).update(keep=True)
     jobs.update(serving="served", finished_at=timezone.now())
     assert status() == "succeeded"
+
+
+def test_the_sweep_form_says_which_servers_it_needs_when_none_is_there(
+    client, staff, run_dir, settings
+):
+    settings.OLLAMA_HOST, settings.LMSTUDIO_HOST, settings.TUNER_OPENAI_BACKENDS = "", "", ""
+    url = f"/runs/{TRAINER}/{RUN}/sweeps/new/"
+    page = client.get(url).content.decode()
+    assert "No server that can be given adapters is configured: set <code>OLLAMA_HOST</code>" in (
+        page
+    )
+    settings.OLLAMA_HOST = "127.0.0.1:9"  # configured, not answering
+    page = client.get(url).content.decode()
+    assert "No such server answers right now:" in page and "<strong>ollama</strong>" in page
+    assert '<form id="sweep-form"' not in page
