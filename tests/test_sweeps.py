@@ -126,6 +126,21 @@ def logs(*workers: Worker):
     return lambda: "\n".join(w.output() for w in workers)
 
 
+def first_evaluating(client, run_dir: Path, ollama, workers) -> tuple[dict, Worker]:
+    """A sweep of checkpoint-200 and -300 whose first evaluation has started and waits for
+    the test to let each case through (`ollama.gate`)."""
+    strengths(ollama, run_dir)
+    ollama.gate = threading.Semaphore(0)
+    made = start(client, checkpoints=["checkpoint-200", "checkpoint-300"])
+    worker = workers()
+    wait_for(
+        lambda: sweep(client, made["id"])["checkpoints"][0]["total"] == 4,
+        "the first evaluation to start",
+        logs=logs(worker),
+    )
+    return made, worker
+
+
 def rows(data: dict) -> dict[str, tuple]:
     return {c["checkpoint"]: (c["status"], c["passed"], c["total"]) for c in data["checkpoints"]}
 
@@ -257,15 +272,7 @@ def test_cancel_mid_sweep_stops_the_evaluation_and_removes_the_model(
 def test_a_server_that_dies_mid_sweep_fails_its_checkpoints_with_why(
     client, staff, run_dir, ollama, workers
 ):
-    strengths(ollama, run_dir)
-    ollama.gate = threading.Semaphore(0)
-    made = start(client, checkpoints=["checkpoint-200", "checkpoint-300"])
-    worker = workers()
-    wait_for(
-        lambda: sweep(client, made["id"])["checkpoints"][0]["total"] == 4,
-        "the first evaluation to start",
-        logs=logs(worker),
-    )
+    made, worker = first_evaluating(client, run_dir, ollama, workers)
     ollama.stop()  # the server goes away while it holds the first checkpoint's model
     ollama.gate.release(8)
     wait_for(
@@ -383,15 +390,7 @@ def test_the_pass_rate_interval_is_wilsons():
 def test_a_worker_that_dies_mid_sweep_leaves_no_model_behind(
     client, staff, run_dir, ollama, workers
 ):
-    strengths(ollama, run_dir)
-    ollama.gate = threading.Semaphore(0)
-    made = start(client, checkpoints=["checkpoint-200", "checkpoint-300"])
-    worker = workers()
-    wait_for(
-        lambda: sweep(client, made["id"])["checkpoints"][0]["total"] == 4,
-        "the first evaluation to start",
-        logs=logs(worker),
-    )
+    made, worker = first_evaluating(client, run_dir, ollama, workers)
     assert list(ollama.created) == [f"tuner-{RUN}-ckpt200:latest"]
     worker.kill()  # no clean-up of its own: the next page to look finds it gone
     first = sweep(client, made["id"])["checkpoints"][0]
